@@ -1,0 +1,75 @@
+"""Contracts (zorgkostenplafond per provider and year): the latest version wins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streams.domain import schemas
+from streams.domain.model import parse_time
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    provider: str
+    year: int
+    ceiling_cents: int
+    purchaser: str
+    provider_name: str
+    region: str
+    version: int
+    updated_at: float  # unix seconds
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.year}"
+
+    @classmethod
+    def from_event(cls, obj: dict[str, Any]) -> Contract:
+        """Build from a contract event already checked against ``contract.v1.json``."""
+        return cls(
+            obj["provider_agb"],
+            obj["year"],
+            obj["ceiling_cents"],
+            obj["purchaser"],
+            obj["provider_name"],
+            obj["region"],
+            obj["version"],
+            parse_time(obj["updated_at"]),
+        )
+
+
+class ContractError(ValueError):
+    """A contract event that does not match ``contract.v1.json``."""
+
+
+def parse_contract(obj: Any) -> Contract:
+    problem = schemas.check(schemas.CONTRACT, obj)
+    if problem is not None:
+        raise ContractError(problem)
+    return Contract.from_event(obj)
+
+
+class ContractBook:
+    """Current contract per (provider, year)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, int], Contract] = {}
+
+    def apply(self, contract: Contract) -> bool:
+        """Store ``contract`` if it is newer than what we have; True when it changed."""
+        key = (contract.provider, contract.year)
+        current = self._by_key.get(key)
+        if current is not None and current.version >= contract.version:
+            return False
+        self._by_key[key] = contract
+        return True
+
+    def get(self, provider: str, year: int) -> Contract | None:
+        return self._by_key.get((provider, year))
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_key.values())

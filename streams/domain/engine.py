@@ -1,0 +1,252 @@
+"""The engine: one declaration from bytes to indicator state and alert transitions.
+
+``Engine`` is the whole product without Kafka: it decodes a message, accepts or
+dead-letters each line, updates the provider's state, evaluates the line-driven
+rules, and on ``tick`` the structural ones. The offline replay drives it from files;
+the Faust worker drives one per worker process for the providers of its partitions
+and persists what changed. Both call the same methods, so both compute the same
+results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from streams.domain import rules
+from streams.domain.acceptance import Decoder, DeadLetter, Rejection, dead_letter_payload, mask_bsn
+from streams.domain.alerts import Finding, alert_id, build_event
+from streams.domain.contracts import Contract, ContractBook
+from streams.domain.model import ACCEPTED, MISMATCH, ORPHAN_CREDIT, Counts, Line
+from streams.domain.policy import Policy
+from streams.domain.snapshot import build_snapshot
+from streams.domain.state import ProviderState
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class Effects:
+    """What processing produced, for the caller to publish."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)  # providers whose state changed
+    event_times: list[float] = field(default_factory=list)  # of accepted lines (lag metric)
+    lines: int = 0
+
+
+class Engine:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        replay: bool = False,
+        clock: Clock = time.time,
+        journal: bool = False,
+    ) -> None:
+        self.policy = policy
+        self.replay = replay
+        self.clock = clock
+        self.journal = journal
+        self.decoder = Decoder(policy.mismatch)
+        self.contracts = ContractBook()
+        self.providers: dict[str, ProviderState] = {}
+        self.unattributed = Counts()  # rejections without a provider to own them
+        self._ceiling_ids: dict[tuple[str, int], tuple[str, ...]] = {}
+        self._bps = policy.ceiling.thresholds_bp
+        self._margin = policy.ceiling.margin_bp
+
+    # -- input --------------------------------------------------------------
+    def state(self, provider: str) -> ProviderState:
+        st = self.providers.get(provider)
+        if st is None:
+            st = self.providers[provider] = ProviderState(provider)
+            if self.journal:
+                st.journal = []
+        return st
+
+    def process(
+        self,
+        raw: bytes,
+        key: str | None = None,
+        effects: Effects | None = None,
+        before_accept: Callable[[Line], None] | None = None,
+    ) -> Effects:
+        """Decode and process one message (a declaration or a batch).
+
+        ``before_accept`` sees each checked line before it is applied; the offline
+        replay uses it to merge in contract events by event time.
+        """
+        fx = effects if effects is not None else Effects()
+        envelope, objs, rejection = self.decoder.split(raw)
+        if rejection is not None:
+            self._reject(key, fx, DeadLetter(key, mask_bsn(raw), *rejection))
+            return fx
+        single = envelope is None and len(objs) == 1
+        owner_hint = key if key is not None else envelope
+        for obj in objs:
+            fx.lines += 1
+            checked = self.decoder.check(obj, envelope if envelope is not None else key)
+            if isinstance(checked, Rejection):
+                owner = owner_hint if owner_hint is not None else _provider_of(obj)
+                payload = mask_bsn(raw) if single else dead_letter_payload(obj)
+                self._reject(owner, fx, DeadLetter(owner, payload, *checked))
+                continue
+            if before_accept is not None:
+                before_accept(checked)
+            self.accept(checked, fx, obj if not single else None, raw if single else None)
+        return fx
+
+    def accept(
+        self, line: Line, fx: Effects, obj: Any = None, raw: bytes | None = None
+    ) -> str:
+        """SPEC §2 steps 4–7 for a checked line, then the line-driven rules."""
+        st = self.state(line.provider)
+        outcome = st.accept(line)
+        if outcome == ACCEPTED:
+            fx.touched.add(line.provider)
+            fx.event_times.append(line.event_time)
+            entry = st.lines[line.line_id]
+            year, flags = entry[2], entry[5]
+            contract = self.contracts.get(line.provider, year)
+            if contract is not None:
+                self._check_ceiling(st, year, contract, line.event_time, fx)
+            if flags & MISMATCH:
+                self._observe(st, rules.mismatch_finding(st.years[year], self.policy, year), line.event_time, fx, {})
+        elif outcome == ORPHAN_CREDIT:
+            fx.touched.add(line.provider)
+            payload = raw if raw is not None else dead_letter_payload(obj)
+            fx.dead_letters.append(
+                DeadLetter(line.provider, payload, ORPHAN_CREDIT, f"credit for line {line.line_id} that was never debited")
+            )
+        else:
+            fx.touched.add(line.provider)
+        return outcome
+
+    def _reject(self, owner: str | None, fx: Effects, letter: DeadLetter) -> None:
+        fx.dead_letters.append(letter)
+        if owner is None:
+            self.unattributed.reject(letter.reason)
+        else:
+            self.state(owner).counts.reject(letter.reason)
+            fx.touched.add(owner)
+
+    # -- contracts ----------------------------------------------------------
+    def apply_contract(self, contract: Contract, effects: Effects | None = None) -> Effects:
+        """Store a contract version; re-evaluate the ceiling rule if it changed."""
+        fx = effects if effects is not None else Effects()
+        if not self.contracts.apply(contract):
+            return fx
+        st = self.providers.get(contract.provider)
+        if st is not None and contract.year in st.years:
+            self._check_ceiling(st, contract.year, contract, contract.updated_at, fx)
+        return fx
+
+    # -- rules --------------------------------------------------------------
+    def _check_ceiling(self, st: ProviderState, year: int, contract: Contract, event_time: float, fx: Effects) -> None:
+        # Hot path: decide with integers whether any threshold changes state before
+        # building findings (this runs for every accepted line).
+        ids = self._ceiling_ids.get((st.provider, year))
+        if ids is None:
+            ids = tuple(
+                alert_id("ceiling_utilisation", st.provider, year, f.detail)
+                for f in rules.ceiling_findings(st.years[year], contract, self.policy, year)
+            )
+            self._ceiling_ids[(st.provider, year)] = ids
+        net = st.years[year].net_cents * 10_000
+        ceiling = contract.ceiling_cents
+        states = st.alerts.states
+        changed = False
+        for aid, bp in zip(ids, self._bps, strict=True):
+            s = states.get(aid)
+            if s is not None and s.firing:
+                changed = changed or net < (bp - self._margin) * ceiling
+            else:
+                changed = changed or net >= bp * ceiling
+        if not changed:
+            return
+        ys = st.years[year]
+        ctx = {"net_cents": ys.net_cents, "ceiling_cents": ceiling}
+        for finding in rules.ceiling_findings(ys, contract, self.policy, year):
+            self._observe(st, finding, event_time, fx, ctx)
+
+    def _observe(self, st: ProviderState, finding: Finding, event_time: float, fx: Effects, ctx: dict[str, Any]) -> None:
+        aid = alert_id(finding.rule, st.provider, finding.year, finding.detail)
+        new = st.alerts.observe(aid, finding)
+        if new is None:
+            return
+        fx.touched.add(st.provider)
+        fx.alerts.append(
+            build_event(
+                finding=finding,
+                provider=st.provider,
+                state=new,
+                contract=self.contracts.get(st.provider, finding.year),
+                region=st.region,
+                event_time=event_time,
+                detected_at=self.clock(),
+                replay=self.replay,
+                context=ctx,
+            )
+        )
+
+    def peer_pairs(self) -> dict[int, list[tuple[int, int]]]:
+        """(consults, group_consults) per year of the providers held here."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for st in self.providers.values():
+            for year, ys in st.years.items():
+                out.setdefault(year, []).append((ys.consults, ys.group_consults))
+        return out
+
+    def peer_means(self, pairs: Mapping[int, Iterable[tuple[int, int]]] | None = None) -> dict[int, Fraction | None]:
+        pairs = pairs if pairs is not None else self.peer_pairs()
+        minimum = self.policy.group_share.min_consults
+        return {year: rules.peer_mean(p, minimum)[0] for year, p in pairs.items()}
+
+    def tick(
+        self,
+        peers: Mapping[int, Fraction | None] | None = None,
+        providers: Iterable[str] | None = None,
+        effects: Effects | None = None,
+    ) -> Effects:
+        """Evaluate the structural rules for (some of) the providers held here.
+
+        ``peers`` are the peer means per year; the offline replay computes them from
+        its own providers, a streaming worker passes the cluster-wide ones.
+        """
+        fx = effects if effects is not None else Effects()
+        means = peers if peers is not None else self.peer_means()
+        for provider in sorted(providers if providers is not None else self.providers):
+            st = self.providers.get(provider)
+            if st is None:
+                continue
+            for year in sorted(st.years):
+                ys = st.years[year]
+                found = rules.structural_findings(ys, st.years.get(year - 1), year, means.get(year), self.policy)
+                for finding, ctx in found:
+                    self._observe(st, finding, st.watermark, fx, ctx)
+        return fx
+
+    # -- output -------------------------------------------------------------
+    def counts(self) -> Counts:
+        total = Counts()
+        total.add(self.unattributed)
+        for st in self.providers.values():
+            total.add(st.counts)
+        return total
+
+    def snapshot(self) -> dict[str, Any]:
+        return build_snapshot(self.providers.values(), self.contracts, [self.counts()], self.policy)
+
+
+def _provider_of(obj: Any) -> str | None:
+    """The provider a rejected line names, if it names one that looks like an AGB code."""
+    if isinstance(obj, dict):
+        agb = obj.get("provider_agb")
+        if isinstance(agb, str) and len(agb) == 8 and agb.isdigit():
+            return agb
+    return None

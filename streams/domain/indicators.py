@@ -1,0 +1,129 @@
+"""Per provider-year indicator state (SPEC §4) and its derived ratios.
+
+``YearState`` holds net counters only: applying a line with sign +1 and later with
+sign −1 returns every field to what it was, which is what makes credits exact.
+Distinct ADHD clients are counted per quarter as client → number of live lines, so
+a credit removes a client exactly when its last uncredited ADHD line goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.domain.model import (
+    ADHD,
+    CONSULT,
+    DETOX_AMBULANT,
+    DETOX_CLINICAL,
+    DIGITAL,
+    GROUP,
+    GROUP_GE4,
+    GROUP_OVER2,
+    MISMATCH,
+)
+
+
+@dataclass(slots=True)
+class YearState:
+    net_cents: int = 0
+    lines: int = 0
+    consults: int = 0
+    group_consults: int = 0
+    group_ge4: int = 0
+    group_over2: int = 0
+    digital: int = 0
+    detox_clinical: int = 0
+    detox_ambulant: int = 0
+    mismatch: int = 0
+    # quarter (1..4) → client_ref → live ADHD lines of that client in the quarter
+    adhd: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    def apply(self, flags: int, amount_cents: int, quarter: int, client: str | None, sign: int) -> None:
+        self.net_cents += sign * amount_cents
+        self.lines += sign
+        if flags & CONSULT:
+            self.consults += sign
+            if flags & DIGITAL:
+                self.digital += sign
+            if flags & GROUP:
+                self.group_consults += sign
+                if flags & GROUP_OVER2:
+                    self.group_over2 += sign
+                    if flags & GROUP_GE4:
+                        self.group_ge4 += sign
+        if flags & DETOX_CLINICAL:
+            self.detox_clinical += sign
+        elif flags & DETOX_AMBULANT:
+            self.detox_ambulant += sign
+        if flags & MISMATCH:
+            self.mismatch += sign
+        if flags & ADHD and client is not None:
+            clients = self.adhd.get(quarter)
+            if clients is None:
+                clients = self.adhd[quarter] = {}
+            live = clients.get(client, 0) + sign
+            if live > 0:
+                clients[client] = live
+            else:
+                clients.pop(client, None)
+
+    # Derived ratios: None where the denominator is zero ("undefined" in SPEC §4).
+    @property
+    def group_share(self) -> float | None:
+        return _ratio(self.group_consults, self.consults)
+
+    @property
+    def group_over2_share(self) -> float | None:
+        return _ratio(self.group_over2, self.group_consults)
+
+    @property
+    def group_ge4_share(self) -> float | None:
+        return _ratio(self.group_ge4, self.group_consults)
+
+    @property
+    def clinical_detox_share(self) -> float | None:
+        return _ratio(self.detox_clinical, self.detox_clinical + self.detox_ambulant)
+
+    @property
+    def digital_share(self) -> float | None:
+        return _ratio(self.digital, self.consults)
+
+    def adhd_clients(self, quarter: int) -> int:
+        return len(self.adhd.get(quarter, ()))
+
+    def adhd_quarters(self) -> list[int]:
+        """Quarters that had ADHD lines (kept even when credits emptied them)."""
+        return sorted(self.adhd)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "c": [
+                self.net_cents,
+                self.lines,
+                self.consults,
+                self.group_consults,
+                self.group_ge4,
+                self.group_over2,
+                self.digital,
+                self.detox_clinical,
+                self.detox_ambulant,
+                self.mismatch,
+            ],
+            "adhd": {str(q): clients for q, clients in self.adhd.items()},
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> YearState:
+        state = cls(*raw["c"])
+        state.adhd = {int(q): dict(clients) for q, clients in raw["adhd"].items()}
+        return state
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+def adhd_growth(current: int, base: int) -> float | None:
+    """Growth against the same quarter a year earlier; undefined without a base."""
+    return current / base - 1 if base > 0 else None

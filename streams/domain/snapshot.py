@@ -1,0 +1,94 @@
+"""The indicator snapshot of SPEC §6 (``--snapshot-out``), and merging partial ones.
+
+A streaming worker holds only its partitions' providers, so each produces a partial
+snapshot; ``merge_snapshots`` joins them and recomputes the peer means from the
+merged providers, which gives exactly the offline replay's snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from streams.domain.indicators import YearState
+from streams.domain.model import Counts
+from streams.domain.policy import Policy
+from streams.domain.rules import peer_mean
+
+if TYPE_CHECKING:
+    from streams.domain.contracts import ContractBook
+    from streams.domain.state import ProviderState
+
+
+def year_indicators(ys: YearState, previous: YearState | None, year: int, ceiling_cents: int | None) -> dict[str, Any]:
+    quarters = ys.adhd_quarters()
+    clients = {f"{year}-Q{q}": ys.adhd_clients(q) for q in quarters}
+    growth: dict[str, float | None] = {}
+    for q in quarters:
+        base = previous.adhd_clients(q) if previous is not None else 0
+        growth[f"{year}-Q{q}"] = ys.adhd_clients(q) / base - 1 if base > 0 else None
+    return {
+        "net_cents": ys.net_cents,
+        "ceiling_utilisation": ys.net_cents / ceiling_cents if ceiling_cents else None,
+        "consults": ys.consults,
+        "group_consults": ys.group_consults,
+        "group_share": ys.group_share,
+        "group_ge4": ys.group_ge4,
+        "group_over2_share": ys.group_over2_share,
+        "detox_clinical": ys.detox_clinical,
+        "detox_ambulant": ys.detox_ambulant,
+        "clinical_detox_share": ys.clinical_detox_share,
+        "adhd_clients": clients,
+        "adhd_growth": growth,
+        "digital_share": ys.digital_share,
+        "zvt_setting_mismatch": ys.mismatch,
+    }
+
+
+def build_snapshot(
+    providers: Iterable[ProviderState],
+    contracts: ContractBook,
+    counts: Iterable[Counts],
+    policy: Policy,
+) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
+    for st in providers:
+        if not st.years:
+            continue
+        years = {}
+        for year in sorted(st.years):
+            contract = contracts.get(st.provider, year)
+            years[str(year)] = year_indicators(
+                st.years[year], st.years.get(year - 1), year, contract.ceiling_cents if contract else None
+            )
+        out[st.provider] = years
+    total = Counts()
+    for c in counts:
+        total.add(c)
+    return finish_snapshot(out, total, policy)
+
+
+def finish_snapshot(providers: dict[str, dict[str, Any]], counts: Counts, policy: Policy) -> dict[str, Any]:
+    """Order providers, compute peer means from them, attach counts."""
+    ordered = {agb: providers[agb] for agb in sorted(providers)}
+    pairs: dict[str, list[tuple[int, int]]] = {}
+    for years in ordered.values():
+        for year, ind in years.items():
+            pairs.setdefault(year, []).append((ind["consults"], ind["group_consults"]))
+    peers = {}
+    for year in sorted(pairs):
+        mean, n = peer_mean(pairs[year], policy.group_share.min_consults)
+        peers[year] = {"group_share_mean": float(mean) if mean is not None else None, "providers": n}
+    return {"providers": ordered, "peers": peers, "counts": counts.as_dict()}
+
+
+def merge_snapshots(parts: Iterable[dict[str, Any]], policy: Policy) -> dict[str, Any]:
+    providers: dict[str, dict[str, Any]] = {}
+    counts = Counts()
+    for part in parts:
+        for agb, years in part["providers"].items():
+            if agb in providers:
+                raise ValueError(f"provider {agb} appears in two partial snapshots")
+            providers[agb] = years
+        counts.add(Counts.from_dict(part["counts"]))
+    return finish_snapshot(providers, counts, policy)
