@@ -29,7 +29,9 @@ def _years(text: str) -> tuple[int, ...]:
     try:
         years = tuple(sorted({int(y) for y in text.split(",") if y.strip()}))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid years {text!r}: expected e.g. 2025,2026") from None
+        raise argparse.ArgumentTypeError(
+            f"invalid years {text!r}: expected e.g. 2025,2026"
+        ) from None
     if not years or any(not 2000 <= y <= 2100 for y in years):
         raise argparse.ArgumentTypeError(f"invalid years {text!r}: expected e.g. 2025,2026")
     return years
@@ -40,7 +42,9 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive number") from None
+            raise argparse.ArgumentTypeError(
+                f"invalid value {text!r}: expected a positive number"
+            ) from None
         if value <= 0:
             raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be > 0")
         return value
@@ -51,45 +55,90 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
 def _batch_size(text: str) -> int:
     value = _positive(int)(text)
     if value > 1000:
-        raise argparse.ArgumentTypeError(f"invalid batch size {text}: at most 1000 lines per batch (SPEC §2)")
+        raise argparse.ArgumentTypeError(
+            f"invalid batch size {text}: at most 1000 lines per batch (SPEC §2)"
+        )
     return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Real-time monitor of GGZ declaration flows.")
-    parser.add_argument("--policy", help="policy TOML file (default: $CLAIMWATCH_POLICY or the shipped defaults)")
+    parser.add_argument(
+        "--policy", help="policy TOML file (default: $CLAIMWATCH_POLICY or the shipped defaults)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="broker + worker + synthetic stream on this machine, live view")
-    demo.add_argument("--input", nargs="+", metavar="FILE", help="push this history instead of a synthetic stream")
+    demo = sub.add_parser(
+        "demo", help="broker + worker + synthetic stream on this machine, live view"
+    )
+    demo.add_argument(
+        "--input", nargs="+", metavar="FILE", help="push this history instead of a synthetic stream"
+    )
     demo.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON) for --input")
     demo.add_argument("--until-idle", action="store_true", help="exit once all input is processed")
     demo.add_argument("--alerts-out", metavar="A", help="write alerts (NDJSON) here")
     demo.add_argument("--snapshot-out", metavar="S", help="write the final snapshot (JSON) here")
-    demo.add_argument("--providers", type=_positive(int), default=40, help="synthetic providers (default 40)")
-    demo.add_argument("--lines", type=_positive(int), default=300_000, help="synthetic lines (default 300000)")
-    demo.add_argument("--rate", type=_positive(float), default=20_000.0, help="lines per second (default 20000)")
+    demo.add_argument(
+        "--providers", type=_positive(int), default=40, help="synthetic providers (default 40)"
+    )
+    demo.add_argument(
+        "--lines", type=_positive(int), default=300_000, help="synthetic lines (default 300000)"
+    )
+    demo.add_argument(
+        "--rate", type=_positive(float), default=20_000.0, help="lines per second (default 20000)"
+    )
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--workers", type=_positive(int), default=1, help="worker processes (default 1)")
+    demo.add_argument(
+        "--workers", type=_positive(int), default=1, help="worker processes (default 1)"
+    )
     demo.add_argument("--batch-size", type=_batch_size, default=500)
-    demo.add_argument("--web-port", type=_positive(int), default=None, help="metrics port of the first worker (default 6066)")
-    demo.add_argument("--offline", action="store_true", help="no broker: run the history through the offline engine")
+    demo.add_argument(
+        "--web-port",
+        type=_positive(int),
+        default=None,
+        help="metrics port of the first worker (default 6066)",
+    )
+    demo.add_argument(
+        "--offline",
+        action="store_true",
+        help="no broker: run the history through the offline engine",
+    )
 
-    sub.add_parser("worker", help="a Faust worker against the configured Kafka ($CLAIMWATCH_BROKER)")
+    sub.add_parser(
+        "worker", help="a Faust worker against the configured Kafka ($CLAIMWATCH_BROKER)"
+    )
 
-    replay = sub.add_parser("replay", help="replay archived declarations (into Kafka, or --offline)")
+    replay = sub.add_parser(
+        "replay", help="replay archived declarations (into Kafka, or --offline)"
+    )
     replay.add_argument("files", nargs="+", metavar="FILE", help="NDJSON archives (.gz allowed)")
     replay.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON)")
     replay.add_argument("--offline", action="store_true", help="compute without Kafka")
     replay.add_argument("--alerts-out", metavar="A", help="offline: write alerts (NDJSON) here")
-    replay.add_argument("--snapshot-out", metavar="S", help="offline: write the final snapshot (JSON) here")
-    replay.add_argument("--rejected-out", metavar="R", help="offline: write dead-lettered lines (NDJSON) here")
-    replay.add_argument("--batch-size", type=_batch_size, default=500, help="lines per Kafka message (default 500)")
+    replay.add_argument(
+        "--snapshot-out", metavar="S", help="offline: write the final snapshot (JSON) here"
+    )
+    replay.add_argument(
+        "--rejected-out", metavar="R", help="offline: write dead-lettered lines (NDJSON) here"
+    )
+    replay.add_argument(
+        "--batch-size", type=_batch_size, default=500, help="lines per Kafka message (default 500)"
+    )
     rate = replay.add_mutually_exclusive_group()
-    rate.add_argument("--rate", type=_positive(float), help="lines per second (default: as fast as possible)")
-    rate.add_argument("--speed", type=_positive(float), help="times real speed against event time, e.g. 3600")
-    replay.add_argument("--live", action="store_true", help="produce into the live topics (default: replay topics)")
-    replay.add_argument("--no-final-tick", action="store_true", help="do not ask workers for a final rule evaluation")
+    rate.add_argument(
+        "--rate", type=_positive(float), help="lines per second (default: as fast as possible)"
+    )
+    rate.add_argument(
+        "--speed", type=_positive(float), help="times real speed against event time, e.g. 3600"
+    )
+    replay.add_argument(
+        "--live", action="store_true", help="produce into the live topics (default: replay topics)"
+    )
+    replay.add_argument(
+        "--no-final-tick",
+        action="store_true",
+        help="do not ask workers for a final rule evaluation",
+    )
 
     gen = sub.add_parser("generate", help="write a realistic synthetic history")
     gen.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -102,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check files against the schemas")
     val.add_argument("files", nargs="+", metavar="FILE")
     val.add_argument("--kind", choices=("auto", "declaration", "contract"), default="auto")
-    val.add_argument("--max-report", type=_positive(int), default=1000, help="bad lines to print (default 1000)")
+    val.add_argument(
+        "--max-report", type=_positive(int), default=1000, help="bad lines to print (default 1000)"
+    )
     return parser
 
 
@@ -118,7 +169,13 @@ def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
         return None, None
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True)
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    )
     task = bar.add_task("replaying", total=None)
 
     def update(done: int, total: int) -> None:
@@ -130,7 +187,9 @@ def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
 def cmd_replay(args: argparse.Namespace) -> int:
     if not args.offline:
         if args.alerts_out or args.snapshot_out or args.rejected_out:
-            raise ClaimwatchError("--alerts-out/--snapshot-out/--rejected-out need --offline (or use `claimwatch demo --input …`)")
+            raise ClaimwatchError(
+                "--alerts-out/--snapshot-out/--rejected-out need --offline (or use `claimwatch demo --input …`)"
+            )
         from streams.replay.producer import run_replay
 
         return run_replay(args, _policy(args))
@@ -169,7 +228,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ClaimwatchError(f"{out}: exists and is not a directory")
-    options = GenerateOptions(providers=args.providers, lines=args.lines, years=args.years, seed=args.seed, gzip=args.gzip)
+    options = GenerateOptions(
+        providers=args.providers, lines=args.lines, years=args.years, seed=args.seed, gzip=args.gzip
+    )
     try:
         out.mkdir(parents=True, exist_ok=True)
         summary = generate(out, options)

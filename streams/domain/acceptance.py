@@ -68,7 +68,7 @@ class Decoder:
     """Turns messages into lines; holds the compiled schema and the policy it needs."""
 
     def __init__(self, mismatch: MismatchPolicy) -> None:
-        self._validate: Callable[[Any], Any] = schemas.validator(schemas.DECLARATION)
+        self._validate: Callable[[Any], Any] = schemas.checker(schemas.DECLARATION)
         self._validate_batch: Callable[[Any], Any] = schemas.validator(schemas.BATCH)
         self._mm_types = mismatch.care_demand_types
         self._mm_settings = mismatch.settings
@@ -81,7 +81,11 @@ class Decoder:
         except orjson.JSONDecodeError as exc:
             return None, [], Rejection(INVALID_JSON, str(exc))
         if not isinstance(obj, dict):
-            return None, [], Rejection(INVALID_JSON, f"message is a JSON {type(obj).__name__}, not an object")
+            return (
+                None,
+                [],
+                Rejection(INVALID_JSON, f"message is a JSON {type(obj).__name__}, not an object"),
+            )
         if obj.get("schema") != BATCH_SCHEMA:
             return None, [obj], None
         try:
@@ -101,8 +105,14 @@ class Decoder:
         if is_bsn_like(obj["client_ref"]):
             return Rejection(BSN_LIKE, "client_ref has the shape of a BSN (9 digits)")
         if envelope is not None and obj["provider_agb"] != envelope:
-            return Rejection(PROVIDER_MISMATCH, f"line of provider {obj['provider_agb']} in a message of {envelope}")
-        return self.to_line(obj)
+            return Rejection(
+                PROVIDER_MISMATCH,
+                f"line of provider {obj['provider_agb']} in a message of {envelope}",
+            )
+        try:
+            return self.to_line(obj)
+        except ValueError as exc:  # a timestamp the schema's format check let through
+            return Rejection(SCHEMA, f"submitted_at: {exc}")
 
     def to_line(self, obj: dict[str, Any]) -> Line:
         """Fold a schema-valid declaration into its indicator contribution."""
@@ -125,7 +135,11 @@ class Decoder:
             flags |= DETOX_CLINICAL
         elif detox == "ambulant":
             flags |= DETOX_AMBULANT
-        if year >= self._mm_from and obj["care_demand_type"] in self._mm_types and obj["setting"] in self._mm_settings:
+        if (
+            year >= self._mm_from
+            and obj["care_demand_type"] in self._mm_types
+            and obj["setting"] in self._mm_settings
+        ):
             flags |= MISMATCH
         client = None
         if obj["diagnosis_group"] == "adhd":

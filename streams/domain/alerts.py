@@ -22,7 +22,9 @@ class Finding(NamedTuple):
     year: int
     detail: str | None
     fire: bool  # the condition holds: fire if not firing
-    clear: bool  # the condition is gone: resolve if firing (differs from `not fire` with hysteresis)
+    clear: (
+        bool  # the condition is gone: resolve if firing (differs from `not fire` with hysteresis)
+    )
     value: float | None
     threshold: float | None
     severity: str
@@ -69,7 +71,9 @@ class AlertBook:
 
     @classmethod
     def from_json(cls, raw: dict[str, list[Any]]) -> AlertBook:
-        return cls({aid: AlertState(bool(v[0]), int(v[1]), str(v[2]), v[3]) for aid, v in raw.items()})
+        return cls(
+            {aid: AlertState(bool(v[0]), int(v[1]), str(v[2]), v[3]) for aid, v in raw.items()}
+        )
 
 
 def alert_id(rule: str, provider: str, year: int, detail: str | None) -> str:
@@ -127,7 +131,9 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.1f}%"
 
 
-def message(finding: Finding, firing: bool, provider: str, name: str | None, ctx: dict[str, Any]) -> str:
+def message(
+    finding: Finding, firing: bool, provider: str, name: str | None, ctx: dict[str, Any]
+) -> str:
     """One English sentence a purchaser understands. Never contains a client reference."""
     who = _who(provider, name)
     y = finding.year

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from streams.domain import rules
-from streams.domain.acceptance import Decoder, DeadLetter, Rejection, dead_letter_payload, mask_bsn
+from streams.domain.acceptance import DeadLetter, Decoder, Rejection, dead_letter_payload, mask_bsn
 from streams.domain.alerts import Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
 from streams.domain.model import ACCEPTED, MISMATCH, ORPHAN_CREDIT, Counts, Line
@@ -101,9 +101,7 @@ class Engine:
             self.accept(checked, fx, obj if not single else None, raw if single else None)
         return fx
 
-    def accept(
-        self, line: Line, fx: Effects, obj: Any = None, raw: bytes | None = None
-    ) -> str:
+    def accept(self, line: Line, fx: Effects, obj: Any = None, raw: bytes | None = None) -> str:
         """SPEC §2 steps 4–7 for a checked line, then the line-driven rules."""
         st = self.state(line.provider)
         outcome = st.accept(line)
@@ -116,12 +114,23 @@ class Engine:
             if contract is not None:
                 self._check_ceiling(st, year, contract, line.event_time, fx)
             if flags & MISMATCH:
-                self._observe(st, rules.mismatch_finding(st.years[year], self.policy, year), line.event_time, fx, {})
+                self._observe(
+                    st,
+                    rules.mismatch_finding(st.years[year], self.policy, year),
+                    line.event_time,
+                    fx,
+                    {},
+                )
         elif outcome == ORPHAN_CREDIT:
             fx.touched.add(line.provider)
             payload = raw if raw is not None else dead_letter_payload(obj)
             fx.dead_letters.append(
-                DeadLetter(line.provider, payload, ORPHAN_CREDIT, f"credit for line {line.line_id} that was never debited")
+                DeadLetter(
+                    line.provider,
+                    payload,
+                    ORPHAN_CREDIT,
+                    f"credit for line {line.line_id} that was never debited",
+                )
             )
         else:
             fx.touched.add(line.provider)
@@ -147,7 +156,9 @@ class Engine:
         return fx
 
     # -- rules --------------------------------------------------------------
-    def _check_ceiling(self, st: ProviderState, year: int, contract: Contract, event_time: float, fx: Effects) -> None:
+    def _check_ceiling(
+        self, st: ProviderState, year: int, contract: Contract, event_time: float, fx: Effects
+    ) -> None:
         # Hot path: decide with integers whether any threshold changes state before
         # building findings (this runs for every accepted line).
         ids = self._ceiling_ids.get((st.provider, year))
@@ -174,7 +185,14 @@ class Engine:
         for finding in rules.ceiling_findings(ys, contract, self.policy, year):
             self._observe(st, finding, event_time, fx, ctx)
 
-    def _observe(self, st: ProviderState, finding: Finding, event_time: float, fx: Effects, ctx: dict[str, Any]) -> None:
+    def _observe(
+        self,
+        st: ProviderState,
+        finding: Finding,
+        event_time: float,
+        fx: Effects,
+        ctx: dict[str, Any],
+    ) -> None:
         aid = alert_id(finding.rule, st.provider, finding.year, finding.detail)
         new = st.alerts.observe(aid, finding)
         if new is None:
@@ -202,7 +220,9 @@ class Engine:
                 out.setdefault(year, []).append((ys.consults, ys.group_consults))
         return out
 
-    def peer_means(self, pairs: Mapping[int, Iterable[tuple[int, int]]] | None = None) -> dict[int, Fraction | None]:
+    def peer_means(
+        self, pairs: Mapping[int, Iterable[tuple[int, int]]] | None = None
+    ) -> dict[int, Fraction | None]:
         pairs = pairs if pairs is not None else self.peer_pairs()
         minimum = self.policy.group_share.min_consults
         return {year: rules.peer_mean(p, minimum)[0] for year, p in pairs.items()}
@@ -226,7 +246,9 @@ class Engine:
                 continue
             for year in sorted(st.years):
                 ys = st.years[year]
-                found = rules.structural_findings(ys, st.years.get(year - 1), year, means.get(year), self.policy)
+                found = rules.structural_findings(
+                    ys, st.years.get(year - 1), year, means.get(year), self.policy
+                )
                 for finding, ctx in found:
                     self._observe(st, finding, st.watermark, fx, ctx)
         return fx

@@ -39,7 +39,9 @@ class YearState:
     # quarter (1..4) → client_ref → live ADHD lines of that client in the quarter
     adhd: dict[int, dict[str, int]] = field(default_factory=dict)
 
-    def apply(self, flags: int, amount_cents: int, quarter: int, client: str | None, sign: int) -> None:
+    def apply(
+        self, flags: int, amount_cents: int, quarter: int, client: str | None, sign: int
+    ) -> None:
         self.net_cents += sign * amount_cents
         self.lines += sign
         if flags & CONSULT:

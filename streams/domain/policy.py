@@ -134,11 +134,15 @@ def parse_policy(raw: dict[str, Any], source: str = "<dict>") -> Policy:
     r.done(st, "group_consult_staffing")
 
     dx = r.section("clinical_detox_high")
-    detox = DetoxPolicy(r.fraction(dx, "threshold", upper=1.0), r.count(dx, "min_lines"), r.severity(dx))
+    detox = DetoxPolicy(
+        r.fraction(dx, "threshold", upper=1.0), r.count(dx, "min_lines"), r.severity(dx)
+    )
     r.done(dx, "clinical_detox_high")
 
     ad = r.section("adhd_growth")
-    adhd = AdhdPolicy(r.fraction(ad, "threshold", upper=100.0), r.count(ad, "min_base"), r.severity(ad))
+    adhd = AdhdPolicy(
+        r.fraction(ad, "threshold", upper=100.0), r.count(ad, "min_base"), r.severity(ad)
+    )
     r.done(ad, "adhd_growth")
 
     mm = r.section("zvt_setting_mismatch")
@@ -151,7 +155,9 @@ def parse_policy(raw: dict[str, Any], source: str = "<dict>") -> Policy:
     r.done(mm, "zvt_setting_mismatch")
 
     dg = r.section("digital_share_low")
-    digital = DigitalPolicy(r.fraction(dg, "target", upper=1.0), r.count(dg, "min_consults"), r.severity(dg))
+    digital = DigitalPolicy(
+        r.fraction(dg, "target", upper=1.0), r.count(dg, "min_consults"), r.severity(dg)
+    )
     r.done(dg, "digital_share_low")
 
     tick = r.section("tick")
@@ -159,7 +165,9 @@ def parse_policy(raw: dict[str, Any], source: str = "<dict>") -> Policy:
     r.done(tick, "tick")
     r.done(raw, None)
 
-    return Policy(ceiling_policy, group_share, staffing, detox, adhd, mismatch, digital, tick_seconds, source)
+    return Policy(
+        ceiling_policy, group_share, staffing, detox, adhd, mismatch, digital, tick_seconds, source
+    )
 
 
 class _Reader:
@@ -233,7 +241,9 @@ class _Reader:
         values = self._list(table, key)
         for v in values:
             if isinstance(v, bool) or not isinstance(v, int) or not lower <= v <= upper:
-                self.fail(f"{self._path}.{key}", f"must hold whole numbers {lower}..{upper}, not {v!r}")
+                self.fail(
+                    f"{self._path}.{key}", f"must hold whole numbers {lower}..{upper}, not {v!r}"
+                )
         return [int(v) for v in values]
 
     def severity_list(self, table: dict[str, Any], key: str) -> list[str]:
@@ -246,7 +256,9 @@ class _Reader:
     def severity(self, table: dict[str, Any]) -> str:
         value = self._take(table, "severity")
         if value not in SEVERITIES:
-            self.fail(f"{self._path}.severity", f"must be one of {', '.join(SEVERITIES)}; not {value!r}")
+            self.fail(
+                f"{self._path}.severity", f"must be one of {', '.join(SEVERITIES)}; not {value!r}"
+            )
         return str(value)
 
 

@@ -65,7 +65,15 @@ def mismatch_finding(ys: YearState, policy: Policy, year: int) -> Finding:
     )
 
 
-def _holds(rule: str, year: int, detail: str | None, holds: bool, value: float | None, threshold: float, severity: str) -> Finding:
+def _holds(
+    rule: str,
+    year: int,
+    detail: str | None,
+    holds: bool,
+    value: float | None,
+    threshold: float,
+    severity: str,
+) -> Finding:
     return Finding(rule, year, detail, holds, not holds, value, threshold, severity)
 
 
@@ -95,10 +103,20 @@ def structural_findings(
     )
 
     st = policy.staffing
-    staffed = ys.group_ge4 >= st.min_count and _at_least(ys.group_ge4, ys.group_consults, st.min_share)
+    staffed = ys.group_ge4 >= st.min_count and _at_least(
+        ys.group_ge4, ys.group_consults, st.min_share
+    )
     out.append(
         (
-            _holds("group_consult_staffing", year, None, staffed, ys.group_ge4_share, st.min_share, st.severity),
+            _holds(
+                "group_consult_staffing",
+                year,
+                None,
+                staffed,
+                ys.group_ge4_share,
+                st.min_share,
+                st.severity,
+            ),
             {"group_ge4": ys.group_ge4},
         )
     )
@@ -108,7 +126,15 @@ def structural_findings(
     high = detox_lines >= dx.min_lines and _at_least(ys.detox_clinical, detox_lines, dx.threshold)
     out.append(
         (
-            _holds("clinical_detox_high", year, None, high, ys.clinical_detox_share, dx.threshold, dx.severity),
+            _holds(
+                "clinical_detox_high",
+                year,
+                None,
+                high,
+                ys.clinical_detox_share,
+                dx.threshold,
+                dx.severity,
+            ),
             {"detox_lines": detox_lines},
         )
     )
@@ -118,19 +144,33 @@ def structural_findings(
         clients = ys.adhd_clients(quarter)
         base = previous.adhd_clients(quarter) if previous is not None else 0
         growth = clients / base - 1 if base > 0 else None
-        grows = base >= ad.min_base and base > 0 and Fraction(clients, base) - 1 >= _exact(ad.threshold)
+        grows = (
+            base >= ad.min_base and base > 0 and Fraction(clients, base) - 1 >= _exact(ad.threshold)
+        )
         out.append(
             (
-                _holds("adhd_growth", year, f"Q{quarter}", grows, growth, ad.threshold, ad.severity),
+                _holds(
+                    "adhd_growth", year, f"Q{quarter}", grows, growth, ad.threshold, ad.severity
+                ),
                 {"clients": clients, "base": base},
             )
         )
 
     dg = policy.digital
-    digital_low = ys.consults >= dg.min_consults and Fraction(ys.digital, ys.consults) < _exact(dg.target)
+    digital_low = ys.consults >= dg.min_consults and Fraction(ys.digital, ys.consults) < _exact(
+        dg.target
+    )
     out.append(
         (
-            _holds("digital_share_low", year, None, digital_low, ys.digital_share, dg.target, dg.severity),
+            _holds(
+                "digital_share_low",
+                year,
+                None,
+                digital_low,
+                ys.digital_share,
+                dg.target,
+                dg.severity,
+            ),
             {},
         )
     )

@@ -17,6 +17,7 @@ import fastjsonschema
 import orjson
 
 from streams.domain.errors import SchemaError
+from streams.domain.fastcheck import Unsupported, compile_fast
 
 Validator = Callable[[Any], Any]
 
@@ -46,6 +47,26 @@ def validator(name: str) -> Validator:
         return fastjsonschema.compile(load_schema(name))  # type: ignore[no-any-return]
     except fastjsonschema.JsonSchemaDefinitionException as exc:
         raise SchemaError(f"schema {name} cannot be compiled: {exc}") from None
+
+
+@cache
+def checker(name: str) -> Validator:
+    """Validator that tries the generated fast path first (see ``fastcheck``).
+
+    Raises ``JsonSchemaValueException`` exactly when the full validator does.
+    """
+    full = validator(name)
+    try:
+        fast = compile_fast(load_schema(name))
+    except Unsupported:
+        return full
+
+    def check(obj: Any) -> Any:
+        if fast(obj):
+            return obj
+        return full(obj)
+
+    return check
 
 
 def explain(exc: fastjsonschema.JsonSchemaValueException) -> str:

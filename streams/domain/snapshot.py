@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from streams.domain.state import ProviderState
 
 
-def year_indicators(ys: YearState, previous: YearState | None, year: int, ceiling_cents: int | None) -> dict[str, Any]:
+def year_indicators(
+    ys: YearState, previous: YearState | None, year: int, ceiling_cents: int | None
+) -> dict[str, Any]:
     quarters = ys.adhd_quarters()
     clients = {f"{year}-Q{q}": ys.adhd_clients(q) for q in quarters}
     growth: dict[str, float | None] = {}
@@ -59,7 +61,10 @@ def build_snapshot(
         for year in sorted(st.years):
             contract = contracts.get(st.provider, year)
             years[str(year)] = year_indicators(
-                st.years[year], st.years.get(year - 1), year, contract.ceiling_cents if contract else None
+                st.years[year],
+                st.years.get(year - 1),
+                year,
+                contract.ceiling_cents if contract else None,
             )
         out[st.provider] = years
     total = Counts()
@@ -68,7 +73,9 @@ def build_snapshot(
     return finish_snapshot(out, total, policy)
 
 
-def finish_snapshot(providers: dict[str, dict[str, Any]], counts: Counts, policy: Policy) -> dict[str, Any]:
+def finish_snapshot(
+    providers: dict[str, dict[str, Any]], counts: Counts, policy: Policy
+) -> dict[str, Any]:
     """Order providers, compute peer means from them, attach counts."""
     ordered = {agb: providers[agb] for agb in sorted(providers)}
     pairs: dict[str, list[tuple[int, int]]] = {}
@@ -78,7 +85,10 @@ def finish_snapshot(providers: dict[str, dict[str, Any]], counts: Counts, policy
     peers = {}
     for year in sorted(pairs):
         mean, n = peer_mean(pairs[year], policy.group_share.min_consults)
-        peers[year] = {"group_share_mean": float(mean) if mean is not None else None, "providers": n}
+        peers[year] = {
+            "group_share_mean": float(mean) if mean is not None else None,
+            "providers": n,
+        }
     return {"providers": ordered, "peers": peers, "counts": counts.as_dict()}
 
 

@@ -69,7 +69,15 @@ class ProviderState:
             self._year(line.year).apply(line.flags, line.amount_cents, line.quarter, line.client, 1)
             if self.journal is not None:
                 self.journal.append(
-                    [line.line_id, line.event_id, line.year, line.quarter, line.client, line.flags, line.amount_cents]
+                    [
+                        line.line_id,
+                        line.event_id,
+                        line.year,
+                        line.quarter,
+                        line.client,
+                        line.flags,
+                        line.amount_cents,
+                    ]
                 )
         else:
             if entry is None:
@@ -95,7 +103,9 @@ class ProviderState:
 
     def _credit(self, entry: list[Any], event_id: str) -> None:
         entry[_CREDIT_EID] = event_id
-        self._year(entry[_YEAR]).apply(entry[_FLAGS], entry[_AMOUNT], entry[_QUARTER], entry[_CLIENT], -1)
+        self._year(entry[_YEAR]).apply(
+            entry[_FLAGS], entry[_AMOUNT], entry[_QUARTER], entry[_CLIENT], -1
+        )
 
     def _count(self, outcome: str) -> None:
         if outcome == DUPLICATE:
