@@ -94,6 +94,17 @@ class Decoder:
             return None, [], Rejection(INVALID_BATCH, schemas.explain(exc))
         return obj["provider_agb"], obj["lines"], None
 
+    def provider_of(self, raw: bytes) -> str | None:
+        """The provider a message names (batch envelope, or a single line's AGB)."""
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        agb = obj.get("provider_agb")
+        return agb if isinstance(agb, str) and len(agb) == 8 and agb.isdigit() else None
+
     def check(self, obj: Any, envelope: str | None) -> Line | Rejection:
         """SPEC §2 steps 1–3 (and the batch provider check) for one line object."""
         if not isinstance(obj, dict):

@@ -87,10 +87,21 @@ class Engine:
             self._reject(key, fx, DeadLetter(key, mask_bsn(raw), *rejection))
             return fx
         single = envelope is None and len(objs) == 1
+        # On Kafka the key places the message in its provider's partition: every line
+        # must belong to that provider (and to the envelope's), or it is a mismatch.
         owner_hint = key if key is not None else envelope
         for obj in objs:
             fx.lines += 1
-            checked = self.decoder.check(obj, envelope if envelope is not None else key)
+            checked = self.decoder.check(obj, owner_hint)
+            if (
+                envelope is not None
+                and key is not None
+                and envelope != key
+                and not isinstance(checked, Rejection)
+            ):
+                checked = Rejection(
+                    "batch_provider_mismatch", f"batch of {envelope} under message key {key}"
+                )
             if isinstance(checked, Rejection):
                 owner = owner_hint if owner_hint is not None else _provider_of(obj)
                 payload = mask_bsn(raw) if single else dead_letter_payload(obj)

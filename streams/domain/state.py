@@ -43,8 +43,8 @@ class ProviderState:
     counts: Counts = field(default_factory=Counts)
     region: str | None = None
     watermark: float = 0.0  # latest event time (submitted_at) seen, unix seconds
-    # Streaming only: partition → offset of the last message applied to this state.
-    applied: dict[int, int] = field(default_factory=dict)
+    # Streaming only: "<source><partition>" → offset of the last message applied here.
+    applied: dict[str, int] = field(default_factory=dict)
     journal: list[list[Any]] | None = None  # None: not recording
 
     def accept(self, line: Line) -> str:
@@ -139,7 +139,7 @@ class ProviderState:
             "alerts": self.alerts.to_json(),
             "region": self.region,
             "watermark": self.watermark,
-            "applied": {str(p): o for p, o in self.applied.items()},
+            "applied": dict(self.applied),
         }
 
     def restore_header(self, raw: dict[str, Any]) -> None:
@@ -147,4 +147,4 @@ class ProviderState:
         self.alerts = AlertBook.from_json(raw["alerts"])
         self.region = raw["region"]
         self.watermark = raw["watermark"]
-        self.applied = {int(p): int(o) for p, o in raw["applied"].items()}
+        self.applied = {str(p): int(o) for p, o in raw["applied"].items()}

@@ -1,0 +1,377 @@
+"""Prometheus metrics of a worker, produced from state at scrape time.
+
+``StateCollector`` follows client_python's custom-collector pattern: per provider
+and year it reads the engine's state when Prometheus scrapes, so the hot path never
+touches a metric object per line. The hot path only bumps plain integers and one
+bucket array (event lag). Names and labels follow docs/metrics.md, which dashboards
+and alert rules are tested against.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from streams.domain.alerts import RULES
+from streams.domain.model import REJECT_REASONS
+
+if TYPE_CHECKING:
+    from streams.domain.engine import Engine
+    from streams.pipeline.processor import Output
+    from streams.pipeline.settings import Settings
+
+VERSION = "0.1.0"
+LAG_BUCKETS = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    3600.0,
+    86400.0,
+    2_592_000.0,
+    31_536_000.0,
+)
+PROVIDER_LABELS = ["provider", "year", "provider_name", "purchaser", "region"]
+
+# Every metric name the worker exports (tests check dashboards and rules against it).
+METRIC_NAMES = (
+    "claimwatch_provider_net_declared_euros",
+    "claimwatch_provider_ceiling_euros",
+    "claimwatch_provider_ceiling_utilisation_ratio",
+    "claimwatch_provider_consults",
+    "claimwatch_provider_group_consult_share_ratio",
+    "claimwatch_provider_group_consults_4plus_practitioners",
+    "claimwatch_provider_clinical_detox_share_ratio",
+    "claimwatch_provider_digital_consult_share_ratio",
+    "claimwatch_provider_zvt_setting_mismatch_lines",
+    "claimwatch_provider_adhd_clients",
+    "claimwatch_provider_adhd_growth_ratio",
+    "claimwatch_peer_group_consult_share_mean_ratio",
+    "claimwatch_peer_providers",
+    "claimwatch_alert_firing",
+    "claimwatch_alerts_total",
+    "claimwatch_lines_total",
+    "claimwatch_messages_total",
+    "claimwatch_event_lag_seconds",
+    "claimwatch_consumer_lag_messages",
+    "claimwatch_last_event_timestamp_seconds",
+    "claimwatch_dead_letters_total",
+    "claimwatch_build_info",
+)
+
+
+class LagHistogram:
+    """Cumulative-on-export histogram with O(log buckets) observe and no locks."""
+
+    __slots__ = ("counts", "sum", "n")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LAG_BUCKETS) + 1)
+        self.sum = 0.0
+        self.n = 0
+
+    def observe_many(self, now: float, event_times: list[float]) -> None:
+        counts = self.counts
+        for t in event_times:
+            lag = now - t
+            if lag < 0:
+                lag = 0.0
+            counts[bisect.bisect_left(LAG_BUCKETS, lag)] += 1
+            self.sum += lag
+        self.n += len(event_times)
+
+    def family(self) -> HistogramMetricFamily:
+        buckets = []
+        running = 0
+        for bound, c in zip(LAG_BUCKETS, self.counts, strict=False):
+            running += c
+            buckets.append((repr(bound), running))
+        buckets.append(("+Inf", self.n))
+        fam = HistogramMetricFamily(
+            "claimwatch_event_lag_seconds", "Processing time minus submitted_at of accepted lines."
+        )
+        fam.add_metric([], buckets, self.sum)
+        return fam
+
+
+class WorkerMetrics:
+    """Counters kept by the worker plus the collector over the engine's state."""
+
+    def __init__(
+        self, engine: Engine, settings: Settings | None = None, clock: Any = time.time
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.messages = 0
+        self.lines = 0
+        self.last_event = 0.0
+        self.dead_letters: dict[str, int] = {}
+        self.lag = LagHistogram()
+        self.consumer_lag: dict[tuple[str, int], int] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StateCollector(self))
+
+    def record(self, out: Output) -> None:
+        self.lines += out.lines
+        if out.event_times:
+            self.lag.observe_many(self.clock(), out.event_times)
+        for letter in out.dead_letters:
+            self.dead_letters[letter.reason] = self.dead_letters.get(letter.reason, 0) + 1
+
+    async def update_lag(self, app: Any) -> None:
+        """High watermark − next offset to read, for this worker's assigned partitions."""
+        consumer = app.consumer
+        lags: dict[tuple[str, int], int] = {}
+        for tp in app.assignor.assigned_actives():
+            try:
+                high = consumer.highwater(tp)
+                position = (
+                    await consumer._consumer.position(tp)
+                    if hasattr(consumer, "_consumer")
+                    else None
+                )
+            except Exception:  # noqa: BLE001 - a partition moving away mid-scrape
+                continue
+            if high is None:
+                continue
+            if position is None:
+                committed = consumer._committed_offset.get(tp)
+                position = committed if committed is not None else 0
+            lags[(tp.topic, tp.partition)] = max(0, int(high) - int(position))
+        self.consumer_lag = lags
+
+    def exposition(self) -> tuple[bytes, str]:
+        # aiohttp wants the charset apart from the content type
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+
+
+class StateCollector:
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[Any]:
+        engine = self.m.engine
+        this_year = datetime.now(UTC).year
+        years_shown = {this_year, this_year - 1}
+
+        g = {
+            "net": GaugeMetricFamily(
+                "claimwatch_provider_net_declared_euros",
+                "Net declared amount (debits minus credits).",
+                labels=PROVIDER_LABELS,
+                unit="",
+            ),
+            "ceiling": GaugeMetricFamily(
+                "claimwatch_provider_ceiling_euros",
+                "Cost ceiling of the contract version in force.",
+                labels=PROVIDER_LABELS,
+            ),
+            "util": GaugeMetricFamily(
+                "claimwatch_provider_ceiling_utilisation_ratio",
+                "Net declared / ceiling.",
+                labels=PROVIDER_LABELS,
+            ),
+            "consults": GaugeMetricFamily(
+                "claimwatch_provider_consults", "Net consult lines.", labels=PROVIDER_LABELS
+            ),
+            "group": GaugeMetricFamily(
+                "claimwatch_provider_group_consult_share_ratio",
+                "Group consults / consults.",
+                labels=PROVIDER_LABELS,
+            ),
+            "ge4": GaugeMetricFamily(
+                "claimwatch_provider_group_consults_4plus_practitioners",
+                "Group consults with 4 or more practitioners.",
+                labels=PROVIDER_LABELS,
+            ),
+            "detox": GaugeMetricFamily(
+                "claimwatch_provider_clinical_detox_share_ratio",
+                "Clinical / all detox lines.",
+                labels=PROVIDER_LABELS,
+            ),
+            "digital": GaugeMetricFamily(
+                "claimwatch_provider_digital_consult_share_ratio",
+                "Digital (S01) consults / consults.",
+                labels=PROVIDER_LABELS,
+            ),
+            "mismatch": GaugeMetricFamily(
+                "claimwatch_provider_zvt_setting_mismatch_lines",
+                "Lines of zorgvraagtype 1/2 in setting 5/6/8 (from 2026).",
+                labels=PROVIDER_LABELS,
+            ),
+            "adhd": GaugeMetricFamily(
+                "claimwatch_provider_adhd_clients",
+                "Distinct ADHD clients per quarter (DSM chapter 01 proxy unless registered).",
+                labels=[*PROVIDER_LABELS, "quarter"],
+            ),
+            "adhd_growth": GaugeMetricFamily(
+                "claimwatch_provider_adhd_growth_ratio",
+                "ADHD clients vs the same quarter a year earlier, minus 1.",
+                labels=[*PROVIDER_LABELS, "quarter"],
+            ),
+        }
+        pairs: dict[int, list[tuple[int, int]]] = {}
+        for agb in sorted(engine.providers):
+            st = engine.providers[agb]
+            for year, ys in st.years.items():
+                pairs.setdefault(year, []).append((ys.consults, ys.group_consults))
+                if year not in years_shown:
+                    continue
+                contract = engine.contracts.get(agb, year)
+                labels = [
+                    agb,
+                    str(year),
+                    contract.provider_name if contract else "",
+                    contract.purchaser if contract else "",
+                    contract.region if contract else (st.region or ""),
+                ]
+                g["net"].add_metric(labels, ys.net_cents / 100)
+                if contract is not None:
+                    g["ceiling"].add_metric(labels, contract.ceiling_cents / 100)
+                    g["util"].add_metric(labels, ys.net_cents / contract.ceiling_cents)
+                g["consults"].add_metric(labels, ys.consults)
+                if ys.group_share is not None:
+                    g["group"].add_metric(labels, ys.group_share)
+                g["ge4"].add_metric(labels, ys.group_ge4)
+                if ys.clinical_detox_share is not None:
+                    g["detox"].add_metric(labels, ys.clinical_detox_share)
+                if ys.digital_share is not None:
+                    g["digital"].add_metric(labels, ys.digital_share)
+                g["mismatch"].add_metric(labels, ys.mismatch)
+                previous = st.years.get(year - 1)
+                for q in ys.adhd_quarters():
+                    ql = [*labels, f"{year}-Q{q}"]
+                    clients = ys.adhd_clients(q)
+                    g["adhd"].add_metric(ql, clients)
+                    base = previous.adhd_clients(q) if previous is not None else 0
+                    if base > 0:
+                        g["adhd_growth"].add_metric(ql, clients / base - 1)
+        yield from g.values()
+
+        peer = GaugeMetricFamily(
+            "claimwatch_peer_group_consult_share_mean_ratio",
+            "Mean group share of providers with enough consults (this worker's providers).",
+            labels=["year"],
+        )
+        peer_n = GaugeMetricFamily(
+            "claimwatch_peer_providers", "Providers counted in the peer mean.", labels=["year"]
+        )
+        from streams.domain.rules import peer_mean
+
+        for year in sorted(pairs):
+            if year not in years_shown:
+                continue
+            mean, n = peer_mean(pairs[year], engine.policy.group_share.min_consults)
+            if mean is not None:
+                peer.add_metric([str(year)], float(mean))
+            peer_n.add_metric([str(year)], n)
+        yield peer
+        yield peer_n
+
+        firing = GaugeMetricFamily(
+            "claimwatch_alert_firing",
+            "1 for every alert currently firing.",
+            labels=[
+                "alert_id",
+                "rule",
+                "provider",
+                "provider_name",
+                "year",
+                "severity",
+                "purchaser",
+                "region",
+                "detail",
+            ],
+        )
+        transitions: dict[tuple[str, str], int] = {
+            (r, s): 0 for r in RULES for s in ("firing", "resolved")
+        }
+        for agb, st in engine.providers.items():
+            for aid, a in st.alerts.states.items():
+                parts = aid.split(":")
+                rule, year = parts[0], int(parts[2])
+                detail = parts[3] if len(parts) > 3 else ""
+                transitions[(rule, "firing")] += (a.sequence + 1) // 2
+                transitions[(rule, "resolved")] += a.sequence // 2
+                if a.firing:
+                    contract = engine.contracts.get(agb, year)
+                    firing.add_metric(
+                        [
+                            aid,
+                            rule,
+                            agb,
+                            contract.provider_name if contract else "",
+                            str(year),
+                            a.severity,
+                            contract.purchaser if contract else "",
+                            contract.region if contract else (st.region or ""),
+                            detail,
+                        ],
+                        1,
+                    )
+        yield firing
+        alerts_total = CounterMetricFamily(
+            "claimwatch_alerts",
+            "Alert transitions published, by rule and state.",
+            labels=["rule", "state"],
+        )
+        for (rule, state), n in sorted(transitions.items()):
+            alerts_total.add_metric([rule, state], n)
+        yield alerts_total
+
+        counts = engine.counts()
+        lines = CounterMetricFamily(
+            "claimwatch_lines", "Declaration lines by outcome.", labels=["result", "reason"]
+        )
+        lines.add_metric(["accepted", ""], counts.accepted)
+        lines.add_metric(["duplicate", ""], counts.duplicate)
+        lines.add_metric(["duplicate_line", ""], counts.duplicate_line)
+        lines.add_metric(["duplicate_credit", ""], counts.duplicate_credit)
+        for reason in REJECT_REASONS:
+            lines.add_metric(["rejected", reason], counts.rejected.get(reason, 0))
+        yield lines
+
+        messages = CounterMetricFamily(
+            "claimwatch_messages", "Kafka messages consumed on the declarations topic."
+        )
+        messages.add_metric([], self.m.messages)
+        yield messages
+        dead = CounterMetricFamily(
+            "claimwatch_dead_letters",
+            "Messages written to the dead-letter topic.",
+            labels=["reason"],
+        )
+        for reason in sorted({*REJECT_REASONS, *self.m.dead_letters}):
+            dead.add_metric([reason], self.m.dead_letters.get(reason, 0))
+        yield dead
+        yield self.m.lag.family()
+        lag = GaugeMetricFamily(
+            "claimwatch_consumer_lag_messages",
+            "High watermark minus position, per assigned partition.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), n in sorted(self.m.consumer_lag.items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
+        last = GaugeMetricFamily(
+            "claimwatch_last_event_timestamp_seconds",
+            "Unix time of the last declarations message processed.",
+        )
+        last.add_metric([], self.m.last_event)
+        yield last
+        info = GaugeMetricFamily("claimwatch_build_info", "Build information.", labels=["version"])
+        info.add_metric([VERSION], 1)
+        yield info

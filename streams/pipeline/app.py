@@ -1,0 +1,299 @@
+"""The Faust application: topics, the state table, agents, the tick timer, web views.
+
+Thin plumbing around ``Processor`` and the domain engine:
+
+    ggz.declarations.v1 ─┐
+                         ├─ ingest agent ─→ engine ─→ state table (changelog)
+    <app>-control ───────┘        │            ├─→ ggz.alerts.v1
+          ▲                       │            ├─→ ggz.declarations.rejected.v1
+          │                       └──────────→ └─→ peers (global table)
+    contracts agent ← ggz.contracts.v1
+    tick timer (per assigned partition)
+
+The declarations and the internal control topic (contracts and ticks, keyed by
+provider) are co-partitioned and read by ONE agent, so a provider's state is only
+ever touched by one coroutine, in order. One Kafka message is one engine call and
+a couple of table writes, whatever the number of lines in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from fractions import Fraction
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+
+from streams.domain.engine import Engine
+from streams.domain.policy import Policy
+from streams.domain.rules import peer_mean
+from streams.domain.snapshot import build_snapshot
+from streams.metrics import WorkerMetrics
+from streams.pipeline.processor import Output, Processor, contract_control, tick_control
+from streams.pipeline.settings import Settings
+
+log = logging.getLogger("claimwatch.worker")
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def create_app(settings: Settings, policy: Policy) -> faust.App:
+    if not settings.broker:
+        from streams.domain.errors import ClaimwatchError
+
+        raise ClaimwatchError(
+            "no broker configured: set CLAIMWATCH_BROKER (host:port), or run `claimwatch demo`"
+        )
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.broker.split(",") if b.strip())
+    app = faust.App(
+        settings.app_id,
+        broker=brokers,
+        broker_credentials=_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        web_enabled=True,
+        stream_wait_empty=False,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        logging_config=None,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    declarations = app.topic(settings.topic_declarations, partitions=settings.partitions, **raw)
+    control = app.topic(
+        settings.topic_control, partitions=settings.partitions, internal=True, **raw
+    )
+    ingest_channel = app.topic(settings.topic_declarations, settings.topic_control, **raw)
+    contracts = app.topic(settings.topic_contracts, **raw)
+    alerts = app.topic(settings.topic_alerts, **raw)
+    rejected = app.topic(settings.topic_rejected, **raw)
+
+    state = app.Table(
+        "state",
+        default=None,
+        partitions=settings.partitions,
+        schema=faust.Schema(
+            key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+    )
+    peers = app.GlobalTable(
+        "peers",
+        default=None,
+        partitions=settings.partitions,
+        schema=faust.Schema(
+            key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+    )
+
+    engine = Engine(policy, replay=settings.replay, journal=True)
+    processor = Processor(engine, state)
+    metrics = WorkerMetrics(engine, settings)
+    progress: dict[str, int] = {}  # "<topic>:<partition>" → last processed offset
+    app.claimwatch = {
+        "engine": engine,
+        "processor": processor,
+        "metrics": metrics,
+        "progress": progress,
+    }  # type: ignore[attr-defined]
+
+    def peer_means() -> dict[int, Fraction | None]:
+        pairs: dict[int, list[tuple[int, int]]] = {}
+        for key, value in peers.items():
+            if value is None:
+                continue
+            k = key.decode() if isinstance(key, bytes) else str(key)
+            consults, group = orjson.loads(value)
+            pairs.setdefault(int(k.rsplit(":", 1)[1]), []).append((consults, group))
+        minimum = policy.group_share.min_consults
+        return {year: peer_mean(p, minimum)[0] for year, p in pairs.items()}
+
+    async def publish(out: Output) -> None:
+        # Alerts and dead letters are acknowledged before the state that records them
+        # is written: a crash in between re-sends (same alert_id + sequence) rather
+        # than loses them.
+        futures = []
+        for event in out.alerts:
+            futures.append(
+                await alerts.send(key=event["provider_agb"].encode(), value=orjson.dumps(event))
+            )
+        for letter in out.dead_letters:
+            futures.append(
+                await rejected.send(
+                    key=letter.key.encode() if letter.key else None,
+                    value=letter.payload,
+                    headers={
+                        "reason": letter.reason.encode(),
+                        "detail": letter.detail.encode()[:1000],
+                    },
+                )
+            )
+        for fut in futures:
+            await fut
+        metrics.record(out)
+
+    @app.agent(ingest_channel, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            key = msg.key.decode("utf-8", "replace") if msg.key else None
+            if msg.topic == settings.topic_declarations:
+                out = processor.on_declarations(msg.partition, msg.offset, key, msg.value or b"")
+                metrics.messages += 1
+                metrics.last_event = time.time()
+            elif _header(msg, "cw-type") == b"declarations":
+                out = processor.on_declarations(
+                    msg.partition, msg.offset, key, msg.value or b"", source="c"
+                )
+            else:
+                out = processor.on_control(msg.partition, msg.value or b"", peer_means())
+            if out.rekey is not None:
+                provider, payload = out.rekey
+                await control.send(
+                    key=provider.encode(), value=payload, headers={"cw-type": b"declarations"}
+                )
+            elif not out.skipped:
+                await publish(out)
+                for k, v in out.writes.items():
+                    state[k] = v
+                for k, v in out.peers.items():
+                    peers[k] = orjson.dumps(v)
+            progress[f"{msg.topic}:{msg.partition}"] = msg.offset
+
+    @app.agent(contracts, name="contracts")
+    async def forward_contracts(stream: faust.StreamT) -> None:
+        """Re-key contracts by provider onto the control topic (co-partitioned)."""
+        async for event in stream.events():
+            value = event.message.value or b""
+            from streams.domain.contracts import ContractError, parse_contract
+
+            try:
+                obj = orjson.loads(value)
+                contract = parse_contract(obj)
+            except (orjson.JSONDecodeError, ContractError) as exc:
+                await rejected.send(
+                    key=event.message.key,
+                    value=value,
+                    headers={"reason": b"contract_schema", "detail": str(exc).encode()[:1000]},
+                )
+                continue
+            await control.send(key=contract.provider.encode(), value=contract_control(obj))
+
+    async def recovered() -> None:
+        n = processor.recover(k.decode() if isinstance(k, bytes) else k for k in state.keys())
+        log.info("state recovered: %d providers rebuilt from the changelog", n)
+
+    state.on_recover(recovered)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == settings.topic_declarations}
+        if gone:
+            processor.forget_partitions(gone)
+
+    tick_seconds = (
+        settings.tick_seconds if settings.tick_seconds is not None else policy.tick_seconds
+    )
+    if not settings.replay:
+        # Replays are judged by event time: only the replay's final tick evaluates them.
+        @app.timer(tick_seconds)
+        async def tick() -> None:
+            for tp in sorted(app.assignor.assigned_actives()):
+                if tp.topic == settings.topic_declarations:
+                    await control.send(value=tick_control(), partition=tp.partition)
+
+    @app.timer(5.0)
+    async def consumer_lag() -> None:
+        await metrics.update_lag(app)
+
+    def authorised(request: Any) -> bool:
+        if not settings.web_token:
+            return True
+        return request.headers.get("Authorization", "") == f"Bearer {settings.web_token}"
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        if not authorised(request):
+            return web.text("unauthorised\n", status=401)
+        body, content_type = metrics.exposition()
+        return web.bytes(body, content_type=content_type)
+
+    @app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "app_id": settings.app_id})
+
+    @app.page("/status")
+    async def status_view(web: Any, request: Any) -> Any:
+        if not authorised(request):
+            return web.text("unauthorised\n", status=401)
+        return web.json(
+            {
+                "progress": progress,
+                "messages": metrics.messages,
+                "lines": metrics.lines,
+                "providers": len(engine.providers),
+                "contracts": len(engine.contracts),
+                "assigned": sorted(
+                    tp.partition
+                    for tp in app.assignor.assigned_actives()
+                    if tp.topic == settings.topic_declarations
+                ),
+            }
+        )
+
+    @app.page("/snapshot")
+    async def snapshot_view(web: Any, request: Any) -> Any:
+        if not authorised(request):
+            return web.text("unauthorised\n", status=401)
+        counts = [c for c, _ in processor.ledgers.values()]
+        counts.append(engine.counts())
+        snap = build_snapshot(engine.providers.values(), engine.contracts, counts, policy)
+        firing = sorted(aid for st in engine.providers.values() for aid, _ in st.alerts.firing())
+        snap["firing"] = firing
+        return web.bytes(orjson.dumps(snap), content_type="application/json")
+
+    return app
+
+
+def _header(msg: Any, name: str) -> bytes | None:
+    headers = msg.headers or ()
+    items = headers.items() if isinstance(headers, dict) else headers
+    for k, v in items:
+        if k == name:
+            return v  # type: ignore[no-any-return]
+    return None
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    kw = settings.kafka_client_kwargs()
+    if protocol == "SSL":
+        return faust.SSLCredentials(kw["ssl_context"])
+    mechanism = settings.sasl_mechanism
+    if mechanism == "PLAIN":
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            ssl_context=kw.get("ssl_context"),
+        )
+    from faust.auth import SASLCredentials
+
+    return SASLCredentials(
+        username=settings.sasl_username,
+        password=settings.sasl_password,
+        ssl_context=kw.get("ssl_context"),
+        mechanism=mechanism,
+    )

@@ -1,0 +1,141 @@
+"""Worker settings from the environment (documented in docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from streams.domain.errors import ClaimwatchError
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    broker: str | None = None
+    app_id: str = "claimwatch"
+    topic_declarations: str = "ggz.declarations.v1"
+    topic_contracts: str = "ggz.contracts.v1"
+    topic_alerts: str = "ggz.alerts.v1"
+    topic_rejected: str = "ggz.declarations.rejected.v1"
+    partitions: int = 8
+    store: str = "memory://"
+    data_dir: Path = Path("var/worker")
+    web_port: int = 6066
+    web_bind: str = "0.0.0.0"
+    web_token: str | None = None
+    policy: str | None = None
+    tick_seconds: float | None = None  # None: the policy's
+    replay: bool = False
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    log_level: str = "info"
+
+    @property
+    def topic_control(self) -> str:
+        """Internal, co-partitioned with the declarations: contracts and ticks per provider."""
+        return f"{self.app_id}-control"
+
+    @property
+    def topic_peers(self) -> str:
+        return f"{self.app_id}-peers"
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = e.get(f"CLAIMWATCH_{name}")
+            return value if value not in (None, "") else default
+
+        def integer(name: str, default: int, lower: int, upper: int) -> int:
+            text = get(name)
+            if text is None:
+                return default
+            try:
+                value = int(text)
+            except ValueError:
+                raise ClaimwatchError(f"CLAIMWATCH_{name}={text!r} is not a whole number") from None
+            if not lower <= value <= upper:
+                raise ClaimwatchError(
+                    f"CLAIMWATCH_{name}={value} must be between {lower} and {upper}"
+                )
+            return value
+
+        store = get("STORE", "memory://")
+        assert store is not None
+        if store.split("://")[0] not in ("memory", "rocksdb"):
+            raise ClaimwatchError(f"CLAIMWATCH_STORE={store!r}: use memory:// or rocksdb://")
+        protocol = (get("SECURITY_PROTOCOL", "PLAINTEXT") or "").upper()
+        if protocol not in SECURITY_PROTOCOLS:
+            raise ClaimwatchError(
+                f"CLAIMWATCH_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(SECURITY_PROTOCOLS)}"
+            )
+        mechanism = (get("SASL_MECHANISM", "PLAIN") or "").upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise ClaimwatchError(
+                f"CLAIMWATCH_SASL_MECHANISM={mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}"
+            )
+        if protocol.startswith("SASL") and not (get("SASL_USERNAME") and get("SASL_PASSWORD")):
+            raise ClaimwatchError(
+                f"CLAIMWATCH_SECURITY_PROTOCOL={protocol} needs CLAIMWATCH_SASL_USERNAME and CLAIMWATCH_SASL_PASSWORD"
+            )
+        tick = get("TICK_SECONDS")
+        try:
+            tick_seconds = float(tick) if tick is not None else None
+        except ValueError:
+            raise ClaimwatchError(f"CLAIMWATCH_TICK_SECONDS={tick!r} is not a number") from None
+        if tick_seconds is not None and tick_seconds <= 0:
+            raise ClaimwatchError("CLAIMWATCH_TICK_SECONDS must be > 0")
+        return cls(
+            broker=get("BROKER"),
+            app_id=get("APP_ID", "claimwatch") or "claimwatch",
+            topic_declarations=get("TOPIC_DECLARATIONS") or "ggz.declarations.v1",
+            topic_contracts=get("TOPIC_CONTRACTS") or "ggz.contracts.v1",
+            topic_alerts=get("TOPIC_ALERTS") or "ggz.alerts.v1",
+            topic_rejected=get("TOPIC_REJECTED") or "ggz.declarations.rejected.v1",
+            partitions=integer("PARTITIONS", 8, 1, 1024),
+            store=store,
+            data_dir=Path(get("DATA_DIR", "var/worker") or "var/worker"),
+            web_port=integer("WEB_PORT", 6066, 1, 65535),
+            web_bind=get("WEB_BIND", "0.0.0.0") or "0.0.0.0",
+            web_token=get("WEB_TOKEN"),
+            policy=get("POLICY"),
+            tick_seconds=tick_seconds,
+            replay=(get("REPLAY", "false") or "").lower() in ("1", "true", "yes"),
+            security_protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=get("SASL_USERNAME"),
+            sasl_password=get("SASL_PASSWORD"),
+            ssl_cafile=get("SSL_CAFILE"),
+            ssl_certfile=get("SSL_CERTFILE"),
+            ssl_keyfile=get("SSL_KEYFILE"),
+            log_level=(get("LOG_LEVEL", "info") or "info").lower(),
+        )
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Security keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        kw: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kw["ssl_context"] = create_ssl_context(
+                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            )
+        if self.security_protocol.startswith("SASL"):
+            kw["sasl_mechanism"] = self.sasl_mechanism
+            kw["sasl_plain_username"] = self.sasl_username
+            kw["sasl_plain_password"] = self.sasl_password
+        return kw

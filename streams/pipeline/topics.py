@@ -1,0 +1,31 @@
+"""Every topic the pipeline uses, with explicit partitions and configs.
+
+Created up front by ``claimwatch demo`` and the tests (tansu reports only the
+configs given at creation), and documented for production, where the platform
+team creates them (see docker-compose.yml and deploy/k8s). The declarations topic
+and every internal topic keyed by provider must have the same partition count.
+"""
+
+from __future__ import annotations
+
+from streams.broker import TopicSpec
+from streams.pipeline.settings import Settings
+
+WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    n = settings.partitions
+    compact = {"cleanup.policy": "compact"}
+    keep = {"cleanup.policy": "delete", "retention.ms": "-1"}
+    return [
+        TopicSpec(settings.topic_declarations, n, configs=keep),
+        TopicSpec(settings.topic_contracts, 1, configs=compact),
+        TopicSpec(settings.topic_alerts, n, configs=keep),
+        TopicSpec(settings.topic_rejected, n, configs=keep),
+        TopicSpec(
+            settings.topic_control, n, configs={"cleanup.policy": "delete", "retention.ms": WEEK_MS}
+        ),
+        TopicSpec(f"{settings.app_id}-state-changelog", n, configs=compact),
+        TopicSpec(f"{settings.app_id}-peers-changelog", n, configs=compact),
+    ]

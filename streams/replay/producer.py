@@ -1,0 +1,278 @@
+"""Producing archived declarations and contracts to Kafka (online replay, demo).
+
+Lines are grouped per provider into batch envelopes (SPEC §2) of up to
+``batch_size`` lines, keyed by the provider's AGB code (aiokafka's default murmur2
+partitioner, the one Java clients use too), in file order per provider, with the
+Kafka message timestamp set to the event time of the batch's last line. A line
+whose provider cannot be read (invalid JSON, no 8-digit AGB) goes alone and
+unkeyed, so the worker dead-letters it exactly as the offline replay does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.domain.errors import ClaimwatchError
+from streams.domain.model import parse_time
+from streams.replay.files import iter_lines
+
+BATCH_TAG = b'{"schema":"ggz.declaration-batch/1","provider_agb":"'
+
+
+@dataclass(slots=True)
+class ProduceStats:
+    lines: int = 0
+    messages: int = 0
+    contracts: int = 0
+    unkeyed: int = 0
+    seconds: float = 0.0
+    end_offsets: dict[int, int] = field(
+        default_factory=dict
+    )  # declarations partition → last offset
+
+
+def _envelope(agb: str, lines: list[bytes]) -> bytes:
+    return BATCH_TAG + agb.encode() + b'","lines":[' + b",".join(lines) + b"]}"
+
+
+def _provider_and_time(raw: bytes) -> tuple[str | None, float | None]:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(obj, dict):
+        return None, None
+    agb = obj.get("provider_agb")
+    if not (isinstance(agb, str) and len(agb) == 8 and agb.isdigit() and agb.isascii()):
+        return None, None
+    ts = obj.get("submitted_at")
+    try:
+        return agb, parse_time(ts) if isinstance(ts, str) else None
+    except ValueError:
+        return agb, None
+
+
+class Pacer:
+    """Keeps production at ``rate`` lines/s, or ``speed`` × real time against event time."""
+
+    def __init__(self, rate: float | None, speed: float | None) -> None:
+        self.rate = rate
+        self.speed = speed
+        self.start = time.monotonic()
+        self.first_event: float | None = None
+
+    async def wait(self, lines_done: int, event_time: float | None) -> None:
+        if self.rate:
+            due = self.start + lines_done / self.rate
+        elif self.speed and event_time is not None:
+            if self.first_event is None:
+                self.first_event = event_time
+            due = self.start + (event_time - self.first_event) / self.speed
+        else:
+            return
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(min(delay, 5.0))
+
+
+async def produce_history(
+    bootstrap: str,
+    declarations: Iterable[bytes],
+    *,
+    topic: str,
+    contracts: Sequence[bytes] = (),
+    contracts_topic: str | None = None,
+    batch_size: int = 500,
+    rate: float | None = None,
+    speed: float | None = None,
+    after_contracts: Callable[[int], Any] | None = None,
+    on_progress: Callable[[ProduceStats], None] | None = None,
+    client_kwargs: dict[str, Any] | None = None,
+) -> ProduceStats:
+    """Produce contracts, then declarations in batches; returns what was sent.
+
+    ``after_contracts(n)`` (may be a coroutine function) runs once the contracts
+    are acknowledged, e.g. to wait until workers have applied them.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    stats = ProduceStats()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_request_size=16 * 1024 * 1024,
+        **(client_kwargs or {}),
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for raw in contracts:
+            obj = orjson.loads(raw)
+            key = f"{obj['provider_agb']}:{obj['year']}".encode()
+            await producer.send_and_wait(contracts_topic or "ggz.contracts.v1", raw, key=key)
+            stats.contracts += 1
+        if after_contracts is not None:
+            result = after_contracts(stats.contracts)
+            if asyncio.iscoroutine(result):
+                await result
+        pacer = Pacer(rate, speed)
+        buffers: dict[str, list[bytes]] = {}
+        last_time: dict[str, float | None] = {}
+        pending: list[asyncio.Future[Any]] = []
+
+        async def send(key: bytes | None, value: bytes, ts: float | None) -> None:
+            fut = await producer.send(
+                topic, value, key=key, timestamp_ms=int(ts * 1000) if ts else None
+            )
+            pending.append(fut)
+            stats.messages += 1
+            if len(pending) >= 256:
+                await _settle(pending, stats)
+
+        for raw in declarations:
+            stats.lines += 1
+            agb, ts = _provider_and_time(raw)
+            if agb is None:
+                stats.unkeyed += 1
+                await send(None, raw, None)
+                continue
+            buf = buffers.setdefault(agb, [])
+            buf.append(raw)
+            last_time[agb] = ts
+            if len(buf) >= batch_size:
+                await send(agb.encode(), _envelope(agb, buf), ts)
+                buffers[agb] = []
+            if stats.lines % batch_size == 0:
+                if on_progress is not None:
+                    on_progress(stats)
+                await pacer.wait(stats.lines, ts)
+                if rate or speed:
+                    # Paced: do not let a slow provider's lines wait for its batch to fill.
+                    for other, rest in buffers.items():
+                        if rest:
+                            await send(other.encode(), _envelope(other, rest), last_time.get(other))
+                            buffers[other] = []
+        for agb, rest in buffers.items():
+            if rest:
+                await send(agb.encode(), _envelope(agb, rest), last_time.get(agb))
+        await _settle(pending, stats)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    stats.seconds = time.perf_counter() - started
+    if on_progress is not None:
+        on_progress(stats)
+    return stats
+
+
+async def _settle(pending: list[asyncio.Future[Any]], stats: ProduceStats) -> None:
+    for fut in pending:
+        meta = await fut
+        if meta.offset > stats.end_offsets.get(meta.partition, -1):
+            stats.end_offsets[meta.partition] = meta.offset
+    pending.clear()
+
+
+async def send_final_tick(
+    bootstrap: str, control_topic: str, partitions: int, client_kwargs: dict[str, Any] | None = None
+) -> dict[int, int]:
+    """Ask every partition's owner to evaluate the structural rules once more."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.pipeline.processor import tick_control
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(client_kwargs or {}))
+    await producer.start()
+    offsets = {}
+    try:
+        for p in range(partitions):
+            meta = await producer.send_and_wait(
+                control_topic, tick_control(final=True), partition=p
+            )
+            offsets[p] = meta.offset
+    finally:
+        await producer.stop()
+    return offsets
+
+
+def archive_lines(files: Sequence[str | Path]) -> Iterable[bytes]:
+    for f in files:
+        for _n, raw in iter_lines(f):
+            yield raw
+
+
+def contract_lines(path: str | Path | None) -> list[bytes]:
+    """Contract events in event-time order, validated (a bad one stops the replay)."""
+    if path is None:
+        return []
+    from streams.replay.files import read_contracts
+
+    read_contracts(path)  # raises InputError naming file:line on a bad event
+    rows = [raw for _n, raw in iter_lines(path)]
+    rows.sort(key=lambda r: parse_time(orjson.loads(r)["updated_at"]))
+    return rows
+
+
+def run_replay(args: Any, policy: Any) -> int:
+    """``claimwatch replay FILE…`` into Kafka."""
+    from streams.pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.broker:
+        raise ClaimwatchError("no broker configured: set CLAIMWATCH_BROKER, or use --offline")
+    live_default = settings.topic_declarations == "ggz.declarations.v1"
+    if live_default and not args.live:
+        raise ClaimwatchError(
+            "refusing to replay into the live topic ggz.declarations.v1: set CLAIMWATCH_TOPIC_DECLARATIONS "
+            "(and CLAIMWATCH_APP_ID/CLAIMWATCH_TOPIC_ALERTS for the replay worker), or pass --live"
+        )
+    for f in args.files:
+        if not Path(f).is_file():
+            raise ClaimwatchError(f"{f}: no such file")
+    contracts = contract_lines(args.contracts)
+    tty = sys.stderr.isatty()
+
+    def progress(stats: ProduceStats) -> None:
+        if tty:
+            sys.stderr.write(f"\rproduced {stats.lines:,} lines in {stats.messages:,} messages")
+            sys.stderr.flush()
+
+    from streams.broker import ensure_topics_sync
+    from streams.pipeline.topics import topic_specs
+
+    kw = settings.kafka_client_kwargs()
+    ensure_topics_sync(settings.broker, topic_specs(settings), **kw)
+    stats = asyncio.run(
+        produce_history(
+            settings.broker,
+            archive_lines(args.files),
+            topic=settings.topic_declarations,
+            contracts=contracts,
+            contracts_topic=settings.topic_contracts,
+            batch_size=args.batch_size,
+            rate=args.rate,
+            speed=args.speed,
+            on_progress=progress,
+            client_kwargs=kw,
+        )
+    )
+    if not args.no_final_tick:
+        asyncio.run(
+            send_final_tick(settings.broker, settings.topic_control, settings.partitions, kw)
+        )
+    if tty:
+        sys.stderr.write("\n")
+    print(
+        f"produced {stats.lines:,} lines in {stats.messages:,} messages to {settings.topic_declarations} "
+        f"({stats.unkeyed} unkeyed) and {stats.contracts} contracts in {stats.seconds:.1f} s"
+    )
+    return 0
