@@ -65,6 +65,11 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         web_bind=settings.web_bind,
         web_enabled=True,
         stream_wait_empty=False,
+        # A joining worker waits up to the rebalance timeout for the group's other
+        # members; 10 s keeps restarts and scale-out quick without flapping.
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_session_timeout=settings.rebalance_timeout,
+        broker_heartbeat_interval=min(3.0, settings.rebalance_timeout / 4),
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
@@ -119,6 +124,8 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         minimum = policy.group_share.min_consults
         return {year: peer_mean(p, minimum)[0] for year, p in pairs.items()}
 
+    processor.peers = peer_means
+
     async def publish(out: Output) -> None:
         # Alerts and dead letters are acknowledged before the state that records them
         # is written: a crash in between re-sends (same alert_id + sequence) rather
@@ -157,7 +164,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                     msg.partition, msg.offset, key, msg.value or b"", source="c"
                 )
             else:
-                out = processor.on_control(msg.partition, msg.value or b"", peer_means())
+                out = processor.on_control(msg.partition, msg.value or b"")
             if out.rekey is not None:
                 provider, payload = out.rekey
                 await control.send(

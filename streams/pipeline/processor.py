@@ -19,7 +19,7 @@ rebalance and is skipped whole, so reprocessing never changes a count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +47,14 @@ class Output:
 
 
 class Processor:
-    def __init__(self, engine: Engine, store: Store) -> None:
+    def __init__(
+        self, engine: Engine, store: Store, peers: Callable[[], dict[int, Any]] | None = None
+    ) -> None:
         self.engine = engine
         self.store = store
+        self.peers = peers
+        self.declarations_done: dict[int, int] = {}  # partition → last declarations offset seen
+        self.pending_ticks: dict[int, int] = {}  # partition → declarations offset a tick waits for
         self.journal_len: dict[str, int] = {}
         self.owner_partition: dict[str, int] = {}
         self.ledgers: dict[int, tuple[Counts, int]] = {}
@@ -125,19 +130,27 @@ class Processor:
         """Process a declarations message; ``source`` tells offsets of the declarations
         topic (``d``) from those of re-keyed messages on the control topic (``c``)."""
         out = Output()
+        if source == "d":
+            self.declarations_done[partition] = offset
         if key is None:
-            return self._unkeyed(partition, offset, raw, out)
-        st = self._owner_state(key, partition)
-        mark = f"{source}{partition}"
-        if st.applied.get(mark, -1) >= offset:
-            out.skipped = True
-            return out
-        fx = self.engine.process(raw, key)
-        st.applied[mark] = offset
-        self._collect(fx, out)
-        for provider in fx.touched | {key}:
-            self._owner_state(provider, partition)
-            self._persist(provider, out)
+            self._unkeyed(partition, offset, raw, out)
+        else:
+            st = self._owner_state(key, partition)
+            mark = f"{source}{partition}"
+            if st.applied.get(mark, -1) >= offset:
+                out.skipped = True
+            else:
+                fx = self.engine.process(raw, key)
+                st.applied[mark] = offset
+                self._collect(fx, out)
+                for provider in fx.touched | {key}:
+                    self._owner_state(provider, partition)
+                    self._persist(provider, out)
+        waiting = self.pending_ticks.get(partition)
+        if waiting is not None and offset >= waiting:
+            del self.pending_ticks[partition]
+            self._tick(partition, out)
+            out.skipped = False
         return out
 
     def _unkeyed(self, partition: int, offset: int, raw: bytes, out: Output) -> Output:
@@ -170,7 +183,7 @@ class Processor:
     def _collect(self, fx: Effects, out: Output) -> None:
         out.alerts.extend(fx.alerts)
         out.dead_letters.extend(fx.dead_letters)
-        out.event_times = fx.event_times
+        out.event_times.extend(fx.event_times)
         out.lines += fx.lines
 
     def _persist(self, owner: str, out: Output) -> None:
@@ -193,7 +206,7 @@ class Processor:
                 out.peers[pk] = pair
 
     # -- control: contracts and ticks -----------------------------------------
-    def on_control(self, partition: int, raw: bytes, peers: dict[int, Any] | None) -> Output:
+    def on_control(self, partition: int, raw: bytes) -> Output:
         out = Output()
         try:
             msg = orjson.loads(raw)
@@ -215,12 +228,25 @@ class Processor:
                 self.owner_partition.setdefault(contract.provider, partition)
                 self._persist(contract.provider, out)
         elif kind == "tick":
-            owners = self.owners_of(partition)
-            fx = self.engine.tick(peers=peers, providers=owners)
-            self._collect(fx, out)
-            for owner in sorted(fx.touched):
-                self._persist(owner, out)
+            # A replay's final tick names the declarations offset it must follow:
+            # the two topics are consumed independently, so it may arrive first.
+            after = (
+                msg.get("after", {}).get(str(partition))
+                if isinstance(msg.get("after"), dict)
+                else None
+            )
+            if isinstance(after, int) and self.declarations_done.get(partition, -1) < after:
+                self.pending_ticks[partition] = after
+            else:
+                self._tick(partition, out)
         return out
+
+    def _tick(self, partition: int, out: Output) -> None:
+        peers = self.peers() if self.peers is not None else None
+        fx = self.engine.tick(peers=peers, providers=self.owners_of(partition))
+        self._collect(fx, out)
+        for owner in sorted(fx.touched):
+            self._persist(owner, out)
 
 
 def _contract_fields(c: Contract) -> tuple[Any, ...]:
@@ -240,5 +266,9 @@ def contract_control(contract_obj: dict[str, Any]) -> bytes:
     return orjson.dumps({"type": "contract", "contract": contract_obj})
 
 
-def tick_control(final: bool = False) -> bytes:
-    return orjson.dumps({"type": "tick", "final": final})
+def tick_control(final: bool = False, after: dict[int, int] | None = None) -> bytes:
+    """A tick; ``after`` maps partition → declarations offset to process first."""
+    msg: dict[str, Any] = {"type": "tick", "final": final}
+    if after:
+        msg["after"] = {str(p): o for p, o in after.items()}
+    return orjson.dumps(msg)

@@ -39,6 +39,7 @@ class Settings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     log_level: str = "info"
+    rebalance_timeout: float = 10.0
 
     @property
     def topic_control(self) -> str:
@@ -123,6 +124,7 @@ class Settings:
             ssl_certfile=get("SSL_CERTFILE"),
             ssl_keyfile=get("SSL_KEYFILE"),
             log_level=(get("LOG_LEVEL", "info") or "info").lower(),
+            rebalance_timeout=float(integer("REBALANCE_TIMEOUT_SECONDS", 10, 1, 600)),
         )
 
     def kafka_client_kwargs(self) -> dict[str, Any]:

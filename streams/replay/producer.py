@@ -183,9 +183,14 @@ async def _settle(pending: list[asyncio.Future[Any]], stats: ProduceStats) -> No
 
 
 async def send_final_tick(
-    bootstrap: str, control_topic: str, partitions: int, client_kwargs: dict[str, Any] | None = None
+    bootstrap: str,
+    control_topic: str,
+    partitions: int,
+    client_kwargs: dict[str, Any] | None = None,
+    after: dict[int, int] | None = None,
 ) -> dict[int, int]:
-    """Ask every partition's owner to evaluate the structural rules once more."""
+    """Ask every partition's owner to evaluate the structural rules once more,
+    after it has processed the declarations up to ``after[partition]``."""
     from aiokafka import AIOKafkaProducer
 
     from streams.pipeline.processor import tick_control
@@ -195,8 +200,9 @@ async def send_final_tick(
     offsets = {}
     try:
         for p in range(partitions):
+            target = {p: after[p]} if after and p in after else None
             meta = await producer.send_and_wait(
-                control_topic, tick_control(final=True), partition=p
+                control_topic, tick_control(final=True, after=target), partition=p
             )
             offsets[p] = meta.offset
     finally:

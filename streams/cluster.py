@@ -1,0 +1,288 @@
+"""A claimwatch cluster on one machine: broker, worker processes, and their views.
+
+``claimwatch demo`` and the pipeline tests both use it. Workers are real
+``claimwatch worker`` processes (so they can be killed and restarted), each with its
+own web port; the cluster talks to them only through their HTTP views and Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from streams.broker import EmbeddedBroker, ensure_topics_sync
+from streams.domain.errors import ClaimwatchError
+from streams.domain.policy import Policy
+from streams.domain.snapshot import merge_snapshots
+from streams.pipeline.settings import Settings
+from streams.pipeline.topics import topic_specs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int, path: str, timeout: float = 5.0, token: str | None = None) -> Any:
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only
+        return orjson.loads(resp.read())
+
+
+@dataclass
+class WorkerProc:
+    index: int
+    port: int
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+
+
+@dataclass
+class Cluster:
+    settings: Settings
+    var_dir: Path = Path("var")
+    workers: list[WorkerProc] = field(default_factory=list)
+    broker: EmbeddedBroker | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    policy_path: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+    def start_broker(self) -> None:
+        """Use the configured broker, or start the embedded one."""
+        if self.settings.broker:
+            return
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.broker = EmbeddedBroker(log_path=self.var_dir / "tansu.log").start()
+        self.settings = self.settings.with_(broker=self.broker.bootstrap)
+
+    def create_topics(self) -> None:
+        ensure_topics_sync(
+            self.settings.broker or "",
+            topic_specs(self.settings),
+            **self.settings.kafka_client_kwargs(),
+        )
+
+    def add_worker(self, port: int | None = None) -> WorkerProc:
+        i = len(self.workers)
+        w = WorkerProc(
+            i,
+            port or free_port(),
+            self.var_dir / f"worker-{i}",
+            self.var_dir / f"worker-{i}.log",
+        )
+        self.workers.append(w)
+        self.start_worker(w)
+        return w
+
+    def worker_env(self, w: WorkerProc) -> dict[str, str]:
+        s = self.settings
+        env = dict(os.environ)
+        env.update(
+            {
+                "CLAIMWATCH_BROKER": s.broker or "",
+                "CLAIMWATCH_APP_ID": s.app_id,
+                "CLAIMWATCH_TOPIC_DECLARATIONS": s.topic_declarations,
+                "CLAIMWATCH_TOPIC_CONTRACTS": s.topic_contracts,
+                "CLAIMWATCH_TOPIC_ALERTS": s.topic_alerts,
+                "CLAIMWATCH_TOPIC_REJECTED": s.topic_rejected,
+                "CLAIMWATCH_PARTITIONS": str(s.partitions),
+                "CLAIMWATCH_STORE": s.store,
+                "CLAIMWATCH_DATA_DIR": str(w.data_dir),
+                "CLAIMWATCH_WEB_PORT": str(w.port),
+                "CLAIMWATCH_WEB_BIND": "127.0.0.1",
+                "CLAIMWATCH_REPLAY": "true" if s.replay else "false",
+                "CLAIMWATCH_LOG_LEVEL": s.log_level,
+            }
+        )
+        if s.tick_seconds is not None:
+            env["CLAIMWATCH_TICK_SECONDS"] = str(s.tick_seconds)
+        if self.policy_path:
+            env["CLAIMWATCH_POLICY"] = self.policy_path
+        env.update(self.env)
+        return env
+
+    def start_worker(self, w: WorkerProc) -> None:
+        w.data_dir.mkdir(parents=True, exist_ok=True)
+        w.log = w.log_path.open("ab")
+        w.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker"],
+            env=self.worker_env(w),
+            stdout=w.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in the demo reaches the demo, which stops workers in order
+        )
+
+    def kill_worker(self, w: WorkerProc, sig: int = signal.SIGKILL) -> None:
+        if w.proc is not None and w.proc.poll() is None:
+            w.proc.send_signal(sig)
+            try:
+                w.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait(10)
+        if w.log is not None:
+            w.log.close()
+            w.log = None
+
+    def restart_worker(self, w: WorkerProc) -> None:
+        self.kill_worker(w, signal.SIGKILL)
+        self.start_worker(w)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            self.kill_worker(w, signal.SIGTERM)
+        if self.broker is not None:
+            self.broker.stop()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- views ----------------------------------------------------------------
+    def alive(self) -> list[WorkerProc]:
+        return [w for w in self.workers if w.proc is not None and w.proc.poll() is None]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        out = []
+        for w in self.alive():
+            try:
+                out.append(http_get(w.port, "/status", timeout=2.0))
+            except OSError:
+                continue
+        return out
+
+    def check_workers(self) -> None:
+        for w in self.workers:
+            if (
+                w.proc is not None
+                and w.proc.poll() is not None
+                and w.proc.returncode not in (0, -9, -15)
+            ):
+                tail = (
+                    w.log_path.read_text(errors="replace").splitlines()[-5:]
+                    if w.log_path.exists()
+                    else []
+                )
+                raise ClaimwatchError(
+                    f"worker {w.index} exited with {w.proc.returncode}; see {w.log_path}: {' | '.join(tail)}"
+                )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until the live workers together hold every partition."""
+        deadline = time.monotonic() + timeout
+        want = set(range(self.settings.partitions))
+        while time.monotonic() < deadline:
+            self.check_workers()
+            sts = self.statuses()
+            held: set[int] = set()
+            for st in sts:
+                held.update(st["assigned"])
+            if len(sts) == len(self.alive()) and held >= want and all(st["assigned"] for st in sts):
+                return
+            time.sleep(0.25)
+        raise ClaimwatchError(
+            f"workers did not get their partitions within {timeout:.0f} s (logs in {self.var_dir})"
+        )
+
+    def progress(self) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for st in self.statuses():
+            for k, v in st["progress"].items():
+                merged[k] = max(merged.get(k, -1), v)
+        return merged
+
+    def wait_processed(self, targets: Mapping[str, int], timeout: float = 300.0) -> None:
+        """Until every "<topic>:<partition>" has been processed up to its offset."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_workers()
+            done = self.progress()
+            if all(done.get(k, -1) >= v for k, v in targets.items()):
+                return
+            time.sleep(0.2)
+        missing = {k: v for k, v in targets.items() if self.progress().get(k, -1) < v}
+        raise ClaimwatchError(f"input not processed within {timeout:.0f} s: {missing}")
+
+    def wait_contracts(self, n: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(st.get("contracts", 0) for st in self.statuses()) >= n:
+                return
+            time.sleep(0.1)
+        raise ClaimwatchError(f"workers did not receive {n} contracts within {timeout:.0f} s")
+
+    def snapshot(self, policy: Policy) -> tuple[dict[str, Any], set[str]]:
+        """The merged snapshot of all workers and the alert ids firing anywhere."""
+        parts = []
+        firing: set[str] = set()
+        for w in self.alive():
+            part = http_get(w.port, "/snapshot", timeout=30.0)
+            firing.update(part.pop("firing"))
+            parts.append(part)
+        return merge_snapshots(parts, policy), firing
+
+    def read_topic(
+        self, topic: str, timeout: float = 30.0
+    ) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
+        return asyncio.run(
+            read_all(
+                self.settings.broker or "", topic, timeout, self.settings.kafka_client_kwargs()
+            )
+        )
+
+
+async def read_all(
+    bootstrap: str, topic: str, timeout: float = 30.0, client_kwargs: dict[str, Any] | None = None
+) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
+    """Every message of a topic up to its current end, partition by partition."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **(client_kwargs or {})
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for r in records:
+                    out.append((r.key, r.value, dict(r.headers or ())))
+                if records and records[-1].offset >= ends[tp] - 1:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return out
