@@ -1,0 +1,348 @@
+"""``claimwatch demo``: the whole system on one machine, with a live view.
+
+Starts the embedded broker (unless ``CLAIMWATCH_BROKER`` names one), creates the
+topics, starts worker processes, and streams a synthetic history (or ``--input``
+archives) through them while the terminal shows throughput, lag, the providers
+closest to their cost ceiling and alerts as they fire. With ``--until-idle`` it
+waits until everything is processed, writes alerts and the snapshot in the offline
+formats, and exits; otherwise Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from streams.cluster import Cluster, free_port, read_all
+from streams.domain.errors import ClaimwatchError
+from streams.domain.policy import Policy
+from streams.pipeline.settings import Settings
+from streams.replay.producer import (
+    ProduceStats,
+    archive_lines,
+    contract_lines,
+    produce_history,
+    send_final_tick,
+)
+
+VAR = Path("var/demo")
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "warning": "yellow"}
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _history(args: Any, console: Console) -> tuple[list[Path], Path | None]:
+    if args.input:
+        for f in args.input:
+            if not Path(f).is_file():
+                raise ClaimwatchError(f"{f}: no such file")
+        if args.contracts and not Path(args.contracts).is_file():
+            raise ClaimwatchError(f"{args.contracts}: no such file")
+        return [Path(f) for f in args.input], Path(args.contracts) if args.contracts else None
+    from streams.replay.generate import GenerateOptions, generate
+
+    out = VAR / f"history-{args.providers}p-{args.lines}l-s{args.seed}"
+    decl = out / "declarations.ndjson"
+    if not decl.exists():
+        with console.status(
+            f"generating a synthetic history of {args.lines:,} lines for {args.providers} providers"
+        ):
+            generate(
+                out, GenerateOptions(providers=args.providers, lines=args.lines, seed=args.seed)
+            )
+    return [decl], out / "contracts.ndjson"
+
+
+def run_demo(args: Any, policy: Policy) -> int:
+    console = Console(stderr=True)
+    if args.offline:
+        return _offline(args, policy, console)
+    env_settings = Settings.from_env()
+    settings = env_settings.with_(
+        tick_seconds=env_settings.tick_seconds or 10.0,
+        store=env_settings.store,
+    )
+    files, contracts = _history(args, console)
+    VAR.mkdir(parents=True, exist_ok=True)
+    import os
+
+    policy_path = args.policy or os.environ.get("CLAIMWATCH_POLICY")
+    cluster = Cluster(settings, var_dir=VAR, policy_path=policy_path)
+    try:
+        with console.status("starting the broker and workers"):
+            cluster.start_broker()
+            cluster.create_topics()
+            first = args.web_port or 6066
+            for i in range(args.workers):
+                port = first + i if _port_free(first + i) else free_port()
+                cluster.add_worker(port=port)
+            cluster.wait_ready()
+        where = (
+            f"embedded tansu on {cluster.settings.broker} (log {VAR / 'tansu.log'})"
+            if cluster.broker
+            else cluster.settings.broker
+        )
+        console.print(f"[bold]claimwatch demo[/]: broker {where}")
+        for w in cluster.workers:
+            console.print(
+                f"  worker {w.index}: metrics http://127.0.0.1:{w.port}/metrics  (log {w.log_path})"
+            )
+        return asyncio.run(_run(args, policy, cluster, files, contracts, console))
+    except KeyboardInterrupt:
+        console.print("stopping…")
+        return 130
+    finally:
+        cluster.stop()
+
+
+async def _run(
+    args: Any,
+    policy: Policy,
+    cluster: Cluster,
+    files: list[Path],
+    contracts: Path | None,
+    console: Console,
+) -> int:
+    s = cluster.settings
+    crows = contract_lines(contracts)
+    n_contracts = len({(orjson.loads(r)["provider_agb"], orjson.loads(r)["year"]) for r in crows})
+    view = LiveView(cluster, policy)
+
+    async def after_contracts(_n: int) -> None:
+        await asyncio.to_thread(cluster.wait_contracts, n_contracts)
+
+    def progress(stats: ProduceStats) -> None:
+        view.produced = stats.lines
+
+    rate = None if args.input else args.rate
+    producer = asyncio.create_task(
+        produce_history(
+            s.broker or "",
+            archive_lines(files),
+            topic=s.topic_declarations,
+            contracts=crows,
+            contracts_topic=s.topic_contracts,
+            batch_size=args.batch_size,
+            rate=rate,
+            after_contracts=after_contracts,
+            on_progress=progress,
+            client_kwargs=s.kafka_client_kwargs(),
+        )
+    )
+    alerts_task = asyncio.create_task(view.follow_alerts())
+    live = (
+        Live(view.render(), console=console, refresh_per_second=2, transient=False)
+        if console.is_terminal
+        else None
+    )
+    try:
+        if live is not None:
+            live.start()
+        stats: ProduceStats | None = None
+        last_print = 0.0
+        while True:
+            await view.refresh()
+            if live is not None:
+                live.update(view.render())
+            elif time.monotonic() - last_print > 5:
+                last_print = time.monotonic()
+                console.print(view.line())
+            if stats is None and producer.done():
+                stats = producer.result()
+                view.done_producing = True
+                if args.until_idle:
+                    break
+            await asyncio.sleep(0.5)
+    finally:
+        if live is not None:
+            live.stop()
+        if not producer.done():
+            producer.cancel()
+    assert stats is not None
+    # Everything produced: wait until processed, then one final evaluation of the
+    # structural rules, as the offline replay does at its end.
+    targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
+    await asyncio.to_thread(cluster.wait_processed, targets)
+    ticks = await send_final_tick(
+        s.broker or "", s.topic_control, s.partitions, s.kafka_client_kwargs(), stats.end_offsets
+    )
+    await asyncio.to_thread(
+        cluster.wait_processed, {f"{s.topic_control}:{p}": o for p, o in ticks.items()}
+    )
+    alerts_task.cancel()
+    snapshot, firing = await asyncio.to_thread(cluster.snapshot, policy)
+    alerts = [
+        orjson.loads(v)
+        for _k, v, _h in await read_all(
+            s.broker or "", s.topic_alerts, 30.0, s.kafka_client_kwargs()
+        )
+    ]
+    if args.alerts_out:
+        Path(args.alerts_out).write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in alerts))
+    if args.snapshot_out:
+        Path(args.snapshot_out).write_bytes(
+            orjson.dumps(snapshot, option=orjson.OPT_INDENT_2) + b"\n"
+        )
+    c = snapshot["counts"]
+    print(
+        f"processed {stats.lines:,} lines ({stats.messages:,} messages): {c['accepted']:,} accepted, "
+        f"{sum(c['rejected'].values()):,} dead-lettered; {len(alerts)} alert transitions, {len(firing)} alerts firing"
+    )
+    return 0
+
+
+class LiveView:
+    def __init__(self, cluster: Cluster, policy: Policy) -> None:
+        self.cluster = cluster
+        self.policy = policy
+        self.produced = 0
+        self.done_producing = False
+        self.statuses: list[dict[str, Any]] = []
+        self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=12)
+        self.alert_count = 0
+        self.firing_count = 0
+        self.top: list[tuple[str, str, int, float]] = []
+        self._rate_mark = (time.monotonic(), 0)
+        self.rate = 0.0
+        self._last_snapshot = 0.0
+
+    async def refresh(self) -> None:
+        self.statuses = await asyncio.to_thread(self.cluster.statuses)
+        lines = sum(st.get("lines", 0) for st in self.statuses)
+        now = time.monotonic()
+        t0, l0 = self._rate_mark
+        if now - t0 >= 1.0:
+            self.rate = (lines - l0) / (now - t0)
+            self._rate_mark = (now, lines)
+        if now - self._last_snapshot > 2.0:
+            self._last_snapshot = now
+            try:
+                snap, firing = await asyncio.to_thread(self.cluster.snapshot, self.policy)
+            except OSError:
+                return
+            self.firing_count = len(firing)
+            rows = []
+            for agb, years in snap["providers"].items():
+                for year, ind in years.items():
+                    if ind["ceiling_utilisation"] is not None:
+                        rows.append((agb, year, ind["net_cents"], ind["ceiling_utilisation"]))
+            rows.sort(key=lambda r: -r[3])
+            self.top = rows[:8]
+
+    async def follow_alerts(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        s = self.cluster.settings
+        consumer = AIOKafkaConsumer(
+            s.topic_alerts,
+            bootstrap_servers=s.broker,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **s.kafka_client_kwargs(),
+        )
+        await consumer.start()
+        try:
+            async for record in consumer:
+                self.alert_count += 1
+                self.alerts.appendleft(orjson.loads(record.value))
+        finally:
+            await consumer.stop()
+
+    def processed(self) -> int:
+        return sum(st.get("lines", 0) for st in self.statuses)
+
+    def line(self) -> str:
+        return (
+            f"produced {self.produced:,} lines, processed {self.processed():,} ({self.rate:,.0f} lines/s), "
+            f"{self.alert_count} alert transitions, {self.firing_count} firing"
+        )
+
+    def render(self) -> Group:
+        head = Table.grid(padding=(0, 3))
+        head.add_row(
+            Text(f"produced {self.produced:,}", style="bold"),
+            Text(f"processed {self.processed():,}", style="bold"),
+            Text(f"{self.rate:,.0f} lines/s", style="bold green"),
+            Text(f"backlog {max(0, self.produced - self.processed()):,} lines"),
+            Text(f"workers {len(self.statuses)}"),
+            Text(
+                "stream complete — Ctrl-C to stop" if self.done_producing else "streaming…",
+                style="dim",
+            ),
+        )
+        top = Table(title="Closest to their cost ceiling", expand=True)
+        for col in ("provider", "year", "net declared", "utilisation"):
+            top.add_column(col)
+        for agb, year, net, util in self.top:
+            style = (
+                "bold red"
+                if util >= 1
+                else "red"
+                if util >= 0.9
+                else "yellow"
+                if util >= 0.7
+                else ""
+            )
+            top.add_row(agb, year, f"EUR {net / 100:,.0f}", Text(f"{util:.1%}", style=style))
+        alerts = Table(
+            title=f"Alerts ({self.alert_count} transitions, {self.firing_count} firing)",
+            expand=True,
+        )
+        for col in ("state", "severity", "alert", "message"):
+            alerts.add_column(col, overflow="fold")
+        for a in self.alerts:
+            alerts.add_row(
+                a["state"],
+                Text(a["severity"], style=SEVERITY_STYLE.get(a["severity"], "")),
+                a["alert_id"],
+                a["message"],
+            )
+        return Group(head, top, alerts)
+
+
+def _offline(args: Any, policy: Policy, console: Console) -> int:
+    from streams.replay.offline import replay_offline
+
+    files, contracts = _history(args, console)
+    VAR.mkdir(parents=True, exist_ok=True)
+    alerts_out = Path(args.alerts_out) if args.alerts_out else VAR / "alerts.ndjson"
+    summary, engine = replay_offline(
+        files,
+        policy,
+        contracts=contracts,
+        alerts_out=alerts_out,
+        snapshot_out=args.snapshot_out,
+        replay_flag=False,
+    )
+    for raw in alerts_out.read_bytes().splitlines()[-15:]:
+        a = orjson.loads(raw)
+        console.print(
+            f"[{SEVERITY_STYLE.get(a['severity'], '')}]{a['state']:8} {a['alert_id']}[/]: {a['message']}"
+        )
+    print(
+        f"offline: {summary.lines:,} lines, {summary.alerts} alert transitions, {summary.firing} firing ({alerts_out})"
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(1)
