@@ -24,6 +24,7 @@ from streams.domain.errors import ClaimwatchError
 from streams.domain.model import parse_time
 from streams.replay.files import iter_lines
 
+FLUSH_SECONDS = 1.0
 BATCH_TAG = b'{"schema":"ggz.declaration-batch/1","provider_agb":"'
 
 
@@ -128,6 +129,7 @@ async def produce_history(
         buffers: dict[str, list[bytes]] = {}
         last_time: dict[str, float | None] = {}
         pending: list[asyncio.Future[Any]] = []
+        flushed = time.monotonic()
 
         async def send(key: bytes | None, value: bytes, ts: float | None) -> None:
             fut = await producer.send(
@@ -151,12 +153,14 @@ async def produce_history(
             if len(buf) >= batch_size:
                 await send(agb.encode(), _envelope(agb, buf), ts)
                 buffers[agb] = []
-            if stats.lines % batch_size == 0:
-                if on_progress is not None:
+            if stats.lines % 100 == 0:
+                if on_progress is not None and stats.lines % batch_size == 0:
                     on_progress(stats)
                 await pacer.wait(stats.lines, ts)
-                if rate or speed:
-                    # Paced: do not let a slow provider's lines wait for its batch to fill.
+                if (rate or speed) and time.monotonic() - flushed > FLUSH_SECONDS:
+                    # Paced: a small provider's lines should not wait long for its
+                    # batch to fill, but every flush costs a message per provider.
+                    flushed = time.monotonic()
                     for other, rest in buffers.items():
                         if rest:
                             await send(other.encode(), _envelope(other, rest), last_time.get(other))
