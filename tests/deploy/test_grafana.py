@@ -1,0 +1,202 @@
+"""Grafana provisioning and dashboards (deploy/grafana): valid models whose queries parse."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from deploy_helpers import DASHBOARDS, GRAFANA, load_yaml
+
+PANEL_TYPES = {
+    "timeseries",
+    "stat",
+    "bargauge",
+    "table",
+    "gauge",
+    "text",
+    "row",
+    "state-timeline",
+    "barchart",
+}
+
+
+def model(name: str) -> dict[str, Any]:
+    return json.loads((GRAFANA / "dashboards" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for panel in dashboard["panels"]:
+        found.append(panel)
+        found.extend(panel.get("panels", []))
+    return found
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_is_a_valid_grafana_model(path: Path) -> None:
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    assert dashboard["uid"] == f"claimwatch-{path.stem}"
+    assert dashboard["title"] and dashboard["id"] is None
+    assert "claimwatch" in dashboard["tags"]
+    ids = [p["id"] for p in panels(dashboard)]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert "datasource" in variables
+    occupied: set[tuple[int, int]] = set()
+    for panel in panels(dashboard):
+        assert panel["type"] in PANEL_TYPES, panel["title"]
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24 and grid["w"] > 0 and grid["h"] > 0, panel["title"]
+        cells = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not cells & occupied, f"{panel['title']} overlaps another panel"
+        occupied |= cells
+        assert panel.get("description"), f"{panel['title']} needs a description"
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        refs = [t["refId"] for t in panel["targets"]]
+        assert panel["targets"] and len(refs) == len(set(refs)), panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].strip() and target["datasource"]["uid"] == "${datasource}", panel[
+                "title"
+            ]
+
+
+def test_operations_dashboard_shows_stream_health() -> None:
+    exprs = " ".join(t["expr"] for p in panels(model("operations")) for t in p.get("targets", []))
+    for needle in (
+        "sum by (result) (rate(claimwatch_lines_total",
+        "claimwatch_consumer_lag_messages",
+        'claimwatch_lines_total{result="rejected"}',
+        "sum by (rule, state) (increase(claimwatch_alerts_total",
+        "histogram_quantile(0.5, sum by (le) (rate(claimwatch_event_lag_seconds_bucket",
+        "histogram_quantile(0.99, sum by (le) (rate(claimwatch_event_lag_seconds_bucket",
+        'up{job="claimwatch"}',
+    ):
+        assert needle in exprs, needle
+
+
+def test_purchasing_dashboard_filters_by_region_purchaser_and_provider() -> None:
+    variables = {v["name"]: v for v in model("purchasing")["templating"]["list"]}
+    for name in ("region", "purchaser", "provider", "year"):
+        assert variables[name]["definition"].startswith("label_values("), name
+        assert variables[name]["definition"].endswith(f", {name})"), name
+    for panel in panels(model("purchasing")):
+        for target in panel["targets"]:
+            if (
+                "claimwatch_provider_" in target["expr"]
+                or "claimwatch_alert_firing" in target["expr"]
+            ):
+                for name in ("region", "purchaser", "provider", "year"):
+                    assert f'{name}=~"${name}"' in target["expr"], (panel["title"], name)
+
+
+def test_purchasing_dashboard_has_a_panel_per_indicator() -> None:
+    by_metric = {}
+    for panel in panels(model("purchasing")):
+        for target in panel["targets"]:
+            for metric in re.findall(r"claimwatch_[a-z0-9_]+", target["expr"]):
+                by_metric.setdefault(metric, panel)
+    assert by_metric["claimwatch_provider_ceiling_utilisation_ratio"]["type"] == "bargauge"
+    for metric in (
+        "claimwatch_provider_group_consult_share_ratio",
+        "claimwatch_peer_group_consult_share_mean_ratio",
+        "claimwatch_provider_group_consults_4plus_practitioners",
+        "claimwatch_provider_clinical_detox_share_ratio",
+        "claimwatch_provider_adhd_growth_ratio",
+        "claimwatch_provider_digital_consult_share_ratio",
+        "claimwatch_provider_zvt_setting_mismatch_lines",
+        "claimwatch_alert_firing",
+    ):
+        assert metric in by_metric, metric
+    adhd = by_metric["claimwatch_provider_adhd_growth_ratio"]["description"]
+    assert "proxy" in adhd and "DSM chapter 01" in adhd and "own diagnosis registration" in adhd
+    digital = by_metric["claimwatch_provider_digital_consult_share_ratio"]
+    steps = digital["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 0.25]
+    assert by_metric["claimwatch_alert_firing"]["type"] == "table"
+
+
+def grafana_to_promql(text: str) -> str:
+    """A dashboard query as Prometheus would receive it, for a syntax check."""
+    selector = re.fullmatch(r"label_values\((.*),\s*\w+\)", text.strip(), re.DOTALL)
+    if selector:
+        text = selector.group(1)
+    text = (
+        text.replace("$__rate_interval", "5m")
+        .replace("$__interval", "1m")
+        .replace("$__range", "1h")
+    )
+    return re.sub(r"\$\{?(\w+)\}?", ".*", text)
+
+
+def test_every_dashboard_query_is_valid_promql(promtool: str, tmp_path: Path) -> None:
+    exprs = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        exprs += [t["expr"] for p in panels(dashboard) for t in p.get("targets", [])]
+        exprs += [v["definition"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard-queries",
+                "rules": [
+                    {"record": f"dashboard:query_{i}:check", "expr": grafana_to_promql(e)}
+                    for i, e in enumerate(exprs)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump(rules))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in result.stdout
+
+
+def test_an_invalid_query_would_be_caught(promtool: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "g",
+                        "rules": [
+                            {
+                                "record": "x:y:z",
+                                "expr": grafana_to_promql(
+                                    "sum by (le (rate(claimwatch_lines_total[$__rate_interval]))"
+                                ),
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+
+
+def test_provisioning_points_at_the_prometheus_service_and_the_dashboards() -> None:
+    (datasource,) = load_yaml(GRAFANA / "provisioning" / "datasources" / "prometheus.yml")[
+        "datasources"
+    ]
+    assert datasource["type"] == "prometheus" and datasource["isDefault"] is True
+    (provider,) = load_yaml(GRAFANA / "provisioning" / "dashboards" / "claimwatch.yml")["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"]
