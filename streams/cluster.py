@@ -224,13 +224,22 @@ class Cluster:
         missing = {k: v for k, v in targets.items() if self.progress().get(k, -1) < v}
         raise ClaimwatchError(f"input not processed within {timeout:.0f} s: {missing}")
 
-    def wait_contracts(self, n: int, timeout: float = 60.0) -> None:
+    def wait_contracts(self, rows: list[bytes], timeout: float = 60.0) -> None:
+        """Until the workers hold the latest version of every contract in ``rows``."""
+        latest: dict[tuple[str, int], int] = {}
+        for raw in rows:
+            c = orjson.loads(raw)
+            key = (c["provider_agb"], c["year"])
+            latest[key] = max(latest.get(key, 0), c["version"])
+        want = sum(latest.values())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if sum(st.get("contracts", 0) for st in self.statuses()) >= n:
+            if sum(st.get("contract_versions", 0) for st in self.statuses()) >= want:
                 return
             time.sleep(0.1)
-        raise ClaimwatchError(f"workers did not receive {n} contracts within {timeout:.0f} s")
+        raise ClaimwatchError(
+            f"workers did not receive {len(rows)} contract events within {timeout:.0f} s"
+        )
 
     def snapshot(self, policy: Policy) -> tuple[dict[str, Any], set[str]]:
         """The merged snapshot of all workers and the alert ids firing anywhere."""

@@ -124,11 +124,17 @@ async def _run(
 ) -> int:
     s = cluster.settings
     crows = contract_lines(contracts)
-    n_contracts = len({(orjson.loads(r)["provider_agb"], orjson.loads(r)["year"]) for r in crows})
+
     view = LiveView(cluster, policy)
 
-    async def after_contracts(_n: int) -> None:
-        await asyncio.to_thread(cluster.wait_contracts, n_contracts)
+    ordered = crows  # contract_lines returns them in event-time order
+
+    async def after_contracts(sent: int) -> None:
+        await asyncio.to_thread(cluster.wait_contracts, ordered[:sent])
+
+    async def sync(stats: ProduceStats) -> None:
+        targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
+        await asyncio.to_thread(cluster.wait_processed, targets)
 
     def progress(stats: ProduceStats) -> None:
         view.produced = stats.lines
@@ -144,6 +150,7 @@ async def _run(
             batch_size=args.batch_size,
             rate=rate,
             after_contracts=after_contracts,
+            sync=sync if args.input else None,
             on_progress=progress,
             client_kwargs=s.kafka_client_kwargs(),
         )

@@ -251,6 +251,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 "lines": metrics.lines,
                 "providers": len(engine.providers),
                 "contracts": len(engine.contracts),
+                "contract_versions": sum(c.version for c in engine.contracts),
                 "assigned": sorted(
                     tp.partition
                     for tp in app.assignor.assigned_actives()

@@ -95,13 +95,17 @@ async def produce_history(
     rate: float | None = None,
     speed: float | None = None,
     after_contracts: Callable[[int], Any] | None = None,
+    sync: Callable[[ProduceStats], Any] | None = None,
     on_progress: Callable[[ProduceStats], None] | None = None,
     client_kwargs: dict[str, Any] | None = None,
 ) -> ProduceStats:
-    """Produce contracts, then declarations in batches; returns what was sent.
+    """Produce declarations in batches with the contracts merged in by event time.
 
-    ``after_contracts(n)`` (may be a coroutine function) runs once the contracts
-    are acknowledged, e.g. to wait until workers have applied them.
+    ``after_contracts(n)`` runs once contracts are acknowledged (e.g. to wait until
+    workers have applied them); ``sync(stats)`` runs before a contract change that
+    follows declarations (e.g. to wait until those are processed). Both may be
+    coroutine functions. Without them the order across topics is only as good as
+    the workers' consumption, which is what a live cluster gets.
     """
     from aiokafka import AIOKafkaProducer
 
@@ -116,20 +120,15 @@ async def produce_history(
     await producer.start()
     started = time.perf_counter()
     try:
-        for raw in contracts:
-            obj = orjson.loads(raw)
-            key = f"{obj['provider_agb']}:{obj['year']}".encode()
-            await producer.send_and_wait(contracts_topic or "ggz.contracts.v1", raw, key=key)
-            stats.contracts += 1
-        if after_contracts is not None:
-            result = after_contracts(stats.contracts)
-            if asyncio.iscoroutine(result):
-                await result
         pacer = Pacer(rate, speed)
         buffers: dict[str, list[bytes]] = {}
         last_time: dict[str, float | None] = {}
         pending: list[asyncio.Future[Any]] = []
         flushed = time.monotonic()
+        timed = sorted(
+            ((parse_time(orjson.loads(r)["updated_at"]), r) for r in contracts), key=lambda x: x[0]
+        )
+        next_contract = 0
 
         async def send(key: bytes | None, value: bytes, ts: float | None) -> None:
             fut = await producer.send(
@@ -140,9 +139,41 @@ async def produce_history(
             if len(pending) >= 256:
                 await _settle(pending, stats)
 
+        async def flush_all() -> None:
+            for other, rest in buffers.items():
+                if rest:
+                    await send(other.encode(), _envelope(other, rest), last_time.get(other))
+                    buffers[other] = []
+            await _settle(pending, stats)
+
+        async def send_contracts(until: float | None) -> None:
+            """Contracts due by event time ``until`` (all if None), in order with the
+            lines: lines before a contract change are sent (and, with ``sync``,
+            processed) before it, so the change applies where its event time says."""
+            nonlocal next_contract
+            due = []
+            while next_contract < len(timed) and (
+                until is None or timed[next_contract][0] <= until
+            ):
+                due.append(timed[next_contract][1])
+                next_contract += 1
+            if not due:
+                return
+            if stats.messages:
+                await flush_all()
+                await _call(sync, stats)
+            for raw in due:
+                obj = orjson.loads(raw)
+                key = f"{obj['provider_agb']}:{obj['year']}".encode()
+                await producer.send_and_wait(contracts_topic or "ggz.contracts.v1", raw, key=key)
+                stats.contracts += 1
+            await _call(after_contracts, stats.contracts)
+
         for raw in declarations:
             stats.lines += 1
             agb, ts = _provider_and_time(raw)
+            if ts is not None and next_contract < len(timed) and timed[next_contract][0] <= ts:
+                await send_contracts(ts)
             if agb is None:
                 stats.unkeyed += 1
                 await send(None, raw, None)
@@ -165,10 +196,8 @@ async def produce_history(
                         if rest:
                             await send(other.encode(), _envelope(other, rest), last_time.get(other))
                             buffers[other] = []
-        for agb, rest in buffers.items():
-            if rest:
-                await send(agb.encode(), _envelope(agb, rest), last_time.get(agb))
-        await _settle(pending, stats)
+        await flush_all()
+        await send_contracts(None)
         await producer.flush()
     finally:
         await producer.stop()
@@ -176,6 +205,13 @@ async def produce_history(
     if on_progress is not None:
         on_progress(stats)
     return stats
+
+
+async def _call(hook: Callable[[Any], Any] | None, arg: Any) -> None:
+    if hook is not None:
+        result = hook(arg)
+        if asyncio.iscoroutine(result):
+            await result
 
 
 async def _settle(pending: list[asyncio.Future[Any]], stats: ProduceStats) -> None:

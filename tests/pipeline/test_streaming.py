@@ -1,0 +1,178 @@
+"""The streaming pipeline against the real broker (tansu) and real worker processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.pipeline.harness import assert_equal_results, finish, offline_reference, produce
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def test_streaming_gives_the_offline_snapshot_and_alerts(
+    cluster, history, policy, tmp_path: Path
+) -> None:
+    files, contracts = history
+    reference = offline_reference(files, contracts, policy, tmp_path)
+    cluster.add_worker()
+    cluster.wait_ready()
+    stats = produce(cluster, files, contracts)
+    online = finish(cluster, stats, policy)
+    assert_equal_results(online, reference)
+    assert reference["firing"], "the history should make alerts fire"
+
+
+def test_worker_killed_mid_stream_recovers_without_loss_or_double_counting(
+    cluster, history, policy, tmp_path: Path
+) -> None:
+    files, contracts = history
+    reference = offline_reference(files, contracts, policy, tmp_path)
+    worker = cluster.add_worker()
+    cluster.wait_ready()
+    kills = []
+
+    def killer() -> None:
+        # SIGKILL the worker twice while it is processing, restart it each time.
+        for threshold in (4_000, 12_000):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                done = sum(st.get("lines", 0) for st in cluster.statuses())
+                if done >= threshold:
+                    break
+                time.sleep(0.05)
+            cluster.restart_worker(worker)
+            kills.append(threshold)
+            cluster.wait_ready()
+
+    t = threading.Thread(target=killer)
+    t.start()
+    stats = produce(cluster, files, contracts, batch_size=100, rate=6_000)
+    t.join()
+    assert len(kills) == 2
+    online = finish(cluster, stats, policy)
+    assert_equal_results(online, reference)
+
+
+def test_two_workers_share_the_partitions_and_together_give_the_same_results(
+    cluster, history, policy, tmp_path: Path
+) -> None:
+    files, contracts = history
+    reference = offline_reference(files, contracts, policy, tmp_path)
+    cluster.add_worker()
+    cluster.add_worker()
+    cluster.wait_ready()
+    held = [set(st["assigned"]) for st in cluster.statuses()]
+    assert len(held) == 2 and all(held) and not (held[0] & held[1])
+    stats = produce(cluster, files, contracts)
+    online = finish(cluster, stats, policy)
+    assert_equal_results(online, reference)
+
+
+def test_poison_messages_are_dead_lettered_with_reasons_and_the_worker_keeps_running(
+    cluster, policy, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    cluster.add_worker()
+    cluster.wait_ready()
+    s = cluster.settings
+    good = {
+        "schema": "ggz.declaration/1",
+        "event_id": "e1",
+        "line_id": "l1",
+        "kind": "debit",
+        "provider_agb": "12345678",
+        "region": "Twente",
+        "client_ref": "c-1",
+        "trajectory_id": "t1",
+        "service_date": "2026-03-02",
+        "submitted_at": "2026-04-02T10:00:00+02:00",
+        "activity": "stay",
+        "stay_days": 3,
+        "setting": 5,
+        "care_demand_type": 4,
+        "diagnosis_group": "depression",
+        "amount_cents": 90000,
+    }
+    messages = [
+        (b"12345678", b"\x00\xff not json"),
+        (b"12345678", b"[1, 2, 3]"),
+        (
+            b"12345678",
+            orjson.dumps({**good, "event_id": "e2", "practitioners": 0, "activity": "consult"}),
+        ),
+        (
+            b"12345678",
+            orjson.dumps({**good, "event_id": "e3", "line_id": "l3", "client_ref": "123456789"}),
+        ),
+        (
+            b"12345678",
+            orjson.dumps(
+                {"schema": "ggz.declaration-batch/1", "provider_agb": "12345678", "lines": []}
+            ),
+        ),
+        (
+            b"12345678",
+            orjson.dumps(
+                {
+                    "schema": "ggz.declaration-batch/1",
+                    "provider_agb": "12345678",
+                    "lines": [
+                        good,
+                        {**good, "event_id": "e4", "line_id": "l4", "provider_agb": "87654321"},
+                    ],
+                }
+            ),
+        ),
+        (
+            b"12345678",
+            orjson.dumps({**good, "event_id": "e5", "line_id": "never", "kind": "credit"}),
+        ),
+        (b"12345678", b"{" * 100_000),
+        (None, b"keyless garbage"),
+    ]
+
+    async def send() -> dict[int, int]:
+        p = AIOKafkaProducer(bootstrap_servers=s.broker)
+        await p.start()
+        ends: dict[int, int] = {}
+        try:
+            for key, value in messages:
+                meta = await p.send_and_wait(s.topic_declarations, value, key=key)
+                ends[meta.partition] = max(ends.get(meta.partition, -1), meta.offset)
+        finally:
+            await p.stop()
+        return ends
+
+    ends = asyncio.run(send())
+    cluster.wait_processed({f"{s.topic_declarations}:{p}": o for p, o in ends.items()}, 60)
+    letters = cluster.read_topic(s.topic_rejected)
+    reasons = sorted(h["reason"].decode() for _k, _v, h in letters)
+    assert reasons == sorted(
+        [
+            "invalid_json",
+            "invalid_json",
+            "schema",
+            "bsn_like_client_ref",
+            "invalid_batch",
+            "batch_provider_mismatch",
+            "orphan_credit",
+            "invalid_json",
+            "invalid_json",
+        ]
+    )
+    assert all(b"123456789" not in v for _k, v, _h in letters), (
+        "a BSN-shaped value reached the dead-letter topic"
+    )
+    snapshot, _ = cluster.snapshot(policy)
+    assert (
+        snapshot["providers"]["12345678"]["2026"]["net_cents"] == 90000
+    )  # the good line of the batch
+    assert cluster.alive(), "the worker died on poison input"
