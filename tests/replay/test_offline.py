@@ -1,0 +1,347 @@
+"""``replay_offline`` end to end on small archives written in tmp_path (SPEC §6)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import orjson
+import pytest
+
+from streams.domain import schemas
+from streams.domain.errors import InputError
+from streams.replay.offline import replay_offline
+
+A, B, C = "11111111", "22222222", "33333333"
+ALERT = fastjsonschema.compile(schemas.load_schema(schemas.ALERT))
+INDICATORS = {
+    "net_cents",
+    "ceiling_utilisation",
+    "consults",
+    "group_consults",
+    "group_share",
+    "group_ge4",
+    "group_over2_share",
+    "detox_clinical",
+    "detox_ambulant",
+    "clinical_detox_share",
+    "adhd_clients",
+    "adhd_growth",
+    "digital_share",
+    "zvt_setting_mismatch",
+}
+
+
+def write_ndjson(path: Path, records: list[Any]) -> Path:
+    path.write_bytes(
+        b"".join((r if isinstance(r, bytes) else orjson.dumps(r)) + b"\n" for r in records)
+    )
+    return path
+
+
+def replay(
+    tmp_path: Path, lines: list[Any], contracts: list[dict[str, Any]] | None = None, **kw: Any
+):
+    from streams.domain.policy import load_policy
+
+    files = kw.pop("files", None) or [write_ndjson(tmp_path / "declarations.ndjson", lines)]
+    contract_file = write_ndjson(tmp_path / "contracts.ndjson", contracts) if contracts else None
+    alerts_out, snapshot_out = tmp_path / "alerts.ndjson", tmp_path / "snapshot.json"
+    summary, engine = replay_offline(
+        files,
+        kw.pop("policy", None) or load_policy(),
+        contracts=contract_file,
+        alerts_out=alerts_out,
+        snapshot_out=snapshot_out,
+        **kw,
+    )
+    alerts = [orjson.loads(x) for x in alerts_out.read_bytes().splitlines()]
+    return alerts, orjson.loads(snapshot_out.read_bytes()), summary
+
+
+def without_detected_at(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in a.items() if k != "detected_at"} for a in alerts]
+
+
+@pytest.fixture
+def history(make_line) -> list[Any]:
+    """Three providers: A with a contract and a bit of everything, B with stay lines only,
+    C with nothing accepted; plus one line of each dead-letter reason."""
+    a1 = make_line(
+        provider_agb=A,
+        amount_cents=300_000,
+        consult_mode="group",
+        practitioners=4,
+        digital=True,
+        diagnosis_group="adhd",
+        client_ref="k1",
+    )
+    a2 = make_line(
+        provider_agb=A,
+        amount_cents=200_000,
+        detox="clinical",
+        diagnosis_group="adhd",
+        client_ref="k2",
+        service_date="2026-04-02",
+    )
+    a3 = make_line(
+        provider_agb=A,
+        amount_cents=100_000,
+        diagnosis_group="adhd",
+        client_ref="k1",
+        service_date="2025-01-20",
+    )
+    b1 = make_line(
+        provider_agb=B,
+        activity="stay",
+        stay_days=4,
+        consult_mode=...,
+        practitioners=...,
+        digital=...,
+        amount_cents=50_000,
+    )
+    return [
+        a1,
+        a2,
+        a3,
+        b1,
+        a1,  # duplicate
+        {**make_line(provider_agb=A), "line_id": a1["line_id"]},  # duplicate_line
+        make_line.credit(a2),
+        make_line.credit(a2),  # duplicate_credit
+        make_line.credit(make_line(provider_agb=A, service_date="2024-06-01")),  # orphan
+        b"{broken",  # invalid_json
+        make_line(provider_agb=C, amount_cents=0),  # schema
+        make_line(provider_agb=C, client_ref="123456789"),  # bsn_like_client_ref
+        {
+            "schema": "ggz.declaration-batch/1",
+            "provider_agb": B,
+            "lines": [make_line(provider_agb=C)],
+        },
+        {"schema": "ggz.declaration-batch/1", "provider_agb": B, "lines": []},  # invalid_batch
+    ]
+
+
+def test_snapshot_has_exactly_the_shape_of_spec_section_6(tmp_path, history, contract_event):
+    _, snap, _ = replay(tmp_path, history, [contract_event(provider=A, ceiling_cents=1_000_000)])
+    assert set(snap) == {"providers", "peers", "counts"}
+    assert set(snap["providers"]) == {A, B}  # C never had an accepted line
+    assert set(snap["providers"][A]) == {"2025", "2026"}  # the orphan's 2024 is not a year of A
+    assert set(snap["providers"][B]) == {"2026"}
+    for years in snap["providers"].values():
+        for indicators in years.values():
+            assert set(indicators) == INDICATORS
+    assert set(snap["peers"]) == {"2025", "2026"}
+    for peer in snap["peers"].values():
+        assert "group_share_mean" in peer
+    assert snap["counts"] == {
+        "accepted": 5,
+        "duplicate": 1,
+        "duplicate_line": 1,
+        "duplicate_credit": 1,
+        "rejected": {
+            "invalid_json": 1,
+            "schema": 1,
+            "bsn_like_client_ref": 1,
+            "orphan_credit": 1,
+            "batch_provider_mismatch": 1,
+            "invalid_batch": 1,
+        },
+    }
+
+
+def test_snapshot_values_nulls_and_adhd_quarters(tmp_path, history, contract_event):
+    _, snap, _ = replay(tmp_path, history, [contract_event(provider=A, ceiling_cents=1_000_000)])
+    a26 = snap["providers"][A]["2026"]
+    assert a26["net_cents"] == 300_000
+    assert a26["ceiling_utilisation"] == 0.3
+    assert (a26["consults"], a26["group_consults"], a26["group_ge4"]) == (1, 1, 1)
+    assert a26["group_share"] == 1.0 and isinstance(a26["group_share"], float)
+    assert a26["group_over2_share"] == 1.0
+    assert a26["digital_share"] == 1.0
+    assert (a26["detox_clinical"], a26["detox_ambulant"]) == (0, 0)
+    assert a26["clinical_detox_share"] is None
+    # Q2 had an ADHD line (credited since): listed with no client left
+    assert a26["adhd_clients"] == {"2026-Q1": 1, "2026-Q2": 0}
+    assert a26["adhd_growth"] == {"2026-Q1": 0.0, "2026-Q2": None}
+    a25 = snap["providers"][A]["2025"]
+    assert a25["adhd_clients"] == {"2025-Q1": 1}
+    assert a25["adhd_growth"] == {"2025-Q1": None}
+    assert a25["ceiling_utilisation"] is None  # contract is for 2026 only
+    b26 = snap["providers"][B]["2026"]
+    assert b26["ceiling_utilisation"] is None
+    for ratio in ("group_share", "group_over2_share", "clinical_detox_share", "digital_share"):
+        assert b26[ratio] is None
+    assert b26["adhd_clients"] == {} and b26["adhd_growth"] == {}
+    assert snap["peers"]["2026"]["group_share_mean"] is None  # nobody has 200 consults
+
+
+def test_contract_updated_after_some_lines_applies_only_from_then(
+    tmp_path, make_line, contract_event
+):
+    lines = [
+        make_line(provider_agb=A, amount_cents=650_000, submitted_at="2026-03-01T10:00:00Z"),
+        make_line(provider_agb=A, amount_cents=10_000, submitted_at="2026-03-02T10:00:00Z"),
+        make_line(provider_agb=A, amount_cents=200_000, submitted_at="2026-03-04T10:00:00Z"),
+    ]
+    contracts = [
+        # listed out of order: the replay sorts by updated_at
+        contract_event(
+            provider=A, ceiling_cents=2_000_000, version=2, updated_at="2026-03-03T00:00:00Z"
+        ),
+        contract_event(
+            provider=A, ceiling_cents=900_000, version=1, updated_at="2026-03-02T10:00:00Z"
+        ),
+    ]
+    alerts, snap, _ = replay(tmp_path, lines, contracts)
+    # Line 1 (650k) alone is 72% of v1's 900k, but v1 only comes in at its updated_at,
+    # before line 2 (same instant: the contract first); v2 (2M) the day after brings it
+    # back to 33%, resolved at the contract's time; line 3 makes 43%.
+    assert [(a["alert_id"], a["state"], a["event_time"]) for a in alerts] == [
+        (f"ceiling_utilisation:{A}:2026:70", "firing", "2026-03-02T10:00:00Z"),
+        (f"ceiling_utilisation:{A}:2026:70", "resolved", "2026-03-03T00:00:00Z"),
+    ]
+    assert alerts[0]["value"] == pytest.approx(650_000 / 900_000)
+    assert alerts[1]["value"] == pytest.approx(660_000 / 2_000_000)
+    assert snap["providers"][A]["2026"]["ceiling_utilisation"] == pytest.approx(0.43)
+
+
+def test_contract_that_arrives_before_any_line_of_its_provider_fires_on_the_crossing_line(
+    tmp_path, make_line, contract_event
+):
+    lines = [
+        make_line(provider_agb=A, amount_cents=700_000, submitted_at="2026-03-01T10:00:00+01:00")
+    ]
+    alerts, _, _ = replay(
+        tmp_path, lines, [contract_event(provider=A, updated_at="2025-12-01T00:00:00Z")]
+    )
+    assert [(a["alert_id"], a["event_time"]) for a in alerts] == [
+        (f"ceiling_utilisation:{A}:2026:70", "2026-03-01T09:00:00Z")
+    ]
+
+
+def test_contract_updated_after_the_last_line_is_applied_at_the_end(
+    tmp_path, make_line, contract_event
+):
+    lines = [make_line(provider_agb=A, amount_cents=950_000, submitted_at="2026-03-01T10:00:00Z")]
+    contracts = [
+        contract_event(provider=A, ceiling_cents=1_000_000, updated_at="2026-12-31T23:00:00Z")
+    ]
+    alerts, _, _ = replay(tmp_path, lines, contracts)
+    assert [(a["alert_id"], a["event_time"]) for a in alerts] == [
+        (f"ceiling_utilisation:{A}:2026:70", "2026-12-31T23:00:00Z"),
+        (f"ceiling_utilisation:{A}:2026:90", "2026-12-31T23:00:00Z"),
+    ]
+
+
+def test_alerts_are_written_in_emission_order_marked_as_replay(tmp_path, make_line, contract_event):
+    lines = [
+        make_line(provider_agb=A, amount_cents=700_000),
+        make_line(provider_agb=B, care_demand_type=1, setting=8),
+        make_line(provider_agb=A, amount_cents=200_000),
+        *[make_line(provider_agb=B, activity="other", detox="clinical") for _ in range(20)],
+    ]
+    alerts, _, summary = replay(tmp_path, lines, [contract_event(provider=A)])
+    assert [(a["alert_id"], a["state"]) for a in alerts] == [
+        (f"ceiling_utilisation:{A}:2026:70", "firing"),
+        (f"zvt_setting_mismatch:{B}:2026", "firing"),
+        (f"ceiling_utilisation:{A}:2026:90", "firing"),
+        (f"clinical_detox_high:{B}:2026", "firing"),  # the final tick comes last
+    ]
+    for a in alerts:
+        ALERT(a)
+        assert a["replay"] is True
+    assert summary.alerts == 4
+    assert summary.firing == 4
+
+
+def test_alerts_carry_no_replay_flag_when_asked_not_to(tmp_path, make_line, contract_event):
+    alerts, _, _ = replay(
+        tmp_path,
+        [make_line(provider_agb=A, amount_cents=700_000)],
+        [contract_event(provider=A)],
+        replay_flag=False,
+    )
+    assert len(alerts) == 1 and "replay" not in alerts[0]
+
+
+def test_tick_rules_are_evaluated_once_at_the_end_of_the_replay(tmp_path, make_line):
+    clinical = [make_line(provider_agb=A, activity="other", detox="clinical") for _ in range(20)]
+    ambulant = [make_line(provider_agb=A, activity="other", detox="ambulant") for _ in range(21)]
+    # high after the first 20 lines, no longer at the end: never published
+    alerts, _, _ = replay(tmp_path, clinical + ambulant)
+    assert alerts == []
+    # high at the end: published once, with the provider's last event time
+    last = make_line(provider_agb=A, activity="other", submitted_at="2026-09-09T09:09:09Z")
+    alerts, _, _ = replay(tmp_path, ambulant[:5] + clinical + [last])
+    assert [(a["alert_id"], a["state"], a["event_time"]) for a in alerts] == [
+        (f"clinical_detox_high:{A}:2026", "firing", "2026-09-09T09:09:09Z")
+    ]
+
+
+def test_gzip_input_gives_the_same_outputs_as_plain(tmp_path, history, contract_event):
+    contracts = [contract_event(provider=A, ceiling_cents=500_000)]
+    plain_dir, gz_dir = tmp_path / "plain", tmp_path / "gz"
+    plain_dir.mkdir()
+    gz_dir.mkdir()
+    plain = write_ndjson(plain_dir / "d.ndjson", history)
+    packed = gz_dir / "d.ndjson.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    expected = replay(plain_dir, [], contracts, files=[plain])
+    got = replay(gz_dir, [], contracts, files=[packed])
+    assert without_detected_at(got[0]) == without_detected_at(expected[0])
+    assert got[1] == expected[1]
+    assert expected[0]  # the history did produce alerts
+
+
+def test_several_files_are_replayed_in_the_order_given(tmp_path, make_line, contract_event):
+    debit = make_line(provider_agb=A, amount_cents=800_000)
+    first = write_ndjson(tmp_path / "1.ndjson", [debit])
+    second = write_ndjson(tmp_path / "2.ndjson", [make_line.credit(debit)])
+    alerts, snap, _ = replay(tmp_path, [], [contract_event(provider=A)], files=[first, second])
+    assert [a["state"] for a in alerts] == ["firing", "resolved"]
+    assert snap["counts"]["rejected"] == {}
+    alerts, snap, _ = replay(tmp_path, [], [contract_event(provider=A)], files=[second, first])
+    assert snap["counts"]["rejected"] == {"orphan_credit": 1}
+    assert [a["state"] for a in alerts] == ["firing"]
+
+
+def test_blank_lines_are_skipped(tmp_path, make_line):
+    path = tmp_path / "d.ndjson"
+    path.write_bytes(b"\n" + orjson.dumps(make_line()) + b"\n\n  \n" + orjson.dumps(make_line()))
+    _, snap, summary = replay(tmp_path, [], files=[path])
+    assert snap["counts"]["accepted"] == 2
+    assert snap["counts"]["rejected"] == {}
+    assert summary.lines == 2
+
+
+def test_dead_letters_are_written_with_their_reason_and_without_a_bsn(tmp_path, history):
+    rejected = tmp_path / "rejected.ndjson"
+    replay(tmp_path, history, rejected_out=rejected)
+    letters = [orjson.loads(x) for x in rejected.read_bytes().splitlines()]
+    assert sorted(x["reason"] for x in letters) == sorted(
+        [
+            "orphan_credit",
+            "invalid_json",
+            "schema",
+            "bsn_like_client_ref",
+            "batch_provider_mismatch",
+            "invalid_batch",
+        ]
+    )
+    assert b"123456789" not in rejected.read_bytes()
+
+
+def test_a_missing_input_file_raises_input_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        replay(tmp_path, [], files=[tmp_path / "absent.ndjson"])
+
+
+def test_a_bad_contract_line_raises_input_error_naming_file_and_line(
+    tmp_path, make_line, contract_event
+):
+    bad = contract_event(ceiling_cents=0)
+    with pytest.raises(InputError, match=r"contracts.ndjson:2: schema: ceiling_cents"):
+        replay(tmp_path, [make_line()], [contract_event(), bad])
