@@ -740,15 +740,18 @@ class _History:
         self.contracts: list[tuple[int, bytes, str]] = []
         self.ceilings: dict[tuple[int, int], list[int]] = {}
         for y in self.years:
+            # About one contract in eight is adjusted in Q4, three in four of them raised.
+            others = [p.index for p in self.providers if self.early_ceiling != (p.index, y)]
+            adjusted = rng.sample(others, min(len(others), round(len(self.providers) / 8)))
+            lowered = set(adjusted[: len(adjusted) // 4])
             for p in self.providers:
                 expected = self._expected_net(p, y)
-                adjust = rng.random()
                 if self.early_ceiling == (p.index, y):
                     v1, v2 = expected / 1.9, None
-                elif adjust < 0.09:  # on course to overshoot: raised in Q4
+                elif p.index in adjusted and p.index not in lowered:  # heading over: raised
                     v2 = expected / rng.uniform(0.86, 1.0)
                     v1 = v2 / rng.uniform(1.08, 1.25)
-                elif adjust < 0.12:  # realisation far below: lowered in Q4
+                elif p.index in lowered:  # realisation far below the ceiling: lowered
                     v1 = expected / rng.uniform(0.6, 0.72)
                     v2 = v1 * rng.uniform(0.82, 0.9)
                 else:
