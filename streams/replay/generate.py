@@ -90,6 +90,19 @@ class GenerateSummary:
     planted: tuple[PlantedAnomaly, ...]
     skipped: tuple[str, ...]  # anomalies that could not be planted at this size, with why
 
+    def describe(self) -> str:
+        """A few lines for the command line: what was written and what was planted."""
+        kinds = ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in self.counts.items() if n)
+        out = [
+            f"{self.declarations_path}: {self.lines:,} lines ({kinds})",
+            f"{self.contracts_path}: {self.contracts:,} contract events "
+            f"for {self.providers} providers",
+            f"{self.planted_path}: {len(self.planted)} planted anomalies",
+        ]
+        out += [f"  {a.alert_id}  {a.provider_name}" for a in self.planted]
+        out += [f"  not planted: {s}" for s in self.skipped]
+        return "\n".join(out)
+
 
 class HistoryItem(NamedTuple):
     """One event of the history: a declaration line or a contract event."""

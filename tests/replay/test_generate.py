@@ -560,3 +560,10 @@ def test_the_mix_of_lines_looks_like_ggz_care(history: History) -> None:
     assert sizes[0][1] > 10 * sizes[-1][1]  # a few institutions carry most lines
     assert len({o["region"] for o in debits}) >= 10
     assert any("department" in o for o in debits) and any("department" not in o for o in debits)
+
+
+def test_the_summary_describes_files_and_planted_alerts(history: History) -> None:
+    text = history.summary.describe()
+    assert "200,000 lines" in text and str(history.summary.declarations_path) in text
+    for a in history.summary.planted:
+        assert a.alert_id in text
