@@ -47,7 +47,10 @@ def parse_contract(obj: Any) -> Contract:
     problem = schemas.check(schemas.CONTRACT, obj)
     if problem is not None:
         raise ContractError(problem)
-    return Contract.from_event(obj)
+    try:
+        return Contract.from_event(obj)
+    except ValueError as exc:  # a timestamp the schema's format check let through
+        raise ContractError(f"updated_at: {exc}") from None
 
 
 class ContractBook:

@@ -17,7 +17,14 @@ from fractions import Fraction
 from typing import Any
 
 from streams.domain import rules
-from streams.domain.acceptance import DeadLetter, Decoder, Rejection, dead_letter_payload, mask_bsn
+from streams.domain.acceptance import (
+    DeadLetter,
+    Decoder,
+    Rejection,
+    dead_letter_payload,
+    is_bsn_like,
+    mask_bsn,
+)
 from streams.domain.alerts import Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
 from streams.domain.model import ACCEPTED, MISMATCH, ORPHAN_CREDIT, Counts, Line
@@ -104,7 +111,10 @@ class Engine:
                 )
             if isinstance(checked, Rejection):
                 owner = owner_hint if owner_hint is not None else _provider_of(obj)
-                payload = mask_bsn(raw) if single else dead_letter_payload(obj)
+                if single and not (isinstance(obj, dict) and is_bsn_like(obj.get("client_ref"))):
+                    payload = mask_bsn(raw)
+                else:  # re-encoded from the decoded object: masks a BSN however it was escaped
+                    payload = dead_letter_payload(obj)
                 self._reject(owner, fx, DeadLetter(owner, payload, *checked))
                 continue
             if before_accept is not None:

@@ -76,7 +76,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         logging_config=None,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    declarations = app.topic(settings.topic_declarations, partitions=settings.partitions, **raw)
+    app.topic(settings.topic_declarations, partitions=settings.partitions, **raw)
     control = app.topic(
         settings.topic_control, partitions=settings.partitions, internal=True, **raw
     )
@@ -132,6 +132,10 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # than loses them.
         futures = []
         for event in out.alerts:
+            mark = (event["alert_id"], event["sequence"])
+            if mark in published:
+                continue  # published before a crash whose state write was lost
+            published.add(mark)
             futures.append(
                 await alerts.send(key=event["provider_agb"].encode(), value=orjson.dumps(event))
             )
@@ -197,8 +201,24 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 continue
             await control.send(key=contract.provider.encode(), value=contract_control(obj))
 
+    published: set[tuple[str, int]] = set()
+
     async def recovered() -> None:
-        n = processor.recover(k.decode() if isinstance(k, bytes) else k for k in state.keys())
+        # Alerts are acknowledged before the state that records them is written; a
+        # crash in between would re-send them. The alerts topic itself says which
+        # transitions (alert_id, sequence) are out already: read it once per
+        # rebalance, so each transition is published exactly once.
+        from streams.cluster import read_all
+
+        for _k, value, _h in await read_all(
+            settings.broker or "", settings.topic_alerts, 60.0, settings.kafka_client_kwargs()
+        ):
+            try:
+                event = orjson.loads(value)
+                published.add((event["alert_id"], event["sequence"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+        n = processor.recover(k.decode() if isinstance(k, bytes) else k for k in state)
         log.info("state recovered: %d providers rebuilt from the changelog", n)
 
     state.on_recover(recovered)

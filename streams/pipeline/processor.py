@@ -66,13 +66,13 @@ class Processor:
         raw = self.store.get(f"h:{owner}")
         if raw is None:
             return None
-        header = orjson.loads(raw)
+        header = _decode(raw)
         st = ProviderState(owner, journal=[])
         for n in range(header["journal"]):
             segment = self.store.get(f"j:{owner}:{n}")
             if segment is None:  # pragma: no cover - written before its header
                 raise RuntimeError(f"journal segment {n} of {owner} missing from the state table")
-            st.replay_journal(orjson.loads(segment))
+            st.replay_journal(_decode(segment))
         st.restore_header(header)
         self.engine.providers[owner] = st
         self.journal_len[owner] = header["journal"]
@@ -91,11 +91,11 @@ class Processor:
             elif key.startswith("c:"):
                 raw = self.store.get(key)
                 if raw is not None:
-                    self.engine.contracts.apply(Contract(*orjson.loads(raw)))
+                    self.engine.contracts.apply(Contract(*_decode(raw)))
             elif key.startswith("l:"):
                 raw = self.store.get(key)
                 if raw is not None:
-                    counts, offset = orjson.loads(raw)
+                    counts, offset = _decode(raw)
                     self.ledgers[int(key[2:])] = (Counts.from_dict(counts), offset)
         return n
 
@@ -247,6 +247,14 @@ class Processor:
         self._collect(fx, out)
         for owner in sorted(fx.touched):
             self._persist(owner, out)
+
+
+def _decode(value: Any) -> Any:
+    """A table value: bytes as written, or already JSON-decoded when Faust restored it
+    from the changelog (its changelog reader applies the app's json serializer)."""
+    if isinstance(value, bytes | bytearray | memoryview | str):
+        return orjson.loads(value)
+    return value
 
 
 def _contract_fields(c: Contract) -> tuple[Any, ...]:
