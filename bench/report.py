@@ -1,0 +1,174 @@
+"""The bench's output: a plain-text table of figures and ratios, and the JSON file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+NATIONAL_YEAR = 30_000_000
+NATIONAL_TARGET_S = 600.0
+
+
+def extrapolate(results: dict[str, Any]) -> dict[str, Any]:
+    """Time for a national year of lines at the measured rates."""
+    out: dict[str, Any] = {"lines": NATIONAL_YEAR, "target_streaming_s": NATIONAL_TARGET_S}
+    offline = results.get("offline", {}).get("replay_lines_per_s")
+    if offline:
+        out["offline_s"] = NATIONAL_YEAR / offline
+    worker = results.get("streaming", {}).get("worker_lines_per_s")
+    if worker:
+        out["streaming_s"] = NATIONAL_YEAR / worker
+    return out
+
+
+def _rate(x: float) -> str:
+    return f"{x:,.0f} lines/s"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _dur(s: float) -> str:
+    return f"{s:,.1f} s" if s < 120 else f"{s / 60:,.1f} min"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(stage, figure, value, target + verdict) rows of the table."""
+    out: list[tuple[str, str, str, str]] = []
+    o = results.get("offline")
+    if o and "error" not in o:
+        n = f"{o['lines']:,} lines, best of {o['runs']}"
+        out.append(("offline", f"bare read + orjson ({n})", _rate(o["bare_lines_per_s"]), ""))
+        out.append(("offline", "replay_offline", _rate(o["replay_lines_per_s"]), ""))
+        out.append(
+            (
+                "offline",
+                "ratio replay / bare",
+                _pct(o["ratio"]),
+                f">= {_pct(o['target_ratio'])}  {_verdict(o['ratio'] >= o['target_ratio'])}",
+            )
+        )
+    s = results.get("streaming")
+    if s and "error" not in s:
+        n = f"{s['lines']:,} lines in {s['messages']:,} messages"
+        out.append(
+            ("streaming", f"raw aiokafka consume + orjson ({n})", _rate(s["raw_lines_per_s"]), "")
+        )
+        out.append(
+            ("streaming", "one worker (start-up excluded)", _rate(s["worker_lines_per_s"]), "")
+        )
+        out.append(
+            (
+                "streaming",
+                "worker start-up / total wall",
+                f"{s['worker_startup_s']:.1f} s / {s['worker_total_s']:.1f} s",
+                "",
+            )
+        )
+        out.append(
+            (
+                "streaming",
+                "ratio worker / raw",
+                _pct(s["ratio"]),
+                f">= {_pct(s['target_ratio'])}  {_verdict(s['ratio'] >= s['target_ratio'])}",
+            )
+        )
+    lat = results.get("latency")
+    if lat and "error" not in lat:
+        out.append(
+            (
+                "latency",
+                f"input rate (target {lat['rate_target']:,.0f}/s, {lat['seconds']:.0f} s)",
+                _rate(lat["rate_achieved"]),
+                "",
+            )
+        )
+        out.append(
+            (
+                "latency",
+                "ceiling alerts measured / expected",
+                f"{lat['alerts_measured']} / {lat['alerts_expected']}",
+                "",
+            )
+        )
+        out.append(("latency", "event time -> alert p50", f"{1000 * lat['p50_s']:.0f} ms", ""))
+        out.append(
+            (
+                "latency",
+                "  of which to detection / to arrival, p50",
+                f"{1000 * lat['detect_p50_s']:.0f} / {1000 * lat['deliver_p50_s']:.0f} ms",
+                "",
+            )
+        )
+        out.append(
+            (
+                "latency",
+                "floor: raw consumer, Faust's 1.5 s fetch wait, p50 / p99",
+                f"{1000 * lat['floor_p50_s']:.0f} / {1000 * lat['floor_p99_s']:.0f} ms",
+                "",
+            )
+        )
+        out.append(
+            (
+                "latency",
+                "event time -> alert p99 (max)",
+                f"{1000 * lat['p99_s']:.0f} ms ({1000 * lat['max_s']:.0f} ms)",
+                f"< {1000 * lat['target_p99_s']:.0f} ms  {_verdict(lat['p99_s'] < lat['target_p99_s'])}",
+            )
+        )
+    e = results.get("extrapolation", {})
+    if "offline_s" in e:
+        out.append(
+            (
+                "extrapolated",
+                f"{e['lines'] / 1e6:.0f}M lines, offline replay",
+                _dur(e["offline_s"]),
+                "",
+            )
+        )
+    if "streaming_s" in e:
+        ok = e["streaming_s"] < e["target_streaming_s"]
+        out.append(
+            (
+                "extrapolated",
+                f"{e['lines'] / 1e6:.0f}M lines, one worker",
+                _dur(e["streaming_s"]),
+                f"< {_dur(e['target_streaming_s'])}  {_verdict(ok)}",
+            )
+        )
+    for stage in ("offline", "streaming", "latency"):
+        r = results.get(stage)
+        if r and "error" in r:
+            out.append((stage, "FAILED", r["error"][:60], ""))
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    body = rows(results)
+    widths = [max(len(r[i]) for r in body) if body else 0 for i in range(4)]
+    m = results["meta"]
+    head = (
+        f"claimwatch bench  {m['date']}  Python {m['python']}  {m['cpus']} CPUs"
+        f"  ({'quick' if m['quick'] else 'full'})"
+    )
+    git = m.get("git") or {}
+    if git.get("commit"):
+        head += f"  {git['commit']}{' + uncommitted streams/' if git.get('streams_dirty') else ''}"
+    lines = [head, "-" * len(head)]
+    for stage, figure, value, target in body:
+        lines.append(
+            f"{stage:<{widths[0]}}  {figure:<{widths[1]}}  {value:>{widths[2]}}  {target}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")

@@ -1,0 +1,162 @@
+"""One worker's throughput against the floor: a raw aiokafka consume + decode loop.
+
+The history is produced first (500-line batch envelopes, untimed). The raw loop then
+reads the declarations topic from the beginning and decodes every message with
+orjson (an envelope's lines are embedded JSON objects, so one ``loads`` decodes them
+all); it runs ``raw_repeat`` times and the best counts. Then one ``claimwatch
+worker`` starts on the same topic and its ``/status`` is polled every 50 ms: the rate
+is lines processed between the last sample that showed none and the first sample
+that showed everything, so Python and Faust start-up do not count but nothing of
+the processing is left out (the window is at most one poll too wide, which errs
+against the worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.broker import stage_cluster
+from bench.history import History
+from streams.cluster import Cluster
+from streams.replay.producer import archive_lines, contract_lines, produce_history
+
+TARGET = 0.5
+BATCH_SIZE = 500
+MAX_FETCH = 16 * 1024 * 1024  # as the worker's consumer_max_fetch_size
+POLL_SECONDS = 0.05
+
+
+async def raw_consume(bootstrap: str, topic: str, timeout: float = 300.0) -> tuple[int, float]:
+    """(lines, seconds) of consuming ``topic`` from the beginning to its end and decoding it."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=MAX_FETCH,
+    )
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        loads, bad = orjson.loads, orjson.JSONDecodeError
+        lines = 0
+        started = time.perf_counter()
+        deadline = started + timeout
+        while remaining and time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        obj = loads(record.value)
+                    except bad:
+                        lines += 1
+                        continue
+                    inner = obj.get("lines") if isinstance(obj, dict) else None
+                    lines += len(inner) if isinstance(inner, list) else 1
+                if records and records[-1].offset >= ends[tp] - 1:
+                    remaining.discard(tp)
+        seconds = time.perf_counter() - started
+        if remaining:
+            raise RuntimeError(f"raw consumer did not reach the end of {topic} in {timeout:.0f} s")
+    finally:
+        await consumer.stop()
+    return lines, seconds
+
+
+def _sample(cluster: Cluster) -> tuple[float, dict[str, Any] | None]:
+    before = time.monotonic()
+    sts = cluster.statuses()
+    after = time.monotonic()
+    return (before + after) / 2, (sts[0] if sts else None)
+
+
+def time_worker(
+    cluster: Cluster, end_offsets: dict[int, int], timeout: float = 600.0
+) -> dict[str, Any]:
+    """Start one worker on already-produced input; time it until every offset is processed."""
+    topic = cluster.settings.topic_declarations
+    targets = {f"{topic}:{p}": o for p, o in end_offsets.items()}
+    spawned = time.monotonic()
+    cluster.add_worker()
+    deadline = spawned + timeout
+    idle: tuple[float, int] | None = None  # last sample that had processed nothing
+    first: tuple[float, int] | None = None  # first sample that answered at all
+    while True:
+        cluster.check_workers()
+        t, st = _sample(cluster)
+        if st is not None:
+            lines = int(st["lines"])
+            if first is None:
+                first = (t, lines)
+            if lines == 0:
+                idle = (t, 0)
+            progress = st["progress"]
+            if all(progress.get(k, -1) >= v for k, v in targets.items()):
+                done = (t, lines, int(st["messages"]))
+                break
+        if t > deadline:
+            raise RuntimeError(f"worker did not process the input within {timeout:.0f} s")
+        time.sleep(POLL_SECONDS)
+    # Normally `idle` exists; a tiny input may be done before the first answer, in
+    # which case the window starts at spawn (start-up included: a lower bound).
+    start = idle or (first if first and first[1] < done[1] else None) or (spawned, 0)
+    window = done[0] - start[0]
+    return {
+        "worker_lines": done[1],
+        "worker_messages": done[2],
+        "worker_window_s": window,
+        "worker_lines_per_s": (done[1] - start[1]) / window,
+        "worker_startup_s": start[0] - spawned,
+        "worker_total_s": done[0] - spawned,
+    }
+
+
+def run(history: History, bootstrap: str, var: Path, raw_repeat: int = 3) -> dict[str, Any]:
+    cluster = stage_cluster(bootstrap, "streaming", var, replay=True)
+    s = cluster.settings
+    try:
+        stats = asyncio.run(
+            produce_history(
+                bootstrap,
+                archive_lines([history.declarations]),
+                topic=s.topic_declarations,
+                contracts=contract_lines(history.contracts),
+                contracts_topic=s.topic_contracts,
+                batch_size=BATCH_SIZE,
+            )
+        )
+        raw_rates = []
+        raw_lines = 0
+        for _ in range(raw_repeat):
+            raw_lines, seconds = asyncio.run(raw_consume(bootstrap, s.topic_declarations))
+            raw_rates.append(raw_lines / seconds)
+        worker = time_worker(cluster, stats.end_offsets)
+    finally:
+        cluster.stop()
+    raw_best = max(raw_rates)
+    return {
+        "lines": stats.lines,
+        "messages": stats.messages,
+        "batch_size": BATCH_SIZE,
+        "partitions": s.partitions,
+        "produce_s": stats.seconds,
+        "raw_lines": raw_lines,
+        "raw_lines_per_s": raw_best,
+        "all_raw_lines_per_s": raw_rates,
+        **worker,
+        "ratio": worker["worker_lines_per_s"] / raw_best,
+        "target_ratio": TARGET,
+    }
