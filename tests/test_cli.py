@@ -119,12 +119,6 @@ def test_bad_contract_line_exits_1_naming_file_and_line(capsys, tmp_path, make_l
     assert "c.ndjson:1: invalid_json" in one_line_error(capsys.readouterr().err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a contract whose updated_at passes contract.v1.json but not "
-    "datetime.fromisoformat (lowercase 'z' offset, second 60) raises an uncaught "
-    "ValueError in Contract.from_event: `claimwatch replay` ends in a traceback",
-)
 @pytest.mark.parametrize("updated_at", ["2026-01-01T00:00:00z", "2025-12-31T23:59:60Z"])
 def test_contract_with_an_rfc3339_time_python_cannot_parse_does_not_end_in_a_traceback(
     capsys, tmp_path, make_line, contract_event, updated_at

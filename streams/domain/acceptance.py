@@ -122,12 +122,14 @@ class Decoder:
             )
         try:
             return self.to_line(obj)
-        except ValueError as exc:  # a timestamp the schema's format check let through
-            return Rejection(SCHEMA, f"submitted_at: {exc}")
+        except ValueError as exc:  # a date or time the schema's format check let through
+            return Rejection(SCHEMA, str(exc) if "service_date" in str(exc) else f"submitted_at: {exc}")
 
     def to_line(self, obj: dict[str, Any]) -> Line:
         """Fold a schema-valid declaration into its indicator contribution."""
         service_date: str = obj["service_date"]
+        if not service_date.isascii():  # \d in a date format also matches other scripts' digits
+            raise ValueError("service_date must use ASCII digits")
         year = int(service_date[:4])
         flags = 0
         if obj["activity"] == "consult":
@@ -165,7 +167,7 @@ class Decoder:
             (int(service_date[5:7]) + 2) // 3,
             client,
             flags,
-            obj["amount_cents"],
+            int(obj["amount_cents"]),  # JSON Schema counts 1e3 as an integer; cents stay int
             parse_time(obj["submitted_at"]),
             obj["region"],
         )
