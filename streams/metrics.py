@@ -121,6 +121,8 @@ class WorkerMetrics:
         self.dead_letters: dict[str, int] = {}
         self.lag = LagHistogram()
         self.consumer_lag: dict[tuple[str, int], int] = {}
+        # Cluster-wide peer means (the worker's global peers table); None: this worker's providers.
+        self.peer_source: Any = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StateCollector(self))
 
@@ -263,7 +265,7 @@ class StateCollector:
 
         peer = GaugeMetricFamily(
             "claimwatch_peer_group_consult_share_mean_ratio",
-            "Mean group share of providers with enough consults (this worker's providers).",
+            "Mean group share of the providers (cluster-wide) with enough consults.",
             labels=["year"],
         )
         peer_n = GaugeMetricFamily(
@@ -271,10 +273,14 @@ class StateCollector:
         )
         from streams.domain.rules import peer_mean
 
-        for year in sorted(pairs):
+        cluster = self.m.peer_source() if self.m.peer_source is not None else None
+        for year in sorted(set(pairs) | set(cluster or {})):
             if year not in years_shown:
                 continue
-            mean, n = peer_mean(pairs[year], engine.policy.group_share.min_consults)
+            source = (
+                cluster[year] if cluster is not None and year in cluster else pairs.get(year, [])
+            )
+            mean, n = peer_mean(source, engine.policy.group_share.min_consults)
             if mean is not None:
                 peer.add_metric([str(year)], float(mean))
             peer_n.add_metric([str(year)], n)

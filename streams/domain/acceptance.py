@@ -123,7 +123,9 @@ class Decoder:
         try:
             return self.to_line(obj)
         except ValueError as exc:  # a date or time the schema's format check let through
-            return Rejection(SCHEMA, str(exc) if "service_date" in str(exc) else f"submitted_at: {exc}")
+            return Rejection(
+                SCHEMA, str(exc) if "service_date" in str(exc) else f"submitted_at: {exc}"
+            )
 
     def to_line(self, obj: dict[str, Any]) -> Line:
         """Fold a schema-valid declaration into its indicator contribution."""

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from deploy_helpers import (
     ALERT_RULES,
     DASHBOARDS,
     RECORDING_RULES,
-    metrics_doc_tables,
     recording_rules,
     rules_of,
 )
@@ -25,13 +26,68 @@ SUFFIXES = ("_bucket", "_sum", "_count", "_created")
 
 
 def exported_metric_names() -> set[str]:
-    """Names of the samples the worker exposes on /metrics, counters with their `_total`.
+    """Names of the samples the worker's own collector exposes, counters with `_total`.
 
-    Read from the tables of docs/metrics.md, the metrics contract. This is to be
-    replaced by a scrape of the worker's own collector (`streams.metrics`), so that
-    the check holds against what the code exports rather than what the doc says.
+    Scraped from `streams.metrics.WorkerMetrics` over an engine that holds a provider
+    with every indicator, a contract and a firing alert, so every family has samples.
     """
-    return {row["metric"] for row in metrics_doc_tables()}
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.domain.contracts import Contract
+    from streams.domain.engine import Engine
+    from streams.domain.policy import load_policy
+    from streams.metrics import WorkerMetrics
+
+    engine = Engine(load_policy())
+    year = datetime.now(UTC).year
+    engine.apply_contract(
+        Contract("12345678", year, 100_000, "inkoop-ggz-noord", "GGZ Test", "Twente", 1, 0.0)
+    )
+    base = {
+        "schema": "ggz.declaration/1",
+        "kind": "debit",
+        "provider_agb": "12345678",
+        "region": "Twente",
+        "client_ref": "c-1",
+        "trajectory_id": "t",
+        "service_date": f"{year}-02-01",
+        "submitted_at": f"{year}-03-01T10:00:00+01:00",
+        "activity": "consult",
+        "consult_mode": "group",
+        "practitioners": 4,
+        "digital": True,
+        "setting": 5,
+        "care_demand_type": 1,
+        "diagnosis_group": "adhd",
+        "detox": "clinical",
+        "amount_cents": 90_000,
+    }
+    for i, y in enumerate((year - 1, year)):
+        line = {**base, "event_id": f"e{i}", "line_id": f"l{i}", "service_date": f"{y}-02-01"}
+        engine.process(orjson.dumps(line))
+    for i in range(250):  # enough consults for the peer mean
+        engine.process(
+            orjson.dumps(
+                {
+                    **base,
+                    "event_id": f"p{i}",
+                    "line_id": f"p{i}",
+                    "consult_mode": "individual",
+                    "amount_cents": 100,
+                }
+            )
+        )
+    metrics = WorkerMetrics(engine)
+    metrics.consumer_lag = {("ggz.declarations.v1", 0): 3}
+    metrics.dead_letters = {"schema": 1}
+    body, _ = metrics.exposition()
+    names = set()
+    for family in text_string_to_metric_families(body.decode()):
+        if family.type == "histogram":
+            names.add(family.name)
+        for sample in family.samples:
+            names.add(sample.name)
+    return names
 
 
 def promql_of_rules(path: Path) -> Iterator[tuple[str, str]]:
