@@ -126,15 +126,8 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     metrics.peer_source = peer_pairs
 
     def peer_means() -> dict[int, Fraction | None]:
-        pairs: dict[int, list[tuple[int, int]]] = {}
-        for key, value in peers.items():
-            if value is None:
-                continue
-            k = key.decode() if isinstance(key, bytes) else str(key)
-            consults, group = orjson.loads(value) if isinstance(value, bytes | str) else value
-            pairs.setdefault(int(k.rsplit(":", 1)[1]), []).append((consults, group))
         minimum = policy.group_share.min_consults
-        return {year: peer_mean(p, minimum)[0] for year, p in pairs.items()}
+        return {year: peer_mean(p, minimum)[0] for year, p in peer_pairs().items()}
 
     processor.peers = peer_means
 
