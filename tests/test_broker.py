@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import TopicPartition
 
 from streams.broker import (
     BrokerError,
@@ -268,6 +269,9 @@ async def test_produce_consume_round_trip_keeps_keys_order_and_partitions(
         bootstrap_servers=shared_broker.bootstrap,
         group_id="roundtrip-test",
         auto_offset_reset="earliest",
+        # tansu completes a group join after session_timeout / 2
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
     )
     await consumer.start()
     received: list[tuple[bytes, bytes]] = []
@@ -289,3 +293,53 @@ async def test_wait_for_broker_async_returns_for_a_running_broker(
     shared_broker: EmbeddedBroker,
 ) -> None:
     await asyncio.wait_for(wait_for_broker_async(shared_broker.bootstrap, timeout=2.0), 5)
+
+
+# --------------------------------------------------------------------------- tansu quirks
+# Characterisation tests: the pipeline works around these (docs/faust-on-tansu.md).
+# If one fails after a tansu upgrade, the workaround may no longer be needed.
+
+
+async def test_tansu_list_offsets_counts_a_multi_record_batch_as_one_record(
+    shared_broker: EmbeddedBroker,
+) -> None:
+    topic = "quirk.listoffsets"
+    await ensure_topics(shared_broker.bootstrap, [TopicSpec(topic)])
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=shared_broker.bootstrap)
+    await producer.start()
+    try:
+        batch = producer.create_batch()
+        for _ in range(10):
+            batch.append(key=None, value=b"x", timestamp=None)
+        await (await producer.send_batch(batch, topic, partition=0))
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=shared_broker.bootstrap)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        records = await consumer.getmany(tp, timeout_ms=5000)
+        list_offsets_end = (await consumer.end_offsets([tp]))[tp]
+        fetch_highwater = consumer.highwater(tp)
+    finally:
+        await consumer.stop()
+
+    assert len(records[tp]) == 10
+    assert fetch_highwater == 10  # the fetch response is right
+    assert list_offsets_end == 1  # ListOffsets(latest) = base offset of the last batch + 1
+
+
+async def test_tansu_creates_unknown_topics_on_metadata_request_without_configs(
+    shared_broker: EmbeddedBroker,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=shared_broker.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait("quirk.autocreated", b"x")
+    finally:
+        await producer.stop()
+    assert await partition_count(shared_broker.bootstrap, "quirk.autocreated") == 4
+    assert await topic_configs(shared_broker.bootstrap, "quirk.autocreated") == {}
