@@ -10,6 +10,7 @@ results.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from streams.domain.acceptance import (
     is_bsn_like,
     mask_bsn,
 )
-from streams.domain.alerts import Finding, alert_id, build_event
+from streams.domain.alerts import AlertBook, Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
 from streams.domain.model import ACCEPTED, MISMATCH, ORPHAN_CREDIT, Counts, Line
 from streams.domain.policy import Policy
@@ -33,6 +34,8 @@ from streams.domain.snapshot import build_snapshot
 from streams.domain.state import ProviderState
 
 Clock = Callable[[], float]
+# (contract, alert book, low, high): see Engine._band
+_Band = tuple[Contract, AlertBook, float, float]
 
 
 @dataclass(slots=True)
@@ -64,6 +67,7 @@ class Engine:
         self.providers: dict[str, ProviderState] = {}
         self.unattributed = Counts()  # rejections without a provider to own them
         self._ceiling_ids: dict[tuple[str, int], tuple[str, ...]] = {}
+        self._bands: dict[tuple[str, int], _Band] = {}
         self._bps = policy.ceiling.thresholds_bp
         self._margin = policy.ceiling.margin_bp
 
@@ -97,19 +101,16 @@ class Engine:
         # On Kafka the key places the message in its provider's partition: every line
         # must belong to that provider (and to the envelope's), or it is a mismatch.
         owner_hint = key if key is not None else envelope
+        misplaced = envelope is not None and key is not None and envelope != key
+        check, accept = self.decoder.check, self.accept
+        fx.lines += len(objs)
         for obj in objs:
-            fx.lines += 1
-            checked = self.decoder.check(obj, owner_hint)
-            if (
-                envelope is not None
-                and key is not None
-                and envelope != key
-                and not isinstance(checked, Rejection)
-            ):
-                checked = Rejection(
-                    "batch_provider_mismatch", f"batch of {envelope} under message key {key}"
-                )
-            if isinstance(checked, Rejection):
+            checked = check(obj, owner_hint)
+            if type(checked) is Rejection or misplaced:
+                if type(checked) is not Rejection:
+                    checked = Rejection(
+                        "batch_provider_mismatch", f"batch of {envelope} under message key {key}"
+                    )
                 owner = owner_hint if owner_hint is not None else _provider_of(obj)
                 if single and not (isinstance(obj, dict) and is_bsn_like(obj.get("client_ref"))):
                     payload = mask_bsn(raw)
@@ -119,19 +120,28 @@ class Engine:
                 continue
             if before_accept is not None:
                 before_accept(checked)
-            self.accept(checked, fx, obj if not single else None, raw if single else None)
+            if single:
+                accept(checked, fx, None, raw)
+            else:
+                accept(checked, fx, obj)
         return fx
 
     def accept(self, line: Line, fx: Effects, obj: Any = None, raw: bytes | None = None) -> str:
         """SPEC §2 steps 4–7 for a checked line, then the line-driven rules."""
-        st = self.state(line.provider)
+        provider = line.provider
+        st = self.providers.get(provider)
+        if st is None:
+            st = self.state(provider)
         outcome = st.accept(line)
+        fx.touched.add(provider)
         if outcome == ACCEPTED:
-            fx.touched.add(line.provider)
             fx.event_times.append(line.event_time)
-            entry = st.lines[line.line_id]
-            year, flags = entry[2], entry[5]
-            contract = self.contracts.get(line.provider, year)
+            if line.credit:  # a credit changes the year of the debit it reverses
+                entry = st.lines[line.line_id]
+                year, flags = entry[2], entry[5]
+            else:
+                year, flags = line.year, line.flags
+            contract = self.contracts.get(provider, year)
             if contract is not None:
                 self._check_ceiling(st, year, contract, line.event_time, fx)
             if flags & MISMATCH:
@@ -143,18 +153,15 @@ class Engine:
                     {},
                 )
         elif outcome == ORPHAN_CREDIT:
-            fx.touched.add(line.provider)
             payload = raw if raw is not None else dead_letter_payload(obj)
             fx.dead_letters.append(
                 DeadLetter(
-                    line.provider,
+                    provider,
                     payload,
                     ORPHAN_CREDIT,
                     f"credit for line {line.line_id} that was never debited",
                 )
             )
-        else:
-            fx.touched.add(line.provider)
         return outcome
 
     def _reject(self, owner: str | None, fx: Effects, letter: DeadLetter) -> None:
@@ -180,8 +187,26 @@ class Engine:
     def _check_ceiling(
         self, st: ProviderState, year: int, contract: Contract, event_time: float, fx: Effects
     ) -> None:
-        # Hot path: decide with integers whether any threshold changes state before
-        # building findings (this runs for every accepted line).
+        # Hot path (every accepted line): inside the band no threshold changes state.
+        key = (st.provider, year)
+        band = self._bands.get(key)
+        if band is None or band[0] is not contract or band[1] is not st.alerts:
+            band = self._bands[key] = self._band(st, year, contract)
+        ys = st.years[year]
+        if band[2] <= ys.net_cents * 10_000 < band[3]:
+            return
+        ctx = {"net_cents": ys.net_cents, "ceiling_cents": contract.ceiling_cents}
+        for finding in rules.ceiling_findings(ys, contract, self.policy, year):
+            self._observe(st, finding, event_time, fx, ctx)
+        del self._bands[key]  # alert states changed: the band moves
+
+    def _band(self, st: ProviderState, year: int, contract: Contract) -> _Band:
+        """The range of ``net_cents * 10_000`` in which no ceiling alert changes state.
+
+        A firing threshold resolves below (threshold - margin) x ceiling, a quiet one
+        fires at threshold x ceiling: the band lies between the highest of the former
+        and the lowest of the latter. Integers throughout, as in ``rules``.
+        """
         ids = self._ceiling_ids.get((st.provider, year))
         if ids is None:
             ids = tuple(
@@ -189,22 +214,16 @@ class Engine:
                 for f in rules.ceiling_findings(st.years[year], contract, self.policy, year)
             )
             self._ceiling_ids[(st.provider, year)] = ids
-        net = st.years[year].net_cents * 10_000
+        low: float = -math.inf
+        high: float = math.inf
         ceiling = contract.ceiling_cents
-        states = st.alerts.states
-        changed = False
         for aid, bp in zip(ids, self._bps, strict=True):
-            s = states.get(aid)
+            s = st.alerts.states.get(aid)
             if s is not None and s.firing:
-                changed = changed or net < (bp - self._margin) * ceiling
+                low = max(low, (bp - self._margin) * ceiling)
             else:
-                changed = changed or net >= bp * ceiling
-        if not changed:
-            return
-        ys = st.years[year]
-        ctx = {"net_cents": ys.net_cents, "ceiling_cents": ceiling}
-        for finding in rules.ceiling_findings(ys, contract, self.policy, year):
-            self._observe(st, finding, event_time, fx, ctx)
+                high = min(high, bp * ceiling)
+        return (contract, st.alerts, low, high)
 
     def _observe(
         self,

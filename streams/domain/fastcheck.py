@@ -12,14 +12,18 @@ compile (``Unsupported``), in which case the full validator is used for every li
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
+# Values checked by format or pattern repeat a lot (dates, timestamps of one
+# submission, AGB codes): a memo answers a repeat in a dict lookup.
+_MEMO = 1 << 14
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "$comment", "examples", "default"}
 _TYPES = {
     "string": "type({v}) is str",
@@ -36,6 +40,7 @@ class Unsupported(Exception):
     """The schema uses a keyword the fast path does not implement."""
 
 
+@lru_cache(maxsize=_MEMO)
 def _is_date(value: str) -> bool:
     if _DATE.fullmatch(value) is None:
         return False
@@ -46,6 +51,7 @@ def _is_date(value: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=_MEMO)
 def _is_datetime(value: str) -> bool:
     if _DATETIME.fullmatch(value) is None:
         return False
@@ -56,7 +62,42 @@ def _is_datetime(value: str) -> bool:
     return True
 
 
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    """A memoised full match: identifiers such as AGB codes repeat on most lines."""
+    fullmatch = re.compile(pattern).fullmatch
+
+    @lru_cache(maxsize=_MEMO)
+    def matches(value: str) -> bool:
+        return fullmatch(value) is not None
+
+    return matches
+
+
+def _types(schema: dict[str, Any]) -> list[str]:
+    if "type" not in schema:
+        return []
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    if any(t not in _TYPES for t in types):
+        raise Unsupported(f"type {types}")
+    return list(types)
+
+
+def _allows_null(schema: dict[str, Any]) -> bool:
+    """Could ``None`` (JSON null) satisfy the value keywords of ``schema``?"""
+    if "type" in schema and "null" not in _types(schema):
+        return False
+    if "const" in schema and schema["const"] is not None:
+        return False
+    return not ("enum" in schema and None not in schema["enum"])
+
+
 class _Compiler:
+    """Emits one ``if not (...): return False`` per property, checks in schema order.
+
+    Conditions are joined with ``and`` and start with the type test, so a later
+    condition may assume the type (no re-testing ``type(v)`` per keyword).
+    """
+
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {
@@ -65,6 +106,7 @@ class _Compiler:
             "_MISSING": object(),
         }
         self.n = 0
+        self.fields: dict[str, str] = {}  # top-level property → its variable (None if absent)
 
     def const(self, value: Any) -> str:
         self.n += 1
@@ -75,73 +117,79 @@ class _Compiler:
     def emit(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
 
-    def value(self, schema: dict[str, Any], v: str, indent: int) -> None:
-        """Emit checks that return False unless value ``v`` certainly meets ``schema``."""
-        known = set(_ANNOTATIONS)
-        if "type" in schema:
-            known.add("type")
-            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-            if any(t not in _TYPES for t in types):
-                raise Unsupported(f"type {types}")
-            cond = " or ".join(_TYPES[t].format(v=v) for t in types)
-            self.emit(indent, f"if not ({cond}): return False")
+    def conditions(self, schema: dict[str, Any], v: str) -> tuple[list[str], set[str]]:
+        """Expressions that all hold iff ``v`` meets the scalar keywords; keywords used."""
+        used = set(_ANNOTATIONS)
+        conds: list[str] = []
+        types = _types(schema)
+        if types:
+            used.add("type")
+            conds.append("(" + " or ".join(_TYPES[t].format(v=v) for t in types) + ")")
+        only = types[0] if len(types) == 1 else None
         if "const" in schema:
-            known.add("const")
+            used.add("const")
             c = schema["const"]
             if not isinstance(c, str | int) or isinstance(c, bool):
                 raise Unsupported("const of that type")
-            self.emit(
-                indent,
-                f"if type({v}) is not {type(c).__name__} or {v} != {self.const(c)}: return False",
-            )
+            if isinstance(c, str):  # no other JSON value equals a str
+                conds.append(f"{v} == {self.const(c)}")
+            else:
+                conds.append(f"type({v}) is int and {v} == {self.const(c)}")
         if "enum" in schema:
-            known.add("enum")
+            used.add("enum")
             allowed = schema["enum"]
             if any(isinstance(x, bool | float | dict | list) for x in allowed):
                 raise Unsupported("enum of that type")
+            parts = []
             strings = frozenset(x for x in allowed if isinstance(x, str))
             ints = frozenset(x for x in allowed if isinstance(x, int))
-            parts = []
-            if strings:
-                parts.append(f"(type({v}) is str and {v} in {self.const(strings)})")
+            if strings:  # membership in a set of str: no other JSON value equals a str
+                parts.append(f"{v} in {self.const(strings)}")
             if ints:
                 parts.append(f"(type({v}) is int and {v} in {self.const(ints)})")
             if None in allowed:
                 parts.append(f"{v} is None")
-            self.emit(indent, f"if not ({' or '.join(parts)}): return False")
-        for key, op in (("minLength", "<"), ("maxLength", ">")):
-            if key in schema:
-                known.add(key)
-                self.emit(
-                    indent,
-                    f"if type({v}) is str and len({v}) {op} {int(schema[key])}: return False",
-                )
+            conds.append("(" + " or ".join(parts) + ")")
+        guard = "" if only == "string" else f"type({v}) is not str or "
+        lo, hi = schema.get("minLength"), schema.get("maxLength")
+        if lo is not None or hi is not None:
+            used |= {"minLength", "maxLength"}
+            bounds = f"{int(lo) if lo is not None else 0} <= len({v})"
+            if hi is not None:
+                bounds += f" <= {int(hi)}"
+            conds.append(f"({guard}{bounds})" if guard else bounds)
+        numeric = only in ("integer", "number")
+        nguard = "" if numeric else f"not (type({v}) is int or type({v}) is float) or "
         for key, op in (
-            ("minimum", "<"),
-            ("maximum", ">"),
-            ("exclusiveMinimum", "<="),
-            ("exclusiveMaximum", ">="),
+            ("minimum", ">="),
+            ("maximum", "<="),
+            ("exclusiveMinimum", ">"),
+            ("exclusiveMaximum", "<"),
         ):
             if key in schema:
-                known.add(key)
-                self.emit(
-                    indent,
-                    f"if (type({v}) is int or type({v}) is float) and {v} {op} {schema[key]!r}: return False",
-                )
+                used.add(key)
+                test = f"{v} {op} {schema[key]!r}"
+                conds.append(f"({nguard}{test})" if nguard else test)
         if "pattern" in schema:
-            known.add("pattern")
+            used.add("pattern")
             pat = schema["pattern"]
-            if pat.startswith("^") and pat.endswith("$") and not pat.endswith("\\$"):
-                rx = self.const(re.compile(pat[1:-1]).fullmatch)
-            else:
+            if not (pat.startswith("^") and pat.endswith("$") and not pat.endswith("\\$")):
                 raise Unsupported(f"unanchored pattern {pat}")
-            self.emit(indent, f"if type({v}) is str and {rx}({v}) is None: return False")
+            test = f"{self.const(_matcher(pat[1:-1]))}({v})"
+            conds.append(f"({guard}{test})" if guard else test)
         if "format" in schema:
-            known.add("format")
+            used.add("format")
             fmt = {"date": "_is_date", "date-time": "_is_datetime"}.get(schema["format"])
             if fmt is None:
                 raise Unsupported(f"format {schema['format']}")
-            self.emit(indent, f"if type({v}) is str and not {fmt}({v}): return False")
+            conds.append(f"({guard}{fmt}({v}))" if guard else f"{fmt}({v})")
+        return conds, used
+
+    def value(self, schema: dict[str, Any], v: str, indent: int) -> None:
+        """Emit checks that return False unless value ``v`` certainly meets ``schema``."""
+        conds, known = self.conditions(schema, v)
+        if conds:
+            self.emit(indent, f"if not ({' and '.join(conds)}): return False")
         if "properties" in schema or "required" in schema:
             self.object(schema, v, indent)
             known |= {"properties", "required"}
@@ -176,15 +224,33 @@ class _Compiler:
         for name, sub in props.items():
             self.n += 1
             var = f"_v{self.n}"
-            if name in required:
-                self.emit(inner, f"{var} = {v}.get({name!r}, _MISSING)")
-                self.emit(inner, f"if {var} is _MISSING: return False")
+            simple = not (set(sub) & {"properties", "required", "allOf", "minItems", "maxItems"})
+            conds, _ = self.conditions(sub, var)
+            if simple and name in required:
+                # a missing key raises KeyError, which the function turns into False
+                self.emit(inner, f"{var} = {v}[{name!r}]")
+                self.value(sub, var, inner)
+            elif simple and conds:
+                # absent reads as None; a present null passes only if the schema allows it
+                self.emit(inner, f"{var} = {v}.get({name!r})")
+                self.emit(inner, f"if {var} is None:")
+                if _allows_null(sub):
+                    self.emit(inner + 1, "pass")
+                else:
+                    self.emit(inner + 1, f"if {name!r} in {v}: return False")
+                self.emit(inner, f"elif not ({' and '.join(conds)}): return False")
+            elif name in required:
+                self.emit(inner, f"if {name!r} not in {v}: return False")
+                self.emit(inner, f"{var} = {v}[{name!r}]")
                 self.value(sub, var, inner)
             else:
                 self.emit(inner, f"{var} = {v}.get({name!r}, _MISSING)")
                 self.emit(inner, f"if {var} is not _MISSING:")
                 self.emit(inner + 1, "pass")
                 self.value(sub, var, inner + 1)
+                var = ""
+            if v == "data" and simple and var:
+                self.fields[name] = var
 
     def conditional(self, sub: dict[str, Any], v: str, indent: int) -> None:
         """``if: {properties: {p: {const: c}}, required: [p]}, then: {required: [...]}``."""
@@ -204,13 +270,37 @@ class _Compiler:
         )
 
 
-def compile_fast(schema: dict[str, Any]) -> Callable[[Any], bool]:
-    """A function returning True only for values that certainly satisfy ``schema``."""
+def _compile(schema: dict[str, Any], result: Callable[[_Compiler], str]) -> Callable[[Any], Any]:
     c = _Compiler()
     c.emit(0, "def check(data):")
-    c.value(schema, "data", 1)
-    c.emit(1, "return True")
+    c.emit(1, "try:")
+    c.value(schema, "data", 2)
+    c.emit(1, "except (KeyError, TypeError):  # a missing key; an unhashable value in an enum test")
+    c.emit(2, "return False")
+    c.emit(1, f"return {result(c)}")
     source = "\n".join(c.lines)
     namespace: dict[str, Any] = dict(c.consts)
     exec(compile(source, "<fastcheck>", "exec"), namespace)  # noqa: S102 - code generated from our own schema
     return namespace["check"]  # type: ignore[no-any-return]
+
+
+def compile_fast(schema: dict[str, Any]) -> Callable[[Any], bool]:
+    """A function returning True only for values that certainly satisfy ``schema``."""
+    return _compile(schema, lambda c: "True")
+
+
+def compile_extractor(
+    schema: dict[str, Any], fields: Sequence[str]
+) -> Callable[[Any], tuple[Any, ...] | bool]:
+    """Like ``compile_fast``, but a vouched-for object yields the values of ``fields``.
+
+    The checks already hold each property in a local variable; returning them as a
+    tuple spares the caller a second round of lookups. Absent fields read as None.
+    Refusal is ``False``, as in ``compile_fast``.
+    """
+
+    def result(c: _Compiler) -> str:
+        values = [c.fields.get(f) or f"data.get({f!r})" for f in fields]
+        return "(" + "".join(f"{x}, " for x in values) + ")"
+
+    return _compile(schema, result)

@@ -17,7 +17,7 @@ import fastjsonschema
 import orjson
 
 from streams.domain.errors import SchemaError
-from streams.domain.fastcheck import Unsupported, compile_fast
+from streams.domain.fastcheck import Unsupported, compile_extractor, compile_fast
 
 Validator = Callable[[Any], Any]
 
@@ -67,6 +67,19 @@ def checker(name: str) -> Validator:
         return full(obj)
 
     return check
+
+
+@cache
+def fast_extractor(name: str, fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...] | bool]:
+    """The generated fast path (see ``fastcheck``) handing back the values of ``fields``.
+
+    ``False`` means "cannot vouch": the caller asks the full ``validator``. A schema
+    the generator does not support gets a path that never vouches.
+    """
+    try:
+        return compile_extractor(load_schema(name), fields)
+    except Unsupported:
+        return lambda obj: False
 
 
 def explain(exc: fastjsonschema.JsonSchemaValueException) -> str:
