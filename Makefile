@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint system-deps clean
+.PHONY: demo test bench lint system-deps audit clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,8 +18,13 @@ demo: $(STAMP)
 system-deps:
 	./scripts/system-deps.sh
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps audit
 	$(PY) -m pytest -q
+
+# pip-audit over the venv: fails on a known vulnerability, warns (and passes) when
+# the vulnerability service cannot be reached. CLAIMWATCH_AUDIT_IGNORE=ID,ID accepts findings.
+audit: $(STAMP)
+	$(PY) scripts/audit.py
 
 bench: $(STAMP)
 	$(PY) -m bench

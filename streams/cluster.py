@@ -71,7 +71,17 @@ class Cluster:
             return
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.broker = EmbeddedBroker(log_path=self.var_dir / "tansu.log").start()
-        self.settings = self.settings.with_(broker=self.broker.bootstrap)
+        # The embedded broker speaks plaintext on loopback: security settings meant
+        # for a real cluster do not apply to it.
+        self.settings = self.settings.with_(
+            broker=self.broker.bootstrap,
+            security_protocol="PLAINTEXT",
+            sasl_username=None,
+            sasl_password=None,
+            ssl_cafile=None,
+            ssl_certfile=None,
+            ssl_keyfile=None,
+        )
 
     def create_topics(self) -> None:
         ensure_topics_sync(
@@ -112,6 +122,23 @@ class Cluster:
                 "CLAIMWATCH_LOG_LEVEL": s.log_level,
             }
         )
+        # Security from these settings, not whatever the parent's environment holds
+        # (see start_broker): unset values must not be inherited.
+        security = {
+            "CLAIMWATCH_SECURITY_PROTOCOL": s.security_protocol,
+            "CLAIMWATCH_SASL_MECHANISM": s.sasl_mechanism,
+            "CLAIMWATCH_SASL_USERNAME": s.sasl_username,
+            "CLAIMWATCH_SASL_PASSWORD": s.sasl_password,
+            "CLAIMWATCH_SSL_CAFILE": s.ssl_cafile,
+            "CLAIMWATCH_SSL_CERTFILE": s.ssl_certfile,
+            "CLAIMWATCH_SSL_KEYFILE": s.ssl_keyfile,
+            "CLAIMWATCH_WEB_TOKEN": s.web_token,
+        }
+        for name, value in security.items():
+            if value:
+                env[name] = value
+            else:
+                env.pop(name, None)
         if s.tick_seconds is not None:
             env["CLAIMWATCH_TICK_SECONDS"] = str(s.tick_seconds)
         if self.policy_path:
@@ -167,7 +194,7 @@ class Cluster:
         out = []
         for w in self.alive():
             try:
-                out.append(http_get(w.port, "/status", timeout=2.0))
+                out.append(http_get(w.port, "/status", timeout=2.0, token=self.settings.web_token))
             except OSError:
                 continue
         return out
@@ -246,7 +273,7 @@ class Cluster:
         parts = []
         firing: set[str] = set()
         for w in self.alive():
-            part = http_get(w.port, "/snapshot", timeout=30.0)
+            part = http_get(w.port, "/snapshot", timeout=30.0, token=self.settings.web_token)
             firing.update(part.pop("firing"))
             parts.append(part)
         return merge_snapshots(parts, policy), firing

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from streams.domain.errors import ClaimwatchError
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+TLS_PROTOCOLS = ("SSL", "SASL_SSL")
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +92,7 @@ class Settings:
             raise ClaimwatchError(
                 f"CLAIMWATCH_SASL_MECHANISM={mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}"
             )
-        if protocol.startswith("SASL") and not (get("SASL_USERNAME") and get("SASL_PASSWORD")):
-            raise ClaimwatchError(
-                f"CLAIMWATCH_SECURITY_PROTOCOL={protocol} needs CLAIMWATCH_SASL_USERNAME and CLAIMWATCH_SASL_PASSWORD"
-            )
+        _check_security(protocol, get)
         tick = get("TICK_SECONDS")
         try:
             tick_seconds = float(tick) if tick is not None else None
@@ -100,7 +100,7 @@ class Settings:
             raise ClaimwatchError(f"CLAIMWATCH_TICK_SECONDS={tick!r} is not a number") from None
         if tick_seconds is not None and tick_seconds <= 0:
             raise ClaimwatchError("CLAIMWATCH_TICK_SECONDS must be > 0")
-        return cls(
+        settings = cls(
             broker=get("BROKER"),
             app_id=get("APP_ID", "claimwatch") or "claimwatch",
             topic_declarations=get("TOPIC_DECLARATIONS") or "ggz.declarations.v1",
@@ -126,18 +126,66 @@ class Settings:
             log_level=(get("LOG_LEVEL", "info") or "info").lower(),
             rebalance_timeout=float(integer("REBALANCE_TIMEOUT_SECONDS", 10, 1, 600)),
         )
+        settings.ssl_context()  # unreadable or non-PEM files fail here, in one line
+        return settings
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of every Kafka client (None without TLS).
+
+        Verifies the broker's certificate and host name against the CA file, or the
+        system's CAs when none is given.
+        """
+        if self.security_protocol not in TLS_PROTOCOLS:
+            return None
+        from aiokafka.helpers import create_ssl_context
+
+        try:
+            return create_ssl_context(
+                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            )
+        except (OSError, ssl.SSLError) as exc:
+            files = ", ".join(
+                f"CLAIMWATCH_{name}={path}"
+                for name, path in (
+                    ("SSL_CAFILE", self.ssl_cafile),
+                    ("SSL_CERTFILE", self.ssl_certfile),
+                    ("SSL_KEYFILE", self.ssl_keyfile),
+                )
+                if path
+            )
+            reason = (exc.strerror or str(exc)).split(" (_ssl.c:")[0]
+            raise ClaimwatchError(
+                f"cannot set up TLS from {files or 'the system CAs'}: {reason}"
+            ) from None
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Security keyword arguments for aiokafka clients (producer, consumer, admin)."""
         kw: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            kw["ssl_context"] = create_ssl_context(
-                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
-            )
-        if self.security_protocol.startswith("SASL"):
+        if self.security_protocol in TLS_PROTOCOLS:
+            kw["ssl_context"] = self.ssl_context()
+        if self.security_protocol in SASL_PROTOCOLS:
             kw["sasl_mechanism"] = self.sasl_mechanism
             kw["sasl_plain_username"] = self.sasl_username
             kw["sasl_plain_password"] = self.sasl_password
         return kw
+
+
+def _check_security(protocol: str, get: Callable[[str], str | None]) -> None:
+    """Refuse a protocol whose credentials or files are missing. (Settings the
+    protocol does not use are ignored, as docs/configuration.md says.)"""
+    user, password = get("SASL_USERNAME"), get("SASL_PASSWORD")
+    if protocol in SASL_PROTOCOLS and not (user and password):
+        missing = " and ".join(
+            f"CLAIMWATCH_SASL_{n}" for n, v in (("USERNAME", user), ("PASSWORD", password)) if not v
+        )
+        raise ClaimwatchError(f"CLAIMWATCH_SECURITY_PROTOCOL={protocol} needs {missing}")
+    if protocol not in TLS_PROTOCOLS:
+        return
+    files = {n: get(n) for n in ("SSL_CAFILE", "SSL_CERTFILE", "SSL_KEYFILE")}
+    for name, path in files.items():
+        if path and not os.path.isfile(path):
+            raise ClaimwatchError(f"CLAIMWATCH_{name}={path}: no such file")
+    if files["SSL_KEYFILE"] and not files["SSL_CERTFILE"]:
+        raise ClaimwatchError(
+            "CLAIMWATCH_SSL_KEYFILE needs CLAIMWATCH_SSL_CERTFILE (the client certificate)"
+        )

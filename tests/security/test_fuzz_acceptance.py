@@ -1,0 +1,451 @@
+"""Fuzzing the decode/acceptance path the worker runs (SPEC §2), without a broker.
+
+Hostile bytes, arbitrary JSON, mutated declarations and mutated batch envelopes go
+through ``Processor.on_declarations`` exactly as the ingest agent calls it
+(``tests/security/worker_sim.py``) and through ``Engine.process`` as the offline
+replay calls it. Properties:
+
+- nothing raises;
+- every line is accounted for exactly once: accepted, counted as ``duplicate`` /
+  ``duplicate_line`` / ``duplicate_credit``, or dead-lettered with a SPEC reason; a
+  message whose JSON or batch envelope is unreadable is one dead letter;
+- the line count comes from our own reading of the message, not the engine's;
+- dead letters never carry a BSN-shaped ``client_ref`` in the clear, and their
+  headers no BSN-shaped number at all;
+- what the worker writes to its table rebuilds the same state after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from streams.domain.engine import Engine
+from streams.domain.policy import load_policy
+from streams.pipeline.processor import Processor
+from tests.security.worker_sim import SPEC_REASONS, WorkerSim, diff, outcomes
+
+POLICY = load_policy()
+BATCH = "ggz.declaration-batch/1"
+AGBS = ("12345678", "87654321", "00000001")
+BSN = "123456782"  # passes the eleven-test: the shape SPEC §2 step 3 rejects
+_PLAIN_BSN_REF = re.compile(rb'"client_ref"\s*:\s*"[0-9]{9}"')
+_NINE = re.compile(rb"(?<![0-9])[0-9]{9}(?![0-9])")
+
+# CI keeps the file under 20 s; CLAIMWATCH_FUZZ_EXAMPLES=5000 for a deeper run by hand.
+FUZZ = settings(
+    max_examples=int(os.environ.get("CLAIMWATCH_FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def valid_line(n: int, provider: str = AGBS[0], **fields: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "schema": "ggz.declaration/1",
+        "event_id": f"e{n}",
+        "line_id": f"l{n}",
+        "kind": "debit",
+        "provider_agb": provider,
+        "region": "Utrecht",
+        "client_ref": f"c-{n:020x}",
+        "trajectory_id": f"t{n}",
+        "service_date": "2026-03-01",
+        "submitted_at": f"2026-03-02T09:{n % 60:02d}:00+01:00",
+        "activity": "consult",
+        "consult_mode": "group" if n % 3 == 0 else "individual",
+        "practitioners": 1 + n % 5,
+        "digital": n % 2 == 0,
+        "setting": 1 + n % 8,
+        "care_demand_type": n % 22,
+        "diagnosis_group": "adhd" if n % 4 == 0 else "depression",
+        "amount_cents": 1000 + n,
+    }
+    obj.update(fields)
+    return obj
+
+
+# -- strategies ---------------------------------------------------------------
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            BSN,
+            "",
+            "x" * 200,
+            "１２３４５６７８",
+            "12345678\n",
+            "2026-02-30",
+            "2026-03-01",
+            "2026-03-01T10:00:00Z",
+            "2026-03-01T10:00:00.123456789+01:00",
+            "credit",
+            "debit",
+            "group",
+            "adhd",
+            "clinical",
+            1e3,
+            0,
+            -1,
+            10_000_001,
+            366,
+            367,
+            21,
+            22,
+        ]
+    )
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def to_json(value: Any) -> bytes:
+    """Python's encoder: big integers, NaN and Infinity (which orjson must refuse) pass."""
+    return json.dumps(value, allow_nan=True).encode()
+
+
+FIELDS = sorted(valid_line(0))
+
+
+@st.composite
+def line_variant(draw: st.DrawFn, provider: str | None = None, pool: int = 8) -> dict[str, Any]:
+    """A valid line from a small pool, so debits, credits and their repeats collide."""
+    n = draw(st.integers(0, pool))
+    obj = valid_line(n, provider=provider or draw(st.sampled_from(AGBS)))
+    if draw(st.integers(0, 2)) == 0:
+        obj["kind"] = "credit"
+    variant = draw(st.integers(0, 2))  # 0: the original event, else a new event of the line
+    if variant or obj["kind"] == "credit":
+        obj["event_id"] = f"e{n}{obj['kind'][0]}{variant}"
+    return obj
+
+
+@st.composite
+def mutated_line(draw: st.DrawFn) -> dict[str, Any]:
+    obj = draw(line_variant())
+    for _ in range(draw(st.integers(0, 3))):
+        op = draw(st.sampled_from(["delete", "set", "extra", "identifier_bsn"]))
+        name = draw(st.sampled_from(FIELDS))
+        if op == "delete":
+            obj.pop(name, None)
+        elif op == "set":
+            obj[name] = draw(json_values)
+        elif op == "extra":
+            obj[draw(st.text(min_size=1, max_size=8))] = draw(json_values)
+        else:
+            obj[draw(st.sampled_from(["client_ref", "line_id", "event_id", "trajectory_id"]))] = BSN
+    return obj
+
+
+@st.composite
+def batch(draw: st.DrawFn) -> dict[str, Any]:
+    provider = draw(st.sampled_from(AGBS))
+    lines: list[Any] = draw(
+        st.lists(
+            st.one_of(line_variant(provider), line_variant(provider), mutated_line(), json_values),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    env: dict[str, Any] = {"schema": BATCH, "provider_agb": provider, "lines": lines}
+    change = draw(
+        st.sampled_from(["none"] * 6 + ["agb", "lines", "empty", "drop", "schema", "huge"])
+    )
+    if change == "empty":
+        env["lines"] = []
+    elif change == "agb":
+        env["provider_agb"] = draw(json_values)
+    elif change == "lines":
+        env["lines"] = draw(json_values)
+    elif change == "drop":
+        env.pop(draw(st.sampled_from(["schema", "provider_agb", "lines"])))
+    elif change == "schema":
+        env["schema"] = draw(
+            st.sampled_from(["ggz.declaration-batch/2", "ggz.declaration/1", None])
+        )
+    elif change == "huge":
+        env["lines"] = [valid_line(n, provider) for n in range(1001)]
+    return env
+
+
+def byte_mutations(raw: bytes) -> st.SearchStrategy[bytes]:
+    cut = st.integers(0, max(0, len(raw)))
+    return st.one_of(
+        cut.map(lambda i: raw[:i]),
+        st.tuples(cut, st.binary(min_size=1, max_size=4)).map(
+            lambda t: raw[: t[0]] + t[1] + raw[t[0] :]
+        ),
+        st.tuples(st.integers(0, max(0, len(raw) - 1)), st.integers(1, 255)).map(
+            lambda t: raw[: t[0]] + bytes([raw[t[0]] ^ t[1]]) + raw[t[0] + 1 :] if raw else raw
+        ),
+    )
+
+
+@st.composite
+def message(draw: st.DrawFn) -> tuple[str | None, bytes]:
+    kind = draw(st.sampled_from(["bytes", "json", "valid", "valid", "line", "batch", "mutated"]))
+    owner: str | None = None
+    if kind == "bytes":
+        raw = draw(st.binary(max_size=300))
+    elif kind == "json":
+        raw = to_json(draw(json_values))
+    else:
+        obj = draw(
+            line_variant(AGBS[0])
+            if kind == "valid"
+            else mutated_line()
+            if kind == "line"
+            else batch()
+            if kind == "batch"
+            else st.one_of(mutated_line(), batch())
+        )
+        owner = obj.get("provider_agb") if isinstance(obj.get("provider_agb"), str) else None
+        raw = to_json(obj)
+        if kind == "mutated":
+            raw = draw(byte_mutations(raw))
+    # Mostly keyed by its own provider, as producers do; sometimes not at all, or wrongly.
+    how = draw(st.sampled_from(["own", "own", "own", "none", "other", "garbage", "bsn"]))
+    if how == "own" and owner:
+        return owner, raw
+    if how == "other":
+        return draw(st.sampled_from(AGBS)), raw
+    if how == "garbage":
+        return draw(st.text(min_size=1, max_size=10)), raw
+    if how == "bsn":
+        return BSN, raw
+    return None, raw
+
+
+# -- the oracle: what a message holds, read without the engine --------------------
+
+
+def expected(raw: bytes) -> int | str:
+    """Number of lines in the message, or the reason it is dead-lettered whole."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "invalid_json"
+    if not isinstance(obj, dict):
+        return "invalid_json"
+    if obj.get("schema") != BATCH:
+        return 1
+    agb, lines = obj.get("provider_agb"), obj.get("lines")
+    if (
+        isinstance(agb, str)
+        and re.fullmatch(r"[0-9]{8}", agb)
+        and isinstance(lines, list)
+        and 1 <= len(lines) <= 1000
+    ):
+        return len(lines)
+    return "invalid_batch"
+
+
+def bsn_refs(value: Any) -> list[str]:
+    """BSN-shaped ``client_ref`` values anywhere inside a decoded JSON value."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        ref = value.get("client_ref")
+        if isinstance(ref, str) and len(ref) == 9 and ref.isascii() and ref.isdigit():
+            found.append(ref)
+        for v in value.values():
+            found += bsn_refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            found += bsn_refs(v)
+    return found
+
+
+def check_message(sim: WorkerSim, key: str | None, raw: bytes) -> None:
+    before = sim.totals()
+    outs = sim.declarations(key, raw)
+    after = sim.totals()
+    letters = [d for o in outs for d in o.dead_letters]
+    lines = sum(o.lines for o in outs)
+    delta = diff(after, before)
+    want = expected(raw)
+    for outcome in delta:
+        event(outcome)  # --hypothesis-show-statistics: which outcomes the inputs reach
+
+    for letter in letters:
+        assert letter.reason in SPEC_REASONS, letter
+        assert isinstance(letter.payload, bytes)
+        assert not _PLAIN_BSN_REF.search(letter.payload), letter.payload
+    for headers in sim.published.headers[-len(letters) :] if letters else ():
+        assert set(headers) == {"reason", "detail"}
+        assert not _NINE.search(headers["detail"]), headers
+
+    if isinstance(want, str):
+        assert lines == 0
+        assert [d.reason for d in letters] == [want]
+        assert delta == {f"rejected:{want}": 1}
+        return
+    assert lines == want, (lines, want)
+    assert outcomes(after) - outcomes(before) == want, delta
+    rejected = Counter({k[9:]: v for k, v in delta.items() if k.startswith("rejected:")})
+    assert rejected == Counter(d.reason for d in letters), (delta, letters)
+    for letter in letters:  # one line each: its JSON, re-encoded when it was part of a batch
+        try:
+            decoded = orjson.loads(letter.payload)
+        except orjson.JSONDecodeError:
+            continue
+        assert not bsn_refs(decoded), letter.payload
+
+
+# -- properties ---------------------------------------------------------------------
+
+
+@FUZZ
+@given(st.lists(message(), min_size=1, max_size=10))
+def test_worker_path_accounts_for_every_line_and_never_raises(msgs: list) -> None:
+    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    for key, raw in msgs:
+        check_message(sim, key, raw)
+    sim.tick()  # structural rules over whatever state the input left
+
+
+@FUZZ
+@given(st.lists(st.tuples(line_variant(AGBS[0], pool=3), st.booleans()), min_size=4, max_size=30))
+def test_redelivered_lines_and_credits_account_for_every_line(items: list) -> None:
+    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    for obj, keyed in items:
+        check_message(sim, AGBS[0] if keyed else None, to_json(obj))
+
+
+@FUZZ
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_under_a_key_or_none_are_one_dead_letter_or_lines(raw: bytes) -> None:
+    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    check_message(sim, None, raw)
+    check_message(sim, AGBS[0], raw)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(AGBS), batch()), min_size=1, max_size=5))
+def test_batches_with_duplicates_and_credits_account_for_every_line(items: list) -> None:
+    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    for key, env in items:
+        check_message(sim, key, to_json(env))
+        check_message(sim, None, to_json(env))  # the keyless copy is re-keyed, then judged
+
+
+@FUZZ
+@given(st.lists(message(), min_size=1, max_size=6))
+def test_offline_engine_accounts_for_every_line_and_never_raises(msgs: list) -> None:
+    engine = Engine(POLICY, clock=lambda: 0.0)
+    for _key, raw in msgs:
+        before = engine.counts()
+        fx = engine.process(raw, None)
+        after = engine.counts()
+        assert all(d.reason in SPEC_REASONS for d in fx.dead_letters)
+        want = expected(raw)
+        if isinstance(want, str):
+            assert [d.reason for d in fx.dead_letters] == [want]
+        else:
+            assert fx.lines == want
+            assert outcomes(after) - outcomes(before) == want
+    engine.tick()
+    engine.snapshot()
+
+
+@FUZZ
+@given(st.lists(message(), min_size=1, max_size=6))
+def test_state_written_for_any_input_rebuilds_the_same_state(msgs: list) -> None:
+    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    for key, raw in msgs:
+        sim.declarations(key, raw)
+    restarted = Engine(POLICY, journal=True, clock=lambda: 0.0)
+    processor = Processor(restarted, dict(sim.store))
+    processor.recover(list(sim.store))
+    assert restarted.snapshot() == sim.engine.snapshot()
+    for owner, st_ in sim.engine.providers.items():
+        again = restarted.providers[owner]
+        assert again.lines == st_.lines
+        assert again.alerts.to_json() == st_.alerts.to_json()
+
+
+@FUZZ
+@given(json_values)
+def test_contract_topic_input_is_parsed_or_refused_never_raises(value: Any) -> None:
+    """The contracts agent catches only JSONDecodeError and ContractError."""
+    from streams.domain.contracts import ContractError, parse_contract
+    from streams.pipeline.processor import contract_control
+
+    good = {
+        "schema": "ggz.contract/1",
+        "provider_agb": AGBS[0],
+        "year": 2026,
+        "ceiling_cents": 1_000_000,
+        "purchaser": "Team Midden",
+        "provider_name": "GGZ Voorbeeld",
+        "region": "Utrecht",
+        "version": 1,
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+    for candidate in (value, {**good, "ceiling_cents": value}, {**good, "updated_at": value}):
+        raw = to_json(candidate)
+        try:
+            obj = orjson.loads(raw)
+            contract = parse_contract(obj)
+        except (orjson.JSONDecodeError, ContractError):
+            continue
+        sim = WorkerSim(POLICY, clock=lambda: 0.0)
+        sim.control(0, contract_control(obj))
+        assert sim.engine.contracts.get(contract.provider, contract.year) == contract
+
+
+@FUZZ
+@given(st.binary(max_size=200) | json_values.map(to_json))
+def test_control_topic_garbage_is_ignored(raw: bytes) -> None:
+    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    sim.control(0, raw)
+
+
+def test_the_oracle_knows_the_shapes() -> None:
+    assert expected(b"\xff") == "invalid_json"
+    assert expected(b"[1]") == "invalid_json"
+    assert expected(to_json(valid_line(1))) == 1
+    assert (
+        expected(to_json({"schema": BATCH, "provider_agb": AGBS[0], "lines": []}))
+        == "invalid_batch"
+    )
+    lines = [valid_line(1), valid_line(2)]
+    assert expected(to_json({"schema": BATCH, "provider_agb": AGBS[0], "lines": lines})) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine.py dead-letters a whole unreadable message as mask_bsn(raw), a regex "
+    "over the bytes: a client_ref written with JSON \\u escapes keeps its BSN",
+)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"schema":"ggz.declaration-batch/1","provider_agb":"1234567",'
+        b'"lines":[{"client_ref":"\\u0031\\u0032\\u0033456782"}]}',
+        b'[{"client_ref":"\\u0031\\u0032\\u0033456782"}]',
+    ],
+    ids=["invalid_batch", "json_array"],
+)
+def test_escaped_bsn_in_a_message_rejected_whole_is_masked(raw: bytes) -> None:
+    sim = WorkerSim(POLICY)
+    (out,) = sim.declarations(None, raw)
+    (letter,) = out.dead_letters
+    assert not bsn_refs(orjson.loads(letter.payload)), letter.payload
