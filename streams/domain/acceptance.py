@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import fastjsonschema
 import orjson
@@ -42,6 +42,7 @@ from streams.domain.policy import MismatchPolicy
 
 BATCH_SCHEMA = "ggz.declaration-batch/1"
 _new_line = tuple.__new__
+_T = TypeVar("_T")
 _BSN_TEXT = re.compile(rb'("client_ref"\s*:\s*")([0-9]{9})(")')
 _MASK = b"*********"
 
@@ -98,6 +99,8 @@ class Decoder:
         self._mm_types = mismatch.care_demand_types
         self._mm_settings = mismatch.settings
         self._mm_from = mismatch.from_year
+        self._days: dict[str, tuple[int, int]] = {}
+        self._times: dict[str, float] = {}
 
     def split(self, raw: bytes) -> tuple[str | None, list[Any], Rejection | None]:
         """Decode a message: (envelope provider, line objects, whole-message rejection)."""
@@ -146,7 +149,8 @@ class Decoder:
                 self._validate(obj)
             except fastjsonschema.JsonSchemaValueException as exc:
                 return Rejection(SCHEMA, schemas.explain(exc))
-            values = tuple(obj.get(f) for f in LINE_FIELDS)
+            # JSON Schema counts 1e3 as an integer; cents stay int
+            values = (*(obj.get(f) for f in LINE_FIELDS[:-1]), int(obj["amount_cents"]))
         (
             event_id,
             line_id,
@@ -172,14 +176,21 @@ class Decoder:
             return Rejection(
                 PROVIDER_MISMATCH, f"line of provider {agb} in a message of {envelope}"
             )
-        try:  # dates and times the schema's format check let through
-            year, quarter = year_quarter(service_date)
-        except ValueError as exc:
-            return Rejection(SCHEMA, str(exc))
-        try:
-            event_time = parse_time(submitted_at)
-        except ValueError as exc:
-            return Rejection(SCHEMA, f"submitted_at: {exc}")
+        # Lines of one submission share their timestamp, a year has 365 service dates:
+        # a repeat costs a dict lookup instead of a parse.
+        day = self._days.get(service_date)
+        if day is None:
+            try:  # dates and times the schema's format check let through
+                day = _remember(self._days, service_date, year_quarter(service_date))
+            except ValueError as exc:
+                return Rejection(SCHEMA, str(exc))
+        year, quarter = day
+        event_time = self._times.get(submitted_at)
+        if event_time is None:
+            try:
+                event_time = _remember(self._times, submitted_at, parse_time(submitted_at))
+            except ValueError as exc:
+                return Rejection(SCHEMA, f"submitted_at: {exc}")
         flags = 0
         if activity == "consult":
             flags = CONSULT
@@ -217,11 +228,21 @@ class Decoder:
                 quarter,
                 client,
                 flags,
-                int(amount_cents),  # JSON Schema counts 1e3 as an integer; cents stay int
+                amount_cents,
                 event_time,
                 region,
             ),
         )
+
+
+_MEMO = 1 << 14
+
+
+def _remember(memo: dict[str, _T], key: str, value: _T) -> _T:
+    if len(memo) >= _MEMO:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def dead_letter_payload(obj: Any) -> bytes:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -22,7 +21,7 @@ _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 # Values checked by format or pattern repeat a lot (dates, timestamps of one
-# submission, AGB codes): a memo answers a repeat in a dict lookup.
+# submission, AGB codes): each check remembers up to this many passing values.
 _MEMO = 1 << 14
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "$comment", "examples", "default"}
 _TYPES = {
@@ -40,7 +39,6 @@ class Unsupported(Exception):
     """The schema uses a keyword the fast path does not implement."""
 
 
-@lru_cache(maxsize=_MEMO)
 def _is_date(value: str) -> bool:
     if _DATE.fullmatch(value) is None:
         return False
@@ -51,7 +49,6 @@ def _is_date(value: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=_MEMO)
 def _is_datetime(value: str) -> bool:
     if _DATETIME.fullmatch(value) is None:
         return False
@@ -63,14 +60,27 @@ def _is_datetime(value: str) -> bool:
 
 
 def _matcher(pattern: str) -> Callable[[str], bool]:
-    """A memoised full match: identifiers such as AGB codes repeat on most lines."""
     fullmatch = re.compile(pattern).fullmatch
+    return lambda value: fullmatch(value) is not None
 
-    @lru_cache(maxsize=_MEMO)
-    def matches(value: str) -> bool:
-        return fullmatch(value) is not None
 
-    return matches
+def _remembering(test: Callable[[str], bool], seen: set[str]) -> Callable[[str], bool]:
+    """``test`` that adds the strings it passes to ``seen`` (emptied when full).
+
+    The generated code asks ``v in seen or test(v)``: identifiers such as AGB codes,
+    service dates and the timestamp of one submission repeat over many lines, and a
+    set lookup costs a fraction of a regular-expression match or a date parse.
+    """
+
+    def remember(value: str) -> bool:
+        if not test(value):
+            return False
+        if len(seen) >= _MEMO:
+            seen.clear()
+        seen.add(value)
+        return True
+
+    return remember
 
 
 def _types(schema: dict[str, Any]) -> list[str]:
@@ -101,8 +111,6 @@ class _Compiler:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {
-            "_is_date": _is_date,
-            "_is_datetime": _is_datetime,
             "_MISSING": object(),
         }
         self.n = 0
@@ -113,6 +121,11 @@ class _Compiler:
         name = f"_c{self.n}"
         self.consts[name] = value
         return name
+
+    def remembered(self, test: Callable[[str], bool], v: str) -> str:
+        """Expression: ``v`` (a str) passes ``test``, asked once per distinct value."""
+        seen: set[str] = set()
+        return f"({v} in {self.const(seen)} or {self.const(_remembering(test, seen))}({v}))"
 
     def emit(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
@@ -175,14 +188,15 @@ class _Compiler:
             pat = schema["pattern"]
             if not (pat.startswith("^") and pat.endswith("$") and not pat.endswith("\\$")):
                 raise Unsupported(f"unanchored pattern {pat}")
-            test = f"{self.const(_matcher(pat[1:-1]))}({v})"
+            test = self.remembered(_matcher(pat[1:-1]), v)
             conds.append(f"({guard}{test})" if guard else test)
         if "format" in schema:
             used.add("format")
-            fmt = {"date": "_is_date", "date-time": "_is_datetime"}.get(schema["format"])
+            fmt = {"date": _is_date, "date-time": _is_datetime}.get(schema["format"])
             if fmt is None:
                 raise Unsupported(f"format {schema['format']}")
-            conds.append(f"({guard}{fmt}({v}))" if guard else f"{fmt}({v})")
+            test = self.remembered(fmt, v)
+            conds.append(f"({guard}{test})" if guard else test)
         return conds, used
 
     def value(self, schema: dict[str, Any], v: str, indent: int) -> None:
@@ -264,9 +278,11 @@ class _Compiler:
         if set(spec) != {"const"}:
             raise Unsupported("if property other than const")
         needed = " or ".join(f"{r!r} not in {v}" for r in sub["then"]["required"])
+        bound = self.fields.get(name) if v == "data" else None
+        current = bound if bound is not None else f"{v}.get({name!r}, _MISSING)"
         self.emit(
             indent,
-            f"if type({v}) is dict and {v}.get({name!r}, _MISSING) == {self.const(spec['const'])} and ({needed}): return False",
+            f"if type({v}) is dict and {current} == {self.const(spec['const'])} and ({needed}): return False",
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import NamedTuple
 
 # Flag bits of a line's contribution to the indicators (SPEC §4).
@@ -98,18 +97,11 @@ class Counts:
         )
 
 
-# Lines of one submission share their timestamp and a year has 365 service dates:
-# memoised, a repeat costs a dict lookup instead of a parse (~1 µs for a timestamp).
-_MEMO = 1 << 14
-
-
-@lru_cache(maxsize=_MEMO)
 def parse_time(value: str) -> float:
     """RFC 3339 timestamp with offset → unix seconds."""
     return datetime.fromisoformat(value).timestamp()
 
 
-@lru_cache(maxsize=_MEMO)
 def year_quarter(service_date: str) -> tuple[int, int]:
     """``YYYY-MM-DD`` (already a valid date) → (year, quarter 1..4)."""
     if not service_date.isascii():  # \d in a date format also matches other scripts' digits

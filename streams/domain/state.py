@@ -30,7 +30,8 @@ from streams.domain.model import (
     Line,
 )
 
-# Line index entry: [debit event_id, credit event_id | None, year, quarter, client, flags, amount]
+# Line index entry: (debit event_id, credit event_id | None, year, quarter, client, flags, amount)
+_Entry = tuple[str, str | None, int, int, str | None, int, int]
 _DEBIT_EID, _CREDIT_EID, _YEAR, _QUARTER, _CLIENT, _FLAGS, _AMOUNT = range(7)
 
 
@@ -38,7 +39,7 @@ _DEBIT_EID, _CREDIT_EID, _YEAR, _QUARTER, _CLIENT, _FLAGS, _AMOUNT = range(7)
 class ProviderState:
     provider: str
     years: dict[int, YearState] = field(default_factory=dict)
-    lines: dict[str, list[Any]] = field(default_factory=dict)
+    lines: dict[str, _Entry] = field(default_factory=dict)
     alerts: AlertBook = field(default_factory=AlertBook)
     counts: Counts = field(default_factory=Counts)
     region: str | None = None
@@ -49,50 +50,40 @@ class ProviderState:
 
     def accept(self, line: Line) -> str:
         """Apply SPEC §2 steps 4–7 to a schema-valid line; return the outcome."""
-        if line.event_time > self.watermark:
-            self.watermark = line.event_time
-        entry = self.lines.get(line.line_id)
-        if not line.credit:
+        event_id, line_id, credit, _, year, quarter, client, flags, amount, event_time, region = (
+            line
+        )
+        if event_time > self.watermark:
+            self.watermark = event_time
+        entry = self.lines.get(line_id)
+        if not credit:
             if entry is not None:
-                outcome = DUPLICATE if entry[_DEBIT_EID] == line.event_id else DUPLICATE_LINE
+                outcome = DUPLICATE if entry[_DEBIT_EID] == event_id else DUPLICATE_LINE
                 self._count(outcome)
                 return outcome
-            self.lines[line.line_id] = [
-                line.event_id,
-                None,
-                line.year,
-                line.quarter,
-                line.client,
-                line.flags,
-                line.amount_cents,
-            ]
-            self._year(line.year).apply(line.flags, line.amount_cents, line.quarter, line.client, 1)
+            # A tuple, not a list: tuples of strings and ints leave the garbage
+            # collector's lists, so millions of entries cost no collection time.
+            self.lines[line_id] = (event_id, None, year, quarter, client, flags, amount)
+            ys = self.years.get(year)
+            if ys is None:
+                ys = self.years[year] = YearState()
+            ys.apply(flags, amount, quarter, client, 1)
             if self.journal is not None:
-                self.journal.append(
-                    [
-                        line.line_id,
-                        line.event_id,
-                        line.year,
-                        line.quarter,
-                        line.client,
-                        line.flags,
-                        line.amount_cents,
-                    ]
-                )
+                self.journal.append([line_id, event_id, year, quarter, client, flags, amount])
         else:
             if entry is None:
                 self.counts.reject(ORPHAN_CREDIT)
                 return ORPHAN_CREDIT
-            if entry[_DEBIT_EID] == line.event_id or entry[_CREDIT_EID] == line.event_id:
+            if entry[_DEBIT_EID] == event_id or entry[_CREDIT_EID] == event_id:
                 self._count(DUPLICATE)
                 return DUPLICATE
             if entry[_CREDIT_EID] is not None:
                 self._count(DUPLICATE_CREDIT)
                 return DUPLICATE_CREDIT
-            self._credit(entry, line.event_id)
+            self._credit(line_id, entry, event_id)
             if self.journal is not None:
-                self.journal.append([line.line_id, line.event_id])
-        self.region = line.region
+                self.journal.append([line_id, event_id])
+        self.region = region
         self.counts.accepted += 1
         return ACCEPTED
 
@@ -101,8 +92,8 @@ class ProviderState:
         entry = self.lines.get(line.line_id)
         return entry[_YEAR] if entry is not None else line.year  # type: ignore[no-any-return]
 
-    def _credit(self, entry: list[Any], event_id: str) -> None:
-        entry[_CREDIT_EID] = event_id
+    def _credit(self, line_id: str, entry: _Entry, event_id: str) -> None:
+        self.lines[line_id] = (entry[_DEBIT_EID], event_id, *entry[_YEAR:])
         self._year(entry[_YEAR]).apply(
             entry[_FLAGS], entry[_AMOUNT], entry[_QUARTER], entry[_CLIENT], -1
         )
@@ -125,11 +116,10 @@ class ProviderState:
         """Re-apply journal records (see ``accept``) without counting or alerting."""
         for rec in records:
             if len(rec) == 2:
-                entry = self.lines[rec[0]]
-                self._credit(entry, rec[1])
+                self._credit(rec[0], self.lines[rec[0]], rec[1])
             else:
                 line_id, event_id, year, quarter, client, flags, amount = rec
-                self.lines[line_id] = [event_id, None, year, quarter, client, flags, amount]
+                self.lines[line_id] = (event_id, None, year, quarter, client, flags, amount)
                 self._year(year).apply(flags, amount, quarter, client, 1)
 
     def header(self) -> dict[str, Any]:

@@ -21,11 +21,12 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def iter_lines(path: str | Path, progress: Any = None) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes without newline) of a file; blank lines are skipped.
+def iter_chunks(path: str | Path, progress: Any = None) -> Iterator[list[bytes]]:
+    """The lines of a file (without newlines, blank ones included), a chunk at a time.
 
     gzip is recognised by its magic bytes, whatever the name. ``progress`` is an
-    optional callable taking the number of compressed bytes consumed so far.
+    optional callable taking the number of compressed bytes consumed so far. A list
+    per megabyte lets a hot loop iterate in C instead of resuming a generator per line.
     """
     p = Path(path)
     try:
@@ -50,14 +51,22 @@ def iter_lines(path: str | Path, progress: Any = None) -> Iterator[tuple[int, by
                     progress(raw.tell())
                 parts = (tail + chunk).split(b"\n")
                 tail = parts.pop()
-                for part in parts:
-                    number += 1
-                    if part.strip():
-                        yield number, part
+                number += len(parts)
+                yield parts
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{p}: unreadable gzip data after line {number} ({exc})") from None
-        if tail.strip():
-            yield number + 1, tail
+        if tail:
+            yield [tail]
+
+
+def iter_lines(path: str | Path, progress: Any = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes without newline) of a file; blank lines are skipped."""
+    number = 0
+    for parts in iter_chunks(path, progress):
+        for part in parts:
+            number += 1
+            if part.strip():
+                yield number, part
 
 
 def read_contracts(path: str | Path) -> list[Contract]:
