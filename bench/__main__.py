@@ -16,7 +16,7 @@ from typing import Any
 from bench import report
 from bench.history import SEED, VAR, cached_history
 
-STAGES = ("offline", "streaming", "latency")
+STAGES = ("offline", "streaming", "latency", "state", "scaling", "peer")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -33,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency-seconds", type=float, help="latency run length (default 20; --quick 5)"
     )
     p.add_argument("--rate", type=float, default=2_000, help="latency input lines/s (2,000)")
+    p.add_argument(
+        "--state-lines",
+        type=int,
+        help="lines of state for memory and recovery (default 1,000,000; --quick 20,000)",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes for CI (under a minute)")
     p.add_argument("--only", help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--seed", type=int, default=SEED, help="generator seed")
@@ -49,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.lines = args.lines or (20_000 if args.quick else 1_000_000)
     args.stream_lines = args.stream_lines or (10_000 if args.quick else 200_000)
     args.latency_seconds = args.latency_seconds or (5.0 if args.quick else 20.0)
+    args.state_lines = args.state_lines or (20_000 if args.quick else 1_000_000)
+    # --quick: short group joins (tansu answers a join after session / 2), the two
+    # stores side by side, one run each; the full run uses the worker's defaults.
+    args.session_timeout = 3 if args.quick else None
+    args.repeat = 1 if args.quick else 2
     return args
 
 
@@ -113,8 +123,35 @@ def main(argv: list[str] | None = None) -> int:
         stage("offline", run_offline)
 
     broker = None
+    shared: dict[str, Any] = {}
+
+    def stream_input() -> dict[str, Any]:
+        """The streaming stage's input topic, produced here if that stage did not run."""
+        if "input" not in shared:
+            s = results.get("streaming") or {}
+            if "input" in s:
+                shared["input"] = s["input"]
+            else:
+                from bench import streaming
+                from bench.broker import stage_cluster
+
+                say(f"producing the streaming input ({args.stream_lines:,} lines)")
+                history = cached_history(args.stream_lines, args.seed)
+                cluster = stage_cluster(broker.bootstrap, "streaming", VAR, replay=True)
+                stats = streaming.produce_input(history, broker.bootstrap, cluster)
+                shared["input"] = streaming.input_of(cluster, stats)
+        return shared["input"]  # type: ignore[no-any-return]
+
+    def single_worker_rates() -> list[float]:
+        """claimwatch's single-worker rates on the shared topic in this run."""
+        sc = results.get("scaling", {})
+        if sc.get("all_one_worker_lines_per_s"):  # the streaming stage's one included
+            return list(sc["all_one_worker_lines_per_s"])
+        rate = results.get("streaming", {}).get("worker_lines_per_s")
+        return [rate] if rate else []
+
     try:
-        if "streaming" in args.stages or "latency" in args.stages:
+        if set(args.stages) & {"streaming", "latency", "state", "scaling", "peer"}:
             from bench.broker import start_broker
 
             broker = start_broker(VAR)
@@ -125,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"streaming: history of {args.stream_lines:,} lines (cached in {VAR})")
                 history = cached_history(args.stream_lines, args.seed)
                 say("streaming: produce, raw consumer x3, then one worker")
-                return streaming.run(history, broker.bootstrap, VAR)
+                return streaming.run(
+                    history, broker.bootstrap, VAR, session_timeout=args.session_timeout
+                )
 
             stage("streaming", run_streaming)
         if "latency" in args.stages:
@@ -134,10 +173,75 @@ def main(argv: list[str] | None = None) -> int:
             def run_latency() -> dict[str, Any]:
                 say(f"latency: {args.rate:,.0f} lines/s for {args.latency_seconds:.0f} s")
                 return latency.run(
-                    broker.bootstrap, VAR, rate=args.rate, seconds=args.latency_seconds
+                    broker.bootstrap,
+                    VAR,
+                    rate=args.rate,
+                    seconds=args.latency_seconds,
+                    session_timeout=args.session_timeout,
                 )
 
             stage("latency", run_latency)
+        if "scaling" in args.stages:
+            from bench import scaling
+
+            def run_scaling() -> dict[str, Any]:
+                src = stream_input()
+                reference = results.get("streaming", {}).get("worker_lines_per_s")
+                # --quick: the streaming stage's worker is the one-worker run
+                one_runs = 0 if args.quick and reference else args.repeat
+                say(f"scaling: {one_runs} x 1 worker, {args.repeat} x 2 workers on {src['topic']}")
+                return scaling.run(
+                    broker.bootstrap,
+                    src["topic"],
+                    src["contracts_topic"],
+                    {int(p): o for p, o in src["end_offsets"].items()},
+                    VAR,
+                    repeat=args.repeat,
+                    one_worker_runs=one_runs,
+                    reference=reference,
+                    session_timeout=args.session_timeout,
+                )
+
+            stage("scaling", run_scaling)
+        if "peer" in args.stages:
+            from bench import peer
+
+            def run_peer() -> dict[str, Any]:
+                if not peer.available():
+                    say(peer.MISSING)
+                    return {"skipped": peer.MISSING}
+                src = stream_input()
+                rates = single_worker_rates()
+                # best of as many runs as claimwatch's single worker had in this run
+                runs = len(rates) or args.repeat
+                say(f"peer: quixstreams on {src['topic']}, {runs} run(s)")
+                return peer.run(
+                    broker.bootstrap,
+                    src["topic"],
+                    {int(p): o for p, o in src["end_offsets"].items()},
+                    VAR,
+                    max(rates) if rates else None,
+                    repeat=runs,
+                    session_timeout_s=args.session_timeout or 10,
+                )
+
+            stage("peer", run_peer)
+        if "state" in args.stages:
+            from bench import state
+
+            def run_state() -> dict[str, Any]:
+                say(f"state: history of {args.state_lines:,} lines (cached in {VAR})")
+                history = cached_history(args.state_lines, args.seed)
+                say("state: memory:// and rocksdb:// workers, RSS at 1/4, 1/2, all; restart")
+                return state.run(
+                    history,
+                    broker.bootstrap,
+                    VAR,
+                    parallel=args.quick,
+                    session_timeout=args.session_timeout,
+                )
+
+            stage("state", run_state)
     finally:
         if broker is not None:
             broker.stop()

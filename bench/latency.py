@@ -285,8 +285,11 @@ def run(
     seconds: float = 20.0,
     providers: int = 100,
     per_message: int = 25,
+    session_timeout: int | None = None,
 ) -> dict[str, Any]:
-    cluster = stage_cluster(bootstrap, "latency", var, replay=False)
+    cluster = stage_cluster(
+        bootstrap, "latency", var, replay=False, session_timeout=session_timeout
+    )
     lines_each = max(10, int(rate * seconds / providers))
     plan = Plan(providers, lines_each, datetime.now(UTC).year)
     try:

@@ -123,6 +123,50 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"< {1000 * lat['target_p99_s']:.0f} ms  {_verdict(lat['p99_s'] < lat['target_p99_s'])}",
             )
         )
+    out.extend(_state_rows(results.get("state")))
+    sc = results.get("scaling")
+    if sc and "error" not in sc:
+        ones = len(sc["all_one_worker_lines_per_s"])
+        also = (
+            ", streaming stage's run included" if sc["one_worker_includes_streaming_stage"] else ""
+        )
+        n = f"{sc['lines']:,} lines, best of {ones}{also}"
+        out.append(("scaling", f"one worker ({n})", _rate(sc["one_worker_lines_per_s"]), ""))
+        split = " + ".join(str(len(a)) for a in sc["two_workers_assignments"])
+        out.append(
+            (
+                "scaling",
+                f"two workers, one group (partitions {split}, best of {sc['runs']})",
+                _rate(sc["two_workers_lines_per_s"]),
+                "",
+            )
+        )
+        out.append(
+            ("scaling", "speed-up two / one", f"{sc['speedup']:.2f} x", "no target in #5 (2 cores)")
+        )
+    pe = results.get("peer")
+    if pe and "skipped" in pe:
+        out.append(("peer", "quixstreams", "skipped", pe["skipped"]))
+    elif pe and "error" not in pe:
+        n = f"{pe['lines']:,} lines, quixstreams {pe['quixstreams']}"
+        out.append(("peer", f"quixstreams, same topic ({n})", _rate(pe["quix_lines_per_s"]), ""))
+        if "ratio" in pe:
+            out.append(
+                (
+                    "peer",
+                    "claimwatch one worker (best in this run)",
+                    _rate(pe["claimwatch_lines_per_s"]),
+                    "",
+                )
+            )
+            out.append(
+                (
+                    "peer",
+                    "ratio claimwatch / quixstreams",
+                    _pct(pe["ratio"]),
+                    f"> 100.0 % (ahead)  {_verdict(pe['ratio'] > pe['target_ratio'])}",
+                )
+            )
     e = results.get("extrapolation", {})
     if "offline_s" in e:
         out.append(
@@ -143,10 +187,78 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"< {_dur(e['target_streaming_s'])}  {_verdict(ok)}",
             )
         )
-    for stage in ("offline", "streaming", "latency"):
+    for stage in ("offline", "streaming", "latency", "state", "scaling", "peer"):
         r = results.get(stage)
         if r and "error" in r:
             out.append((stage, "FAILED", r["error"][:60], ""))
+    return out
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+def _state_rows(st: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    out: list[tuple[str, str, str, str]] = []
+    if not st or "error" in st:
+        return out
+    for name in ("memory", "rocksdb"):
+        r = st[name]
+        sizes = ", ".join(
+            f"{p['distinct_lines'] / 1e6:.2f}M: {_mb(p['peak_rss'])}" for p in r["points"]
+        )
+        out.append(
+            ("memory", f"{r['store']} peak RSS (idle {_mb(r['idle_rss'])}) at {sizes}", "", "")
+        )
+        per_m = r["bytes_per_line"]
+        if name == "memory":
+            target = st["target_memory_bytes_per_line"]
+            verdict = f"<= {target} B/line  {_verdict(per_m <= target)}"
+        else:
+            verdict = ""
+        out.append(
+            (
+                "memory",
+                f"{r['store']} (peak − idle) / distinct lines",
+                f"{per_m:,.0f} B/line",
+                verdict,
+            )
+        )
+        slope = r["slope_bytes_per_line"]
+        if name == "rocksdb":
+            flat = st["flat_bytes_per_line"]
+            verdict = f"flat (<= {flat} B/line)  {_verdict(slope <= flat)}"
+        else:
+            verdict = ""
+        out.append(
+            (
+                "memory",
+                f"{r['store']} growth between first and last size",
+                f"{slope:,.0f} B/line",
+                verdict,
+            )
+        )
+    target = st["target_recovery_s_per_million"]
+    for name in ("memory", "rocksdb"):
+        rec = st[name]["recovery"]
+        lines = st[name]["distinct_lines"]
+        out.append(
+            (
+                "recovery",
+                f"{st[name]['store']} restart, {lines / 1e6:.2f}M lines: group joined / state rebuilt",
+                f"{rec['assigned_s']:.1f} s / {rec['restored_s']:.1f} s",
+                "",
+            )
+        )
+        per_m = rec["recovery_s_per_million"]
+        out.append(
+            (
+                "recovery",
+                f"{st[name]['store']} restart until processing again ({rec['recovery_s']:.1f} s)",
+                f"{per_m:,.1f} s per 1M lines",
+                f"< {target:.0f} s  {_verdict(per_m < target)}",
+            )
+        )
     return out
 
 

@@ -23,7 +23,12 @@ import orjson
 from bench.broker import stage_cluster
 from bench.history import History
 from streams.cluster import Cluster
-from streams.replay.producer import archive_lines, contract_lines, produce_history
+from streams.replay.producer import (
+    ProduceStats,
+    archive_lines,
+    contract_lines,
+    produce_history,
+)
 
 TARGET = 0.5
 BATCH_SIZE = 500
@@ -124,20 +129,43 @@ def time_worker(
     }
 
 
-def run(history: History, bootstrap: str, var: Path, raw_repeat: int = 3) -> dict[str, Any]:
-    cluster = stage_cluster(bootstrap, "streaming", var, replay=True)
+def produce_input(history: History, bootstrap: str, cluster: Cluster) -> ProduceStats:
+    """The history on the cluster's declarations and contracts topics, 500-line batches."""
+    s = cluster.settings
+    return asyncio.run(
+        produce_history(
+            bootstrap,
+            archive_lines([history.declarations]),
+            topic=s.topic_declarations,
+            contracts=contract_lines(history.contracts),
+            contracts_topic=s.topic_contracts,
+            batch_size=BATCH_SIZE,
+        )
+    )
+
+
+def input_of(cluster: Cluster, stats: ProduceStats) -> dict[str, Any]:
+    """Where the produced input is, for the stages that read the same topic again."""
+    return {
+        "topic": cluster.settings.topic_declarations,
+        "contracts_topic": cluster.settings.topic_contracts,
+        "end_offsets": {str(p): o for p, o in stats.end_offsets.items()},
+    }
+
+
+def run(
+    history: History,
+    bootstrap: str,
+    var: Path,
+    raw_repeat: int = 3,
+    session_timeout: int | None = None,
+) -> dict[str, Any]:
+    cluster = stage_cluster(
+        bootstrap, "streaming", var, replay=True, session_timeout=session_timeout
+    )
     s = cluster.settings
     try:
-        stats = asyncio.run(
-            produce_history(
-                bootstrap,
-                archive_lines([history.declarations]),
-                topic=s.topic_declarations,
-                contracts=contract_lines(history.contracts),
-                contracts_topic=s.topic_contracts,
-                batch_size=BATCH_SIZE,
-            )
-        )
+        stats = produce_input(history, bootstrap, cluster)
         raw_rates = []
         raw_lines = 0
         for _ in range(raw_repeat):
@@ -159,4 +187,5 @@ def run(history: History, bootstrap: str, var: Path, raw_repeat: int = 3) -> dic
         **worker,
         "ratio": worker["worker_lines_per_s"] / raw_best,
         "target_ratio": TARGET,
+        "input": input_of(cluster, stats),
     }

@@ -22,6 +22,8 @@ EXPECTED = {
     "streaming": ["lines", "messages", "raw_lines_per_s", "worker_lines_per_s", "ratio"],
     "latency": ["lines", "alerts_measured", "rate_achieved", "p50_s", "p99_s", "floor_p99_s"],
     "extrapolation": ["lines", "offline_s", "streaming_s"],
+    "state": ["lines", "memory_bytes_per_line", "recovery_s_per_million"],
+    "scaling": ["lines", "one_worker_lines_per_s", "two_workers_lines_per_s", "speedup"],
 }
 
 
@@ -43,4 +45,10 @@ def test_quick_benchmark_exits_zero_and_reports_positive_figures(tmp_path: Path)
             value = results[stage][key]
             assert isinstance(value, int | float) and value > 0, (stage, key, value)
     assert results["latency"]["alerts_missing"] == 0
+    for store in ("memory", "rocksdb"):  # a restarted worker got its state back
+        recovery = results["state"][store]["recovery"]
+        assert recovery["providers"] == recovery["providers_before"] > 0, (store, recovery)
+    peer = results["peer"]  # quixstreams is an optional extra: skipped without it
+    assert "error" not in peer, peer
+    assert "skipped" in peer or peer["quix_lines_per_s"] > 0, peer
     assert "ratio" in proc.stdout  # the table was printed
