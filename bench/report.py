@@ -204,11 +204,15 @@ def _state_rows(st: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
         return out
     for name in ("memory", "rocksdb"):
         r = st[name]
-        sizes = ", ".join(
-            f"{p['distinct_lines'] / 1e6:.2f}M: {_mb(p['peak_rss'])}" for p in r["points"]
-        )
+        sizes = " / ".join(f"{p['distinct_lines'] / 1e6:.2f}M" for p in r["points"])
+        peaks = " / ".join(f"{p['peak_rss'] / 1e6:,.0f}" for p in r["points"])
         out.append(
-            ("memory", f"{r['store']} peak RSS (idle {_mb(r['idle_rss'])}) at {sizes}", "", "")
+            (
+                "memory",
+                f"{r['store']} peak RSS at {sizes} lines (idle {_mb(r['idle_rss'])})",
+                f"{peaks} MB",
+                "",
+            )
         )
         per_m = r["bytes_per_line"]
         if name == "memory":
