@@ -39,6 +39,7 @@ from streams.domain.model import (
     year_quarter,
 )
 from streams.domain.policy import MismatchPolicy
+from streams.domain.typed import as_dict
 
 BATCH_SCHEMA = "ggz.declaration-batch/1"
 _new_line = tuple.__new__
@@ -67,43 +68,36 @@ def mask_bsn(payload: bytes) -> bytes:
     return _BSN_TEXT.sub(rb"\1" + _MASK + rb"\3", payload)
 
 
-# What a Line is built from, in the order the schema check hands the values back.
-LINE_FIELDS = (
-    "event_id",
-    "line_id",
-    "kind",
-    "provider_agb",
-    "region",
-    "client_ref",
-    "service_date",
-    "submitted_at",
-    "activity",
-    "consult_mode",
-    "practitioners",
-    "digital",
-    "setting",
-    "care_demand_type",
-    "diagnosis_group",
-    "detox",
-    "amount_cents",
-)
-
-
 class Decoder:
-    """Turns messages into lines; holds the compiled schema and the policy it needs."""
+    """Turns messages into lines; holds the compiled schemas and the policy it needs.
+
+    Lines come out of ``split`` as typed records when the typed path (see ``typed``)
+    vouches for the whole message, else as decoded objects that ``check`` validates
+    one by one; either way ``check`` makes the ``Line``.
+    """
 
     def __init__(self, mismatch: MismatchPolicy) -> None:
-        self._fast = schemas.fast_extractor(schemas.DECLARATION, LINE_FIELDS)
         self._validate: Callable[[Any], Any] = schemas.validator(schemas.DECLARATION)
         self._validate_batch: Callable[[Any], Any] = schemas.validator(schemas.BATCH)
+        self._typed = schemas.typed_decoder()
+        self._record = self._typed.line_type if self._typed is not None else None
         self._mm_types = mismatch.care_demand_types
         self._mm_settings = mismatch.settings
         self._mm_from = mismatch.from_year
-        self._days: dict[str, tuple[int, int]] = {}
         self._times: dict[str, float] = {}
 
     def split(self, raw: bytes) -> tuple[str | None, list[Any], Rejection | None]:
-        """Decode a message: (envelope provider, line objects, whole-message rejection)."""
+        """Decode a message: (envelope provider, lines, whole-message rejection).
+
+        The lines are typed records or, where the typed path cannot vouch for the
+        message, decoded JSON values.
+        """
+        if self._typed is not None:
+            message = self._typed.decode(raw)
+            if message is not None:
+                if type(message) is self._record:
+                    return None, [message], None
+                return message.provider_agb, message.lines, None
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -133,75 +127,72 @@ class Decoder:
         agb = obj.get("provider_agb")
         return agb if isinstance(agb, str) and len(agb) == 8 and agb.isdigit() else None
 
-    def check(self, obj: Any, envelope: str | None) -> Line | Rejection:
-        """SPEC §2 steps 1–3 (and the batch provider check) for one line object.
+    def record(self, obj: Any) -> Any:
+        """A line as a typed record, or the Rejection of SPEC §2 steps 1–2."""
+        if not isinstance(obj, dict):
+            return Rejection(INVALID_JSON, f"line is a JSON {type(obj).__name__}, not an object")
+        typed = self._typed
+        if typed is not None:
+            record = typed.convert(obj)
+            if record is not None and typed.complete(record):
+                return record
+        try:
+            self._validate(obj)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            return Rejection(SCHEMA, schemas.explain(exc))
+        if typed is None:
+            return _Fields(obj)
+        return typed.unchecked(obj)
 
-        Runs for every line: the generated schema check hands back the values the
-        line needs, so each field is looked up once.
+    def check(self, item: Any, envelope: str | None) -> Line | Rejection:
+        """SPEC §2 steps 1–3 (and the batch provider check) for one line.
+
+        Runs for every line, so it reads each field once, as an attribute of the
+        typed record.
         """
-        values = self._fast(obj)
-        if not values:  # the fast path cannot vouch: the full validator decides
-            if not isinstance(obj, dict):
-                return Rejection(
-                    INVALID_JSON, f"line is a JSON {type(obj).__name__}, not an object"
-                )
+        if type(item) is not self._record:
+            item = self.record(item)
+            if type(item) is Rejection:
+                return item
+        elif not self._typed.complete(item):  # type: ignore[union-attr]
+            return self.record(as_dict(item))  # the full validator explains
+        service_date = item.service_date
+        if type(service_date) is str:  # from the full validator's path
             try:
-                self._validate(obj)
-            except fastjsonschema.JsonSchemaValueException as exc:
-                return Rejection(SCHEMA, schemas.explain(exc))
-            # JSON Schema counts 1e3 as an integer; cents stay int
-            values = (*(obj.get(f) for f in LINE_FIELDS[:-1]), int(obj["amount_cents"]))
-        (
-            event_id,
-            line_id,
-            kind,
-            agb,
-            region,
-            client,
-            service_date,
-            submitted_at,
-            activity,
-            consult_mode,
-            practitioners,
-            digital,
-            setting,
-            care_demand_type,
-            group,
-            detox,
-            amount_cents,
-        ) = values  # type: ignore[misc]
+                year, quarter = year_quarter(service_date)
+            except ValueError as exc:
+                return Rejection(SCHEMA, str(exc))
+        else:
+            year, quarter = service_date.year, (service_date.month + 2) // 3
+        # Lines of one submission share their timestamp: a repeat costs a lookup.
+        submitted_at = item.submitted_at
+        event_time = self._times.get(submitted_at)
+        if event_time is None:
+            try:  # a calendar the schema's date-time pattern let through (month 13)
+                event_time = _remember(self._times, submitted_at, parse_time(submitted_at))
+            except ValueError as exc:
+                return Rejection(SCHEMA, f"submitted_at: {exc}")
+        client = item.client_ref
         if len(client) == 9 and is_bsn_like(client):
             return Rejection(BSN_LIKE, "client_ref has the shape of a BSN (9 digits)")
+        agb = item.provider_agb
         if envelope is not None and agb != envelope:
             return Rejection(
                 PROVIDER_MISMATCH, f"line of provider {agb} in a message of {envelope}"
             )
-        # Lines of one submission share their timestamp, a year has 365 service dates:
-        # a repeat costs a dict lookup instead of a parse.
-        day = self._days.get(service_date)
-        if day is None:
-            try:  # dates and times the schema's format check let through
-                day = _remember(self._days, service_date, year_quarter(service_date))
-            except ValueError as exc:
-                return Rejection(SCHEMA, str(exc))
-        year, quarter = day
-        event_time = self._times.get(submitted_at)
-        if event_time is None:
-            try:
-                event_time = _remember(self._times, submitted_at, parse_time(submitted_at))
-            except ValueError as exc:
-                return Rejection(SCHEMA, f"submitted_at: {exc}")
         flags = 0
-        if activity == "consult":
+        if item.activity == "consult":
             flags = CONSULT
-            if digital:
+            if item.digital:
                 flags |= DIGITAL
-            if consult_mode == "group":
+            if item.consult_mode == "group":
                 flags |= GROUP
+                practitioners = item.practitioners
                 if practitioners > 2:
                     flags |= GROUP_OVER2
                     if practitioners >= 4:
                         flags |= GROUP_GE4
+        detox = item.detox
         if detox is not None:
             if detox == "clinical":
                 flags |= DETOX_CLINICAL
@@ -209,30 +200,43 @@ class Decoder:
                 flags |= DETOX_AMBULANT
         if (
             year >= self._mm_from
-            and care_demand_type in self._mm_types
-            and setting in self._mm_settings
+            and item.care_demand_type in self._mm_types
+            and item.setting in self._mm_settings
         ):
             flags |= MISMATCH
-        if group == "adhd":
+        if item.diagnosis_group == "adhd":
             flags |= ADHD
         else:
             client = None  # kept only for distinct ADHD clients
         return _new_line(  # Line(...) through its generated __new__ costs 4x as much
             Line,
             (
-                event_id,
-                line_id,
-                kind == "credit",
+                item.event_id,
+                item.line_id,
+                item.kind == "credit",
                 agb,
                 year,
                 quarter,
                 client,
                 flags,
-                amount_cents,
+                item.amount_cents,
                 event_time,
-                region,
+                item.region,
             ),
         )
+
+
+class _Fields:
+    """Attribute access to a valid line object, where the typed path is unavailable."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self._obj = obj
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._obj.get(name)
+        return int(value) if type(value) is float else value  # 1e3 cents stay int
 
 
 _MEMO = 1 << 14
@@ -253,3 +257,53 @@ def dead_letter_payload(obj: Any) -> bytes:
         return orjson.dumps(obj)
     except TypeError:  # pragma: no cover - orjson decoded it, so it encodes
         return repr(obj).encode()
+
+
+def line_payload(raw: bytes, single: bool, index: int, item: Any) -> bytes:
+    """The dead-letter bytes of line ``index`` of message ``raw``.
+
+    A single-line message is dead-lettered as it came; a line of a batch as its own
+    JSON. A BSN-shaped ``client_ref`` is masked however it was written (a typed
+    record has no unknown fields, so the line is taken from the message again).
+    """
+    if type(item) is dict:
+        obj = item
+    elif single:
+        if not is_bsn_like(getattr(item, "client_ref", None)):
+            return mask_bsn(raw)
+        obj = orjson.loads(raw)
+    else:
+        obj = orjson.loads(raw)["lines"][index]
+    if single and not is_bsn_like(obj.get("client_ref")):
+        return mask_bsn(raw)
+    return dead_letter_payload(obj)
+
+
+def message_payload(raw: bytes) -> bytes:
+    """The dead-letter bytes of a message rejected whole, every BSN-shaped
+    ``client_ref`` masked, also one written with JSON escapes."""
+    masked = mask_bsn(raw)
+    try:
+        obj = orjson.loads(masked)
+    except orjson.JSONDecodeError:
+        return masked  # not JSON: the text mask is all there is to apply
+    return orjson.dumps(_masked(obj)) if _has_bsn(obj) else masked
+
+
+def _has_bsn(value: Any) -> bool:
+    if isinstance(value, dict):
+        return is_bsn_like(value.get("client_ref")) or any(_has_bsn(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_bsn(v) for v in value)
+    return False
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {k: _masked(v) for k, v in value.items()}
+        if is_bsn_like(out.get("client_ref")):
+            out["client_ref"] = _MASK.decode()
+        return out
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value

@@ -22,9 +22,8 @@ from streams.domain.acceptance import (
     DeadLetter,
     Decoder,
     Rejection,
-    dead_letter_payload,
-    is_bsn_like,
-    mask_bsn,
+    line_payload,
+    message_payload,
 )
 from streams.domain.alerts import AlertBook, Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
@@ -93,41 +92,46 @@ class Engine:
         replay uses it to merge in contract events by event time.
         """
         fx = effects if effects is not None else Effects()
-        envelope, objs, rejection = self.decoder.split(raw)
+        envelope, items, rejection = self.decoder.split(raw)
         if rejection is not None:
-            self._reject(key, fx, DeadLetter(key, mask_bsn(raw), *rejection))
+            self._reject(key, fx, DeadLetter(key, message_payload(raw), *rejection))
             return fx
-        single = envelope is None and len(objs) == 1
+        single = envelope is None and len(items) == 1
         # On Kafka the key places the message in its provider's partition: every line
         # must belong to that provider (and to the envelope's), or it is a mismatch.
         owner_hint = key if key is not None else envelope
         misplaced = envelope is not None and key is not None and envelope != key
         check, accept = self.decoder.check, self.accept
-        fx.lines += len(objs)
-        for obj in objs:
-            checked = check(obj, owner_hint)
+        fx.lines += len(items)
+        for index, item in enumerate(items):
+            checked = check(item, owner_hint)
             if type(checked) is Rejection or misplaced:
                 if type(checked) is not Rejection:
                     checked = Rejection(
                         "batch_provider_mismatch", f"batch of {envelope} under message key {key}"
                     )
-                owner = owner_hint if owner_hint is not None else _provider_of(obj)
-                if single and not (isinstance(obj, dict) and is_bsn_like(obj.get("client_ref"))):
-                    payload = mask_bsn(raw)
-                else:  # re-encoded from the decoded object: masks a BSN however it was escaped
-                    payload = dead_letter_payload(obj)
+                owner = owner_hint if owner_hint is not None else _provider_of(item)
+                payload = line_payload(raw, single, index, item)
                 self._reject(owner, fx, DeadLetter(owner, payload, *checked))
                 continue
             if before_accept is not None:
                 before_accept(checked)
-            if single:
-                accept(checked, fx, None, raw)
-            else:
-                accept(checked, fx, obj)
+            if accept(checked, fx) == ORPHAN_CREDIT:
+                fx.dead_letters.append(
+                    DeadLetter(
+                        checked.provider,
+                        line_payload(raw, single, index, item),
+                        ORPHAN_CREDIT,
+                        f"credit for line {checked.line_id} that was never debited",
+                    )
+                )
         return fx
 
-    def accept(self, line: Line, fx: Effects, obj: Any = None, raw: bytes | None = None) -> str:
-        """SPEC §2 steps 4–7 for a checked line, then the line-driven rules."""
+    def accept(self, line: Line, fx: Effects) -> str:
+        """SPEC §2 steps 4–7 for a checked line, then the line-driven rules.
+
+        An orphan credit is counted here; its dead letter is the caller's to send.
+        """
         provider = line.provider
         st = self.providers.get(provider)
         if st is None:
@@ -152,16 +156,6 @@ class Engine:
                     fx,
                     {},
                 )
-        elif outcome == ORPHAN_CREDIT:
-            payload = raw if raw is not None else dead_letter_payload(obj)
-            fx.dead_letters.append(
-                DeadLetter(
-                    provider,
-                    payload,
-                    ORPHAN_CREDIT,
-                    f"credit for line {line.line_id} that was never debited",
-                )
-            )
         return outcome
 
     def _reject(self, owner: str | None, fx: Effects, letter: DeadLetter) -> None:
@@ -307,8 +301,7 @@ class Engine:
 
 def _provider_of(obj: Any) -> str | None:
     """The provider a rejected line names, if it names one that looks like an AGB code."""
-    if isinstance(obj, dict):
-        agb = obj.get("provider_agb")
-        if isinstance(agb, str) and len(agb) == 8 and agb.isdigit():
-            return agb
+    agb = obj.get("provider_agb") if isinstance(obj, dict) else getattr(obj, "provider_agb", None)
+    if isinstance(agb, str) and len(agb) == 8 and agb.isdigit() and agb.isascii():
+        return agb
     return None

@@ -9,7 +9,7 @@ integer additions and a credit can subtract exactly what its debit added.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 # Flag bits of a line's contribution to the indicators (SPEC §4).
@@ -106,7 +106,8 @@ def year_quarter(service_date: str) -> tuple[int, int]:
     """``YYYY-MM-DD`` (already a valid date) → (year, quarter 1..4)."""
     if not service_date.isascii():  # \d in a date format also matches other scripts' digits
         raise ValueError("service_date must use ASCII digits")
-    return int(service_date[:4]), (int(service_date[5:7]) + 2) // 3
+    day = date.fromisoformat(service_date)  # a real calendar day (the format check is lax)
+    return day.year, (day.month + 2) // 3
 
 
 def format_time(ts: float) -> str:

@@ -17,7 +17,7 @@ import fastjsonschema
 import orjson
 
 from streams.domain.errors import SchemaError
-from streams.domain.fastcheck import Unsupported, compile_extractor, compile_fast
+from streams.domain.typed import TypedDecoder, Unsupported
 
 Validator = Callable[[Any], Any]
 
@@ -50,36 +50,16 @@ def validator(name: str) -> Validator:
 
 
 @cache
-def checker(name: str) -> Validator:
-    """Validator that tries the generated fast path first (see ``fastcheck``).
+def typed_decoder() -> TypedDecoder | None:
+    """The typed path for declarations and batches (see ``typed``), if it applies.
 
-    Raises ``JsonSchemaValueException`` exactly when the full validator does.
-    """
-    full = validator(name)
-    try:
-        fast = compile_fast(load_schema(name))
-    except Unsupported:
-        return full
-
-    def check(obj: Any) -> Any:
-        if fast(obj):
-            return obj
-        return full(obj)
-
-    return check
-
-
-@cache
-def fast_extractor(name: str, fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...] | bool]:
-    """The generated fast path (see ``fastcheck``) handing back the values of ``fields``.
-
-    ``False`` means "cannot vouch": the caller asks the full ``validator``. A schema
-    the generator does not support gets a path that never vouches.
+    None when the schemas use a keyword the typed path does not translate: then the
+    full validator checks every line, slower but still exact.
     """
     try:
-        return compile_extractor(load_schema(name), fields)
+        return TypedDecoder(load_schema(DECLARATION), load_schema(BATCH))
     except Unsupported:
-        return lambda obj: False
+        return None
 
 
 def explain(exc: fastjsonschema.JsonSchemaValueException) -> str:

@@ -430,11 +430,6 @@ def test_the_oracle_knows_the_shapes() -> None:
     assert expected(to_json({"schema": BATCH, "provider_agb": AGBS[0], "lines": lines})) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.py dead-letters a whole unreadable message as mask_bsn(raw), a regex "
-    "over the bytes: a client_ref written with JSON \\u escapes keeps its BSN",
-)
 @pytest.mark.parametrize(
     "raw",
     [

@@ -1,0 +1,234 @@
+"""Declarations decoded straight into typed records, the schema checked in C.
+
+msgspec parses JSON into ``Struct`` records and checks types, lengths, ranges,
+patterns, enums and dates while it parses. For a declaration that costs less than
+decoding it into a dict with orjson and then checking it in Python, and a batch of
+a thousand lines is one call. The record types are generated at start from the
+JSON Schema files, which stay the single source of truth: this module translates
+the subset of JSON Schema they use and refuses (``Unsupported``) anything else, in
+which case the caller validates every line with the full validator.
+
+The typed path may be stricter than the schema but never looser (integers written
+as ``1e3``, say, it does not vouch for). Whatever it cannot vouch for goes to the
+full validator, which decides and explains.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+# RFC 3339 date-time with an offset, as the schema's "date-time" format requires; the
+# calendar (month 13, hour 24) is checked where the timestamp is parsed.
+DATETIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
+)
+_ANNOTATIONS = {"$schema", "$id", "title", "description", "$comment", "examples", "default"}
+_SCALARS: dict[str, Any] = {"string": str, "integer": int, "boolean": bool, "null": None}
+
+
+class Unsupported(Exception):
+    """The schema uses a keyword the typed path does not translate."""
+
+
+# (property, value, properties it then requires): JSON Schema's if/then in allOf
+Condition = tuple[str, Any, tuple[str, ...]]
+
+
+def field_type(schema: dict[str, Any], items: Any = None) -> Any:
+    """The msgspec type of one property: a Python type annotated with constraints."""
+    unknown = (
+        set(schema)
+        - _ANNOTATIONS
+        - {
+            "type",
+            "const",
+            "enum",
+            "minLength",
+            "maxLength",
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "pattern",
+            "format",
+            "minItems",
+            "maxItems",
+        }
+    )
+    if unknown:
+        raise Unsupported(", ".join(sorted(unknown)))
+    if "const" in schema or "enum" in schema:
+        values = [schema["const"]] if "const" in schema else list(schema["enum"])
+        if any(isinstance(v, bool | float | dict | list) for v in values):
+            raise Unsupported("enum of that type")
+        if set(schema) - _ANNOTATIONS - {"const", "enum"}:
+            raise Unsupported("enum with other keywords")
+        options = tuple(v for v in values if v is not None)
+        base: Any = Literal[options] if options else None  # type: ignore[valid-type]
+        return base | None if None in values and options else base
+    types = schema.get("type")
+    if types is None:
+        raise Unsupported("property without a type")
+    types = types if isinstance(types, list) else [types]
+    meta: dict[str, Any] = {}
+    for key, arg in (
+        ("minLength", "min_length"),
+        ("maxLength", "max_length"),
+        ("minItems", "min_length"),
+        ("maxItems", "max_length"),
+        ("minimum", "ge"),
+        ("maximum", "le"),
+        ("exclusiveMinimum", "gt"),
+        ("exclusiveMaximum", "lt"),
+    ):
+        if key in schema:
+            meta[arg] = schema[key]
+    if "pattern" in schema:
+        pattern = schema["pattern"]
+        if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
+            raise Unsupported(f"unanchored pattern {pattern}")
+        # JSON Schema's $ is the end of the string; Python's also matches before a "\n"
+        meta["pattern"] = f"^(?:{pattern[1:-1]})\\Z"
+    kinds = [t for t in types if t != "null"]
+    if len(kinds) != 1:
+        raise Unsupported(f"type {types}")
+    (kind,) = kinds
+    if kind == "array":
+        base = list[items if items is not None else Any]
+    elif kind in _SCALARS:
+        base = _SCALARS[kind]
+    else:
+        raise Unsupported(f"type {kind}")
+    if "format" in schema:
+        if kind != "string":
+            raise Unsupported("format on a non-string")
+        if schema["format"] == "date":
+            base = datetime.date  # YYYY-MM-DD and a real calendar day, ASCII digits only
+        elif schema["format"] == "date-time":
+            if "pattern" in meta:
+                raise Unsupported("date-time with its own pattern")
+            meta["pattern"] = DATETIME_PATTERN
+        else:
+            raise Unsupported(f"format {schema['format']}")
+    typ: Any = Annotated[base, msgspec.Meta(**meta)] if meta else base
+    return typ | None if "null" in types else typ
+
+
+def conditions(schema: dict[str, Any]) -> list[Condition]:
+    """``allOf: [{if: {properties: {p: {const: c}}}, then: {required: [...]}}]``."""
+    out: list[Condition] = []
+    for sub in schema.get("allOf", []):
+        if set(sub) != {"if", "then"} or set(sub["then"]) != {"required"}:
+            raise Unsupported("allOf member other than if/const → then/required")
+        cond = sub["if"]
+        props = cond.get("properties", {})
+        if set(cond) - {"properties", "required"} or len(props) != 1:
+            raise Unsupported("if other than one const property")
+        ((name, spec),) = props.items()
+        if set(spec) != {"const"}:
+            raise Unsupported("if property other than const")
+        out.append((name, spec["const"], tuple(sub["then"]["required"])))
+    return out
+
+
+def record_type(
+    schema: dict[str, Any], name: str, tag_field: str, items: Any = None
+) -> type[msgspec.Struct]:
+    """A Struct for an object schema whose ``tag_field`` property is a string const.
+
+    Absent optional properties read as None; a property the schema does not name is
+    ignored, as the schema allows.
+    """
+    if schema.get("type") != "object" or set(schema) - _ANNOTATIONS - {
+        "type",
+        "required",
+        "properties",
+        "allOf",
+    }:
+        raise Unsupported(f"{name}: not a plain object schema")
+    props: dict[str, Any] = schema["properties"]
+    required = set(schema.get("required", ()))
+    if required - set(props):
+        raise Unsupported(f"{name}: required property without a definition")
+    tag = props.get(tag_field, {}).get("const")
+    if not isinstance(tag, str) or tag_field not in required:
+        raise Unsupported(f"{name}: {tag_field} is not a required string const")
+    fields: list[tuple[Any, ...]] = []
+    for prop, sub in props.items():
+        if prop == tag_field:
+            continue
+        typ = field_type(sub, items)
+        fields.append((prop, typ) if prop in required else (prop, typ, None))
+    return msgspec.defstruct(
+        name,
+        fields,
+        tag_field=tag_field,
+        tag=tag,
+        kw_only=True,
+        omit_defaults=True,
+        gc=items is not None,  # a record of strings and ints cannot be part of a cycle
+    )
+
+
+class TypedDecoder:
+    """Declaration or batch bytes → records, or None where it cannot vouch."""
+
+    def __init__(self, declaration: dict[str, Any], batch: dict[str, Any]) -> None:
+        self.line_type = record_type(declaration, "Declaration", "schema")
+        self.batch_type = record_type(batch, "DeclarationBatch", "schema", items=self.line_type)
+        self.conditions = conditions(declaration)
+        union = Union[self.line_type, self.batch_type]  # noqa: UP007 - a runtime type
+        self._union = union
+        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(union).decode
+        # invalid UTF-8 inside a string surfaces as UnicodeDecodeError, a ValueError
+        self._errors = (msgspec.MsgspecError, ValueError)
+
+    def decode(self, raw: bytes) -> Any:
+        """A ``line_type`` or ``batch_type`` record, or None.
+
+        msgspec skips the properties it does not know without checking their text, so
+        it would pass invalid UTF-8 or a lone surrogate escape there that orjson (the
+        other path) refuses as invalid JSON. Such bytes can only occur in a message
+        that is not plain ASCII or that has a ``\\u`` escape: those take the other path.
+        """
+        if not raw.isascii() or b"\\u" in raw:
+            return None
+        try:
+            return self._decode(raw)
+        except self._errors:
+            return None
+
+    def convert(self, obj: Any) -> Any:
+        """A decoded line object → a ``line_type`` record, or None."""
+        try:  # through the union: a record type alone would not insist on its tag
+            record = msgspec.convert(obj, self._union)
+        except self._errors:
+            return None
+        return record if type(record) is self.line_type else None
+
+    def complete(self, line: Any) -> bool:
+        """The schema's conditional requirements hold (absent reads as None)."""
+        for prop, value, needed in self.conditions:
+            if getattr(line, prop) == value:
+                for other in needed:
+                    if getattr(line, other) is None:
+                        return False
+        return True
+
+    def unchecked(self, obj: dict[str, Any]) -> Any:
+        """A record from an object the full validator accepted but this path refused."""
+        values = {f: obj.get(f) for f in self.line_type.__struct_fields__}
+        for f, v in values.items():  # only an integer property admits a float here (1e3)
+            if type(v) is float:
+                values[f] = int(v)
+        return self.line_type(**values)
+
+
+def as_dict(record: msgspec.Struct) -> dict[str, Any]:
+    """A record back as the JSON object it came from (less unknown properties)."""
+    return msgspec.to_builtins(record)  # type: ignore[no-any-return]
