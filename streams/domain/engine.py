@@ -141,8 +141,7 @@ class Engine:
         if outcome == ACCEPTED:
             fx.event_times.append(line.event_time)
             if line.credit:  # a credit changes the year of the debit it reverses
-                entry = st.lines[line.line_id]
-                year, flags = entry[2], entry[5]
+                year, _, flags, _ = st.debit_of(line.line_id)  # type: ignore[misc]
             else:
                 year, flags = line.year, line.flags
             contract = self.contracts.get(provider, year)

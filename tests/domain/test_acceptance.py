@@ -344,12 +344,6 @@ def test_redelivered_credit_is_counted_duplicate_and_changes_nothing(engine, mak
     assert year(engine)["net_cents"] == 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SPEC §2 step 4 says a repeated event_id is ignored as duplicate; the "
-    "engine only remembers event ids inside the line index, so an event_id reused for "
-    "another line_id is accepted",
-)
 def test_repeated_event_id_on_another_line_is_ignored_as_duplicate(engine, make_line):
     send(engine, make_line(event_id="evt-1", line_id="A"))
     send(engine, make_line(event_id="evt-1", line_id="B"))
@@ -357,13 +351,6 @@ def test_repeated_event_id_on_another_line_is_ignored_as_duplicate(engine, make_
     assert engine.counts().duplicate == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SPEC §2 orders the duplicate event_id check (step 4) before steps 5-7; "
-    "a redelivered event that was ignored or dead-lettered at steps 5-7 is judged again "
-    "by its line instead (counted duplicate_line/duplicate_credit again, or dead-lettered "
-    "as orphan_credit a second time)",
-)
 @pytest.mark.parametrize("case", ["orphan_credit", "duplicate_line", "duplicate_credit"])
 def test_redelivery_of_an_event_ignored_at_steps_5_to_7_counts_as_duplicate(
     engine, make_line, case
@@ -590,6 +577,7 @@ def FAST(obj: Any) -> bool:  # noqa: N802 - reads like the constant it replaced
         except ValueError:
             return False
     return vouched
+
 
 ODD_VALUES = [
     None,
