@@ -75,6 +75,7 @@ class Cluster:
         # for a real cluster do not apply to it.
         self.settings = self.settings.with_(
             broker=self.broker.bootstrap,
+            producer_batch_bytes=1,  # tansu's ListOffsets (see create_app)
             security_protocol="PLAINTEXT",
             sasl_username=None,
             sasl_password=None,
@@ -120,6 +121,7 @@ class Cluster:
                 "CLAIMWATCH_WEB_BIND": "127.0.0.1",
                 "CLAIMWATCH_REPLAY": "true" if s.replay else "false",
                 "CLAIMWATCH_LOG_LEVEL": s.log_level,
+                "CLAIMWATCH_PRODUCER_BATCH_BYTES": str(s.producer_batch_bytes),
             }
         )
         # Security from these settings, not whatever the parent's environment holds

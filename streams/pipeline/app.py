@@ -63,13 +63,15 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_max_request_size=MAX_MESSAGE_BYTES,
-        # One record per producer batch: tansu answers ListOffsets with the base offset
-        # of the last record batch + 1, and Faust's table recovery uses that as the
-        # changelog highwater. With batched changelog writes a RocksDB store's persisted
-        # offset then lies past that highwater, and every restart crashes with a
+        # On tansu, one record per producer batch (producer_batch_bytes=1, which the
+        # embedded broker sets): tansu answers ListOffsets with the base offset of the
+        # last record batch + 1, and Faust's table recovery uses that as the changelog
+        # highwater. With batched changelog writes a RocksDB store's persisted offset
+        # then lies past that highwater, and every restart crashes with a
         # ConsistencyError (a memory store silently stops short instead).
-        # docs/faust-on-tansu.md, "tansu behaviour that matters".
-        producer_max_batch_size=1,
+        # docs/faust-on-tansu.md, "tansu behaviour that matters". Kafka answers
+        # exactly, so production keeps aiokafka's batching.
+        producer_max_batch_size=settings.producer_batch_bytes,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         web_port=settings.web_port,
         web_bind=settings.web_bind,

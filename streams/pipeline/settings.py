@@ -43,6 +43,9 @@ class Settings:
     ssl_keyfile: str | None = None
     log_level: str = "info"
     rebalance_timeout: float = 10.0
+    # aiokafka's batch size in bytes; 1 puts every record in a batch of its own, which
+    # the tansu broker needs (see create_app): the embedded broker sets it.
+    producer_batch_bytes: int = 16384
 
     @property
     def topic_control(self) -> str:
@@ -125,6 +128,7 @@ class Settings:
             ssl_keyfile=get("SSL_KEYFILE"),
             log_level=(get("LOG_LEVEL", "info") or "info").lower(),
             rebalance_timeout=float(integer("REBALANCE_TIMEOUT_SECONDS", 10, 1, 600)),
+            producer_batch_bytes=integer("PRODUCER_BATCH_BYTES", 16384, 1, 1 << 20),
         )
         settings.ssl_context()  # unreadable or non-PEM files fail here, in one line
         return settings
