@@ -1,0 +1,212 @@
+"""The Faust plumbing itself, driven with ``agent.test_context()`` (no broker).
+
+The agents of ``create_app`` get messages put straight into their stream; what they
+send to other topics is recorded instead of produced (``Topic.send`` is replaced), and
+the state table is Faust's memory store. The real-broker tests in ``test_streaming``
+and ``test_faults`` cover the same agents end to end; these pin the wiring: which
+topic a message is routed by, what is written to the table, what is published where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import faust.topics
+import orjson
+import pytest
+
+from streams.domain.policy import load_policy
+from streams.pipeline.app import create_app
+from streams.pipeline.processor import contract_control
+from streams.pipeline.settings import Settings
+
+AGB = "12345678"
+SETTINGS = Settings(broker="127.0.0.1:9", app_id="agents-test", partitions=1)
+
+
+@dataclass
+class Sent:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class Harness:
+    app: faust.App
+    sent: list[Sent]
+
+    @property
+    def engine(self) -> Any:
+        return self.app.claimwatch["engine"]  # type: ignore[attr-defined]
+
+    @property
+    def progress(self) -> dict[str, int]:
+        return self.app.claimwatch["progress"]  # type: ignore[attr-defined]
+
+    def state_keys(self) -> set[str]:
+        return {k.decode() if isinstance(k, bytes) else k for k in self.app.tables["state"]}
+
+    def to(self, topic: str) -> list[Sent]:
+        return [s for s in self.sent if s.topic == topic]
+
+    async def put(self, agent: Any, topic: str, value: bytes, key: str | None, **kw: Any) -> None:
+        """Put one message as if read from ``topic`` and wait until the agent is done."""
+        agent.original_channel = self.app.topic(topic, key_serializer="raw", value_serializer="raw")
+        mark = f"{topic}:0"
+        before = self.progress.get(mark, -1)
+        await agent.put(value, key=key.encode() if key else None, partition=0, **kw)
+        deadline = time.monotonic() + 10
+        while self.progress.get(mark, -1) == before and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert self.progress.get(mark, -1) != before, "the agent did not finish the message"
+
+
+@pytest.fixture
+async def harness(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    sent: list[Sent] = []
+
+    async def send(self: Any, *, key: Any = None, value: Any = None, headers: Any = None, **_: Any):
+        sent.append(Sent(self.get_topic_name(), key, value, dict(headers or {})))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    monkeypatch.setattr(faust.topics.Topic, "send", send)
+    app = create_app(SETTINGS, load_policy())
+    app.finalize()
+    app.conf.store = "memory://"
+    app.flow_control.resume()  # without this put() waits for ever (Faust testing docs)
+    yield Harness(app, sent)
+
+
+def line(n: int, **over: Any) -> dict[str, Any]:
+    obj = {
+        "schema": "ggz.declaration/1",
+        "event_id": f"e{n}",
+        "line_id": f"l{n}",
+        "kind": "debit",
+        "provider_agb": AGB,
+        "region": "Utrecht",
+        "client_ref": f"c{n}",
+        "trajectory_id": "t",
+        "service_date": "2026-03-01",
+        "submitted_at": "2026-03-01T10:00:00+01:00",
+        "activity": "other",
+        "setting": 1,
+        "care_demand_type": 3,
+        "diagnosis_group": "depression",
+        "amount_cents": 10_000,
+    }
+    obj.update(over)
+    return obj
+
+
+def batch(*lines: dict[str, Any]) -> bytes:
+    return orjson.dumps(
+        {"schema": "ggz.declaration-batch/1", "provider_agb": AGB, "lines": list(lines)}
+    )
+
+
+def contract(ceiling_cents: int) -> dict[str, Any]:
+    return {
+        "schema": "ggz.contract/1",
+        "provider_agb": AGB,
+        "year": 2026,
+        "ceiling_cents": ceiling_cents,
+        "purchaser": "inkoop-ggz-midden",
+        "provider_name": "GGZ Test",
+        "region": "Utrecht",
+        "version": 1,
+        "updated_at": "2026-01-01T00:00:00+01:00",
+    }
+
+
+async def test_a_batch_is_applied_and_persisted_as_a_header_and_one_journal_segment(harness):
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        await harness.put(agent, SETTINGS.topic_declarations, batch(line(1), line(2)), AGB)
+    counts = harness.engine.snapshot()["counts"]
+    assert counts["accepted"] == 2
+    keys = harness.state_keys()
+    journal = [k for k in keys if k.startswith(f"j:{AGB}:")]
+    assert keys == {f"h:{AGB}", *journal} and len(journal) == 1
+    header = orjson.loads(harness.app.tables["state"][f"h:{AGB}"])
+    assert header["applied"] == {"d0": 0}  # the offset guard of the message
+    assert harness.sent == []  # nothing to publish: no contract, nothing rejected
+
+
+async def test_poison_is_dead_lettered_with_reason_headers_and_the_agent_keeps_going(harness):
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        topic = SETTINGS.topic_declarations
+        await harness.put(agent, topic, b"{not json", AGB)
+        await harness.put(agent, topic, batch(line(1), line(2, client_ref="123456782")), AGB)
+        await harness.put(agent, topic, batch(line(3)), AGB)
+    letters = harness.to(SETTINGS.topic_rejected)
+    assert [s.headers["reason"] for s in letters] == [b"invalid_json", b"bsn_like_client_ref"]
+    assert letters[0].value == b"{not json" and letters[0].key == AGB.encode()
+    # the line of a batch is dead-lettered alone, its BSN-shaped client_ref masked
+    assert orjson.loads(letters[1].value)["client_ref"] == "*********"
+    assert harness.engine.snapshot()["counts"]["accepted"] == 2  # lines 1 and 3
+
+
+async def test_a_ceiling_crossing_publishes_an_alert_keyed_by_provider(harness):
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        control = contract_control(contract(100_000))
+        await harness.put(agent, SETTINGS.topic_control, control, AGB)
+        await harness.put(agent, SETTINGS.topic_declarations, batch(line(1)), AGB)  # 10 %
+        assert harness.to(SETTINGS.topic_alerts) == []
+        lines = [line(n) for n in range(2, 8)]  # 70 % with line 7
+        await harness.put(agent, SETTINGS.topic_declarations, batch(*lines), AGB)
+    (sent,) = harness.to(SETTINGS.topic_alerts)
+    event = orjson.loads(sent.value)
+    assert sent.key == AGB.encode()
+    assert event["alert_id"] == f"ceiling_utilisation:{AGB}:2026:70"
+    assert event["purchaser"] == "inkoop-ggz-midden" and event["state"] == "firing"
+    assert event["event_time"] == "2026-03-01T09:00:00Z"
+
+
+async def test_a_message_delivered_again_changes_nothing_and_publishes_nothing(harness):
+    ingest = harness.app.agents["ingest"]
+    message = batch(line(1), line(2))
+    async with ingest.test_context() as agent:
+        control = contract_control(contract(20_000))  # line 2 reaches 100 %
+        await harness.put(agent, SETTINGS.topic_control, control, AGB)
+        await harness.put(agent, SETTINGS.topic_declarations, message, AGB)
+        alerts, snapshot = len(harness.sent), harness.engine.snapshot()["providers"]
+        await harness.put(agent, SETTINGS.topic_declarations, message, AGB)  # new offset
+    assert len(harness.sent) == alerts == 3  # 70, 90 and 100 % fired once
+    assert harness.engine.snapshot()["providers"] == snapshot
+    assert harness.engine.snapshot()["counts"]["duplicate"] == 2
+
+
+async def test_a_keyless_declaration_is_rekeyed_onto_the_control_topic(harness):
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        await harness.put(agent, SETTINGS.topic_declarations, batch(line(1)), None)
+    (sent,) = harness.sent
+    assert sent.topic == SETTINGS.topic_control and sent.key == AGB.encode()
+    assert sent.headers == {"cw-type": b"declarations"}
+    assert harness.engine.snapshot()["counts"]["accepted"] == 0  # applied when it comes back
+
+
+async def test_the_contracts_agent_forwards_contracts_by_provider_and_rejects_bad_ones(harness):
+    forward = harness.app.agents["contracts"]
+    async with forward.test_context() as agent:
+        await agent.put(orjson.dumps(contract(100_000)), key=f"{AGB}:2026".encode())
+        await agent.put(b'{"schema": "ggz.contract/1"}', key=b"x")
+        deadline = time.monotonic() + 10
+        while len(harness.sent) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    forwarded, bad = harness.sent
+    assert forwarded.topic == SETTINGS.topic_control and forwarded.key == AGB.encode()
+    assert forwarded.value == contract_control(contract(100_000))
+    assert bad.topic == SETTINGS.topic_rejected and bad.headers["reason"] == b"contract_schema"
