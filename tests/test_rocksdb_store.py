@@ -1,10 +1,12 @@
 """A worker with the RocksDB store survives a restart on its own data directory.
 
-On tansu, Faust's table recovery takes the changelog highwater from ListOffsets,
+On tansu, Faust's table recovery took the changelog highwater from ListOffsets,
 which tansu answers with the base offset of the last record batch + 1. A worker
 whose changelog writes were batched then found its persisted RocksDB offset past
-that highwater and crashed with a ConsistencyError on every restart; the app now
-produces one record per batch (streams/pipeline/app.py).
+that highwater and crashed with a ConsistencyError on every restart. Recovery now
+takes the highwater a fetch reports (streams/pipeline/recovery.py), so this holds
+with one record per producer batch (what the embedded broker sets) and with
+aiokafka's default batching (what production uses) alike.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ def _produce(cluster: Cluster, lines: list[bytes], contracts: list[bytes]) -> di
     return {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
 
 
+@pytest.mark.parametrize("batch_bytes", [1, 16384], ids=["one-record-batches", "batched"])
 def test_a_rocksdb_worker_restarted_on_its_data_keeps_its_state_and_processes_new_input(
-    tmp_path: Path,
+    tmp_path: Path, batch_bytes: int
 ) -> None:
     history = tmp_path / "history"
     generate(history, GenerateOptions(providers=6, lines=3_000, seed=5))
@@ -49,7 +52,10 @@ def test_a_rocksdb_worker_restarted_on_its_data_keeps_its_state_and_processes_ne
     cluster = Cluster(
         Settings(partitions=4, tick_seconds=3600.0, store="rocksdb://", replay=True),
         var_dir=tmp_path / "var",
-        env={"CLAIMWATCH_REBALANCE_TIMEOUT_SECONDS": "3"},  # quick group joins on tansu
+        env={
+            "CLAIMWATCH_REBALANCE_TIMEOUT_SECONDS": "3",  # quick group joins on tansu
+            "CLAIMWATCH_PRODUCER_BATCH_BYTES": str(batch_bytes),
+        },
     )
     cluster.start_broker()
     try:

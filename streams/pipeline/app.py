@@ -36,6 +36,7 @@ from streams.domain.rules import peer_mean
 from streams.domain.snapshot import build_snapshot
 from streams.metrics import WorkerMetrics
 from streams.pipeline.processor import Output, Processor, contract_control, tick_control
+from streams.pipeline.recovery import table_manager
 from streams.pipeline.settings import Settings
 
 log = logging.getLogger("claimwatch.worker")
@@ -72,6 +73,9 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # docs/faust-on-tansu.md, "tansu behaviour that matters". Kafka answers
         # exactly, so production keeps aiokafka's batching.
         producer_max_batch_size=settings.producer_batch_bytes,
+        # Table recovery reads each changelog to the end a fetch reports, so it is
+        # exact on tansu with batched writes too (streams/pipeline/recovery.py).
+        TableManager=table_manager(settings),
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
