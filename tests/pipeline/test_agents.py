@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -20,12 +21,13 @@ import faust.topics
 import orjson
 import pytest
 
+from streams.domain.model import format_time
 from streams.domain.policy import load_policy
 from streams.pipeline.app import create_app
 from streams.pipeline.processor import contract_control
 from streams.pipeline.settings import Settings
+from tests.conftest import AGB
 
-AGB = "12345678"
 SETTINGS = Settings(broker="127.0.0.1:9", app_id="agents-test", partitions=1)
 
 
@@ -86,28 +88,6 @@ async def harness(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     yield Harness(app, sent)
 
 
-def line(n: int, **over: Any) -> dict[str, Any]:
-    obj = {
-        "schema": "ggz.declaration/1",
-        "event_id": f"e{n}",
-        "line_id": f"l{n}",
-        "kind": "debit",
-        "provider_agb": AGB,
-        "region": "Utrecht",
-        "client_ref": f"c{n}",
-        "trajectory_id": "t",
-        "service_date": "2026-03-01",
-        "submitted_at": "2026-03-01T10:00:00+01:00",
-        "activity": "other",
-        "setting": 1,
-        "care_demand_type": 3,
-        "diagnosis_group": "depression",
-        "amount_cents": 10_000,
-    }
-    obj.update(over)
-    return obj
-
-
 def batch(*lines: dict[str, Any]) -> bytes:
     return orjson.dumps(
         {"schema": "ggz.declaration-batch/1", "provider_agb": AGB, "lines": list(lines)}
@@ -128,10 +108,12 @@ def contract(ceiling_cents: int) -> dict[str, Any]:
     }
 
 
-async def test_a_batch_is_applied_and_persisted_as_a_header_and_one_journal_segment(harness):
+async def test_a_batch_is_applied_and_persisted_as_a_header_and_one_journal_segment(
+    harness, make_line
+):
     ingest = harness.app.agents["ingest"]
     async with ingest.test_context() as agent:
-        await harness.put(agent, SETTINGS.topic_declarations, batch(line(1), line(2)), AGB)
+        await harness.put(agent, SETTINGS.topic_declarations, batch(make_line(), make_line()), AGB)
     counts = harness.engine.snapshot()["counts"]
     assert counts["accepted"] == 2
     keys = harness.state_keys()
@@ -142,43 +124,46 @@ async def test_a_batch_is_applied_and_persisted_as_a_header_and_one_journal_segm
     assert harness.sent == []  # nothing to publish: no contract, nothing rejected
 
 
-async def test_poison_is_dead_lettered_with_reason_headers_and_the_agent_keeps_going(harness):
+async def test_poison_is_dead_lettered_with_reason_headers_and_the_agent_keeps_going(
+    harness, make_line
+):
     ingest = harness.app.agents["ingest"]
     async with ingest.test_context() as agent:
         topic = SETTINGS.topic_declarations
         await harness.put(agent, topic, b"{not json", AGB)
-        await harness.put(agent, topic, batch(line(1), line(2, client_ref="123456782")), AGB)
-        await harness.put(agent, topic, batch(line(3)), AGB)
+        await harness.put(agent, topic, batch(make_line(), make_line(client_ref="123456782")), AGB)
+        await harness.put(agent, topic, batch(make_line()), AGB)
     letters = harness.to(SETTINGS.topic_rejected)
     assert [s.headers["reason"] for s in letters] == [b"invalid_json", b"bsn_like_client_ref"]
     assert letters[0].value == b"{not json" and letters[0].key == AGB.encode()
     # the line of a batch is dead-lettered alone, its BSN-shaped client_ref masked
     assert orjson.loads(letters[1].value)["client_ref"] == "*********"
-    assert harness.engine.snapshot()["counts"]["accepted"] == 2  # lines 1 and 3
+    assert harness.engine.snapshot()["counts"]["accepted"] == 2  # the first and the last
 
 
-async def test_a_ceiling_crossing_publishes_an_alert_keyed_by_provider(harness):
+async def test_a_ceiling_crossing_publishes_an_alert_keyed_by_provider(harness, make_line):
     ingest = harness.app.agents["ingest"]
     async with ingest.test_context() as agent:
         control = contract_control(contract(100_000))
         await harness.put(agent, SETTINGS.topic_control, control, AGB)
-        await harness.put(agent, SETTINGS.topic_declarations, batch(line(1)), AGB)  # 10 %
+        await harness.put(agent, SETTINGS.topic_declarations, batch(make_line()), AGB)  # 10 %
         assert harness.to(SETTINGS.topic_alerts) == []
-        lines = [line(n) for n in range(2, 8)]  # 70 % with line 7
+        lines = [make_line() for _ in range(6)]  # 70 % with the last one
         await harness.put(agent, SETTINGS.topic_declarations, batch(*lines), AGB)
     (sent,) = harness.to(SETTINGS.topic_alerts)
     event = orjson.loads(sent.value)
     assert sent.key == AGB.encode()
     assert event["alert_id"] == f"ceiling_utilisation:{AGB}:2026:70"
     assert event["purchaser"] == "inkoop-ggz-midden" and event["state"] == "firing"
-    assert event["event_time"] == "2026-03-01T09:00:00Z"
+    crossing = datetime.fromisoformat(lines[-1]["submitted_at"])  # the line that crossed
+    assert event["event_time"] == format_time(crossing.timestamp())
 
 
-async def test_a_message_delivered_again_changes_nothing_and_publishes_nothing(harness):
+async def test_a_message_delivered_again_changes_nothing_and_publishes_nothing(harness, make_line):
     ingest = harness.app.agents["ingest"]
-    message = batch(line(1), line(2))
+    message = batch(make_line(), make_line())
     async with ingest.test_context() as agent:
-        control = contract_control(contract(20_000))  # line 2 reaches 100 %
+        control = contract_control(contract(20_000))  # the second line reaches 100 %
         await harness.put(agent, SETTINGS.topic_control, control, AGB)
         await harness.put(agent, SETTINGS.topic_declarations, message, AGB)
         alerts, snapshot = len(harness.sent), harness.engine.snapshot()["providers"]
@@ -188,17 +173,19 @@ async def test_a_message_delivered_again_changes_nothing_and_publishes_nothing(h
     assert harness.engine.snapshot()["counts"]["duplicate"] == 2
 
 
-async def test_a_keyless_declaration_is_rekeyed_onto_the_control_topic(harness):
+async def test_a_keyless_declaration_is_rekeyed_onto_the_control_topic(harness, make_line):
     ingest = harness.app.agents["ingest"]
     async with ingest.test_context() as agent:
-        await harness.put(agent, SETTINGS.topic_declarations, batch(line(1)), None)
+        await harness.put(agent, SETTINGS.topic_declarations, batch(make_line()), None)
     (sent,) = harness.sent
     assert sent.topic == SETTINGS.topic_control and sent.key == AGB.encode()
     assert sent.headers == {"cw-type": b"declarations"}
     assert harness.engine.snapshot()["counts"]["accepted"] == 0  # applied when it comes back
 
 
-async def test_the_contracts_agent_forwards_contracts_by_provider_and_rejects_bad_ones(harness):
+async def test_the_contracts_agent_forwards_contracts_by_provider_and_rejects_bad_ones(
+    harness, make_line
+):
     forward = harness.app.agents["contracts"]
     async with forward.test_context() as agent:
         await agent.put(orjson.dumps(contract(100_000)), key=f"{AGB}:2026".encode())
