@@ -68,6 +68,7 @@ METRIC_NAMES = (
     "claimwatch_event_lag_seconds",
     "claimwatch_consumer_lag_messages",
     "claimwatch_last_event_timestamp_seconds",
+    "claimwatch_line_index_entries",
     "claimwatch_dead_letters_total",
     "claimwatch_build_info",
 )
@@ -378,6 +379,18 @@ class StateCollector:
         )
         last.add_metric([], self.m.last_event)
         yield last
+        index = GaugeMetricFamily(
+            "claimwatch_line_index_entries",
+            "Line index entries held in memory (lines of open service years), per service year.",
+            labels=["year"],
+        )
+        per_year: dict[int, int] = {}
+        for st in engine.providers.values():
+            for year, lines_of_year in st.lines.items():
+                per_year[year] = per_year.get(year, 0) + len(lines_of_year)
+        for year in sorted(per_year):
+            index.add_metric([str(year)], per_year[year])
+        yield index
         info = GaugeMetricFamily("claimwatch_build_info", "Build information.", labels=["version"])
         info.add_metric([VERSION], 1)
         yield info

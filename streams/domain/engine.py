@@ -27,12 +27,20 @@ from streams.domain.acceptance import (
 )
 from streams.domain.alerts import AlertBook, Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
-from streams.domain.model import ACCEPTED, MISMATCH, ORPHAN_CREDIT, Counts, Line
+from streams.domain.model import (
+    ACCEPTED,
+    LINE_INDEX_EXPIRED,
+    MISMATCH,
+    ORPHAN_CREDIT,
+    Counts,
+    Line,
+)
 from streams.domain.policy import Policy
 from streams.domain.snapshot import build_snapshot
 from streams.domain.state import ProviderState
 
 Clock = Callable[[], float]
+_DEAD_LETTERED = frozenset({ORPHAN_CREDIT, LINE_INDEX_EXPIRED})  # outcomes of accept
 # (contract, alert book, low, high): see Engine._band
 _Band = tuple[Contract, AlertBook, float, float]
 
@@ -74,10 +82,13 @@ class Engine:
     def state(self, provider: str) -> ProviderState:
         st = self.providers.get(provider)
         if st is None:
-            st = self.providers[provider] = ProviderState(provider)
+            st = self.providers[provider] = self.new_state(provider)
             if self.journal:
                 st.journal = []
         return st
+
+    def new_state(self, provider: str) -> ProviderState:
+        return ProviderState(provider, keep_years=self.policy.retention.line_index_years)
 
     def process(
         self,
@@ -116,21 +127,34 @@ class Engine:
                 continue
             if before_accept is not None:
                 before_accept(checked)
-            if accept(checked, fx) == ORPHAN_CREDIT:
+            outcome = accept(checked, fx)
+            if outcome in _DEAD_LETTERED:
                 fx.dead_letters.append(
                     DeadLetter(
                         checked.provider,
                         line_payload(raw, single, index, item),
-                        ORPHAN_CREDIT,
-                        f"credit for line {checked.line_id} that was never debited",
+                        outcome,
+                        self._detail(outcome, checked),
                     )
                 )
         return fx
 
+    def _detail(self, outcome: str, line: Line) -> str:
+        if outcome == ORPHAN_CREDIT:
+            return f"credit for line {line.line_id} that was never debited"
+        keep = self.policy.retention.line_index_years
+        return (
+            f"{'credit' if line.credit else 'debit'} of service year {line.year}: the line "
+            f"index of that year was dropped when this provider's event time reached "
+            f"{line.year + keep + 1}-01-01 (retention.line_index_years = {keep}), so the "
+            "line can no longer be checked against its debit or an earlier delivery"
+        )
+
     def accept(self, line: Line, fx: Effects) -> str:
         """SPEC §2 steps 4–7 for a checked line, then the line-driven rules.
 
-        An orphan credit is counted here; its dead letter is the caller's to send.
+        An orphan credit or a line of an expired service year is counted here; its
+        dead letter is the caller's to send.
         """
         provider = line.provider
         st = self.providers.get(provider)
@@ -141,7 +165,7 @@ class Engine:
         if outcome == ACCEPTED:
             fx.event_times.append(line.event_time)
             if line.credit:  # a credit changes the year of the debit it reverses
-                year, _, flags, _ = st.debit_of(line.line_id)  # type: ignore[misc]
+                year, _, flags, _ = st.debit_of(line.year, line.line_id)  # type: ignore[misc]
             else:
                 year, flags = line.year, line.flags
             contract = self.contracts.get(provider, year)

@@ -53,7 +53,18 @@ BSN_LIKE = "bsn_like_client_ref"
 ORPHAN_CREDIT = "orphan_credit"
 PROVIDER_MISMATCH = "batch_provider_mismatch"
 INVALID_BATCH = "invalid_batch"
-REJECT_REASONS = (INVALID_JSON, SCHEMA, BSN_LIKE, ORPHAN_CREDIT, PROVIDER_MISMATCH, INVALID_BATCH)
+# Not a SPEC §2 code: a line of a service year whose line index the retention policy
+# dropped (docs/operations.md, "Retention") cannot be judged, so it is refused.
+LINE_INDEX_EXPIRED = "line_index_expired"
+REJECT_REASONS = (
+    INVALID_JSON,
+    SCHEMA,
+    BSN_LIKE,
+    ORPHAN_CREDIT,
+    PROVIDER_MISMATCH,
+    INVALID_BATCH,
+    LINE_INDEX_EXPIRED,
+)
 
 
 @dataclass(slots=True)

@@ -79,6 +79,14 @@ class DigitalPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    # Service years whose line index (line ids, event ids) is kept after the year ends:
+    # year Y is dropped when a provider's event-time watermark reaches 1 January of
+    # Y + line_index_years + 1 (UTC). See docs/operations.md, "Retention".
+    line_index_years: int
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     ceiling: CeilingPolicy
     group_share: GroupSharePolicy
@@ -88,6 +96,7 @@ class Policy:
     mismatch: MismatchPolicy
     digital: DigitalPolicy
     tick_seconds: float
+    retention: RetentionPolicy = RetentionPolicy(3)
     source: str = "defaults"
 
 
@@ -163,10 +172,23 @@ def parse_policy(raw: dict[str, Any], source: str = "<dict>") -> Policy:
     tick = r.section("tick")
     tick_seconds = r.number(tick, "interval_seconds", 0.05, 86_400)
     r.done(tick, "tick")
+
+    rt = r.section("retention")
+    retention = RetentionPolicy(r.integer(rt, "line_index_years", 1, 100))
+    r.done(rt, "retention")
     r.done(raw, None)
 
     return Policy(
-        ceiling_policy, group_share, staffing, detox, adhd, mismatch, digital, tick_seconds, source
+        ceiling_policy,
+        group_share,
+        staffing,
+        detox,
+        adhd,
+        mismatch,
+        digital,
+        tick_seconds,
+        retention,
+        source,
     )
 
 
@@ -271,4 +293,5 @@ _SECTIONS = (
     "zvt_setting_mismatch",
     "digital_share_low",
     "tick",
+    "retention",
 )

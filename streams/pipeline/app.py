@@ -203,7 +203,10 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
             elif not out.skipped:
                 await publish(out)
                 for k, v in out.writes.items():
-                    state[k] = v
+                    if v is None:  # superseded by a checkpoint: a changelog tombstone
+                        state.pop(k, None)
+                    else:
+                        state[k] = v
                 for k, v in out.peers.items():
                     peers[k] = orjson.dumps(v)
             progress[f"{msg.topic}:{msg.partition}"] = msg.offset

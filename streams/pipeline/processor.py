@@ -4,13 +4,27 @@ No Faust import here: the agents hand each message to ``Processor`` and write wh
 it returns. State lives in one table (a ``MutableMapping[str, bytes]``) per worker,
 keyed so that everything of a provider sits in the provider's partition:
 
-``h:<owner>``        header: counters, alert states, watermark, applied offsets, journal length
-``j:<owner>:<n>``    journal segment n: the line-index changes of one message
-``c:<agb>:<year>``   the contract version in force
-``l:<partition>``    ledger of a partition: rejections of messages without a key
+``h:<owner>``          header: counters, alert states, watermark, applied offsets,
+                       where the journal starts and ends, which checkpoint is current
+``j:<owner>:<n>``      journal segment n: the line-index changes of one message
+``k:<owner>:<g>:<i>``  chunk i of checkpoint g: line index, event ids and indicators
+``c:<agb>:<year>``     the contract version in force
+``l:<partition>``      ledger of a partition: rejections of messages without a key
 
 Only the changes of a message are written (one journal segment, one header), never
 the whole provider, so a write costs the size of the message, not of the state.
+
+The journal is bounded by checkpoints: once an owner's journal holds
+``CHECKPOINT_SEGMENTS`` segments *and* at least ``1/CHECKPOINT_TAIL_RATIO`` as many
+records as its line index has entries (so a checkpoint's size is paid for by the
+journal it replaces), and whenever the retention policy dropped a service year, the
+message writes the owner's whole state as a new checkpoint instead of a segment,
+then the header that points at it, then tombstones (``None`` values: the agent
+deletes those keys) for the old segments and the previous checkpoint. The compacted
+changelog keeps one checkpoint and a short journal per owner; recovery reads the
+checkpoint, then the journal after it. Keys a crash between those writes left behind
+(no header points at them) are found at recovery and deleted with the owner's next
+write.
 
 Idempotency: a declarations message whose offset is at or below the owner's
 ``applied`` offset for that partition was already applied before a crash or
@@ -33,12 +47,31 @@ from streams.domain.state import ProviderState
 
 Store = MutableMapping[str, bytes]
 
+STATE_FORMAT = 2  # 2: journal records and line index per service year, checkpoints
+CHECKPOINT_SEGMENTS = 64  # journal segments of an owner before a checkpoint is considered
+CHECKPOINT_TAIL_RATIO = 4  # ...and journal records >= index entries / this ratio
+CHECKPOINT_CHUNK = 50_000  # index entries (and event ids) per checkpoint record, ~2.5 MB
+
+
+@dataclass(slots=True)
+class JournalLog:
+    """Where an owner's persisted state lies: checkpoint ``generation`` (``chunks``
+    records, none when 0) plus journal segments ``base`` .. ``end`` - 1 holding
+    ``records`` journal records."""
+
+    end: int = 0
+    base: int = 0
+    generation: int = 0
+    chunks: int = 0
+    records: int = 0
+
 
 @dataclass(slots=True)
 class Output:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    writes: dict[str, bytes] = field(default_factory=dict)  # table writes, in order
+    # table writes, in order; None deletes the key (a changelog tombstone)
+    writes: dict[str, bytes | None] = field(default_factory=dict)
     peers: dict[str, list[int]] = field(default_factory=dict)  # "<agb>:<year>" → [consults, group]
     event_times: list[float] = field(default_factory=list)
     lines: int = 0
@@ -55,34 +88,55 @@ class Processor:
         self.peers = peers
         self.declarations_done: dict[int, int] = {}  # partition → last declarations offset seen
         self.pending_ticks: dict[int, int] = {}  # partition → declarations offset a tick waits for
-        self.journal_len: dict[str, int] = {}
+        self.logs: dict[str, JournalLog] = {}
+        # owner → keys of the table its header no longer points at (left by a crash
+        # between a checkpoint's writes): deleted with the owner's next write
+        self.garbage: dict[str, list[str]] = {}
+        self.checkpoint_segments = CHECKPOINT_SEGMENTS
+        self.checkpoint_tail_ratio = CHECKPOINT_TAIL_RATIO
+        self.checkpoint_chunk = CHECKPOINT_CHUNK
         self.owner_partition: dict[str, int] = {}
         self.ledgers: dict[int, tuple[Counts, int]] = {}
         self._peers_sent: dict[str, list[int]] = {}
 
     # -- recovery -----------------------------------------------------------
     def load_owner(self, owner: str) -> ProviderState | None:
-        """Rebuild an owner's state from the table, if the table has it."""
+        """Rebuild an owner's state from the table, if the table has it: its
+        checkpoint, then the journal segments after it, then the header."""
         raw = self.store.get(f"h:{owner}")
         if raw is None:
             return None
         header = _decode(raw)
-        st = ProviderState(owner, journal=[])
-        for n in range(header["journal"]):
+        if header.get("format") != STATE_FORMAT:
+            raise RuntimeError(
+                f"the state table holds provider {owner} in the format of an earlier "
+                "claimwatch version; rebuild state under a new CLAIMWATCH_APP_ID "
+                "(docs/operations.md, 'Recovering')"
+            )
+        log = JournalLog(*header["log"])
+        st = self.engine.new_state(owner)
+        st.journal = []
+        for i in range(log.chunks):
+            chunk = self.store.get(f"k:{owner}:{log.generation}:{i}")
+            if chunk is None:  # pragma: no cover - written before its header
+                raise RuntimeError(f"checkpoint chunk {i} of {owner} missing from the state table")
+            st.restore_checkpoint(_decode(chunk))
+        for n in range(log.base, log.end):
             segment = self.store.get(f"j:{owner}:{n}")
             if segment is None:  # pragma: no cover - written before its header
                 raise RuntimeError(f"journal segment {n} of {owner} missing from the state table")
             st.replay_journal(_decode(segment))
         st.restore_header(header)
         self.engine.providers[owner] = st
-        self.journal_len[owner] = header["journal"]
+        self.logs[owner] = log
         self.owner_partition[owner] = header["partition"]
         return st
 
     def recover(self, keys: Iterable[str]) -> int:
         """Rebuild every owner and contract present in the (local) table."""
         n = 0
-        for key in list(keys):
+        keys = list(keys)
+        for key in keys:
             if key.startswith("h:"):
                 owner = key[2:]
                 if owner not in self.engine.providers:
@@ -97,6 +151,10 @@ class Processor:
                 if raw is not None:
                     counts, offset = _decode(raw)
                     self.ledgers[int(key[2:])] = (Counts.from_dict(counts), offset)
+        for key in keys:
+            owner = _unreferenced(key, self.logs)
+            if owner is not None:
+                self.garbage.setdefault(owner, []).append(key)
         return n
 
     def forget_partitions(self, partitions: set[int]) -> None:
@@ -104,7 +162,8 @@ class Processor:
         for owner, p in list(self.owner_partition.items()):
             if p in partitions:
                 self.engine.providers.pop(owner, None)
-                self.journal_len.pop(owner, None)
+                self.logs.pop(owner, None)
+                self.garbage.pop(owner, None)
                 del self.owner_partition[owner]
         for p in partitions:
             self.ledgers.pop(p, None)
@@ -120,7 +179,7 @@ class Processor:
         if st is None:
             st = self.engine.state(owner)
             st.journal = []
-            self.journal_len[owner] = 0
+            self.logs[owner] = JournalLog()
         self.owner_partition[owner] = partition
         return st
 
@@ -188,16 +247,40 @@ class Processor:
 
     def _persist(self, owner: str, out: Output) -> None:
         st = self.engine.providers[owner]
-        n = self.journal_len.get(owner, 0)
-        if st.journal:
-            out.writes[f"j:{owner}:{n}"] = orjson.dumps(st.journal)
+        log = self.logs.get(owner)
+        if log is None:
+            log = self.logs[owner] = JournalLog()
+        for key in self.garbage.pop(owner, ()):  # unreferenced: safe to delete first
+            _put(out, key, None)
+        journal = st.journal
+        tombstones: list[str] = []
+        if journal:
             st.journal = []
-            n += 1
-            self.journal_len[owner] = n
+            log.records += len(journal)
+        if st.dropped or (
+            journal
+            and log.end + 1 - log.base >= self.checkpoint_segments
+            and log.records * self.checkpoint_tail_ratio >= st.index_entries()
+        ):
+            # The checkpoint replaces the segment this message would have written.
+            st.dropped = False
+            tombstones = [f"j:{owner}:{n}" for n in range(log.base, log.end)]
+            tombstones += [f"k:{owner}:{log.generation}:{i}" for i in range(log.chunks)]
+            log.generation += 1
+            chunks = st.checkpoint(self.checkpoint_chunk)
+            for i, chunk in enumerate(chunks):
+                _put(out, f"k:{owner}:{log.generation}:{i}", orjson.dumps(chunk))
+            log.base, log.chunks, log.records = log.end, len(chunks), 0
+        elif journal:
+            _put(out, f"j:{owner}:{log.end}", orjson.dumps(journal))
+            log.end += 1
         header = st.header()
-        header["journal"] = n
+        header["format"] = STATE_FORMAT
+        header["log"] = [log.end, log.base, log.generation, log.chunks, log.records]
         header["partition"] = self.owner_partition[owner]
-        out.writes[f"h:{owner}"] = orjson.dumps(header)
+        _put(out, f"h:{owner}", orjson.dumps(header))
+        for key in tombstones:  # only once the header no longer points at them
+            _put(out, key, None)
         for year, ys in st.years.items():
             pk = f"{owner}:{year}"
             pair = [ys.consults, ys.group_consults]
@@ -247,6 +330,34 @@ class Processor:
         self._collect(fx, out)
         for owner in sorted(fx.touched):
             self._persist(owner, out)
+
+
+def _unreferenced(key: str, logs: dict[str, JournalLog]) -> str | None:
+    """The owner of a journal or checkpoint key its header does not point at."""
+    if key.startswith("j:"):
+        owner, _, n = key[2:].rpartition(":")
+        log = logs.get(owner)
+        if log is None or not n.isdigit() or not log.base <= int(n) < log.end:
+            return owner
+    elif key.startswith("k:"):
+        owner, _, rest = key[2:].rpartition(":")
+        owner, _, generation = owner.rpartition(":")
+        log = logs.get(owner)
+        if (
+            log is None
+            or not (generation.isdigit() and rest.isdigit())
+            or int(generation) != log.generation
+            or int(rest) >= log.chunks
+        ):
+            return owner
+    return None
+
+
+def _put(out: Output, key: str, value: bytes | None) -> None:
+    """Add a table write at the end of the message's writes (order is what makes a
+    crash between two writes safe: chunks, then header, then tombstones)."""
+    out.writes.pop(key, None)
+    out.writes[key] = value
 
 
 def _decode(value: Any) -> Any:

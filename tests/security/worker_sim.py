@@ -20,7 +20,8 @@ from streams.domain.policy import Policy
 from streams.pipeline.app import dead_letter_headers
 from streams.pipeline.processor import Output, Processor, tick_control
 
-# SPEC §2 and §6: the only reasons a line or message may be dead-lettered with.
+# SPEC §2 and §6: the only reasons a line or message may be dead-lettered with, plus
+# line_index_expired (the retention policy, docs/operations.md "Retention").
 SPEC_REASONS = frozenset(
     {
         "invalid_json",
@@ -29,6 +30,7 @@ SPEC_REASONS = frozenset(
         "orphan_credit",
         "batch_provider_mismatch",
         "invalid_batch",
+        "line_index_expired",
     }
 )
 
@@ -92,7 +94,11 @@ class WorkerSim:
         self.published.alerts.extend(out.alerts)
         self.published.dead_letters.extend(out.dead_letters)
         self.published.headers.extend(dead_letter_headers(d) for d in out.dead_letters)
-        self.store.update(out.writes)
+        for k, v in out.writes.items():
+            if v is None:  # a tombstone: the agent deletes the key (del state[k])
+                self.store.pop(k, None)
+            else:
+                self.store[k] = v
 
     def totals(self) -> Counts:
         """Every outcome counted anywhere: providers, unattributed, partition ledgers."""

@@ -1,0 +1,341 @@
+"""Retention of the line index (policy ``retention.line_index_years``, default 3).
+
+Service year Y's line ids and event ids are dropped once the provider's event-time
+watermark reaches 1 January of Y + line_index_years + 1 (UTC); its indicators stay,
+and any later line of year Y is dead-lettered as ``line_index_expired``. Event time
+decides, never the wall clock, so a rebuilt or replayed state decides the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.domain.engine import Effects, Engine
+from streams.domain.errors import PolicyError
+from streams.domain.model import LINE_INDEX_EXPIRED, REJECT_REASONS
+from streams.domain.policy import DEFAULT_POLICY_PATH, load_policy
+from streams.domain.state import ProviderState
+from tests.conftest import AGB
+
+OTHER = "87654321"
+JUST_BEFORE_2026 = "2025-12-31T23:59:59Z"
+START_OF_2026 = "2026-01-01T00:00:00Z"
+
+
+def send(engine: Engine, *objs: Any) -> Effects:
+    fx = Effects()
+    for obj in objs:
+        engine.process(orjson.dumps(obj), None, fx)
+    return fx
+
+
+def reasons(fx: Effects) -> list[str]:
+    return [d.reason for d in fx.dead_letters]
+
+
+def line(make_line: Any, year: int, at: str, **fields: Any) -> dict[str, Any]:
+    return make_line(service_date=f"{year}-05-01", submitted_at=at, **fields)
+
+
+def credit(make_line: Any, debit: dict[str, Any], at: str) -> dict[str, Any]:
+    return make_line.credit(debit, submitted_at=at)
+
+
+def net(engine: Engine, year: int, agb: str = AGB) -> int:
+    return engine.snapshot()["providers"][agb][str(year)]["net_cents"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def with_2022(engine: Engine, make_line: Any) -> dict[str, Any]:
+    """A provider with a 2022 debit (and a 2023 one) submitted in 2025."""
+    debit = line(make_line, 2022, "2025-06-01T10:00:00Z", amount_cents=1_000)
+    send(engine, debit, line(make_line, 2023, "2025-06-02T10:00:00Z", amount_cents=500))
+    return debit
+
+
+# -- the policy key ----------------------------------------------------------------------
+
+
+def test_shipped_policy_keeps_the_line_index_three_years():
+    assert load_policy().retention.line_index_years == 3
+
+
+@pytest.mark.parametrize("value", [0, -1, 101, 2.5, "3", True])
+def test_line_index_years_out_of_range_or_not_a_whole_number_is_refused(policy_with, value):
+    with pytest.raises(PolicyError, match=r"retention\.line_index_years"):
+        policy_with(**{"retention.line_index_years": value})
+
+
+def test_a_policy_without_the_retention_section_is_refused(tmp_path):
+    body = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+    cut = body[: body.index("[retention]")]
+    path = tmp_path / "policy.toml"
+    path.write_text(cut, encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"\[retention\] is missing"):
+        load_policy(path)
+
+
+def test_line_index_expired_is_a_dead_letter_reason_counted_in_the_snapshot():
+    assert LINE_INDEX_EXPIRED == "line_index_expired"
+    assert LINE_INDEX_EXPIRED in REJECT_REASONS
+
+
+# -- the boundary: 1 January of Y + line_index_years + 1 -----------------------------------
+
+
+def test_a_year_is_kept_until_the_watermark_reaches_1_january_four_years_on(
+    engine, make_line, with_2022
+):
+    send(engine, line(make_line, 2025, JUST_BEFORE_2026))
+    fx = send(engine, credit(make_line, with_2022, JUST_BEFORE_2026))
+    assert fx.dead_letters == []
+    assert engine.counts().accepted == 4
+    assert net(engine, 2022) == 0
+    assert 2022 in engine.providers[AGB].lines
+
+
+def test_a_year_is_dropped_when_the_watermark_reaches_1_january_four_years_on(
+    engine, make_line, with_2022
+):
+    before = engine.snapshot()["providers"][AGB]["2022"]
+    send(engine, line(make_line, 2026, START_OF_2026))
+    st = engine.providers[AGB]
+    assert 2022 not in st.lines and 2022 not in st.events
+    assert {2023, 2026} <= st.lines.keys()
+    # its indicators stay
+    assert engine.snapshot()["providers"][AGB]["2022"] == before
+    fx = send(engine, credit(make_line, with_2022, "2026-01-02T00:00:00Z"))
+    assert reasons(fx) == [LINE_INDEX_EXPIRED]
+    assert net(engine, 2022) == 1_000
+    assert engine.counts().rejected == {LINE_INDEX_EXPIRED: 1}
+
+
+def test_the_next_year_is_still_judged_after_a_drop(engine, make_line, with_2022):
+    debit_2023 = line(make_line, 2023, START_OF_2026, amount_cents=700)
+    fx = send(engine, debit_2023, debit_2023, credit(make_line, debit_2023, START_OF_2026))
+    assert fx.dead_letters == []
+    assert engine.counts().duplicate == 1
+    assert net(engine, 2023) == 500
+
+
+def test_retention_follows_the_policy(policy_with, make_line):
+    engine = Engine(policy_with(**{"retention.line_index_years": 1}))
+    debit = line(make_line, 2024, "2025-03-01T00:00:00Z")
+    send(engine, debit, line(make_line, 2025, JUST_BEFORE_2026))
+    assert send(engine, credit(make_line, debit, JUST_BEFORE_2026)).dead_letters == []
+    late = line(make_line, 2024, START_OF_2026)
+    assert reasons(send(engine, late)) == [LINE_INDEX_EXPIRED]
+
+
+def test_a_line_whose_own_event_time_closes_its_year_is_expired(engine, make_line):
+    fx = send(engine, line(make_line, 2022, START_OF_2026))
+    assert reasons(fx) == [LINE_INDEX_EXPIRED]
+    assert engine.snapshot()["providers"] == {}  # no provider-year from a refused line
+    assert engine.providers[AGB].watermark > 0  # but its event time counts
+
+
+def test_an_event_time_out_of_order_does_not_reopen_a_year(engine, make_line, with_2022):
+    send(engine, line(make_line, 2026, START_OF_2026))
+    fx = send(engine, credit(make_line, with_2022, "2025-07-01T00:00:00Z"))
+    assert reasons(fx) == [LINE_INDEX_EXPIRED]
+
+
+def test_the_watermark_is_per_provider(engine, make_line, with_2022):
+    send(engine, line(make_line, 2026, "2027-01-01T00:00:00Z", provider_agb=OTHER))
+    assert send(engine, credit(make_line, with_2022, "2025-08-01T00:00:00Z")).dead_letters == []
+    assert net(engine, 2022) == 0
+
+
+def test_the_wall_clock_decides_nothing(policy, make_line):
+    """An engine whose clock says 2090 keeps 2022 while event time is in 2025."""
+    engine = Engine(policy, clock=lambda: 3_786_912_000.0)
+    debit = line(make_line, 2022, "2025-06-01T10:00:00Z")
+    fx = send(engine, debit, credit(make_line, debit, JUST_BEFORE_2026))
+    assert fx.dead_letters == []
+
+
+# -- what a dropped year refuses ---------------------------------------------------------
+
+
+def test_a_redelivered_debit_of_a_dropped_year_is_expired_not_counted_twice(
+    engine, make_line, with_2022
+):
+    send(engine, line(make_line, 2026, START_OF_2026))
+    before = engine.snapshot()
+    fx = send(engine, with_2022)  # the same event again
+    assert reasons(fx) == [LINE_INDEX_EXPIRED]
+    after = engine.snapshot()
+    assert after["providers"] == before["providers"]
+    assert after["counts"]["accepted"] == before["counts"]["accepted"]
+    assert after["counts"]["duplicate"] == before["counts"]["duplicate"]
+    assert after["counts"]["rejected"] == {LINE_INDEX_EXPIRED: 1}
+
+
+def test_a_new_debit_and_a_credit_of_a_dropped_year_are_expired(engine, make_line, with_2022):
+    send(engine, line(make_line, 2026, START_OF_2026))
+    fresh = line(make_line, 2022, "2026-02-01T00:00:00Z", amount_cents=9_999)
+    fx = send(engine, fresh, credit(make_line, with_2022, "2026-02-02T00:00:00Z"))
+    assert reasons(fx) == [LINE_INDEX_EXPIRED, LINE_INDEX_EXPIRED]
+    assert net(engine, 2022) == 1_000
+    assert engine.counts().rejected == {LINE_INDEX_EXPIRED: 2}
+
+
+def test_the_dead_letter_says_which_year_and_why(engine, make_line, with_2022):
+    send(engine, line(make_line, 2026, START_OF_2026))
+    fx = send(engine, credit(make_line, with_2022, "2026-02-02T00:00:00Z"))
+    letter = fx.dead_letters[0]
+    assert letter.key == AGB
+    assert orjson.loads(letter.payload)["kind"] == "credit"
+    assert "service year 2022" in letter.detail
+    assert "2026-01-01" in letter.detail
+    assert "retention.line_index_years = 3" in letter.detail
+
+
+def test_an_expired_line_in_a_batch_leaves_its_siblings_alone(engine, make_line, with_2022):
+    batch = {
+        "schema": "ggz.declaration-batch/1",
+        "provider_agb": AGB,
+        "lines": [
+            line(make_line, 2026, START_OF_2026, amount_cents=300),
+            line(make_line, 2022, START_OF_2026),
+            line(make_line, 2026, START_OF_2026, amount_cents=400),
+        ],
+    }
+    fx = Effects()
+    engine.process(orjson.dumps(batch), AGB, fx)
+    assert reasons(fx) == [LINE_INDEX_EXPIRED]
+    assert net(engine, 2026) == 700
+
+
+def test_alert_state_of_a_dropped_year_is_kept(engine, make_line, contract_event):
+    from streams.domain.contracts import parse_contract
+
+    engine.apply_contract(parse_contract(contract_event(year=2022, ceiling_cents=1_000)))
+    fx = send(engine, line(make_line, 2022, "2025-06-01T10:00:00Z", amount_cents=800))
+    assert [a["alert_id"] for a in fx.alerts] == [f"ceiling_utilisation:{AGB}:2022:70"]
+    send(engine, line(make_line, 2026, START_OF_2026))
+    assert [aid for aid, _ in engine.providers[AGB].alerts.firing()] == [
+        f"ceiling_utilisation:{AGB}:2022:70"
+    ]
+
+
+# -- a rebuilt state decides the same ------------------------------------------------------
+
+
+def rebuilt(engine: Engine) -> Engine:
+    """Provider states from their journal and header only, through JSON."""
+    again = Engine(engine.policy, journal=True)
+    for agb, st in engine.providers.items():
+        fresh = again.new_state(agb)
+        assert st.journal is not None
+        fresh.replay_journal(orjson.loads(orjson.dumps(st.journal)))
+        fresh.restore_header(orjson.loads(orjson.dumps(st.header())))
+        fresh.journal = []
+        again.providers[agb] = fresh
+    return again
+
+
+def from_checkpoint(engine: Engine, chunk: int) -> Engine:
+    """Provider states from a checkpoint (in chunks) and header only, through JSON."""
+    again = Engine(engine.policy, journal=True)
+    for agb, st in engine.providers.items():
+        fresh = again.new_state(agb)
+        for part in st.checkpoint(chunk):
+            fresh.restore_checkpoint(orjson.loads(orjson.dumps(part)))
+        fresh.restore_header(orjson.loads(orjson.dumps(st.header())))
+        fresh.journal = []
+        again.providers[agb] = fresh
+    return again
+
+
+def history(make_line: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Lines of 2021-2026 submitted 2024-2026, credits, an ADHD client; then what
+    comes after: redeliveries and credits of years dropped meanwhile, and new lines."""
+    adhd = {"diagnosis_group": "adhd", "client_ref": "client-x"}
+    d21 = line(make_line, 2021, "2024-03-01T00:00:00Z", amount_cents=100, **adhd)
+    d22 = line(make_line, 2022, "2024-04-01T00:00:00Z", amount_cents=200, **adhd)
+    d23 = line(make_line, 2023, "2024-05-01T00:00:00Z", amount_cents=300)
+    d24 = line(make_line, 2024, "2024-12-31T23:00:00Z", amount_cents=400)
+    first = [
+        d21,
+        d22,
+        d23,
+        credit(make_line, d21, "2024-06-01T00:00:00Z"),
+        d24,
+        line(make_line, 2025, "2025-01-01T00:00:00Z"),  # drops 2021
+        credit(make_line, d22, "2025-02-01T00:00:00Z"),
+        line(make_line, 2026, "2026-01-01T00:00:00Z"),  # drops 2022
+        d23,  # redelivery, 2023 still open
+    ]
+    d26 = line(make_line, 2026, "2026-03-01T00:00:00Z", amount_cents=600)
+    later = [
+        d21,
+        d22,
+        credit(make_line, d22, "2026-03-01T00:00:00Z"),
+        credit(make_line, d23, "2026-03-02T00:00:00Z"),
+        d26,
+        d26,
+        line(make_line, 2024, "2027-01-01T00:00:00Z"),  # drops 2023
+        credit(make_line, d23, "2027-01-02T00:00:00Z"),
+        credit(make_line, d24, "2027-01-03T00:00:00Z"),
+    ]
+    return first, later
+
+
+@pytest.mark.parametrize("how", ["journal", "checkpoint", "checkpoint in chunks of 2"])
+def test_a_rebuilt_state_equals_the_live_one_and_goes_on_the_same_way(policy, make_line, how):
+    first, later = history(make_line)
+    live = Engine(policy, journal=True)
+    send(live, *first)
+    if how == "journal":
+        copy = rebuilt(live)
+    else:
+        copy = from_checkpoint(live, 2 if "chunks" in how else 1_000)
+    assert copy.snapshot() == live.snapshot()
+    for agb, st in live.providers.items():
+        assert copy.providers[agb].lines == st.lines
+        assert copy.providers[agb].events == st.events
+        assert copy.providers[agb].open_from == st.open_from == 2023
+    fx_live, fx_copy = send(live, *later), send(copy, *later)
+    assert reasons(fx_copy) == reasons(fx_live)
+    assert reasons(fx_live).count(LINE_INDEX_EXPIRED) == 4
+    assert copy.snapshot() == live.snapshot()
+
+
+def test_an_offline_run_of_everything_equals_live_and_rebuilt_states(policy, make_line):
+    first, later = history(make_line)
+    offline = Engine(policy)
+    send(offline, *first, *later)
+    live = Engine(policy, journal=True)
+    send(live, *first)
+    copy = rebuilt(live)
+    send(copy, *later)
+    assert copy.snapshot() == offline.snapshot()
+    snap = offline.snapshot()
+    assert snap["counts"]["rejected"] == {LINE_INDEX_EXPIRED: 4}
+    # 2021 and 2022 keep what their lines and credits added before they closed
+    assert snap["providers"][AGB]["2021"]["net_cents"] == 0
+    assert snap["providers"][AGB]["2022"]["net_cents"] == 0
+    assert snap["providers"][AGB]["2023"]["net_cents"] == 0
+
+
+def test_a_credit_whose_service_date_differs_from_its_debit_still_finds_it(engine, make_line):
+    debit = line(make_line, 2025, "2025-06-01T00:00:00Z", amount_cents=800)
+    odd = {**credit(make_line, debit, "2025-07-01T00:00:00Z"), "service_date": "2024-01-01"}
+    journal_engine = Engine(engine.policy, journal=True)
+    for e in (engine, journal_engine):
+        assert send(e, debit, odd).dead_letters == []
+        assert net(e, 2025) == 0
+    st = journal_engine.providers[AGB]
+    assert st.journal is not None and st.journal[-1][2:] == [2024, 2025]
+    assert rebuilt(journal_engine).snapshot() == engine.snapshot()
+
+
+def test_index_entries_count_the_lines_of_open_years(engine, make_line, with_2022):
+    st: ProviderState = engine.providers[AGB]
+    assert st.index_entries() == 2
+    send(engine, line(make_line, 2026, START_OF_2026))
+    assert st.index_entries() == 2  # 2022's entry gone, 2026's added
