@@ -142,13 +142,18 @@ def main(argv: list[str] | None = None) -> int:
                 shared["input"] = streaming.input_of(cluster, stats)
         return shared["input"]  # type: ignore[no-any-return]
 
-    def single_worker_rates() -> list[float]:
-        """claimwatch's single-worker rates on the shared topic in this run."""
+    def single_worker_rates() -> tuple[list[float], list[float]]:
+        """claimwatch's single-worker rates on the shared topic in this run: lines per
+        second and lines per CPU-second."""
         sc = results.get("scaling", {})
         if sc.get("all_one_worker_lines_per_s"):  # the streaming stage's one included
-            return list(sc["all_one_worker_lines_per_s"])
-        rate = results.get("streaming", {}).get("worker_lines_per_s")
-        return [rate] if rate else []
+            return list(sc["all_one_worker_lines_per_s"]), list(
+                sc["all_one_worker_lines_per_cpu_s"]
+            )
+        s = results.get("streaming", {})
+        if s.get("worker_lines_per_s"):
+            return [s["worker_lines_per_s"]], [s["worker_lines_per_cpu_s"]]
+        return [], []
 
     try:
         if set(args.stages) & {"streaming", "latency", "state", "scaling", "peer"}:
@@ -186,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
 
             def run_scaling() -> dict[str, Any]:
                 src = stream_input()
-                reference = results.get("streaming", {}).get("worker_lines_per_s")
+                s = results.get("streaming", {})
+                reference = s if "worker_lines_per_s" in s else None
                 # --quick: the streaming stage's worker is the one-worker run
                 one_runs = 0 if args.quick and reference else args.repeat
                 say(f"scaling: {one_runs} x 1 worker, {args.repeat} x 2 workers on {src['topic']}")
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                     say(peer.MISSING)
                     return {"skipped": peer.MISSING}
                 src = stream_input()
-                rates = single_worker_rates()
+                rates, cpu_rates = single_worker_rates()
                 # best of as many runs as claimwatch's single worker had in this run
                 runs = len(rates) or args.repeat
                 say(f"peer: quixstreams on {src['topic']}, {runs} run(s)")
@@ -221,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                     {int(p): o for p, o in src["end_offsets"].items()},
                     VAR,
                     max(rates) if rates else None,
+                    max(cpu_rates) if cpu_rates else None,
                     repeat=runs,
                     session_timeout_s=args.session_timeout or 10,
                 )

@@ -297,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     def step(value: bytes, key: str, timestamp: int, headers: Any, state: Any) -> None:
         if "first" not in marks:
             marks["first"] = time.perf_counter()
+            marks["first_cpu"] = time.process_time()  # all threads of the process
         aggregate(value, key, state)
         ctx = message_context()
         if remaining.get(ctx.partition, -1) <= ctx.offset:
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         out = commit(*a, **kw)
         if kw.get("force") and "last" in marks and "flushed" not in marks:
             marks["flushed"] = time.perf_counter()
+            marks["flushed_cpu"] = time.process_time()
         return out
 
     context.commit_checkpoint = timed_commit  # type: ignore[method-assign]
@@ -327,11 +329,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     flushed = marks.get("flushed", ended)
     window = flushed - marks["first"]
+    cpu_s = marks.get("flushed_cpu", time.process_time()) - marks["first_cpu"]
     result = {
         "lines": aggregate.lines,
         "outcomes": aggregate.counts,
         "window_s": window,
         "lines_per_s": aggregate.lines / window,
+        "cpu_s": cpu_s,
+        "lines_per_cpu_s": aggregate.lines / cpu_s if cpu_s > 0 else 0.0,
         "final_checkpoint_s": flushed - marks["last"],
         "startup_s": marks["first"] - started,
         "total_s": ended - started,

@@ -64,6 +64,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(
             ("streaming", "one worker (start-up excluded)", _rate(s["worker_lines_per_s"]), "")
         )
+        if "worker_lines_per_cpu_s" in s:
+            out.append(
+                (
+                    "streaming",
+                    "one worker, per CPU-second of the worker process",
+                    f"{s['worker_lines_per_cpu_s']:,.0f} lines/CPU-s",
+                    "",
+                )
+            )
         out.append(
             (
                 "streaming",
@@ -150,6 +159,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     elif pe and "error" not in pe:
         n = f"{pe['lines']:,} lines, quixstreams {pe['quixstreams']}"
         out.append(("peer", f"quixstreams, same topic ({n})", _rate(pe["quix_lines_per_s"]), ""))
+        out.append(
+            (
+                "peer",
+                "quixstreams, per CPU-second of its process",
+                f"{pe['quix_lines_per_cpu_s']:,.0f} lines/CPU-s",
+                "",
+            )
+        )
         if "ratio" in pe:
             out.append(
                 (
@@ -165,6 +182,23 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     "ratio claimwatch / quixstreams",
                     _pct(pe["ratio"]),
                     f"> 100.0 % (ahead)  {_verdict(pe['ratio'] > pe['target_ratio'])}",
+                )
+            )
+        if "cpu_ratio" in pe:
+            out.append(
+                (
+                    "peer",
+                    "claimwatch one worker, per CPU-second (best in this run)",
+                    f"{pe['claimwatch_lines_per_cpu_s']:,.0f} lines/CPU-s",
+                    "",
+                )
+            )
+            out.append(
+                (
+                    "peer",
+                    "ratio claimwatch / quixstreams, per CPU-second",
+                    _pct(pe["cpu_ratio"]),
+                    f"> 100.0 % (ahead)  {_verdict(pe['cpu_ratio'] > 1.0)}",
                 )
             )
     e = results.get("extrapolation", {})
@@ -194,6 +228,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 100_000 else f"{n / 1e3:.0f}k"
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:,.0f} MB"
 
@@ -204,7 +242,7 @@ def _state_rows(st: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
         return out
     for name in ("memory", "rocksdb"):
         r = st[name]
-        sizes = " / ".join(f"{p['distinct_lines'] / 1e6:.2f}M" for p in r["points"])
+        sizes = " / ".join(_count(p["distinct_lines"]) for p in r["points"])
         peaks = " / ".join(f"{p['peak_rss'] / 1e6:,.0f}" for p in r["points"])
         out.append(
             (
@@ -249,7 +287,7 @@ def _state_rows(st: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
         out.append(
             (
                 "recovery",
-                f"{st[name]['store']} restart, {lines / 1e6:.2f}M lines: group joined / state rebuilt",
+                f"{st[name]['store']} restart, {_count(lines)} lines: group joined / state rebuilt",
                 f"{rec['assigned_s']:.1f} s / {rec['restored_s']:.1f} s",
                 "",
             )

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import proc
 from bench.broker import stage_cluster
 from streams.cluster import Cluster
 
@@ -32,16 +33,19 @@ def time_group(
     spawned = time.monotonic()
     for _ in range(workers):
         cluster.add_worker()
+    pids = [w.proc.pid for w in cluster.workers if w.proc is not None]
     idle: float | None = None
+    idle_cpu = 0.0
     while True:
         cluster.check_workers()
         before = time.monotonic()
         sts = cluster.statuses()
         t = (before + time.monotonic()) / 2
         if len(sts) == workers:
+            cpu = sum(proc.cpu_seconds(pid) for pid in pids)
             lines = sum(int(st["lines"]) for st in sts)
             if lines == 0:
-                idle = t
+                idle, idle_cpu = t, cpu
             progress: dict[str, int] = {}
             for st in sts:
                 for k, v in st["progress"].items():
@@ -52,9 +56,12 @@ def time_group(
             raise RuntimeError(f"{workers} worker(s) did not process the input in {timeout:.0f} s")
         time.sleep(POLL_SECONDS)
     start = idle if idle is not None else spawned  # tiny input: start-up included
+    cpu_s = cpu - idle_cpu  # all workers' CPU time (all threads) in the window
     return {
         "lines": lines,
         "lines_per_s": lines / (t - start),
+        "cpu_s": cpu_s,
+        "lines_per_cpu_s": lines / cpu_s if cpu_s > 0 else 0.0,
         "window_s": t - start,
         "startup_s": start - spawned,
         "assignments": [st["assigned"] for st in sts],
@@ -77,12 +84,12 @@ def run(
     *,
     repeat: int = 1,
     one_worker_runs: int | None = None,
-    reference: float | None = None,
+    reference: dict[str, Any] | None = None,
     session_timeout: int | None = None,
 ) -> dict[str, Any]:
     """``repeat`` runs of two workers, alternating with ``one_worker_runs`` (default
-    ``repeat``) of one; ``reference`` is one more single-worker rate on the same topic
-    (the streaming stage's) that counts among the one-worker runs."""
+    ``repeat``) of one; ``reference`` is one more single-worker run on the same topic
+    (the streaming stage's result) that counts among the one-worker runs."""
     targets = {f"{topic}:{p}": o for p, o in end_offsets.items()}
     one_worker_runs = repeat if one_worker_runs is None else one_worker_runs
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
@@ -104,8 +111,10 @@ def run(
             finally:
                 stop_now(cluster)
     one_rates = [x["lines_per_s"] for x in runs[1]]
+    one_cpu = [x["lines_per_cpu_s"] for x in runs[1]]
     if reference:
-        one_rates.append(reference)
+        one_rates.append(reference["worker_lines_per_s"])
+        one_cpu.append(reference["worker_lines_per_cpu_s"])
     if not one_rates:
         raise RuntimeError("no one-worker rate: run one worker or give the streaming figure")
     two = max(runs[2], key=lambda x: x["lines_per_s"])
@@ -116,6 +125,8 @@ def run(
         "two_workers_lines_per_s": two["lines_per_s"],
         "all_one_worker_lines_per_s": one_rates,
         "all_two_workers_lines_per_s": [x["lines_per_s"] for x in runs[2]],
+        "all_one_worker_lines_per_cpu_s": one_cpu,
+        "all_two_workers_lines_per_cpu_s": [x["lines_per_cpu_s"] for x in runs[2]],
         "one_worker_includes_streaming_stage": bool(reference),
         "two_workers_assignments": two["assignments"],
         "two_workers_startup_s": two["startup_s"],

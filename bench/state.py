@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from bench import proc
 from bench.broker import stage_cluster
 from bench.history import History
 from bench.scaling import stop_now
@@ -51,17 +52,6 @@ STEPS = (0.25, 0.5, 1.0)
 STORES = ("memory://", "rocksdb://")
 BATCH_SIZE = 500
 POLL_SECONDS = 0.1
-
-
-def proc_memory(pid: int) -> dict[str, int]:
-    """Current and peak resident set size of a process, in bytes (Linux /proc)."""
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for row in f:
-            if row.startswith(("VmRSS:", "VmHWM:")):
-                name, value = row.split(":", 1)
-                out["rss" if name == "VmRSS" else "peak_rss"] = int(value.split()[0]) * 1024
-    return out
 
 
 def distinct_lines_at(path: Path, cuts: list[int]) -> list[int]:
@@ -169,7 +159,7 @@ def measure_recovery(
             raise RuntimeError(f"restarted worker did not process new input in {timeout:.0f} s")
         time.sleep(POLL_SECONDS)
     assert w.proc is not None
-    mem = proc_memory(w.proc.pid)
+    mem = proc.memory(w.proc.pid)
     return {
         "recovery_s": t,
         "assigned_s": assigned if assigned is not None else t,
@@ -205,7 +195,7 @@ def run_store(
         cluster.wait_ready(180)
         time.sleep(settle_s)
         assert w.proc is not None
-        idle = proc_memory(w.proc.pid)
+        idle = proc.memory(w.proc.pid)
         done = 0
         for i, cut in enumerate(cuts):
             stats = asyncio.run(
@@ -224,7 +214,7 @@ def run_store(
                 targets[key] = max(targets.get(key, -1), o)
             cluster.wait_processed(targets, timeout=900)
             time.sleep(settle_s)
-            mem = proc_memory(w.proc.pid)
+            mem = proc.memory(w.proc.pid)
             st = _status(cluster) or {}
             points.append(
                 {

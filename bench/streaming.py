@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from bench import proc
 from bench.broker import stage_cluster
 from bench.history import History
 from streams.cluster import Cluster
@@ -97,33 +98,38 @@ def time_worker(
     spawned = time.monotonic()
     cluster.add_worker()
     deadline = spawned + timeout
-    idle: tuple[float, int] | None = None  # last sample that had processed nothing
-    first: tuple[float, int] | None = None  # first sample that answered at all
+    pid = cluster.workers[0].proc.pid  # type: ignore[union-attr]
+    idle: tuple[float, int, float] | None = None  # last sample that had processed nothing
+    first: tuple[float, int, float] | None = None  # first sample that answered at all
     while True:
         cluster.check_workers()
         t, st = _sample(cluster)
         if st is not None:
+            cpu = proc.cpu_seconds(pid)
             lines = int(st["lines"])
             if first is None:
-                first = (t, lines)
+                first = (t, lines, cpu)
             if lines == 0:
-                idle = (t, 0)
+                idle = (t, 0, cpu)
             progress = st["progress"]
             if all(progress.get(k, -1) >= v for k, v in targets.items()):
-                done = (t, lines, int(st["messages"]))
+                done = (t, lines, int(st["messages"]), cpu)
                 break
         if t > deadline:
             raise RuntimeError(f"worker did not process the input within {timeout:.0f} s")
         time.sleep(POLL_SECONDS)
     # Normally `idle` exists; a tiny input may be done before the first answer, in
     # which case the window starts at spawn (start-up included: a lower bound).
-    start = idle or (first if first and first[1] < done[1] else None) or (spawned, 0)
+    start = idle or (first if first and first[1] < done[1] else None) or (spawned, 0, 0.0)
     window = done[0] - start[0]
+    cpu_s = done[3] - start[2]  # the worker's CPU time (all threads) in the window
     return {
         "worker_lines": done[1],
         "worker_messages": done[2],
         "worker_window_s": window,
         "worker_lines_per_s": (done[1] - start[1]) / window,
+        "worker_cpu_s": cpu_s,
+        "worker_lines_per_cpu_s": (done[1] - start[1]) / cpu_s if cpu_s > 0 else 0.0,
         "worker_startup_s": start[0] - spawned,
         "worker_total_s": done[0] - spawned,
     }
