@@ -150,12 +150,12 @@ class Decoder:
         Runs for every line, so it reads each field once, as an attribute of the
         typed record.
         """
-        if type(item) is not self._record:
-            item = self.record(item)
+        if type(item) is not self._record or not self._typed.complete(item):  # type: ignore[union-attr]
+            # a decoded object, or a record with checks left that fail: the full
+            # validator decides (and explains)
+            item = self.record(item if type(item) is not self._record else as_dict(item))
             if type(item) is Rejection:
                 return item
-        elif not self._typed.complete(item):  # type: ignore[union-attr]
-            return self.record(as_dict(item))  # the full validator explains
         service_date = item.service_date
         if type(service_date) is str:  # from the full validator's path
             try:

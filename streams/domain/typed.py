@@ -16,6 +16,7 @@ full validator, which decides and explains.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
@@ -27,6 +28,7 @@ DATETIME_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
 )
+_MEMO = 1 << 14  # values remembered per deferred expression
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "$comment", "examples", "default"}
 _SCALARS: dict[str, Any] = {"string": str, "integer": int, "boolean": bool, "null": None}
 
@@ -39,8 +41,14 @@ class Unsupported(Exception):
 Condition = tuple[str, Any, tuple[str, ...]]
 
 
-def field_type(schema: dict[str, Any], items: Any = None) -> Any:
-    """The msgspec type of one property: a Python type annotated with constraints."""
+def field_type(schema: dict[str, Any], items: Any = None, deferred: list[str] | None = None) -> Any:
+    """The msgspec type of one property: a Python type annotated with constraints.
+
+    With ``deferred``, a regular expression (``pattern``, the date-time format) is
+    appended there instead of checked by msgspec: the caller checks it after decoding,
+    remembering the values that passed (AGB codes and a submission's timestamp
+    repeat over many lines; msgspec would run the expression on every one).
+    """
     unknown = (
         set(schema)
         - _ANNOTATIONS
@@ -93,7 +101,11 @@ def field_type(schema: dict[str, Any], items: Any = None) -> Any:
         if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
             raise Unsupported(f"unanchored pattern {pattern}")
         # JSON Schema's $ is the end of the string; Python's also matches before a "\n"
-        meta["pattern"] = f"^(?:{pattern[1:-1]})\\Z"
+        regex = f"^(?:{pattern[1:-1]})\\Z"
+        if deferred is not None:
+            deferred.append(regex)
+        else:
+            meta["pattern"] = regex
     kinds = [t for t in types if t != "null"]
     if len(kinds) != 1:
         raise Unsupported(f"type {types}")
@@ -110,9 +122,12 @@ def field_type(schema: dict[str, Any], items: Any = None) -> Any:
         if schema["format"] == "date":
             base = datetime.date  # YYYY-MM-DD and a real calendar day, ASCII digits only
         elif schema["format"] == "date-time":
-            if "pattern" in meta:
+            if "pattern" in schema:
                 raise Unsupported("date-time with its own pattern")
-            meta["pattern"] = DATETIME_PATTERN
+            if deferred is not None:
+                deferred.append(DATETIME_PATTERN)
+            else:
+                meta["pattern"] = DATETIME_PATTERN
         else:
             raise Unsupported(f"format {schema['format']}")
     typ: Any = Annotated[base, msgspec.Meta(**meta)] if meta else base
@@ -138,8 +153,9 @@ def conditions(schema: dict[str, Any]) -> list[Condition]:
 
 def record_type(
     schema: dict[str, Any], name: str, tag_field: str, items: Any = None
-) -> type[msgspec.Struct]:
-    """A Struct for an object schema whose ``tag_field`` property is a string const.
+) -> tuple[type[msgspec.Struct], dict[str, str]]:
+    """A Struct for an object schema whose ``tag_field`` property is a string const,
+    and the regular expressions left to check after decoding (property → expression).
 
     Absent optional properties read as None; a property the schema does not name is
     ignored, as the schema allows.
@@ -159,12 +175,18 @@ def record_type(
     if not isinstance(tag, str) or tag_field not in required:
         raise Unsupported(f"{name}: {tag_field} is not a required string const")
     fields: list[tuple[Any, ...]] = []
+    deferred: dict[str, str] = {}
     for prop, sub in props.items():
         if prop == tag_field:
             continue
-        typ = field_type(sub, items)
+        regexes: list[str] = []
+        typ = field_type(sub, items, regexes)
+        if regexes:
+            if not prop.isidentifier():
+                raise Unsupported(f"{name}: pattern on a property that is not an identifier")
+            (deferred[prop],) = regexes
         fields.append((prop, typ) if prop in required else (prop, typ, None))
-    return msgspec.defstruct(
+    record = msgspec.defstruct(
         name,
         fields,
         tag_field=tag_field,
@@ -173,22 +195,27 @@ def record_type(
         omit_defaults=True,
         gc=items is not None,  # a record of strings and ints cannot be part of a cycle
     )
+    return record, deferred
 
 
 class TypedDecoder:
     """Declaration or batch bytes → records, or None where it cannot vouch."""
 
     def __init__(self, declaration: dict[str, Any], batch: dict[str, Any]) -> None:
-        self.line_type = record_type(declaration, "Declaration", "schema")
-        self.batch_type = record_type(batch, "DeclarationBatch", "schema", items=self.line_type)
+        self.line_type, line_regexes = record_type(declaration, "Declaration", "schema")
+        self.batch_type, batch_regexes = record_type(
+            batch, "DeclarationBatch", "schema", items=self.line_type
+        )
         self.conditions = conditions(declaration)
+        self._envelope_ok = _checker([], batch_regexes)
         union = Union[self.line_type, self.batch_type]  # noqa: UP007 - a runtime type
         self._union = union
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(union).decode
         # invalid UTF-8 inside a string surfaces as UnicodeDecodeError, a ValueError
         self._errors = (msgspec.MsgspecError, ValueError)
-        # record → do the schema's conditional requirements hold (absent reads as None)?
-        self.complete: Callable[[Any], bool] = _completeness(self.conditions)
+        # record → does it pass what msgspec leaves to Python: the schema's conditional
+        # requirements (absent reads as None) and its regular expressions?
+        self.complete: Callable[[Any], bool] = _checker(self.conditions, line_regexes)
 
     def decode(self, raw: bytes) -> Any:
         """A ``line_type`` or ``batch_type`` record, or None.
@@ -201,9 +228,12 @@ class TypedDecoder:
         if not raw.isascii() or b"\\u" in raw:
             return None
         try:
-            return self._decode(raw)
+            message = self._decode(raw)
         except self._errors:
             return None
+        if type(message) is self.batch_type and not self._envelope_ok(message):
+            return None
+        return message
 
     def convert(self, obj: Any) -> Any:
         """A decoded line object → a ``line_type`` record, or None."""
@@ -222,18 +252,36 @@ class TypedDecoder:
         return self.line_type(**values)
 
 
-def _completeness(conds: list[Condition]) -> Callable[[Any], bool]:
-    """One expression for all conditions: it runs for every line of every message."""
+def _checker(conds: list[Condition], regexes: dict[str, str]) -> Callable[[Any], bool]:
+    """One expression for all checks left to Python: it runs for every line."""
     consts: dict[str, Any] = {}
     terms = []
     for i, (prop, value, needed) in enumerate(conds):
+        if not all(p.isidentifier() for p in (prop, *needed)):
+            raise Unsupported("a conditional property that is not an identifier")
         consts[f"_c{i}"] = value
         missing = " or ".join(f"r.{other} is None" for other in needed)
         terms.append(f"(r.{prop} == _c{i} and ({missing}))")
-    if not all(p.isidentifier() for c in conds for p in (c[0], *c[2])):
-        raise Unsupported("a conditional property that is not an identifier")
+    for i, (prop, regex) in enumerate(regexes.items()):
+        seen: set[str] = set()
+        consts[f"_s{i}"], consts[f"_m{i}"] = seen, _remembering(re.compile(regex).match, seen)
+        terms.append(f"not (r.{prop} is None or r.{prop} in _s{i} or _m{i}(r.{prop}))")
     body = " or ".join(terms) if terms else "False"
     return eval(f"lambda r: not ({body})", consts)  # noqa: S307 - built from our own schema
+
+
+def _remembering(match: Callable[[str], Any], seen: set[str]) -> Callable[[str], bool]:
+    """``match`` that adds the strings it passes to ``seen`` (emptied when full)."""
+
+    def remember(value: str) -> bool:
+        if match(value) is None:
+            return False
+        if len(seen) >= _MEMO:
+            seen.clear()
+        seen.add(value)
+        return True
+
+    return remember
 
 
 def as_dict(record: msgspec.Struct) -> dict[str, Any]:
