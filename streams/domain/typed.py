@@ -29,6 +29,7 @@ DATETIME_PATTERN = (
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
 )
 _MEMO = 1 << 14  # values remembered per deferred expression
+_BACKSLASH = ord("\\")
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "$comment", "examples", "default"}
 _SCALARS: dict[str, Any] = {"string": str, "integer": int, "boolean": bool, "null": None}
 
@@ -223,9 +224,10 @@ class TypedDecoder:
         msgspec skips the properties it does not know without checking their text, so
         it would pass invalid UTF-8 or a lone surrogate escape there that orjson (the
         other path) refuses as invalid JSON. Such bytes can only occur in a message
-        that is not plain ASCII or that has a ``\\u`` escape: those take the other path.
+        that is not plain ASCII or that has a ``\\u`` escape: those (and any message with
+        a backslash at all, which ordinary declarations do not have) take the other path.
         """
-        if not raw.isascii() or b"\\u" in raw:
+        if _BACKSLASH in raw or not raw.isascii():  # an int: memchr, not a substring search
             return None
         try:
             message = self._decode(raw)

@@ -567,7 +567,7 @@ def FAST(obj: Any) -> bool:  # noqa: N802 - reads like the constant it replaced
     except TypeError:
         return vouched
     decoded = TYPED.decode(raw)
-    plain = raw.isascii() and b"\\u" not in raw  # else decode() leaves it to orjson
+    plain = raw.isascii() and b"\\" not in raw  # else decode() leaves it to orjson
     if plain and isinstance(obj, dict) and obj == orjson.loads(raw):  # NaN encodes as null
         from_bytes = decoded is not None and TYPED.complete(decoded)
         assert from_bytes == vouched, obj  # the two entries of the typed path agree
