@@ -58,6 +58,8 @@ class ContractBook:
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, int], Contract] = {}
+        # (provider, year) → current contract or None: the hot path calls dict.get itself
+        self.lookup = self._by_key.get
 
     def apply(self, contract: Contract) -> bool:
         """Store ``contract`` if it is newer than what we have; True when it changed."""

@@ -71,6 +71,7 @@ class Engine:
         self.journal = journal
         self.decoder = Decoder(policy.mismatch)
         self.contracts = ContractBook()
+        self._contract = self.contracts.lookup
         self.providers: dict[str, ProviderState] = {}
         self.unattributed = Counts()  # rejections without a provider to own them
         self._ceiling_ids: dict[tuple[str, int], tuple[str, ...]] = {}
@@ -168,9 +169,10 @@ class Engine:
                 year, _, flags, _ = st.debit_of(line.year, line.line_id)  # type: ignore[misc]
             else:
                 year, flags = line.year, line.flags
-            contract = self.contracts.get(provider, year)
+            key = (provider, year)
+            contract = self._contract(key)
             if contract is not None:
-                self._check_ceiling(st, year, contract, line.event_time, fx)
+                self._check_ceiling(st, key, contract, line.event_time, fx)
             if flags & MISMATCH:
                 self._observe(
                     st,
@@ -197,15 +199,22 @@ class Engine:
             return fx
         st = self.providers.get(contract.provider)
         if st is not None and contract.year in st.years:
-            self._check_ceiling(st, contract.year, contract, contract.updated_at, fx)
+            key = (contract.provider, contract.year)
+            self._check_ceiling(st, key, contract, contract.updated_at, fx)
         return fx
 
     # -- rules --------------------------------------------------------------
     def _check_ceiling(
-        self, st: ProviderState, year: int, contract: Contract, event_time: float, fx: Effects
+        self,
+        st: ProviderState,
+        key: tuple[str, int],
+        contract: Contract,
+        event_time: float,
+        fx: Effects,
     ) -> None:
+        """``key`` is (provider, year) of the contract."""
         # Hot path (every accepted line): inside the band no threshold changes state.
-        key = (st.provider, year)
+        year = key[1]
         band = self._bands.get(key)
         if band is None or band[0] is not contract or band[1] is not st.alerts:
             band = self._bands[key] = self._band(st, year, contract)
