@@ -130,12 +130,22 @@ def _status(cluster: Cluster) -> dict[str, Any] | None:
 
 
 def measure_recovery(
-    cluster: Cluster, history: History, providers_before: int, timeout: float = 600.0
+    cluster: Cluster,
+    history: History,
+    providers_before: int,
+    timeout: float = 600.0,
+    respawn_after_s: float = 0.0,
 ) -> dict[str, Any]:
-    """SIGKILL the only worker, start a fresh one, time it until it processes new input."""
+    """SIGKILL the only worker, start a fresh one, time it until it processes new input.
+
+    ``respawn_after_s``: wait between the kill and the spawn (not timed). With a short
+    session (--quick) a member that joins while tansu still counts its dead
+    predecessor was seen to get every partition and then fetch nothing.
+    """
     s = cluster.settings
     w = cluster.workers[0]
     cluster.kill_worker(w, signal.SIGKILL)
+    time.sleep(respawn_after_s)
     spawned = time.monotonic()
     cluster.start_worker(w)
     offsets = asyncio.run(
@@ -239,7 +249,12 @@ def run_store(
                 (last["peak_rss"] - first["peak_rss"]) / grown if grown > 0 else 0.0
             ),
         }
-        rec = measure_recovery(cluster, history, last["providers"])
+        rec = measure_recovery(
+            cluster,
+            history,
+            last["providers"],
+            respawn_after_s=session_timeout + 1.0 if session_timeout is not None else 0.0,
+        )
         rec["recovery_s_per_million"] = rec["recovery_s"] / (last["distinct_lines"] / 1e6)
         result["recovery"] = rec
         return result

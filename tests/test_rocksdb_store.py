@@ -12,6 +12,7 @@ aiokafka's default batching (what production uses) alike.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,13 @@ def test_a_rocksdb_worker_restarted_on_its_data_keeps_its_state_and_processes_ne
         cluster.wait_processed(targets, timeout=120)
         before, _ = cluster.snapshot(policy)
 
-        cluster.restart_worker(worker)  # SIGKILL, then a new process on the same data dir
+        # SIGKILL, then a new process on the same data dir once the dead member's 3 s
+        # session is over: a member that joins while tansu still counts its dead
+        # predecessor was seen (twice in a dozen runs) to get every partition and then
+        # fetch nothing. That race is not what this test is about.
+        cluster.kill_worker(worker)
+        time.sleep(4)
+        cluster.start_worker(worker)
         targets.update(_produce(cluster, rest, []))
         cluster.wait_processed(targets, timeout=120)  # raises if the worker crashed
         after, _ = cluster.snapshot(policy)
