@@ -27,6 +27,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 
 from streams.domain.acceptance import DeadLetter
@@ -129,6 +130,9 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     engine = Engine(policy, replay=settings.replay, journal=True)
     processor = Processor(engine, state)
     metrics = WorkerMetrics(engine, settings)
+    # Faust's own sensor (messages, events, table operations, sends, rebalances, commit
+    # latency) under the faust_ prefix, in the registry our /metrics page serves.
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "faust"))
     progress: dict[str, int] = {}  # "<topic>:<partition>" → last processed offset
     app.claimwatch = {
         "engine": engine,

@@ -197,3 +197,16 @@ async def test_the_contracts_agent_forwards_contracts_by_provider_and_rejects_ba
     assert forwarded.topic == SETTINGS.topic_control and forwarded.key == AGB.encode()
     assert forwarded.value == contract_control(contract(100_000))
     assert bad.topic == SETTINGS.topic_rejected and bad.headers["reason"] == b"contract_schema"
+
+
+async def test_fausts_own_sensor_reports_into_the_registry_our_metrics_page_serves(harness):
+    # Faust adds the monitor to its sensors when the worker starts (not in a test
+    # context): tests/pipeline/test_streaming.py reads its counts from a real worker.
+    from faust.sensors.prometheus import PrometheusMonitor
+
+    assert isinstance(harness.app.monitor, PrometheusMonitor)
+    body, _ = harness.app.claimwatch["metrics"].exposition()  # what GET /metrics returns
+    text = body.decode()
+    for name in ("faust_messages_received_total", "faust_total_rebalances"):
+        assert f"\n{name} " in text, name
+    assert "claimwatch_lines_total" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -25,6 +26,13 @@ def test_streaming_gives_the_offline_snapshot_and_alerts(
     online = finish(cluster, stats, policy)
     assert_equal_results(online, reference)
     assert reference["firing"], "the history should make alerts fire"
+    # /metrics carries Faust's own sensor next to ours, counting what the worker read
+    url = f"http://127.0.0.1:{cluster.workers[0].port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+        text = resp.read().decode()
+    received = [ln for ln in text.splitlines() if ln.startswith("faust_messages_received_total ")]
+    assert received and float(received[0].split()[1]) >= sum(stats.end_offsets.values()), received
+    assert "claimwatch_lines_total" in text
 
 
 def test_worker_killed_mid_stream_recovers_without_loss_or_double_counting(
