@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -241,16 +241,37 @@ class Cluster:
                 merged[k] = max(merged.get(k, -1), v)
         return merged
 
+    def committed(self, keys: Iterable[str]) -> dict[str, int]:
+        """The consumer group's committed offsets of some "<topic>:<partition>" keys, as
+        the last offset processed. Unlike the workers' progress, which starts empty in
+        every process, they survive restarts and rebalances."""
+        s = self.settings
+        try:
+            return asyncio.run(
+                committed_offsets(s.broker or "", s.app_id, keys, s.kafka_client_kwargs())
+            )
+        except Exception:  # noqa: BLE001 - a view; the broker may be away for a moment
+            return {}
+
     def wait_processed(self, targets: Mapping[str, int], timeout: float = 300.0) -> None:
-        """Until every "<topic>:<partition>" has been processed up to its offset."""
+        """Until every "<topic>:<partition>" has been processed up to its offset.
+
+        A worker's progress covers what its own process did; input that a killed or
+        departed worker processed and committed shows in the committed offsets."""
         deadline = time.monotonic() + timeout
+        ask_group = time.monotonic() + 1.0
+        done: dict[str, int] = {}
         while time.monotonic() < deadline:
             self.check_workers()
             done = self.progress()
+            if time.monotonic() >= ask_group:
+                for k, v in self.committed(targets).items():
+                    done[k] = max(done.get(k, -1), v)
+                ask_group = time.monotonic() + 1.0
             if all(done.get(k, -1) >= v for k, v in targets.items()):
                 return
             time.sleep(0.2)
-        missing = {k: v for k, v in targets.items() if self.progress().get(k, -1) < v}
+        missing = {k: v for k, v in targets.items() if done.get(k, -1) < v}
         raise ClaimwatchError(f"input not processed within {timeout:.0f} s: {missing}")
 
     def wait_contracts(self, rows: list[bytes], timeout: float = 60.0) -> None:
@@ -288,6 +309,28 @@ class Cluster:
                 self.settings.broker or "", topic, timeout, self.settings.kafka_client_kwargs()
             )
         )
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, keys: Iterable[str], client_kwargs: dict[str, Any] | None = None
+) -> dict[str, int]:
+    """A consumer group's committed offsets: "<topic>:<partition>" → last offset done.
+    (The partitions are named: tansu's answer for "all of the group's" is unreadable.)"""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    tps = [TopicPartition(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])) for k in keys]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_kwargs or {}))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+    return {
+        f"{tp.topic}:{tp.partition}": meta.offset - 1
+        for tp, meta in offsets.items()
+        if meta is not None and meta.offset > 0
+    }
 
 
 async def read_all(
