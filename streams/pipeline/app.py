@@ -251,7 +251,12 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 published.add((event["alert_id"], event["sequence"]))
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
-        n = processor.recover(k.decode() if isinstance(k, bytes) else k for k in state)
+        active = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == settings.topic_declarations
+        }
+        n = processor.recover((k.decode() if isinstance(k, bytes) else k for k in state), active)
         log.info("state recovered: %d providers rebuilt from the changelog", n)
 
     state.on_recover(recovered)

@@ -132,15 +132,28 @@ class Processor:
         self.owner_partition[owner] = header["partition"]
         return st
 
-    def recover(self, keys: Iterable[str]) -> int:
-        """Rebuild every owner and contract present in the (local) table."""
+    def recover(self, keys: Iterable[str], partitions: set[int] | None = None) -> int:
+        """Rebuild the owners and ledgers of ``partitions`` (all if None), and every
+        contract, from the (local) table.
+
+        The table is what counts: an owner already in memory is rebuilt too (after
+        quick successive rebalances Faust was seen to complete a recovery twice for
+        one assignment, the first time right after the assignment). A memory store
+        also holds the keys of partitions this worker does not own (standbys, and
+        partitions it owned before a rebalance, as they were then): their owners are
+        dropped, not loaded, or a stale copy would stand in for the state another
+        worker moved on. Unreferenced journal and checkpoint keys are looked for afresh,
+        among the owners loaded here only (an owner not loaded has no log to judge
+        its keys by)."""
+        if partitions is not None:
+            self.forget_partitions(set(self.owner_partition.values()) - partitions)
+        self.garbage.clear()
         n = 0
         keys = list(keys)
         for key in keys:
             if key.startswith("h:"):
-                owner = key[2:]
-                if owner not in self.engine.providers:
-                    self.load_owner(owner)
+                if self._owned(key, partitions):
+                    self.load_owner(key[2:])
                     n += 1
             elif key.startswith("c:"):
                 raw = self.store.get(key)
@@ -148,23 +161,33 @@ class Processor:
                     self.engine.contracts.apply(Contract(*_decode(raw)))
             elif key.startswith("l:"):
                 raw = self.store.get(key)
-                if raw is not None:
+                if raw is not None and (partitions is None or int(key[2:]) in partitions):
                     counts, offset = _decode(raw)
                     self.ledgers[int(key[2:])] = (Counts.from_dict(counts), offset)
         for key in keys:
             owner = _unreferenced(key, self.logs)
-            if owner is not None:
+            if owner is not None and (partitions is None or owner in self.logs):
                 self.garbage.setdefault(owner, []).append(key)
         return n
 
+    def _owned(self, header_key: str, partitions: set[int] | None) -> bool:
+        if partitions is None:
+            return True
+        raw = self.store.get(header_key)
+        return raw is not None and _decode(raw)["partition"] in partitions
+
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop the owners of partitions this worker no longer holds (rebalance)."""
+        gone = set()
         for owner, p in list(self.owner_partition.items()):
             if p in partitions:
                 self.engine.providers.pop(owner, None)
                 self.logs.pop(owner, None)
                 self.garbage.pop(owner, None)
                 del self.owner_partition[owner]
+                gone.add(owner)
+        for pk in [pk for pk in self._peers_sent if pk.rsplit(":", 1)[0] in gone]:
+            del self._peers_sent[pk]  # sent by this worker; the next owner may have moved on
         for p in partitions:
             self.ledgers.pop(p, None)
 
