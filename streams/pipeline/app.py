@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import re
 import time
 from fractions import Fraction
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 import orjson
@@ -43,6 +44,9 @@ from streams.pipeline.settings import Settings
 log = logging.getLogger("claimwatch.worker")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Exit code of a worker that stops because a message could not be processed and
+# written, or its state not rebuilt (EX_SOFTWARE).
+EXIT_UNPROCESSED = 70
 
 
 def create_app(settings: Settings, policy: Policy) -> faust.App:
@@ -188,32 +192,38 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     async def ingest(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
-            key = msg.key.decode("utf-8", "replace") if msg.key else None
-            if msg.topic == settings.topic_declarations:
-                out = processor.on_declarations(msg.partition, msg.offset, key, msg.value or b"")
-                metrics.messages += 1
-                metrics.last_event = time.time()
-            elif _header(msg, "cw-type") == b"declarations":
-                out = processor.on_declarations(
-                    msg.partition, msg.offset, key, msg.value or b"", source="c"
-                )
-            else:
-                out = processor.on_control(msg.partition, msg.value or b"")
-            if out.rekey is not None:
-                provider, payload = out.rekey
-                await control.send(
-                    key=provider.encode(), value=payload, headers={"cw-type": b"declarations"}
-                )
-            elif not out.skipped:
-                await publish(out)
-                for k, v in out.writes.items():
-                    if v is None:  # superseded by a checkpoint: a changelog tombstone
-                        state.pop(k, None)
-                    else:
-                        state[k] = v
-                for k, v in out.peers.items():
-                    peers[k] = orjson.dumps(v)
+            try:
+                await handle(msg)
+            except Exception:  # noqa: BLE001 - anything: the state may be ahead of the table
+                _stop_unprocessed(f"{msg.topic}:{msg.partition} offset {msg.offset}")
             progress[f"{msg.topic}:{msg.partition}"] = msg.offset
+
+    async def handle(msg: Any) -> None:
+        key = msg.key.decode("utf-8", "replace") if msg.key else None
+        if msg.topic == settings.topic_declarations:
+            out = processor.on_declarations(msg.partition, msg.offset, key, msg.value or b"")
+            metrics.messages += 1
+            metrics.last_event = time.time()
+        elif _header(msg, "cw-type") == b"declarations":
+            out = processor.on_declarations(
+                msg.partition, msg.offset, key, msg.value or b"", source="c"
+            )
+        else:
+            out = processor.on_control(msg.partition, msg.value or b"")
+        if out.rekey is not None:
+            provider, payload = out.rekey
+            await control.send(
+                key=provider.encode(), value=payload, headers={"cw-type": b"declarations"}
+            )
+        elif not out.skipped:
+            await publish(out)
+            for k, v in out.writes.items():
+                if v is None:  # superseded by a checkpoint: a changelog tombstone
+                    state.pop(k, None)
+                else:
+                    state[k] = v
+            for k, v in out.peers.items():
+                peers[k] = orjson.dumps(v)
 
     @app.agent(contracts, name="contracts")
     async def forward_contracts(stream: faust.StreamT) -> None:
@@ -256,7 +266,12 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
             for tp in app.assignor.assigned_actives()
             if tp.topic == settings.topic_declarations
         }
-        n = processor.recover((k.decode() if isinstance(k, bytes) else k for k in state), active)
+        try:
+            n = processor.recover(
+                (k.decode() if isinstance(k, bytes) else k for k in state), active
+            )
+        except Exception:  # noqa: BLE001 - never run on a state that is not the table's
+            _stop_unprocessed("the state table")
         log.info("state recovered: %d providers rebuilt from the changelog", n)
 
     state.on_recover(recovered)
@@ -341,6 +356,25 @@ def dead_letter_headers(letter: DeadLetter) -> dict[str, bytes]:
     input (an orphan credit's line_id); a BSN-shaped one is masked, as in payloads."""
     detail = _NINE_DIGITS.sub("*********", letter.detail)
     return {"reason": letter.reason.encode(), "detail": detail.encode()[:1000]}
+
+
+def _stop_unprocessed(what: str) -> NoReturn:
+    """Stop the worker at once, committing nothing.
+
+    Raised out of the agent, the error would make Faust restart the agent and
+    *acknowledge* the message, so its offset would be committed while its state was
+    never written (the engine in memory has it, the table does not: a later
+    recovery finds a journal segment missing). Stopping here is a crash like a
+    SIGKILL: the message is redelivered to the restarted worker, which rebuilds the
+    state from the table (docs/operations.md, "Recovering").
+    """
+    log.critical(
+        "%s could not be processed and written; stopping without committing it",
+        what,
+        exc_info=True,
+    )
+    logging.shutdown()
+    os._exit(EXIT_UNPROCESSED)
 
 
 def _header(msg: Any, name: str) -> bytes | None:
