@@ -37,13 +37,22 @@ from streams.domain.policy import Policy
 from streams.domain.rules import peer_mean
 from streams.domain.snapshot import build_snapshot
 from streams.metrics import WorkerMetrics
-from streams.pipeline.processor import Output, Processor, contract_control, tick_control
+from streams.pipeline.processor import (
+    MAX_MESSAGE_BYTES,
+    Output,
+    Processor,
+    contract_control,
+    tick_control,
+)
 from streams.pipeline.recovery import table_manager
 from streams.pipeline.settings import Settings
 
 log = logging.getLogger("claimwatch.worker")
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# A dead letter carries the rejected bytes; beyond this many (a whole oversize
+# message) it carries the first this many, with the full size in a header, so that
+# it fits any Kafka's default max.message.bytes (1 MB).
+DEAD_LETTER_MAX_BYTES = 1_000_000
 # Exit code of a worker that stops because a message could not be processed and
 # written, or its state not rebuilt (EX_SOFTWARE).
 EXIT_UNPROCESSED = 70
@@ -177,11 +186,16 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 await alerts.send(key=event["provider_agb"].encode(), value=orjson.dumps(event))
             )
         for letter in out.dead_letters:
+            headers = dead_letter_headers(letter)
+            payload = letter.payload
+            if len(payload) > DEAD_LETTER_MAX_BYTES:
+                headers["original_bytes"] = str(len(payload)).encode()
+                payload = payload[:DEAD_LETTER_MAX_BYTES]
             futures.append(
                 await rejected.send(
                     key=letter.key.encode() if letter.key else None,
-                    value=letter.payload,
-                    headers=dead_letter_headers(letter),
+                    value=payload,
+                    headers=headers,
                 )
             )
         for fut in futures:

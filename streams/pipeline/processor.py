@@ -39,13 +39,19 @@ from typing import Any
 
 import orjson
 
-from streams.domain.acceptance import DeadLetter
+from streams.domain.acceptance import DeadLetter, mask_bsn
 from streams.domain.contracts import Contract, ContractError, parse_contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import Counts
 from streams.domain.state import ProviderState
 
 Store = MutableMapping[str, bytes]
+
+# The largest message the worker decodes (its Kafka clients are set up for it, and
+# so are the topics in deploy/). A larger one, which a broker without that limit
+# (tansu) delivers, is dead-lettered whole as ``message_too_large``.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MESSAGE_TOO_LARGE = "message_too_large"
 
 STATE_FORMAT = 2  # 2: journal records and line index per service year, checkpoints
 CHECKPOINT_SEGMENTS = 64  # journal segments of an owner before a checkpoint is considered
@@ -222,7 +228,10 @@ class Processor:
             if st.applied.get(mark, -1) >= offset:
                 out.skipped = True
             else:
-                fx = self.engine.process(raw, key)
+                if len(raw) > MAX_MESSAGE_BYTES:
+                    fx = self._too_large(raw, key)
+                else:
+                    fx = self.engine.process(raw, key)
                 st.applied[mark] = offset
                 self._collect(fx, out)
                 for provider in fx.touched | {key}:
@@ -243,7 +252,8 @@ class Processor:
         (``out.rekey``); otherwise its lines cannot be valid and are dead-lettered
         here, counted in the partition's ledger.
         """
-        provider = self.engine.decoder.provider_of(raw)
+        too_large = len(raw) > MAX_MESSAGE_BYTES  # and too large to re-send
+        provider = None if too_large else self.engine.decoder.provider_of(raw)
         if provider is not None:
             out.rekey = (provider, raw)
             return out
@@ -254,13 +264,32 @@ class Processor:
         before = self.engine.unattributed
         self.engine.unattributed = counts
         try:
-            fx = self.engine.process(raw, None)
+            fx = self._too_large(raw, None) if too_large else self.engine.process(raw, None)
         finally:
             self.engine.unattributed = before
         self._collect(fx, out)
         self.ledgers[partition] = (counts, offset)
         out.writes[f"l:{partition}"] = orjson.dumps([counts.as_dict(), offset])
         return out
+
+    def _too_large(self, raw: bytes, key: str | None) -> Effects:
+        """A message above MAX_MESSAGE_BYTES is not decoded: dead-lettered whole,
+        counted for its key's provider (or the partition's ledger)."""
+        fx = Effects()
+        fx.dead_letters.append(
+            DeadLetter(
+                key,
+                mask_bsn(raw),
+                MESSAGE_TOO_LARGE,
+                f"message of {len(raw)} bytes; at most {MAX_MESSAGE_BYTES} are read",
+            )
+        )
+        if key is None:
+            self.engine.unattributed.reject(MESSAGE_TOO_LARGE)
+        else:
+            self.engine.state(key).counts.reject(MESSAGE_TOO_LARGE)
+            fx.touched.add(key)
+        return fx
 
     def _collect(self, fx: Effects, out: Output) -> None:
         out.alerts.extend(fx.alerts)
