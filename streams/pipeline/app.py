@@ -37,6 +37,7 @@ from streams.domain.policy import Policy
 from streams.domain.rules import peer_mean
 from streams.domain.snapshot import build_snapshot
 from streams.metrics import WorkerMetrics
+from streams.pipeline.delivery import DeliveryGuard
 from streams.pipeline.processor import (
     MAX_MESSAGE_BYTES,
     Output,
@@ -102,7 +103,9 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         web_stats_enabled=False,
         web_graph_enabled=False,
         web_metrics_enabled=False,
-        stream_wait_empty=False,
+        # A rebalance waits until the message being processed is finished (results
+        # sent, state written) before the partitions are given up and recovered.
+        stream_wait_empty=True,
         # A joining worker waits up to the rebalance timeout for the group's other
         # members; 10 s keeps restarts and scale-out quick without flapping.
         broker_rebalance_timeout=settings.rebalance_timeout,
@@ -202,14 +205,22 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
             await fut
         metrics.record(out)
 
+    # Faust can lose messages between its fetcher and the agent around rebalances;
+    # the guard makes the agent see every offset of a partition, in order.
+    delivery = DeliveryGuard(app, {settings.topic_declarations, settings.topic_control})
+
     @app.agent(ingest_channel, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
+        delivery.install()
         async for event in stream.events():
             msg = event.message
+            if not await delivery.admit(msg):
+                continue
             try:
                 await handle(msg)
             except Exception:  # noqa: BLE001 - anything: the state may be ahead of the table
                 _stop_unprocessed(f"{msg.topic}:{msg.partition} offset {msg.offset}")
+            delivery.done(msg)
             progress[f"{msg.topic}:{msg.partition}"] = msg.offset
 
     async def handle(msg: Any) -> None:
@@ -290,8 +301,17 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
 
     state.on_recover(recovered)
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
+        delivery.reset(assigned)
+
+    @app.timer(5.0)
+    async def watch_delivery() -> None:
+        await delivery.watch(app.assignor.assigned_actives())
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        delivery.reset(revoked)
         gone = {tp.partition for tp in revoked if tp.topic == settings.topic_declarations}
         if gone:
             processor.forget_partitions(gone)
