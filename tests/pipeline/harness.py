@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from streams.cluster import Cluster
+from streams.broker import find_broker_binary, wait_for_broker
+from streams.cluster import Cluster, free_port
 from streams.domain.policy import Policy
 from streams.replay.offline import replay_offline
 from streams.replay.producer import archive_lines, contract_lines, produce_history, send_final_tick
@@ -17,7 +24,7 @@ LINE_DRIVEN = ("ceiling_utilisation", "zvt_setting_mismatch")
 
 
 def offline_reference(
-    files: list[Path], contracts: Path, policy: Policy, tmp: Path
+    files: list[Path], contracts: Path | None, policy: Policy, tmp: Path
 ) -> dict[str, Any]:
     summary, engine = replay_offline(
         files,
@@ -25,13 +32,16 @@ def offline_reference(
         contracts=contracts,
         alerts_out=tmp / "off-alerts.ndjson",
         snapshot_out=tmp / "off-snapshot.json",
+        rejected_out=tmp / "off-rejected.ndjson",
     )
     alerts = [orjson.loads(x) for x in (tmp / "off-alerts.ndjson").read_bytes().splitlines()]
+    rejected = [orjson.loads(x) for x in (tmp / "off-rejected.ndjson").read_bytes().splitlines()]
     firing = {aid for st in engine.providers.values() for aid, _ in st.alerts.firing()}
     return {
         "snapshot": orjson.loads((tmp / "off-snapshot.json").read_bytes()),
         "alerts": alerts,
         "firing": firing,
+        "rejected": sorted(r["reason"] for r in rejected),
     }
 
 
@@ -42,13 +52,16 @@ def produce(
     batch_size: int = 500,
     rate: float | None = None,
 ):  # type: ignore[no-untyped-def]
+    """Produce archives as `claimwatch replay` does, in step with the workers: the lines
+    before a contract change are processed before it is sent, and it is applied before
+    the lines after it (SPEC §6: the order the offline replay uses)."""
     s = cluster.settings
     crows = contract_lines(contracts)
 
     ordered = crows  # contract_lines returns them in event-time order
 
     async def after(sent: int) -> None:
-        await asyncio.to_thread(cluster.wait_contracts, ordered[:sent])
+        await asyncio.to_thread(wait_contracts_applied, cluster, ordered[:sent])
 
     async def sync(stats: Any) -> None:
         targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
@@ -67,6 +80,91 @@ def produce(
             rate=rate,
         )
     )
+
+
+def wait_contracts_applied(cluster: Cluster, rows: list[bytes], timeout: float = 120.0) -> None:
+    """Until every contract event in ``rows`` has been forwarded onto the control topic
+    and the worker owning its partition has processed it there.
+
+    (With several workers, summing their contract counts is not enough once
+    partitions have moved: a worker keeps the contracts of providers it no longer
+    owns, so the sum can run ahead.)"""
+    if len(cluster.alive()) == 1:
+        # One worker holds every contract it applied, and none it did not: its
+        # count of versions cannot run ahead (the quick way, as the demo waits).
+        cluster.wait_contracts(rows, timeout)
+        return
+    want = {_contract_id(orjson.loads(raw)) for raw in rows}
+    s = cluster.settings
+    deadline = time.monotonic() + timeout
+    found: dict[tuple[str, int, int], tuple[int, int]] = {}
+    while True:
+        cluster.check_workers()
+        found.update(asyncio.run(_forwarded_contracts(s.broker or "", s.topic_control)))
+        if want <= found.keys():
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"contracts not forwarded within {timeout:.0f} s: {want - found.keys()}"
+            )
+        time.sleep(0.2)
+    targets: dict[str, int] = {}
+    for cid in want:
+        partition, offset = found[cid]
+        key = f"{s.topic_control}:{partition}"
+        targets[key] = max(targets.get(key, -1), offset)
+    cluster.wait_processed(targets, max(deadline - time.monotonic(), 30.0))
+
+
+def _contract_id(c: dict[str, Any]) -> tuple[str, int, int]:
+    return (c["provider_agb"], c["year"], c["version"])
+
+
+async def _forwarded_contracts(
+    bootstrap: str, control_topic: str
+) -> dict[tuple[str, int, int], tuple[int, int]]:
+    """(agb, year, version) → (partition, offset) of each contract on the control topic."""
+    found: dict[tuple[str, int, int], tuple[int, int]] = {}
+    for partition, offset, _key, value in await read_partitions(bootstrap, control_topic):
+        try:
+            msg = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue  # a re-keyed declarations message may be anything
+        if isinstance(msg, dict) and msg.get("type") == "contract":
+            found.setdefault(_contract_id(msg["contract"]), (partition, offset))
+    return found
+
+
+async def read_partitions(
+    bootstrap: str, topic: str, idle: float = 0.5
+) -> list[tuple[int, int, bytes | None, bytes]]:
+    """(partition, offset, key, value) of a topic's records, read until a fetch brings nothing
+    (not up to `end_offsets()`, which tansu reports too low)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    out: list[tuple[int, int, bytes | None, bytes]] = []
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            batch = await consumer.getmany(timeout_ms=int(idle * 1000))
+            if not batch:
+                return out
+            for tp, records in batch.items():
+                out.extend((tp.partition, r.offset, r.key, r.value or b"") for r in records)
+    finally:
+        await consumer.stop()
 
 
 def finish(cluster: Cluster, stats: Any, policy: Policy, timeout: float = 300.0) -> dict[str, Any]:
@@ -93,16 +191,231 @@ def line_driven(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     )
 
 
-def assert_equal_results(online: dict[str, Any], offline: dict[str, Any]) -> None:
-    assert online["snapshot"] == offline["snapshot"]
+def assert_equal_results(
+    online: dict[str, Any], offline: dict[str, Any], context: str = ""
+) -> None:
+    """SPEC §6 equality; ``context`` (e.g. the fault schedule) goes into the messages."""
+    where = f" [{context}]" if context else ""
+    assert online["snapshot"] == offline["snapshot"], (
+        f"snapshots differ{where}: {diff_paths(online['snapshot'], offline['snapshot'])}"
+    )
     on, off = line_driven(online["alerts"]), line_driven(offline["alerts"])
-    assert on == off, describe_difference(on, off)
-    assert online["firing"] == offline["firing"]
+    assert on == off, describe_difference(on, off) + where
+    assert online["firing"] == offline["firing"], (
+        f"firing only online: {sorted(online['firing'] - offline['firing'])}; "
+        f"only offline: {sorted(offline['firing'] - online['firing'])}{where}"
+    )
     # Each transition published once: no (alert_id, sequence) twice.
     keys = [(a["alert_id"], a["sequence"]) for a in online["alerts"]]
-    assert len(keys) == len(set(keys)), "an alert transition was published twice"
+    assert len(keys) == len(set(keys)), f"an alert transition was published twice{where}"
+
+
+def merge_ends(*ends: dict[int, int]) -> dict[int, int]:
+    """The highest offset per partition over several production runs."""
+    out: dict[int, int] = {}
+    for e in ends:
+        for p, o in e.items():
+            out[p] = max(out.get(p, -1), o)
+    return out
+
+
+def processed(cluster: Cluster) -> int:
+    """Declarations messages processed so far, as the live workers' offsets say (a
+    restarted worker reports again from where it resumed)."""
+    topic = cluster.settings.topic_declarations
+    return sum(o + 1 for k, o in cluster.progress().items() if k.rsplit(":", 1)[0] == topic)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.1)
+
+
+class Background:
+    """Runs ``fn(*args, **kwargs)`` in a thread; ``result()`` joins and re-raises."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.value = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to result()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def result(self, timeout: float = 300.0) -> Any:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError(f"background task still running after {timeout:.0f} s")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line.rstrip(b"\n") + b"\n" for line in lines))
+    return path
+
+
+def diff_paths(online: Any, offline: Any, path: str = "", limit: int = 8) -> list[str]:
+    """Where two JSON values differ: "path: online != offline", the first few."""
+    if isinstance(online, dict) and isinstance(offline, dict):
+        out: list[str] = []
+        for k in sorted(online.keys() | offline.keys(), key=str):
+            if len(out) >= limit:
+                break
+            out += diff_paths(online.get(k), offline.get(k), f"{path}/{k}", limit - len(out))
+        return out
+    return [] if online == offline else [f"{path}: {online!r} != {offline!r}"]
 
 
 def describe_difference(online: list[tuple[Any, ...]], offline: list[tuple[Any, ...]]) -> str:
     a, b = set(online), set(offline)
     return f"only online: {sorted(a - b)[:5]}; only offline: {sorted(b - a)[:5]}"
+
+
+# -- a broker behind a TCP proxy: outages with data kept ---------------------------
+
+
+class OutageProxy:
+    """A TCP proxy on a loopback port in front of the broker.
+
+    ``cut()`` is a broker outage as clients see it: every open connection is reset and
+    new ones are refused until ``restore()``. The broker behind it keeps its data,
+    which a restart of tansu with memory storage cannot.
+    """
+
+    def __init__(self, upstream_port: int, port: int | None = None) -> None:
+        self.upstream_port = upstream_port
+        self.port = port or free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: asyncio.base_events.Server | None = None
+        self.connections: set[asyncio.StreamWriter] = set()
+
+    def _run(self, coro: Any, timeout: float = 10.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> OutageProxy:
+        self.thread.start()
+        self.restore()
+        return self
+
+    def restore(self) -> None:
+        async def listen() -> None:
+            self.server = await asyncio.start_server(
+                self._handle, "127.0.0.1", self.port, reuse_address=True
+            )
+
+        self._run(listen())
+
+    def cut(self) -> None:
+        async def close() -> None:
+            if self.server is not None:
+                self.server.close()
+                self.server = None
+            for w in list(self.connections):
+                w.transport.abort()
+            self.connections.clear()
+
+        self._run(close())
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.cut()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(1 << 16):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.connections -= {writer, up_writer}
+
+
+class ProxiedBroker:
+    """tansu (memory storage) that advertises a proxy's address, so every client,
+    workers and producers alike, reaches it only through ``proxy``."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+        self.port = free_port()
+        self.proxy = OutageProxy(self.port)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.proxy.port}"
+
+    def start(self) -> ProxiedBroker:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.proxy.start()
+        with (self.var_dir / "tansu.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(find_broker_binary()),
+                    "broker",
+                    "--listener-url",
+                    f"tcp://127.0.0.1:{self.port}",
+                    "--advertised-listener-url",
+                    f"tcp://{self.bootstrap}",
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NO_COLOR": "1"},
+                start_new_session=True,
+            )
+        try:
+            wait_for_broker(self.bootstrap, timeout=30.0)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def pause(self) -> None:
+        """The broker hangs (connections stay open, nothing is answered)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
