@@ -25,7 +25,7 @@ from streams.domain.acceptance import (
     line_payload,
     message_payload,
 )
-from streams.domain.alerts import AlertBook, Finding, alert_id, build_event
+from streams.domain.alerts import Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
 from streams.domain.model import (
     ACCEPTED,
@@ -41,8 +41,6 @@ from streams.domain.state import ProviderState
 
 Clock = Callable[[], float]
 _DEAD_LETTERED = frozenset({ORPHAN_CREDIT, LINE_INDEX_EXPIRED})  # outcomes of accept
-# (contract, alert book, low, high): see Engine._band
-_Band = tuple[Contract, AlertBook, float, float]
 
 
 @dataclass(slots=True)
@@ -75,7 +73,6 @@ class Engine:
         self.providers: dict[str, ProviderState] = {}
         self.unattributed = Counts()  # rejections without a provider to own them
         self._ceiling_ids: dict[tuple[str, int], tuple[str, ...]] = {}
-        self._bands: dict[tuple[str, int], _Band] = {}
         self._bps = policy.ceiling.thresholds_bp
         self._margin = policy.ceiling.margin_bp
 
@@ -96,12 +93,12 @@ class Engine:
         raw: bytes,
         key: str | None = None,
         effects: Effects | None = None,
-        before_accept: Callable[[Line], None] | None = None,
+        feed: ContractFeed | None = None,
     ) -> Effects:
         """Decode and process one message (a declaration or a batch).
 
-        ``before_accept`` sees each checked line before it is applied; the offline
-        replay uses it to merge in contract events by event time.
+        With a ``feed`` (the offline replay), the contracts it holds are applied as
+        the lines' event times reach theirs.
         """
         fx = effects if effects is not None else Effects()
         envelope, items, rejection = self.decoder.split(raw)
@@ -114,6 +111,7 @@ class Engine:
         owner_hint = key if key is not None else envelope
         misplaced = envelope is not None and key is not None and envelope != key
         check, accept = self.decoder.check, self.accept
+        due = feed.due if feed is not None else math.inf
         fx.lines += len(items)
         for index, item in enumerate(items):
             checked = check(item, owner_hint)
@@ -126,8 +124,9 @@ class Engine:
                 payload = line_payload(raw, single, index, item)
                 self._reject(owner, fx, DeadLetter(owner, payload, *checked))
                 continue
-            if before_accept is not None:
-                before_accept(checked)
+            if checked.event_time >= due:
+                feed.apply_until(self, checked.event_time, fx)  # type: ignore[union-attr]
+                due = feed.due  # type: ignore[union-attr]
             outcome = accept(checked, fx)
             if outcome in _DEAD_LETTERED:
                 fx.dead_letters.append(
@@ -169,14 +168,14 @@ class Engine:
                 year, _, flags, _ = st.debit_of(line.year, line.line_id)  # type: ignore[misc]
             else:
                 year, flags = line.year, line.flags
-            key = (provider, year)
-            contract = self._contract(key)
-            if contract is not None:
-                self._check_ceiling(st, key, contract, line.event_time, fx)
+            ys = st.years[year]
+            # Hot path: inside its band the ceiling rule cannot change state.
+            if not ys.band_low <= ys.net_cents * 10_000 < ys.band_high:
+                self._check_ceiling(st, year, line.event_time, fx)
             if flags & MISMATCH:
                 self._observe(
                     st,
-                    rules.mismatch_finding(st.years[year], self.policy, year),
+                    rules.mismatch_finding(ys, self.policy, year),
                     line.event_time,
                     fx,
                     {},
@@ -199,40 +198,38 @@ class Engine:
             return fx
         st = self.providers.get(contract.provider)
         if st is not None and contract.year in st.years:
-            key = (contract.provider, contract.year)
-            self._check_ceiling(st, key, contract, contract.updated_at, fx)
+            self._check_ceiling(st, contract.year, contract.updated_at, fx)
         return fx
 
     # -- rules --------------------------------------------------------------
     def _check_ceiling(
-        self,
-        st: ProviderState,
-        key: tuple[str, int],
-        contract: Contract,
-        event_time: float,
-        fx: Effects,
+        self, st: ProviderState, year: int, event_time: float, fx: Effects
     ) -> None:
-        """``key`` is (provider, year) of the contract."""
-        # Hot path (every accepted line): inside the band no threshold changes state.
-        year = key[1]
-        band = self._bands.get(key)
-        if band is None or band[0] is not contract or band[1] is not st.alerts:
-            band = self._bands[key] = self._band(st, year, contract)
-        ys = st.years[year]
-        if band[2] <= ys.net_cents * 10_000 < band[3]:
-            return
-        ctx = {"net_cents": ys.net_cents, "ceiling_cents": contract.ceiling_cents}
-        for finding in rules.ceiling_findings(ys, contract, self.policy, year):
-            self._observe(st, finding, event_time, fx, ctx)
-        del self._bands[key]  # alert states changed: the band moves
+        """The ceiling rule for one provider-year, then the band it can rest in.
 
-    def _band(self, st: ProviderState, year: int, contract: Contract) -> _Band:
+        Called when a line moved ``net_cents`` out of its year's band, or the
+        contract changed; the band is recomputed either way.
+        """
+        ys = st.years[year]
+        contract = self._contract((st.provider, year))
+        if contract is not None:
+            ctx = {"net_cents": ys.net_cents, "ceiling_cents": contract.ceiling_cents}
+            for finding in rules.ceiling_findings(ys, contract, self.policy, year):
+                self._observe(st, finding, event_time, fx, ctx)
+        ys.band_low, ys.band_high = self._band(st, year, contract)
+
+    def _band(self, st: ProviderState, year: int, contract: Contract | None) -> tuple[float, float]:
         """The range of ``net_cents * 10_000`` in which no ceiling alert changes state.
 
         A firing threshold resolves below (threshold - margin) x ceiling, a quiet one
         fires at threshold x ceiling: the band lies between the highest of the former
-        and the lowest of the latter. Integers throughout, as in ``rules``.
+        and the lowest of the latter. Integers throughout, as in ``rules``. Without a
+        contract the band is everything: ``apply_contract`` re-checks when one comes.
         """
+        low: float = -math.inf
+        high: float = math.inf
+        if contract is None:
+            return low, high
         ids = self._ceiling_ids.get((st.provider, year))
         if ids is None:
             ids = tuple(
@@ -240,8 +237,6 @@ class Engine:
                 for f in rules.ceiling_findings(st.years[year], contract, self.policy, year)
             )
             self._ceiling_ids[(st.provider, year)] = ids
-        low: float = -math.inf
-        high: float = math.inf
         ceiling = contract.ceiling_cents
         for aid, bp in zip(ids, self._bps, strict=True):
             s = st.alerts.states.get(aid)
@@ -249,7 +244,7 @@ class Engine:
                 low = max(low, (bp - self._margin) * ceiling)
             else:
                 high = min(high, bp * ceiling)
-        return (contract, st.alerts, low, high)
+        return low, high
 
     def _observe(
         self,
@@ -329,6 +324,27 @@ class Engine:
 
     def snapshot(self) -> dict[str, Any]:
         return build_snapshot(self.providers.values(), self.contracts, [self.counts()], self.policy)
+
+
+class ContractFeed:
+    """Contract events merged into a stream of lines by event time (SPEC §6): a
+    contract whose ``updated_at`` is at or before a line's ``submitted_at`` is applied
+    before that line. ``due`` is the event time at which the next one applies."""
+
+    def __init__(self, contracts: list[Contract]) -> None:
+        self._pending = sorted(contracts, key=lambda c: c.updated_at)  # stable: ties keep order
+        self._next = 0
+        self.due = self._pending[0].updated_at if self._pending else math.inf
+
+    def apply_until(self, engine: Engine, event_time: float, fx: Effects) -> None:
+        pending = self._pending
+        while self._next < len(pending) and pending[self._next].updated_at <= event_time:
+            engine.apply_contract(pending[self._next], fx)
+            self._next += 1
+        self.due = pending[self._next].updated_at if self._next < len(pending) else math.inf
+
+    def apply_rest(self, engine: Engine, fx: Effects) -> None:
+        self.apply_until(engine, math.inf, fx)
 
 
 def _provider_of(obj: Any) -> str | None:

@@ -8,6 +8,7 @@ a credit removes a client exactly when its last uncredited ADHD line goes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,11 @@ class YearState:
     mismatch: int = 0
     # quarter (1..4) → client_ref → live ADHD lines of that client in the quarter
     adhd: dict[int, dict[str, int]] = field(default_factory=dict)
+    # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
+    # no ceiling alert of this year changes state (Engine._band). Empty until the
+    # engine first computes it, so the first line takes the full check.
+    band_low: float = field(default=math.inf, compare=False, repr=False)
+    band_high: float = field(default=-math.inf, compare=False, repr=False)
 
     def apply(
         self, flags: int, amount_cents: int, quarter: int, client: str | None, sign: int

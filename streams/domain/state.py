@@ -20,6 +20,7 @@ of a ``checkpoint`` of the whole state.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -320,6 +321,8 @@ class ProviderState:
     def restore_header(self, raw: dict[str, Any]) -> None:
         self.counts = Counts.from_dict(raw["counts"])
         self.alerts = AlertBook.from_json(raw["alerts"])
+        for ys in self.years.values():  # ceiling bands follow the alert states
+            ys.band_low, ys.band_high = math.inf, -math.inf
         self.region = raw["region"]
         self.watermark = raw["watermark"]
         self.applied = {str(p): int(o) for p, o in raw["applied"].items()}

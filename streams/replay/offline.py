@@ -16,9 +16,8 @@ from typing import IO, Any
 
 import orjson
 
-from streams.domain.engine import Effects, Engine
+from streams.domain.engine import ContractFeed, Effects, Engine
 from streams.domain.errors import InputError
-from streams.domain.model import Line
 from streams.domain.policy import Policy
 from streams.replay.files import iter_chunks, read_contracts
 
@@ -86,13 +85,7 @@ def replay_offline(
     rejected = _Sink(Path(rejected_out) if rejected_out is not None else None)
     started = time.perf_counter()
     fx = Effects()
-    next_contract = 0
-
-    def merge_contracts(line: Line) -> None:
-        nonlocal next_contract
-        while next_contract < len(pending) and pending[next_contract].updated_at <= line.event_time:
-            engine.apply_contract(pending[next_contract], fx)
-            next_contract += 1
+    feed = ContractFeed(pending)
 
     process = engine.process
     total = sum(p.stat().st_size for p in paths)
@@ -112,15 +105,13 @@ def replay_offline(
                     if not raw.strip():
                         continue
                     lines += 1
-                    process(raw, None, fx, merge_contracts)
+                    process(raw, None, fx, feed)
                     if fx.alerts or fx.dead_letters:
                         _drain(fx, alerts, rejected)
                 fx.event_times.clear()  # the offline replay needs neither
                 fx.touched.clear()
             done_before += p.stat().st_size
-        while next_contract < len(pending):
-            engine.apply_contract(pending[next_contract], fx)
-            next_contract += 1
+        feed.apply_rest(engine, fx)
         engine.tick(effects=fx)
         _drain(fx, alerts, rejected)
     finally:
