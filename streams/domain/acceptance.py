@@ -116,6 +116,16 @@ class Decoder:
             return None, [], Rejection(INVALID_BATCH, schemas.explain(exc))
         return obj["provider_agb"], obj["lines"], None
 
+    def split_lines(self, raws: list[bytes]) -> list[Any] | None:
+        """Decode many single-declaration messages at once (see ``split``): one typed
+        record each, or None when the typed path cannot vouch for every one."""
+        if self._typed is None or len(raws) < 2:
+            return None
+        records = self._typed.decode_lines(raws)
+        if records is None or len(records) != len(raws):
+            return None  # an element that was not one of the messages, or none at all
+        return records
+
     def provider_of(self, raw: bytes) -> str | None:
         """The provider a message names (batch envelope, or a single line's AGB)."""
         try:

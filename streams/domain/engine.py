@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.domain import rules
 from streams.domain.acceptance import (
@@ -32,6 +32,7 @@ from streams.domain.model import (
     LINE_INDEX_EXPIRED,
     MISMATCH,
     ORPHAN_CREDIT,
+    PROVIDER_MISMATCH,
     Counts,
     Line,
 )
@@ -108,36 +109,70 @@ class Engine:
         single = envelope is None and len(items) == 1
         # On Kafka the key places the message in its provider's partition: every line
         # must belong to that provider (and to the envelope's), or it is a mismatch.
+        mismatch = None
+        if envelope is not None and key is not None and envelope != key:
+            mismatch = Rejection(PROVIDER_MISMATCH, f"batch of {envelope} under message key {key}")
+
+        def payload(index: int, item: Any) -> bytes:
+            return line_payload(raw, single, index, item)
+
         owner_hint = key if key is not None else envelope
-        misplaced = envelope is not None and key is not None and envelope != key
+        self._apply(items, owner_hint, mismatch, payload, fx, feed)
+        return fx
+
+    def process_lines(
+        self, raws: list[bytes], effects: Effects | None = None, feed: ContractFeed | None = None
+    ) -> Effects:
+        """``process`` each of many single-declaration messages without a key (an
+        archive's lines, in order), with the same results. Decoded in one call where
+        the typed path vouches for them all; one by one otherwise."""
+        fx = effects if effects is not None else Effects()
+        records = self.decoder.split_lines(raws)
+        if records is None:
+            for raw in raws:
+                self.process(raw, None, fx, feed)
+            return fx
+
+        def payload(index: int, item: Any) -> bytes:
+            return line_payload(raws[index], True, 0, item)
+
+        self._apply(records, None, None, payload, fx, feed)
+        return fx
+
+    def _apply(
+        self,
+        items: list[Any],
+        owner_hint: str | None,
+        mismatch: Rejection | None,
+        payload: Callable[[int, Any], bytes],
+        fx: Effects,
+        feed: ContractFeed | None,
+    ) -> None:
+        """Check and accept the decoded lines of a message (or of many) in order.
+
+        ``mismatch`` rejects every line that passes the checks (a batch under another
+        provider's key); ``payload(index, item)`` is a rejected line's dead-letter bytes.
+        """
         check, accept = self.decoder.check, self.accept
         due = feed.due if feed is not None else math.inf
         fx.lines += len(items)
         for index, item in enumerate(items):
             checked = check(item, owner_hint)
-            if type(checked) is Rejection or misplaced:
-                if type(checked) is not Rejection:
-                    checked = Rejection(
-                        "batch_provider_mismatch", f"batch of {envelope} under message key {key}"
-                    )
+            if type(checked) is not Line or mismatch is not None:
+                rejection = mismatch if type(checked) is Line else checked
                 owner = owner_hint if owner_hint is not None else _provider_of(item)
-                payload = line_payload(raw, single, index, item)
-                self._reject(owner, fx, DeadLetter(owner, payload, *checked))
+                self._reject(owner, fx, DeadLetter(owner, payload(index, item), *rejection))  # type: ignore[misc]
                 continue
+            if TYPE_CHECKING:
+                assert type(checked) is Line  # a Rejection went above
             if checked.event_time >= due:
                 feed.apply_until(self, checked.event_time, fx)  # type: ignore[union-attr]
                 due = feed.due  # type: ignore[union-attr]
             outcome = accept(checked, fx)
             if outcome in _DEAD_LETTERED:
-                fx.dead_letters.append(
-                    DeadLetter(
-                        checked.provider,
-                        line_payload(raw, single, index, item),
-                        outcome,
-                        self._detail(outcome, checked),
-                    )
-                )
-        return fx
+                letter = payload(index, item)
+                detail = self._detail(outcome, checked)
+                fx.dead_letters.append(DeadLetter(checked.provider, letter, outcome, detail))
 
     def _detail(self, outcome: str, line: Line) -> str:
         if outcome == ORPHAN_CREDIT:
@@ -202,9 +237,7 @@ class Engine:
         return fx
 
     # -- rules --------------------------------------------------------------
-    def _check_ceiling(
-        self, st: ProviderState, year: int, event_time: float, fx: Effects
-    ) -> None:
+    def _check_ceiling(self, st: ProviderState, year: int, event_time: float, fx: Effects) -> None:
         """The ceiling rule for one provider-year, then the band it can rest in.
 
         Called when a line moved ``net_cents`` out of its year's band, or the

@@ -212,6 +212,7 @@ class TypedDecoder:
         union = Union[self.line_type, self.batch_type]  # noqa: UP007 - a runtime type
         self._union = union
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(union).decode
+        self._decode_many: Callable[[bytes], Any] = msgspec.json.Decoder(list[union]).decode
         # invalid UTF-8 inside a string surfaces as UnicodeDecodeError, a ValueError
         self._errors = (msgspec.MsgspecError, ValueError)
         # record → does it pass what msgspec leaves to Python: the schema's conditional
@@ -236,6 +237,23 @@ class TypedDecoder:
         if type(message) is self.batch_type and not self._envelope_ok(message):
             return None
         return message
+
+    def decode_lines(self, raws: list[bytes]) -> list[Any] | None:
+        """Many single-declaration messages (an archive's lines) in one C call: their
+        ``line_type`` records, or None when any of them is not one the typed path
+        vouches for (the caller then takes them one by one)."""
+        joined = b",".join(raws)
+        if _BACKSLASH in joined or not joined.isascii():
+            return None
+        try:
+            records: list[Any] = self._decode_many(b"[" + joined + b"]")
+        except self._errors:
+            return None
+        line_type = self.line_type
+        for record in records:
+            if type(record) is not line_type:
+                return None
+        return records
 
     def convert(self, obj: Any) -> Any:
         """A decoded line object → a ``line_type`` record, or None."""
