@@ -3,7 +3,9 @@
 ``YearState`` holds net counters only: applying a line with sign +1 and later with
 sign −1 returns every field to what it was, which is what makes credits exact.
 Distinct ADHD clients are counted per quarter as client → number of live lines, so
-a credit removes a client exactly when its last uncredited ADHD line goes.
+a credit removes a client exactly when its last uncredited ADHD line goes. A client
+is its 60-bit key (``state.key_of`` of the ``client_ref``): counting needs no more,
+and the reference itself never enters the state or its changelog.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ class YearState:
     detox_clinical: int = 0
     detox_ambulant: int = 0
     mismatch: int = 0
-    # quarter (1..4) → client_ref → live ADHD lines of that client in the quarter
-    adhd: dict[int, dict[str, int]] = field(default_factory=dict)
+    # quarter (1..4) → client key → live ADHD lines of that client in the quarter
+    adhd: dict[int, dict[int, int]] = field(default_factory=dict)
     # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
     # no ceiling alert of this year changes state (Engine._band). Empty until the
     # engine first computes it, so the first line takes the full check.
@@ -46,7 +48,7 @@ class YearState:
     band_high: float = field(default=-math.inf, compare=False, repr=False)
 
     def apply(
-        self, flags: int, amount_cents: int, quarter: int, client: str | None, sign: int
+        self, flags: int, amount_cents: int, quarter: int, client: int | None, sign: int
     ) -> None:
         self.net_cents += sign * amount_cents
         self.lines += sign
@@ -118,13 +120,13 @@ class YearState:
                 self.detox_ambulant,
                 self.mismatch,
             ],
-            "adhd": {str(q): clients for q, clients in self.adhd.items()},
+            "adhd": {str(q): list(clients.items()) for q, clients in self.adhd.items()},
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> YearState:
         state = cls(*raw["c"])
-        state.adhd = {int(q): dict(clients) for q, clients in raw["adhd"].items()}
+        state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
         return state
 
 

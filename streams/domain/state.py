@@ -5,7 +5,12 @@ by AGB code, which is also the Kafka key of the declarations topic: the streamin
 worker keeps exactly the providers of its partitions, the offline replay keeps all.
 
 The line index remembers, per ``line_id``, what its debit added and whether it was
-credited; the event set remembers every event judged. That is what makes acceptance
+credited; the event set remembers every event judged. Both hold 60-bit keys of the
+identifiers (``key_of``), not the identifiers themselves: an int of 32 bytes where a
+``line_id`` or a UUID ``event_id`` takes 80 to 96, and the same key in every process,
+so checkpoints can carry them as packed arrays. Two different identifiers of one
+provider and service year collide with probability n²/2⁶¹: below 10⁻⁶ for a
+million lines. That is what makes acceptance
 idempotent (SPEC §2 steps 4–7) and credits exact: a credit subtracts the stored
 contribution of its debit. Both are kept per service year, and only for the years the
 retention policy still holds (``retention.line_index_years``): once a provider's
@@ -20,15 +25,22 @@ of a ``checkpoint`` of the whole state.
 
 from __future__ import annotations
 
+import base64
 import math
+import sys
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from xxhash import xxh3_64_intdigest
 
 from streams.domain.alerts import AlertBook
 from streams.domain.indicators import YearState
 from streams.domain.model import (
     ACCEPTED,
+    ADHD,
     DUPLICATE,
     DUPLICATE_CREDIT,
     DUPLICATE_LINE,
@@ -40,10 +52,32 @@ from streams.domain.model import (
 
 # A line index entry packs what the debit added into one integer (32 bytes, where a
 # tuple of the same facts takes over 100): amount in bits 0-23, flags 24-32, quarter-1
-# 33-34, year 35-48, "credited" bit 49. An ADHD line also needs its client to leave
-# the distinct count when credited: its entry is (packed, client).
-_Entry = int | tuple[int, str]
+# 33-34, year 35-48, "credited" bit 49. An ADHD line's client (its key) is kept
+# beside the index, for the distinct count a credit must leave.
 _CREDITED = 1 << 49
+_SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
+
+
+def key_of(identifier: str) -> int:
+    """The 60-bit key of an event id, line id or client ref: stable across processes
+    and Python versions (xxh3), and below 2⁶⁰ so the int takes 32 bytes, not 36."""
+    return xxh3_64_intdigest(identifier.encode()) >> 4
+
+
+def _b64(values: Iterable[int]) -> str:
+    """Unsigned 64-bit integers as base64 of their little-endian bytes."""
+    packed = array("Q", values)
+    if sys.byteorder == "big":  # pragma: no cover - x86 and arm64 are little-endian
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def _unb64(text: str) -> array[int]:
+    packed = array("Q")
+    packed.frombytes(base64.b64decode(text))
+    if sys.byteorder == "big":  # pragma: no cover
+        packed.byteswap()
+    return packed
 
 
 def _pack(year: int, quarter: int, flags: int, amount: int) -> int:
@@ -64,14 +98,17 @@ def _unpack(packed: int) -> tuple[int, int, int, int]:
 class ProviderState:
     provider: str
     years: dict[int, YearState] = field(default_factory=dict)
-    # Service year → line_id → entry. A credit carries the service date of its debit,
-    # so the credit's own year finds the debit; keyed by year, the index of a whole
-    # year can be dropped at once (retention, below).
-    lines: dict[int, dict[str, _Entry]] = field(default_factory=dict)
-    # Service year → event ids judged at SPEC §2 steps 5-7 (accepted, or ignored or
-    # dead-lettered there): a repeat of one is a redelivery, counted duplicate and
-    # otherwise ignored (step 4). A redelivery repeats its line, so its year too.
-    events: dict[int, set[str]] = field(default_factory=dict)
+    # Service year → line key → packed entry. A credit carries the service date of its
+    # debit, so the credit's own year finds the debit; keyed by year, the index of a
+    # whole year can be dropped at once (retention, below).
+    lines: dict[int, dict[int, int]] = field(default_factory=dict)
+    # Service year → line key → client key, for the ADHD lines of ``lines``.
+    clients: dict[int, dict[int, int]] = field(default_factory=dict)
+    # Service year → keys of the event ids judged at SPEC §2 steps 5-7 (accepted, or
+    # ignored or dead-lettered there): a repeat of one is a redelivery, counted
+    # duplicate and otherwise ignored (step 4). A redelivery repeats its line, so its
+    # year too.
+    events: dict[int, set[int]] = field(default_factory=dict)
     alerts: AlertBook = field(default_factory=AlertBook)
     counts: Counts = field(default_factory=Counts)
     region: str | None = None
@@ -86,12 +123,16 @@ class ProviderState:
     open_from: int = 0  # first service year whose index is held; earlier ones are dropped
     dropped: bool = False  # years were dropped since the flag was last cleared (streaming)
     _roll: float = 0.0  # the watermark at which open_from moves next
-    # The year of the last line, and its index, event ids and YearState (None until
-    # its first debit): consecutive lines of one year skip three dict lookups.
+    # The year of the last line, and its index, clients, event ids and YearState (None
+    # until its first debit): consecutive lines of one year skip four dict lookups.
     _cy: int = -1
-    _cl: dict[str, _Entry] = field(default_factory=dict)
-    _ce: set[str] = field(default_factory=set)
+    _cl: dict[int, int] = field(default_factory=dict)
+    _cc: dict[int, int] = field(default_factory=dict)
+    _ce: set[int] = field(default_factory=set)
     _cys: YearState | None = None
+    # Entries repeat (a tariff, a setting, a quarter): one int object per distinct
+    # entry, shared by its lines, saves 32 bytes a line (_share).
+    _packs: dict[int, int] = field(default_factory=dict)
 
     def accept(self, line: Line) -> str:
         """Apply SPEC §2 steps 4–7 to a schema-valid line; return the outcome.
@@ -112,54 +153,55 @@ class ProviderState:
                 self.counts.reject(LINE_INDEX_EXPIRED)
                 return LINE_INDEX_EXPIRED
             self._select(year)
+        event = xxh3_64_intdigest(event_id.encode()) >> 4  # key_of, inlined
         events = self._ce
-        if event_id in events:
+        if event in events:
             self.counts.duplicate += 1
             return DUPLICATE
-        events.add(event_id)
+        events.add(event)
+        key = xxh3_64_intdigest(line_id.encode()) >> 4
         index = self._cl
-        entry = index.get(line_id)
+        packed = index.get(key)
         if not credit:
-            if entry is not None:
-                return self._ignored(event_id, year, DUPLICATE_LINE)
-            packed = amount | flags << 24 | (quarter - 1) << 33 | year << 35  # _pack, inlined
-            index[line_id] = packed if client is None else (packed, client)
+            if packed is not None:
+                return self._ignored(event, year, DUPLICATE_LINE)
+            packed = amount | flags << 24 | (quarter - 1) << 33 | year << 35  # _pack
+            shared = self._packs.get(packed)
+            index[key] = shared if shared is not None else self._share(packed)
+            ck = None
+            if client is not None:
+                ck = self._cc[key] = xxh3_64_intdigest(client.encode()) >> 4
             ys = self._cys
             if ys is None:
                 ys = self._cys = self._year(year)
-            ys.apply(flags, amount, quarter, client, 1)
+            ys.apply(flags, amount, quarter, ck, 1)
             if self.journal is not None:
-                self.journal.append([line_id, event_id, year, quarter, client, flags, amount])
+                self.journal.append([key, event, year, quarter, ck, flags, amount])
         else:
-            if entry is None:
-                found = self._elsewhere(line_id, year)
+            if packed is None:
+                found = self._elsewhere(key, year)
                 if found is None:
                     self.counts.reject(ORPHAN_CREDIT)
                     if self.journal is not None:
-                        self.journal.append([event_id, year])
+                        self.journal.append([event, year])
                     return ORPHAN_CREDIT
-                index, entry = found
-            packed = entry if type(entry) is int else entry[0]
+                index, packed = found
             if packed & _CREDITED:
-                return self._ignored(event_id, year, DUPLICATE_CREDIT)
-            self._credit(index, line_id, entry)
+                return self._ignored(event, year, DUPLICATE_CREDIT)
+            self._credit(index, key, packed)
             if self.journal is not None:
                 if index is self._cl:
-                    self.journal.append([line_id, event_id, year])
+                    self.journal.append([key, event, year])
                 else:  # the debit's year differs from the credit's
-                    self.journal.append([line_id, event_id, year, packed >> 35 & 0x3FFF])
+                    self.journal.append([key, event, year, packed >> 35 & 0x3FFF])
         self.region = region
         self.counts.accepted += 1
         return ACCEPTED
 
     def _select(self, year: int) -> None:
-        index = self.lines.get(year)
-        if index is None:
-            index = self.lines[year] = {}
-        events = self.events.get(year)
-        if events is None:
-            events = self.events[year] = set()
-        self._cy, self._cl, self._ce, self._cys = year, index, events, self.years.get(year)
+        index, clients, events = self._index(year)
+        self._cy, self._cl, self._cc, self._ce = year, index, clients, events
+        self._cys = self.years.get(year)
 
     def _advance(self) -> None:
         """The watermark entered a new calendar year: drop the years it closes."""
@@ -169,22 +211,20 @@ class ProviderState:
         if open_from <= self.open_from:
             return
         self.open_from = open_from
-        for year in [y for y in self.lines if y < open_from]:
-            del self.lines[year]
-            self.dropped = True
-        for year in [y for y in self.events if y < open_from]:
-            del self.events[year]
-            self.dropped = True
+        for table in (self.lines, self.clients, self.events):
+            for year in [y for y in table if y < open_from]:
+                del table[year]  # type: ignore[attr-defined]
+                self.dropped = True
         self._cy = -1  # the cached year may be among those dropped
 
-    def _elsewhere(self, line_id: str, year: int) -> tuple[dict[str, _Entry], _Entry] | None:
+    def _elsewhere(self, key: int, year: int) -> tuple[dict[int, int], int] | None:
         """The debit of a credit whose service date disagrees with it, in another
         open year (a credit subtracts what its debit added, whatever it says)."""
         for y, index in self.lines.items():
             if y != year:
-                entry = index.get(line_id)
-                if entry is not None:
-                    return index, entry
+                packed = index.get(key)
+                if packed is not None:
+                    return index, packed
         return None
 
     def index_entries(self) -> int:
@@ -193,32 +233,38 @@ class ProviderState:
 
     def debit_of(self, year: int, line_id: str) -> tuple[int, int, int, int] | None:
         """(year, quarter, flags, amount) the debit of ``line_id`` added, if known."""
-        entry = self.lines.get(year, {}).get(line_id)
-        if entry is None:
-            found = self._elsewhere(line_id, year)
+        key = key_of(line_id)
+        packed = self.lines.get(year, {}).get(key)
+        if packed is None:
+            found = self._elsewhere(key, year)
             if found is None:
                 return None
-            entry = found[1]
-        return _unpack(entry if type(entry) is int else entry[0])
+            packed = found[1]
+        return _unpack(packed)
 
-    def _ignored(self, event_id: str, year: int, outcome: str) -> str:
+    def _ignored(self, event: int, year: int, outcome: str) -> str:
         if outcome == DUPLICATE_LINE:
             self.counts.duplicate_line += 1
         else:
             self.counts.duplicate_credit += 1
         if self.journal is not None:  # the event id must survive a restart
-            self.journal.append([event_id, year])
+            self.journal.append([event, year])
         return outcome
 
-    def _credit(self, index: dict[str, _Entry], line_id: str, entry: _Entry) -> None:
-        if type(entry) is int:
-            packed, client = entry, None
-            index[line_id] = packed | _CREDITED
-        else:
-            packed, client = entry
-            index[line_id] = (packed | _CREDITED, client)
+    def _credit(self, index: dict[int, int], key: int, packed: int) -> None:
+        index[key] = packed | _CREDITED
         year, quarter, flags, amount = _unpack(packed)
+        client = self.clients[year].get(key) if flags & ADHD else None
         self._year(year).apply(flags, amount, quarter, client, -1)
+
+    def _share(self, packed: int) -> int:
+        """The shared int object equal to ``packed`` (up to ``_SHARED`` of them)."""
+        shared = self._packs.get(packed)
+        if shared is not None:
+            return shared
+        if len(self._packs) < _SHARED:
+            self._packs[packed] = packed
+        return packed
 
     def _year(self, year: int) -> YearState:
         ys = self.years.get(year)
@@ -226,73 +272,79 @@ class ProviderState:
             ys = self.years[year] = YearState()
         return ys
 
-    def _index(self, year: int) -> tuple[dict[str, _Entry], set[str]]:
+    def _index(self, year: int) -> tuple[dict[int, int], dict[int, int], set[int]]:
         index = self.lines.get(year)
         if index is None:
             index = self.lines[year] = {}
+        clients = self.clients.get(year)
+        if clients is None:
+            clients = self.clients[year] = {}
         events = self.events.get(year)
         if events is None:
             events = self.events[year] = set()
-        return index, events
+        return index, clients, events
 
     def replay_journal(self, records: list[list[Any]]) -> None:
         """Re-apply journal records (see ``accept``) without counting or alerting.
 
-        A record is a debit ``[line_id, event_id, year, quarter, client, flags,
-        amount]``, a credit ``[line_id, event_id, year]`` (``[…, debit year]`` when its
-        debit has another service year), or an event judged but not applied
-        ``[event_id, year]``.
+        A record is a debit ``[line key, event key, year, quarter, client key or
+        null, flags, amount]``, a credit ``[line key, event key, year]`` (``[…, debit
+        year]`` when its debit has another service year), or an event judged but not
+        applied ``[event key, year]``.
         """
         self._cy = -1
         for rec in records:
             n = len(rec)
             if n == 2:
-                self._index(rec[1])[1].add(rec[0])
+                self._index(rec[1])[2].add(rec[0])
             elif n <= 4:  # a credit; its debit's year when that differs
-                line_id, event_id, year = rec[:3]
-                self._index(year)[1].add(event_id)
+                key, event, year = rec[:3]
+                self._index(year)[2].add(event)
                 index = self._index(rec[3] if n == 4 else year)[0]
-                self._credit(index, line_id, index[line_id])
+                self._credit(index, key, index[key])
             else:
-                line_id, event_id, year, quarter, client, flags, amount = rec
-                index, events = self._index(year)
-                events.add(event_id)
-                packed = _pack(year, quarter, flags, amount)
-                index[line_id] = packed if client is None else (packed, client)
+                key, event, year, quarter, client, flags, amount = rec
+                index, clients, events = self._index(year)
+                events.add(event)
+                index[key] = self._share(_pack(year, quarter, flags, amount))
+                if client is not None:
+                    clients[key] = client
                 self._year(year).apply(flags, amount, quarter, client, 1)
 
     def checkpoint(self, max_entries: int) -> list[dict[str, Any]]:
-        """Line index, event ids and indicators as chunks of at most ``max_entries``
-        index entries and event ids each (the first chunk also holds the indicators),
-        so no single record of a large provider outgrows a Kafka message."""
+        """Line index, clients, event ids and indicators as chunks of at most
+        ``max_entries`` keys each (the first chunk also holds the indicators), so no
+        single record of a large provider outgrows a Kafka message. Keys and entries
+        travel as packed 64-bit arrays (``_b64``), 8 bytes each, not as decimal text."""
+        parts: list[tuple[str, int, list[Any]]] = []
+        for year in sorted(self.lines):
+            parts.append(("lines", year, list(self.lines[year].items())))
+        for year in sorted(self.clients):
+            parts.append(("clients", year, list(self.clients[year].items())))
+        for year in sorted(self.events):
+            parts.append(("events", year, list(self.events[year])))
         chunks: list[dict[str, Any]] = []
         chunk: dict[str, Any] = {
             "years": {str(y): ys.to_json() for y, ys in self.years.items()},
             "lines": {},
+            "clients": {},
             "events": {},
         }
         room = max_entries
-
-        def flush() -> None:
-            nonlocal chunk, room
-            chunks.append(chunk)
-            chunk, room = {"lines": {}, "events": {}}, max_entries
-
-        for kind, table in (("lines", self.lines), ("events", self.events)):
-            for year in sorted(table):
-                items = list(table[year].items()) if kind == "lines" else list(table[year])
-                start = 0
-                while start < len(items):
-                    if room == 0:
-                        flush()
-                    part = items[start : start + room]
-                    target = chunk[kind].setdefault(str(year), {} if kind == "lines" else [])
-                    if kind == "lines":
-                        target.update(part)
-                    else:
-                        target.extend(part)
-                    start += len(part)
-                    room -= len(part)
+        for kind, year, items in parts:
+            start = 0
+            while start < len(items):
+                if room == 0:
+                    chunks.append(chunk)
+                    chunk, room = {"lines": {}, "clients": {}, "events": {}}, max_entries
+                part = items[start : start + room]
+                chunk[kind][str(year)] = (
+                    _b64(part)
+                    if kind == "events"
+                    else [_b64(k for k, _ in part), _b64(v for _, v in part)]
+                )
+                start += len(part)
+                room -= len(part)
         chunks.append(chunk)
         return chunks
 
@@ -301,12 +353,13 @@ class ProviderState:
         self._cy = -1
         for y, raw in chunk.get("years", {}).items():
             self.years[int(y)] = YearState.from_json(raw)
-        for y, entries in chunk["lines"].items():
-            index = self._index(int(y))[0]
-            for line_id, entry in entries.items():
-                index[line_id] = entry if type(entry) is int else (entry[0], entry[1])
-        for y, ids in chunk["events"].items():
-            self._index(int(y))[1].update(ids)
+        for y, (keys, values) in chunk["lines"].items():
+            entries = map(self._share, _unb64(values))
+            self._index(int(y))[0].update(zip(_unb64(keys), entries, strict=True))
+        for y, (keys, values) in chunk["clients"].items():
+            self._index(int(y))[1].update(zip(_unb64(keys), _unb64(values), strict=True))
+        for y, keys in chunk["events"].items():
+            self._index(int(y))[2].update(_unb64(keys))
 
     def header(self) -> dict[str, Any]:
         """Everything not rebuilt from the journal: counters, alerts, offsets."""

@@ -53,7 +53,9 @@ Store = MutableMapping[str, bytes]
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MESSAGE_TOO_LARGE = "message_too_large"
 
-STATE_FORMAT = 2  # 2: journal records and line index per service year, checkpoints
+# 2: journal records and line index per service year, checkpoints; 3: identifiers
+# as 60-bit keys, checkpoints as packed arrays
+STATE_FORMAT = 3
 CHECKPOINT_SEGMENTS = 64  # journal segments of an owner before a checkpoint is considered
 CHECKPOINT_TAIL_RATIO = 4  # ...and journal records >= index entries / this ratio
 CHECKPOINT_CHUNK = 50_000  # index entries (and event ids) per checkpoint record, ~2.5 MB

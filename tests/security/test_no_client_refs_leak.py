@@ -27,6 +27,7 @@ import orjson
 import pytest
 
 from streams.domain.policy import load_policy
+from streams.domain.state import key_of
 from streams.metrics import WorkerMetrics
 from streams.pipeline.processor import contract_control
 from streams.replay.generate import GenerateOptions, iter_history
@@ -231,10 +232,10 @@ def test_bsn_shaped_identifiers_other_than_client_ref_are_accepted_but_masked_in
     owner = next(
         st
         for st in sim.engine.providers.values()
-        if any("hostile-l4" in index for index in st.lines.values())
+        if any(key_of("hostile-l4") in index for index in st.lines.values())
     )
     # accepted: its event id is remembered (under its service year)
-    assert any(BSN_EVENT in ids for ids in owner.events.values())
+    assert any(key_of(BSN_EVENT) in ids for ids in owner.events.values())
     orphan = [
         d
         for d in sim.published.dead_letters
