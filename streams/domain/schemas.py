@@ -64,10 +64,11 @@ def typed_decoder() -> TypedDecoder | None:
 
 def explain(exc: fastjsonschema.JsonSchemaValueException) -> str:
     """``field: message`` of a validation failure, e.g. ``practitioners: must be >= 1``."""
-    field = exc.name.removeprefix("data").lstrip(".") or "(object)"
+    name = exc.name or "data"  # fastjsonschema names the failing value, "data" the root
+    field = name.removeprefix("data").lstrip(".") or "(object)"
     message = exc.message
-    if message.startswith(exc.name + " "):
-        message = message[len(exc.name) + 1 :]
+    if message.startswith(name + " "):
+        message = message[len(name) + 1 :]
     return f"{field}: {message}"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable
+from types import GenericAlias
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -112,7 +113,8 @@ def field_type(schema: dict[str, Any], items: Any = None, deferred: list[str] | 
         raise Unsupported(f"type {types}")
     (kind,) = kinds
     if kind == "array":
-        base = list[items if items is not None else Any]
+        # list[items], spelled as the call it is: the item type is a runtime value
+        base = GenericAlias(list, (items if items is not None else Any,))
     elif kind in _SCALARS:
         base = _SCALARS[kind]
     else:
@@ -209,10 +211,14 @@ class TypedDecoder:
         )
         self.conditions = conditions(declaration)
         self._envelope_ok = _checker([], batch_regexes)
-        union = Union[self.line_type, self.batch_type]  # noqa: UP007 - a runtime type
+        # Union[line_type, batch_type] and list[union], spelled as the calls they are:
+        # the types are runtime values, which a type checker refuses in a subscript
+        union: Any = Union.__getitem__((self.line_type, self.batch_type))
         self._union = union
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(union).decode
-        self._decode_many: Callable[[bytes], Any] = msgspec.json.Decoder(list[union]).decode
+        self._decode_many: Callable[[bytes], Any] = msgspec.json.Decoder(
+            GenericAlias(list, (union,))
+        ).decode
         # invalid UTF-8 inside a string surfaces as UnicodeDecodeError, a ValueError
         self._errors = (msgspec.MsgspecError, ValueError)
         # record → does it pass what msgspec leaves to Python: the schema's conditional
