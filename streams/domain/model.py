@@ -8,6 +8,7 @@ integer additions and a credit can subtract exactly what its debit added.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import NamedTuple
@@ -108,9 +109,50 @@ class Counts:
         )
 
 
+# What ``format_time`` can write back: datetime's years 1..9999, in UTC.
+_FIRST_TIME = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_END_TIME = datetime(9999, 12, 31, tzinfo=UTC).timestamp() + 86_400.0
+# RFC 3339 date-time with an offset, in the spelling the schema's format check admits
+# (also an offset without its colon); the calendar is left to ``fromisoformat``.
+_DATE_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}:[0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:?[0-9]{2})"
+)
+
+
 def parse_time(value: str) -> float:
-    """RFC 3339 timestamp with offset → unix seconds."""
-    return datetime.fromisoformat(value).timestamp()
+    """RFC 3339 timestamp with offset → unix seconds.
+
+    Takes every timestamp the schema's ``date-time`` format admits, also those
+    ``datetime.fromisoformat`` refuses: a lowercase ``t`` or ``z``, and second 60 (a
+    leap second), which is read as the second after :59 (unix time has no leap
+    seconds, so ``2026-06-30T23:59:60Z`` is ``2026-07-01T00:00:00Z``). Raises
+    ValueError for a calendar that does not exist (month 13, hour 24, 29 February of
+    a common year), non-ASCII digits, and an instant outside the years 1..9999 in
+    UTC, which ``format_time`` could not write into an alert.
+    """
+    try:
+        ts = datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        ts = _parse_unusual(value)  # rare: only the cases above pay for the expression
+    if not _FIRST_TIME <= ts < _END_TIME:
+        raise ValueError("the instant is outside the years 0001..9999 in UTC")
+    return ts
+
+
+def _parse_unusual(value: str) -> float:
+    """``parse_time`` for the spellings ``fromisoformat`` refuses (or a ValueError)."""
+    match = _DATE_TIME.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 date-time with offset: {value!r}")
+    day, hour_minute, second, fraction, offset = match.groups()
+    leap = second == "60"
+    text = (
+        f"{day}T{hour_minute}:{'59' if leap else second}{fraction or ''}"
+        f"{'Z' if offset in ('Z', 'z') else offset}"
+    )
+    ts = datetime.fromisoformat(text).timestamp()  # the calendar: month 13, hour 24, …
+    return ts + 1.0 if leap else ts
 
 
 def year_quarter(service_date: str) -> tuple[int, int]:

@@ -1,8 +1,10 @@
 """``claimwatch validate``: check archive files against the schemas, line by line.
 
 Declaration files are judged by the same checks as the pipeline's first steps
-(``invalid_json``, ``schema``, ``bsn_like_client_ref``); contract files against
-``contract.v1.json``. The kind is taken from each line's ``schema`` field unless
+(``invalid_json``, ``schema``, ``bsn_like_client_ref``, ``batch_provider_mismatch``),
+including the engine's own reading of the dates and timestamps that the schema's
+format checks let through (29 February of a common year, non-ASCII digits); contract
+files against ``contract.v1.json`` and the engine's reading of ``updated_at``. The kind is taken from each line's ``schema`` field unless
 ``--kind`` says otherwise. Client references are never printed.
 """
 
@@ -18,7 +20,16 @@ import orjson
 
 from streams.domain import schemas
 from streams.domain.acceptance import is_bsn_like
-from streams.domain.model import BSN_LIKE, INVALID_BATCH, INVALID_JSON, SCHEMA
+from streams.domain.contracts import ContractError, parse_contract
+from streams.domain.model import (
+    BSN_LIKE,
+    INVALID_BATCH,
+    INVALID_JSON,
+    PROVIDER_MISMATCH,
+    SCHEMA,
+    parse_time,
+    year_quarter,
+)
 from streams.replay.files import iter_lines
 
 
@@ -52,20 +63,37 @@ def line_problem(obj: object, kind: str) -> tuple[str, str] | None:
             else "declaration"
         )
     if kind == "contract":
-        problem = schemas.check(schemas.CONTRACT, obj)
-        return (SCHEMA, problem) if problem else None
+        try:
+            parse_contract(obj)
+        except ContractError as exc:
+            return SCHEMA, str(exc)
+        return None
     if kind == "batch":
         problem = schemas.check(schemas.BATCH, obj)
         if problem:
             return INVALID_BATCH, problem
+        envelope = obj["provider_agb"]
         for i, line in enumerate(obj["lines"]):
             sub = line_problem(line, "declaration")
+            if sub is None and line["provider_agb"] != envelope:
+                agb = line["provider_agb"]
+                sub = PROVIDER_MISMATCH, f"line of provider {agb} in a message of {envelope}"
             if sub:
                 return sub[0], f"lines[{i}]: {sub[1]}"
         return None
     problem = schemas.check(schemas.DECLARATION, obj)
     if problem:
         return SCHEMA, problem
+    # What the schema's format checks let through but the engine refuses as `schema`
+    # (acceptance.Decoder.check reads both fields with these functions).
+    try:
+        year_quarter(obj["service_date"])
+    except ValueError as exc:
+        return SCHEMA, f"service_date: {exc}"
+    try:
+        parse_time(obj["submitted_at"])
+    except ValueError as exc:
+        return SCHEMA, f"submitted_at: {exc}"
     if is_bsn_like(obj["client_ref"]):
         return BSN_LIKE, "client_ref has the shape of a BSN (9 digits)"
     return None

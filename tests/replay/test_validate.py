@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.domain.contracts import ContractError, parse_contract
 from streams.domain.engine import Engine
 from streams.domain.policy import load_policy
 from streams.replay.validate import line_problem, validate_files
@@ -65,18 +66,54 @@ def test_crlf_line_endings_are_read_as_lines(tmp_path, make_line):
     assert report.summary() == "3 lines in 1 file(s): all valid"
 
 
-SCHEMA_VALID_TIMES = (
-    "BUG: a submitted_at that RFC 3339 and the JSON Schema allow (second 60, a lowercase "
-    "'z' offset) passes `claimwatch validate`, but the engine dead-letters it as `schema` "
-    "because datetime.fromisoformat cannot parse it"
-)
-
-
 def _engine_reason(obj: Any) -> str | None:
     engine = Engine(load_policy())
     raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
     fx = engine.process(raw)
     return fx.dead_letters[0].reason if fx.dead_letters else None
+
+
+def _batch(*lines: Any) -> dict[str, Any]:
+    return {"schema": "ggz.declaration-batch/1", "provider_agb": "12345678", "lines": list(lines)}
+
+
+# submitted_at values RFC 3339 and the schema's date-time format admit, some of which
+# datetime.fromisoformat alone does not read (lowercase t/z, second 60) ...
+SCHEMA_VALID_TIMES = {
+    "uppercase T and Z": "2026-03-01T10:00:00Z",
+    "lowercase t": "2026-03-01t10:00:00Z",
+    "lowercase z": "2026-03-01T10:00:00z",
+    "lowercase t and z": "2026-03-01t10:00:00z",
+    "fraction and lowercase z": "2026-03-01T10:00:00.123456789z",
+    "leap second": "2026-06-30T23:59:60Z",
+    "leap second, lowercase": "2026-06-30t23:59:60z",
+    "leap second with a fraction": "2026-06-30T23:59:60.5Z",
+    "leap second at an offset": "2026-07-01T01:59:60.25+02:00",
+    "leap second at a negative offset": "2026-12-31T18:59:60-05:00",
+    "leap second, offset without colon": "2026-06-30T23:59:60+0000",
+    "offset -00:00": "2026-03-01T10:00:00-00:00",
+    "offset without colon": "2026-03-01T10:00:00+0100",  # the format check admits it
+}
+# ... and values that are not RFC 3339, or that the format's pattern lets through but
+# no calendar (or no alert's event_time) can hold.
+INVALID_TIMES = {
+    "missing offset": "2026-03-01T10:00:00",
+    "space for T": "2026-03-01 10:00:00Z",
+    "hour 24": "2026-03-01T24:00:00Z",
+    "minute 60": "2026-03-01T10:60:00Z",
+    "month 13": "2026-13-01T10:00:00Z",
+    "february 29th 2026": "2026-02-29t10:00:00z",
+    "arabic-indic digits": "\u0662\u0660\u0662\u0666-03-01T10:00:00Z",
+    "before year 1 in UTC": "0001-01-01T00:00:00+01:00",
+    "after year 9999 in UTC": "9999-12-31T23:59:60Z",
+}
+SUBMITTED_AT = {**SCHEMA_VALID_TIMES, **INVALID_TIMES}
+
+
+@pytest.mark.parametrize("name", SUBMITTED_AT)
+def test_the_engine_accepts_every_submitted_at_the_schema_admits_and_no_other(make_line, name):
+    expected = None if name in SCHEMA_VALID_TIMES else "schema"
+    assert _engine_reason(make_line(submitted_at=SUBMITTED_AT[name])) == expected
 
 
 def _cases(make_line) -> dict[str, Any]:
@@ -86,21 +123,19 @@ def _cases(make_line) -> dict[str, Any]:
         "array": b"[]",
         "schema": make_line(kind="reversal"),
         "bsn": make_line(client_ref="000000000"),
-        "missing offset": make_line(submitted_at="2026-03-01T10:00:00"),
-        "offset without colon": make_line(submitted_at="2026-03-01T10:00:00+0100"),
         "february 29th 2025": make_line(service_date="2025-02-29"),
-        "leap second": make_line(submitted_at="2026-06-30T23:59:60Z"),
-        "lowercase z": make_line(submitted_at="2026-03-01T10:00:00z"),
-        "batch ok": {
-            "schema": "ggz.declaration-batch/1",
-            "provider_agb": "12345678",
-            "lines": [make_line()],
+        "service date in arabic-indic digits": make_line(
+            service_date="\u0662\u0660\u0662\u0666-03-01"
+        ),
+        **{
+            f"submitted_at {name}": make_line(submitted_at=value)
+            for name, value in SUBMITTED_AT.items()
         },
-        "batch empty": {
-            "schema": "ggz.declaration-batch/1",
-            "provider_agb": "12345678",
-            "lines": [],
-        },
+        "batch ok": _batch(make_line()),
+        "batch empty": _batch(),
+        "batch with a leap second": _batch(make_line(submitted_at="2026-06-30T23:59:60Z")),
+        "batch with hour 24": _batch(make_line(), make_line(submitted_at="2026-03-01T24:00:00Z")),
+        "batch with a line of another provider": _batch(make_line(provider_agb="87654321")),
     }
 
 
@@ -112,15 +147,14 @@ def _cases(make_line) -> dict[str, Any]:
         "array",
         "schema",
         "bsn",
-        "missing offset",
-        "offset without colon",
         "february 29th 2025",
-        *[
-            pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=SCHEMA_VALID_TIMES))
-            for case in ("leap second", "lowercase z")
-        ],
+        "service date in arabic-indic digits",
+        *[f"submitted_at {name}" for name in SUBMITTED_AT],
         "batch ok",
         "batch empty",
+        "batch with a leap second",
+        "batch with hour 24",
+        "batch with a line of another provider",
     ],
 )
 def test_validate_and_the_engine_agree_on_a_line(make_line, case):
@@ -135,3 +169,17 @@ def test_validate_and_the_engine_agree_on_a_line(make_line, case):
     else:
         found = line_problem(obj, "auto")
     assert (found[0] if found else None) == _engine_reason(obj)
+
+
+@pytest.mark.parametrize("name", SUBMITTED_AT)
+def test_a_contract_updated_at_is_judged_as_the_contract_reader_judges_it(contract_event, name):
+    obj = contract_event(updated_at=SUBMITTED_AT[name])
+    try:
+        parse_contract(obj)
+    except ContractError:
+        expected: str | None = "schema"
+    else:
+        expected = None
+    assert expected == (None if name in SCHEMA_VALID_TIMES else "schema")
+    found = line_problem(obj, "auto")
+    assert (found[0] if found else None) == expected

@@ -1,0 +1,89 @@
+"""``parse_time``: every timestamp the schema's date-time format admits, as unix seconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from streams.domain.model import format_time, parse_time
+
+MIDNIGHT = datetime(2026, 7, 1, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-07-01T00:00:00Z", MIDNIGHT),
+        ("2026-07-01t00:00:00Z", MIDNIGHT),
+        ("2026-07-01T00:00:00z", MIDNIGHT),
+        ("2026-07-01t00:00:00z", MIDNIGHT),
+        ("2026-07-01T02:00:00+02:00", MIDNIGHT),
+        ("2026-07-01t02:00:00+0200", MIDNIGHT),
+        ("2026-06-30T19:00:00-05:00", MIDNIGHT),
+        ("2026-07-01T00:00:00-00:00", MIDNIGHT),
+        ("2026-07-01T00:00:00.25z", MIDNIGHT + 0.25),
+    ],
+)
+def test_offsets_separators_and_fractions_of_one_instant(text: str, expected: float) -> None:
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-06-30T23:59:60Z", MIDNIGHT),
+        ("2026-06-30t23:59:60z", MIDNIGHT),
+        ("2026-06-30T23:59:60.5Z", MIDNIGHT + 0.5),
+        ("2026-07-01T01:59:60.25+02:00", MIDNIGHT + 0.25),
+        ("2026-06-30T18:59:60-05:00", MIDNIGHT),
+        ("2026-06-30T23:59:60+0000", MIDNIGHT),
+    ],
+)
+def test_a_leap_second_is_read_as_the_second_after_59(text: str, expected: float) -> None:
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-01T24:00:00Z",
+        "2026-03-01t24:00:00z",  # the slow path checks the calendar too
+        "2026-03-01T10:60:00Z",
+        "2026-03-01T10:00:61Z",
+        "2026-13-01T10:00:00Z",
+        "2026-02-29T10:00:60Z",
+        "2026-04-31t10:00:00z",
+        "2026-03-01T10:00:00+24:00",
+        "0000-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC: no alert could carry it
+        "9999-12-31T23:59:60Z",  # year 10000 in UTC
+        "\u0662\u0660\u0662\u0666-03-01T10:00:00Z",
+        "2026-03-01T10:00:00Z\n",
+        "not a time",
+    ],
+)
+def test_an_impossible_calendar_or_instant_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+def test_the_first_and_last_instants_an_alert_can_carry() -> None:
+    first = parse_time("0001-01-01T00:00:00Z")
+    last = parse_time("9999-12-31T23:59:59Z")
+    assert (format_time(first), format_time(last)) == (
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+    )
+
+
+def test_a_line_submitted_in_a_leap_second_alerts_at_the_next_second(engine, make_line) -> None:
+    mismatch = make_line(
+        care_demand_type=1, setting=5, activity="stay", stay_days=3
+    )  # fires zvt_setting_mismatch on this line, with its event time
+    mismatch["submitted_at"] = "2026-06-30t23:59:60.5z"
+    fx = engine.process(orjson.dumps(mismatch))
+    assert fx.dead_letters == []
+    (alert,) = fx.alerts
+    assert alert["event_time"] == "2026-07-01T00:00:00.500000Z"
