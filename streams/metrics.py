@@ -45,6 +45,10 @@ LAG_BUCKETS = (
     31_536_000.0,
 )
 PROVIDER_LABELS = ["provider", "year", "provider_name", "purchaser", "region"]
+# The `region` label without a contract for that provider-year. Labels come from the
+# insurer's contract events only: a line's own `region` is the provider's free text,
+# and would put unchecked input (and unbounded label values) on /metrics.
+UNKNOWN_REGION = "unknown"
 
 # Every metric name the worker exports (tests check dashboards and rules against it).
 METRIC_NAMES = (
@@ -239,7 +243,7 @@ class StateCollector:
                     str(year),
                     contract.provider_name if contract else "",
                     contract.purchaser if contract else "",
-                    contract.region if contract else (st.region or ""),
+                    contract.region if contract else UNKNOWN_REGION,
                 ]
                 g["net"].add_metric(labels, ys.net_cents / 100)
                 if contract is not None:
@@ -324,7 +328,7 @@ class StateCollector:
                             str(year),
                             a.severity,
                             contract.purchaser if contract else "",
-                            contract.region if contract else (st.region or ""),
+                            contract.region if contract else UNKNOWN_REGION,
                             detail,
                         ],
                         1,

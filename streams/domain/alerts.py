@@ -87,13 +87,19 @@ def build_event(
     provider: str,
     state: AlertState,
     contract: Contract | None,
-    region: str | None,
+    region: str | None = None,  # ignored; see the docstring
     event_time: float,
     detected_at: float,
     replay: bool,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-    """The alert event for one transition; ``context`` feeds the message text."""
+    """The alert event for one transition; ``context`` feeds the message text.
+
+    Provider name, purchaser and region come from the contract of the provider-year
+    (the insurer's own data), and are null without one, as the alert schema allows.
+    ``region`` is not used: a line's region is the provider's free text, which must
+    not reach purchasers' systems or metrics unchecked (docs/operations.md).
+    """
     aid = alert_id(finding.rule, provider, finding.year, finding.detail)
     name = contract.provider_name if contract else None
     event: dict[str, Any] = {
@@ -106,7 +112,7 @@ def build_event(
         "provider_name": name,
         "year": finding.year,
         "purchaser": contract.purchaser if contract else None,
-        "region": contract.region if contract else region,
+        "region": contract.region if contract else None,
         "value": finding.value,
         "threshold": finding.threshold,
         "event_time": format_time(event_time),

@@ -236,7 +236,7 @@ def test_zvt_mismatch_fires_on_the_first_mismatching_line_and_resolves_at_zero(e
     assert (fired["alert_id"], fired["state"], fired["severity"]) == (MISMATCH_ID, "firing", "high")
     assert fired["event_time"] == "2026-02-01T08:00:00Z"
     assert fired["value"] == 1.0
-    assert fired["region"] == "Utrecht"  # no contract: the line's region
+    assert fired["region"] is None  # no contract: the line's free-text region is not used
     assert fired["provider_name"] is None
     assert send(eng, m2, line.credit(m1)).alerts == []
     last = line.credit(m2, submitted_at="2026-07-07T07:07:07Z")

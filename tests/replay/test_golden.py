@@ -57,7 +57,7 @@ def test_golden_alerts_name_provider_and_purchaser_from_the_contract(tmp_path):
     assert names == {
         ("10000001", "GGZ Noorderzon", "Team Noord", "Groningen"),
         ("20000002", "Praktijk Maasdal", "Team Zuid", "Zuid-Limburg"),
-        ("30000003", None, None, "Amsterdam"),  # no contract: region of its lines
+        ("30000003", None, None, None),  # no contract: nothing from its lines
     }
 
 

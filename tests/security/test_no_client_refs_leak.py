@@ -246,15 +246,32 @@ def test_bsn_shaped_identifiers_other_than_client_ref_are_accepted_but_masked_in
     assert b"credit for line ********* that was never debited" in details
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a line's free-text region becomes the metrics label region (and the alert's "
-    "region) of a provider without a contract: input text reaches /metrics unchecked",
-)
-def test_a_hostile_region_does_not_reach_metrics() -> None:
+def test_a_hostile_region_reaches_neither_metrics_nor_alerts() -> None:
+    """A line's `region` is the provider's free text: labels and alerts take the
+    region from the insurer's contract, or show none (docs/operations.md)."""
+    from streams.domain.contracts import Contract
     from tests.security.test_fuzz_acceptance import valid_line
 
     sim = WorkerSim(POLICY, clock=lambda: 1_780_000_000.0)
-    sim.declarations("12345678", orjson.dumps(valid_line(1, region=BSN_CLIENT)))
+    # zorgvraagtype 1 in setting 5 in 2026: the line fires zvt_setting_mismatch itself
+    mismatch = valid_line(1, region=BSN_CLIENT, care_demand_type=1, setting=5)
+    sim.declarations("12345678", orjson.dumps(mismatch))
     text = WorkerMetrics(sim.engine).exposition()[0].decode()
+    assert BSN_CLIENT not in text
+    net = [ln for ln in text.splitlines() if ln.startswith("claimwatch_provider_net_declared")]
+    firing = [ln for ln in text.splitlines() if ln.startswith("claimwatch_alert_firing{")]
+    assert len(net) == 1 and 'region="unknown"' in net[0]
+    assert len(firing) == 1 and 'region="unknown"' in firing[0]
+    (alert,) = sim.published.alerts
+    assert alert["rule"] == "zvt_setting_mismatch"
+    assert alert["region"] is None  # no contract: no region, as alert.v1.json allows
+    assert BSN_CLIENT not in orjson.dumps(alert).decode()
+
+    # A contract names the region (and provider, purchaser) from then on.
+    sim.engine.apply_contract(
+        Contract("12345678", 2026, 10_000_000, "inkoop-ggz-noord", "GGZ Test", "Twente", 1, 0.0)
+    )
+    text = WorkerMetrics(sim.engine).exposition()[0].decode()
+    net = [ln for ln in text.splitlines() if ln.startswith("claimwatch_provider_net_declared")]
+    assert len(net) == 1 and 'region="Twente"' in net[0]
     assert BSN_CLIENT not in text
