@@ -231,7 +231,6 @@ class Decoder:
                 flags,
                 item.amount_cents,
                 event_time,
-                item.region,
             ),
         )
 

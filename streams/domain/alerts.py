@@ -87,7 +87,6 @@ def build_event(
     provider: str,
     state: AlertState,
     contract: Contract | None,
-    region: str | None = None,  # ignored; see the docstring
     event_time: float,
     detected_at: float,
     replay: bool,
@@ -97,8 +96,8 @@ def build_event(
 
     Provider name, purchaser and region come from the contract of the provider-year
     (the insurer's own data), and are null without one, as the alert schema allows.
-    ``region`` is not used: a line's region is the provider's free text, which must
-    not reach purchasers' systems or metrics unchecked (docs/operations.md).
+    Never a line's region: that is the provider's free text, which must not reach
+    purchasers' systems or metrics unchecked (docs/operations.md).
     """
     aid = alert_id(finding.rule, provider, finding.year, finding.detail)
     name = contract.provider_name if contract else None

@@ -298,7 +298,6 @@ class Engine:
                 provider=st.provider,
                 state=new,
                 contract=self.contracts.get(st.provider, finding.year),
-                region=st.region,
                 event_time=event_time,
                 detected_at=self.clock(),
                 replay=self.replay,

@@ -38,7 +38,6 @@ class Line(NamedTuple):
     flags: int
     amount_cents: int
     event_time: float  # submitted_at as unix seconds
-    region: str
 
 
 # Outcome of a line (SPEC §2 acceptance, in order).

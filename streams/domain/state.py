@@ -111,7 +111,6 @@ class ProviderState:
     events: dict[int, set[int]] = field(default_factory=dict)
     alerts: AlertBook = field(default_factory=AlertBook)
     counts: Counts = field(default_factory=Counts)
-    region: str | None = None
     watermark: float = 0.0  # latest event time (submitted_at) seen, unix seconds
     # Streaming only: "<source><partition>" → offset of the last message applied here.
     applied: dict[str, int] = field(default_factory=dict)
@@ -141,9 +140,7 @@ class ProviderState:
         (``line_index_expired``): without its event ids and line ids, steps 4–7
         cannot tell a redelivery or a credit from a new line.
         """
-        event_id, line_id, credit, _, year, quarter, client, flags, amount, event_time, region = (
-            line
-        )
+        event_id, line_id, credit, _, year, quarter, client, flags, amount, event_time = line
         if event_time > self.watermark:
             self.watermark = event_time
             if event_time >= self._roll:
@@ -194,7 +191,6 @@ class ProviderState:
                     self.journal.append([key, event, year])
                 else:  # the debit's year differs from the credit's
                     self.journal.append([key, event, year, packed >> 35 & 0x3FFF])
-        self.region = region
         self.counts.accepted += 1
         return ACCEPTED
 
@@ -366,7 +362,6 @@ class ProviderState:
         return {
             "counts": self.counts.as_dict(),
             "alerts": self.alerts.to_json(),
-            "region": self.region,
             "watermark": self.watermark,
             "applied": dict(self.applied),
         }
@@ -376,7 +371,6 @@ class ProviderState:
         self.alerts = AlertBook.from_json(raw["alerts"])
         for ys in self.years.values():  # ceiling bands follow the alert states
             ys.band_low, ys.band_high = math.inf, -math.inf
-        self.region = raw["region"]
         self.watermark = raw["watermark"]
         self.applied = {str(p): int(o) for p, o in raw["applied"].items()}
         # Years the watermark had closed are dropped again (the journal may hold their
