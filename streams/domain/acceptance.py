@@ -98,6 +98,9 @@ class Decoder:
                 if type(message) is self._record:
                     return None, [message], None
                 return message.provider_agb, message.lines, None
+            loose = self._typed.decode_batch_lines(raw)
+            if loose is not None:  # a batch with lines to judge one by one
+                return loose[0], loose[1], None
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -22,6 +22,7 @@ from types import GenericAlias
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
+import orjson
 
 # RFC 3339 date-time with an offset, as the schema's "date-time" format requires; the
 # calendar (month 13, hour 24) is checked where the timestamp is parsed.
@@ -209,6 +210,10 @@ class TypedDecoder:
         self.batch_type, batch_regexes = record_type(
             batch, "DeclarationBatch", "schema", items=self.line_type
         )
+        # The same envelope with each line kept as its raw JSON: a batch with one line
+        # the typed path cannot vouch for still has its other lines decoded here.
+        self._loose_type, _ = record_type(batch, "DeclarationBatchRaw", "schema", items=msgspec.Raw)
+        self._decode_loose: Callable[[bytes], Any] = msgspec.json.Decoder(self._loose_type).decode
         self.conditions = conditions(declaration)
         self._envelope_ok = _checker([], batch_regexes)
         # Union[line_type, batch_type] and list[union], spelled as the calls they are:
@@ -243,6 +248,33 @@ class TypedDecoder:
         if type(message) is self.batch_type and not self._envelope_ok(message):
             return None
         return message
+
+    def decode_batch_lines(self, raw: bytes) -> tuple[str, list[Any]] | None:
+        """A batch that ``decode`` refused because of some of its lines: its provider,
+        and each line as a ``line_type`` record where the typed path vouches for it,
+        else as the JSON value orjson decodes (for the full validator to judge).
+
+        None where the envelope itself is not one the typed path vouches for. Only
+        for a plain-ASCII message without a backslash (see ``decode``): there orjson
+        and msgspec agree on what is well-formed JSON, line by line too.
+        """
+        if _BACKSLASH in raw or not raw.isascii():
+            return None
+        try:
+            batch = self._decode_loose(raw)
+        except self._errors:
+            return None
+        if not self._envelope_ok(batch):
+            return None
+        decode, line_type, lines = self._decode, self.line_type, []
+        for part in batch.lines:
+            text = bytes(part)
+            try:
+                record = decode(text)
+            except self._errors:
+                record = None
+            lines.append(record if type(record) is line_type else orjson.loads(text))
+        return batch.provider_agb, lines
 
     def decode_lines(self, raws: list[bytes]) -> list[Any] | None:
         """Many single-declaration messages (an archive's lines) in one C call: their

@@ -804,3 +804,53 @@ def test_cents_written_as_1e3_are_accepted_as_integer_cents():
     decoder = Decoder(load_policy().mismatch)
     line = decoder.check({**_base("stay"), "amount_cents": 1e3}, None)
     assert line.amount_cents == 1000 and type(line.amount_cents) is int
+
+
+def test_a_batch_with_bad_lines_keeps_its_good_lines_on_the_typed_path(tmp_path, monkeypatch):
+    """A batch that the typed path refuses as a whole (some lines malformed) is split
+    into raw lines, each decoded on its own: the results equal those of the orjson
+    path that judges every line with the full validator."""
+    from streams.replay.generate import GenerateOptions, generate
+
+    made = generate(
+        tmp_path, GenerateOptions(providers=4, lines=4_000, seed=5, malformed_rate=0.02)
+    )
+    by_provider: dict[str, list[bytes]] = {}
+    for raw in made.declarations_path.read_bytes().splitlines():
+        try:
+            agb = orjson.loads(raw).get("provider_agb")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue  # not an object: no batch to put it in
+        if isinstance(agb, str) and len(agb) == 8:
+            by_provider.setdefault(agb, []).append(raw)
+    messages = [
+        (
+            agb,
+            b'{"schema":"ggz.declaration-batch/1","provider_agb":"%s","lines":[%s]}'
+            % (agb.encode(), b",".join(lines[i : i + 40])),
+        )
+        for agb, lines in sorted(by_provider.items())
+        for i in range(0, len(lines), 40)
+    ]
+
+    def run() -> tuple[Engine, Effects]:
+        engine, fx = Engine(load_policy(), clock=lambda: 0.0), Effects()
+        for agb, raw in messages:
+            engine.process(raw, agb, fx)
+        return engine, fx
+
+    split = TypedDecoder.decode_batch_lines
+    used = []
+    monkeypatch.setattr(
+        TypedDecoder,
+        "decode_batch_lines",
+        lambda self, raw: used.append(split(self, raw)) or used[-1],
+    )
+    typed, fx_typed = run()
+    assert any(u is not None for u in used)  # batches did go through the split
+    monkeypatch.setattr(TypedDecoder, "decode_batch_lines", lambda self, raw: None)
+    full, fx_full = run()
+    assert fx_typed.dead_letters == fx_full.dead_letters
+    assert fx_typed.alerts == fx_full.alerts
+    assert typed.snapshot() == full.snapshot()
+    assert {"schema", "bsn_like_client_ref"} <= set(reasons(fx_full))
