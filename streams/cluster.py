@@ -122,6 +122,7 @@ class Cluster:
                 "CLAIMWATCH_REPLAY": "true" if s.replay else "false",
                 "CLAIMWATCH_LOG_LEVEL": s.log_level,
                 "CLAIMWATCH_PRODUCER_BATCH_BYTES": str(s.producer_batch_bytes),
+                "CLAIMWATCH_FETCH_WAIT_MS": str(s.fetch_wait_ms),
             }
         )
         # Security from these settings, not whatever the parent's environment holds

@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 import faust
 import orjson
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from streams.domain.acceptance import DeadLetter
@@ -88,6 +89,14 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # docs/faust-on-tansu.md, "tansu behaviour that matters". Kafka answers
         # exactly, so production keeps aiokafka's batching.
         producer_max_batch_size=settings.producer_batch_bytes,
+        # A message writes a journal segment and a header (tens of KB) to the state
+        # changelog. aiokafka sends one batch per partition at a time, and a record
+        # that finds its partition's batch full waits for it to be sent; Faust's
+        # producer buffer sends table writes one after another, and past 100 waiting
+        # its conductor stops handing fetched messages to the agent ("producer buffer
+        # full" in the log). 16 KiB batches (one record each) held the agent up that
+        # way; 512 KiB ones take a message's records, and stay under the 1 MB
+        # max.message.bytes of a topic created with Kafka's defaults.
         # Table recovery reads each changelog to the end a fetch reports, so it is
         # exact on tansu with batched writes too (streams/pipeline/recovery.py).
         TableManager=table_manager(settings),
@@ -116,6 +125,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         table_standby_replicas=0,
         logging_config=None,
     )
+    app.transport = _transport(settings.fetch_wait_ms)(app.conf.broker_consumer, app)
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     app.topic(settings.topic_declarations, partitions=settings.partitions, **raw)
     control = app.topic(
@@ -380,6 +390,37 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         return web.bytes(orjson.dumps(snap), content_type="application/json")
 
     return app
+
+
+def _transport(fetch_wait_ms: int) -> type[aiokafka_driver.Transport]:
+    """Faust's aiokafka transport, its consumer fetching with ``fetch_wait_ms``.
+
+    Faust's driver fixes the consumer's fetch_max_wait_ms at 1500 and offers no
+    setting. aiokafka keeps one fetch in flight per broker, for the partitions that
+    have no fetched records waiting. When those are only idle ones (control and
+    contracts topics, the peers changelog) the broker holds that fetch for the whole
+    wait, and the declarations partitions, drained by the agent meanwhile, cannot be
+    fetched again until it returns: with a full input topic the agent sat idle up to
+    1.5 s at a time, a third of its wall time (docs/faust-on-tansu.md, "Where a
+    worker waits"). Tansu also answers a waiting fetch late, more so the longer the
+    wait (bench/RESULTS.md), so a short wait shortens the path to an alert as well.
+    """
+
+    class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            # Read once, when consumer.start() creates its fetcher.
+            consumer._fetch_max_wait_ms = fetch_wait_ms  # noqa: SLF001
+            return consumer
+
+    class WaitConsumer(aiokafka_driver.Consumer):
+        def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    class Transport(aiokafka_driver.Transport):
+        Consumer = WaitConsumer
+
+    return Transport
 
 
 _NINE_DIGITS = re.compile(r"(?<![0-9])[0-9]{9}(?![0-9])")

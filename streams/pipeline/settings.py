@@ -44,8 +44,12 @@ class Settings:
     log_level: str = "info"
     rebalance_timeout: float = 10.0
     # aiokafka's batch size in bytes; 1 puts every record in a batch of its own, which
-    # the tansu broker needs (see create_app): the embedded broker sets it.
-    producer_batch_bytes: int = 16384
+    # the tansu broker needs (see create_app): the embedded broker sets it. A
+    # message's changelog records are tens of KB each, so the default holds several.
+    producer_batch_bytes: int = 524288
+    # How long the broker may hold the worker's fetch when no data is there (aiokafka's
+    # fetch_max_wait_ms; Faust fixes it at 1500, see create_app).
+    fetch_wait_ms: int = 50
 
     @property
     def topic_control(self) -> str:
@@ -128,7 +132,8 @@ class Settings:
             ssl_keyfile=get("SSL_KEYFILE"),
             log_level=(get("LOG_LEVEL", "info") or "info").lower(),
             rebalance_timeout=float(integer("REBALANCE_TIMEOUT_SECONDS", 10, 1, 600)),
-            producer_batch_bytes=integer("PRODUCER_BATCH_BYTES", 16384, 1, 1 << 20),
+            producer_batch_bytes=integer("PRODUCER_BATCH_BYTES", 524288, 1, 1 << 20),
+            fetch_wait_ms=integer("FETCH_WAIT_MS", 50, 1, 10000),
         )
         settings.ssl_context()  # unreadable or non-PEM files fail here, in one line
         return settings

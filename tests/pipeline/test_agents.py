@@ -21,6 +21,7 @@ import faust.topics
 import orjson
 import pytest
 
+from streams.domain.errors import ClaimwatchError
 from streams.domain.model import format_time
 from streams.domain.policy import load_policy
 from streams.pipeline.app import create_app
@@ -210,3 +211,30 @@ async def test_fausts_own_sensor_reports_into_the_registry_our_metrics_page_serv
     for name in ("faust_messages_received_total", "faust_total_rebalances"):
         assert f"\n{name} " in text, name
     assert "claimwatch_lines_total" in text
+
+
+async def test_the_workers_consumer_fetches_with_its_own_fetch_wait_not_fausts_1500_ms():
+    # Faust's driver hard-codes fetch_max_wait_ms=1500; create_app's transport sets
+    # CLAIMWATCH_FETCH_WAIT_MS on the consumer before it starts (docs/configuration.md).
+    import inspect
+
+    from aiokafka import AIOKafkaConsumer
+
+    app = create_app(SETTINGS.with_(fetch_wait_ms=25), load_policy())
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)  # noqa: SLF001
+    try:
+        assert consumer._fetch_max_wait_ms == 25  # noqa: SLF001
+    finally:
+        await consumer.stop()
+    # ... which is where AIOKafkaConsumer.start() takes its fetcher's wait from.
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_the_producer_batches_a_messages_changelog_records_and_the_fetch_wait_is_short():
+    settings = Settings.from_env({})
+    app = create_app(settings.with_(broker="127.0.0.1:9"), load_policy())
+    assert app.conf.producer_max_batch_size == settings.producer_batch_bytes == 524288
+    assert settings.fetch_wait_ms == 50
+    assert Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "10"}).fetch_wait_ms == 10
+    with pytest.raises(ClaimwatchError, match="CLAIMWATCH_FETCH_WAIT_MS"):
+        Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "0"})
