@@ -28,12 +28,14 @@ from bench.broker import stage_cluster
 from streams.cluster import Cluster
 from streams.domain.model import parse_time
 from streams.domain.policy import load_policy
+from streams.pipeline.settings import Settings
 
 TARGET_P99_S = 1.0
 TICK_SECONDS = 0.05
 AMOUNT_CENTS = 10_000
 REGION = "Twente"
-FAUST_FETCH_WAIT_MS = 1500  # faust/transport/drivers/aiokafka.py, not configurable
+# The worker's fetch wait (CLAIMWATCH_FETCH_WAIT_MS; Faust's own driver fixes 1500)
+WORKER_FETCH_WAIT_MS = Settings.from_env({}).fetch_wait_ms
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -171,14 +173,13 @@ async def _drive(
 
     stop = asyncio.Event()
     # The alert reader must not add to the latency it measures: a 10 ms fetch wait.
-    # The floor reader reads the declarations as the worker does: Faust's aiokafka
-    # driver fixes fetch_max_wait_ms at 1500, and tansu does not answer a waiting
-    # fetch as soon as data arrives (the delay grows with the fetch wait), so the
-    # same delay stands in front of any Faust worker on this broker.
+    # The floor reader reads the declarations as the worker does, with the worker's
+    # fetch wait: tansu does not answer a waiting fetch as soon as data arrives (the
+    # delay grows with the fetch wait), so the same delay stands in front of the worker.
     readers = [
         asyncio.create_task(_consume(bootstrap, s.topic_alerts, 10, on_alert, stop)),
         asyncio.create_task(
-            _consume(bootstrap, s.topic_declarations, FAUST_FETCH_WAIT_MS, on_declarations, stop)
+            _consume(bootstrap, s.topic_declarations, WORKER_FETCH_WAIT_MS, on_declarations, stop)
         ),
     ]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)

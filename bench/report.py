@@ -119,7 +119,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(
             (
                 "latency",
-                "floor: raw consumer, Faust's 1.5 s fetch wait, p50 / p99",
+                "floor: raw consumer, the worker's fetch wait, p50 / p99",
                 f"{1000 * lat['floor_p50_s']:.0f} / {1000 * lat['floor_p99_s']:.0f} ms",
                 "",
             )
