@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from streams.domain import rules
 from streams.domain.acceptance import (
     DeadLetter,
@@ -113,8 +115,14 @@ class Engine:
         if envelope is not None and key is not None and envelope != key:
             mismatch = Rejection(PROVIDER_MISMATCH, f"batch of {envelope} under message key {key}")
 
+        decoded: list[Any] = []  # the batch's lines, decoded once for all its dead letters
+
         def payload(index: int, item: Any) -> bytes:
-            return line_payload(raw, single, index, item)
+            if single or type(item) is dict:
+                return line_payload(raw, single, index, item)
+            if not decoded:
+                decoded.append(orjson.loads(raw)["lines"])
+            return line_payload(raw, single, index, decoded[0][index])
 
         owner_hint = key if key is not None else envelope
         self._apply(items, owner_hint, mismatch, payload, fx, feed)
