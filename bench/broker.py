@@ -41,6 +41,7 @@ def stage_cluster(
         partitions=PARTITIONS,
         tick_seconds=3600,  # the structural rules' timer stays out of the measurement
         replay=replay,
+        producer_idempotence=False,  # tansu has no idempotent producers
     )
     run_dir = var / f"run-{stage}"
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -76,6 +76,7 @@ class Cluster:
         self.settings = self.settings.with_(
             broker=self.broker.bootstrap,
             producer_batch_bytes=1,  # tansu's ListOffsets (see create_app)
+            producer_idempotence=False,  # tansu has no idempotent producers
             security_protocol="PLAINTEXT",
             sasl_username=None,
             sasl_password=None,
@@ -123,6 +124,7 @@ class Cluster:
                 "CLAIMWATCH_LOG_LEVEL": s.log_level,
                 "CLAIMWATCH_PRODUCER_BATCH_BYTES": str(s.producer_batch_bytes),
                 "CLAIMWATCH_FETCH_WAIT_MS": str(s.fetch_wait_ms),
+                "CLAIMWATCH_PRODUCER_IDEMPOTENCE": "true" if s.producer_idempotence else "false",
             }
         )
         # Security from these settings, not whatever the parent's environment holds

@@ -46,6 +46,7 @@ from streams.pipeline.processor import (
     contract_control,
     tick_control,
 )
+from streams.pipeline.producer import use_idempotent_producer
 from streams.pipeline.recovery import table_manager
 from streams.pipeline.settings import Settings
 
@@ -126,6 +127,8 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         logging_config=None,
     )
     app.transport = _transport(settings.fetch_wait_ms)(app.conf.broker_consumer, app)
+    if settings.producer_idempotence:
+        use_idempotent_producer(app)
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     app.topic(settings.topic_declarations, partitions=settings.partitions, **raw)
     control = app.topic(

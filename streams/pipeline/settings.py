@@ -50,6 +50,10 @@ class Settings:
     # How long the broker may hold the worker's fetch when no data is there (aiokafka's
     # fetch_max_wait_ms; Faust fixes it at 1500, see create_app).
     fetch_wait_ms: int = 50
+    # Idempotent producer (Kafka's enable.idempotence): a produce retried after a
+    # network fault is not written twice. tansu has no InitProducerId, so the embedded
+    # broker turns it off (streams/pipeline/producer.py).
+    producer_idempotence: bool = True
 
     @property
     def topic_control(self) -> str:
@@ -134,6 +138,8 @@ class Settings:
             rebalance_timeout=float(integer("REBALANCE_TIMEOUT_SECONDS", 10, 1, 600)),
             producer_batch_bytes=integer("PRODUCER_BATCH_BYTES", 524288, 1, 1 << 20),
             fetch_wait_ms=integer("FETCH_WAIT_MS", 50, 1, 10000),
+            producer_idempotence=(get("PRODUCER_IDEMPOTENCE", "true") or "").lower()
+            in ("1", "true", "yes"),
         )
         settings.ssl_context()  # unreadable or non-PEM files fail here, in one line
         return settings

@@ -73,7 +73,13 @@ def proxied_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     broker = ProxiedBroker(tmp_path / "var").start()
     c = Cluster(
-        Settings(partitions=4, tick_seconds=3600.0, broker=broker.bootstrap),
+        # tansu: no idempotent producers (Cluster.start_broker sets the same)
+        Settings(
+            partitions=4,
+            tick_seconds=3600.0,
+            broker=broker.bootstrap,
+            producer_idempotence=False,
+        ),
         var_dir=tmp_path / "var",
         env=FAST_REBALANCE,
     )
