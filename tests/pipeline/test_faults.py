@@ -157,7 +157,9 @@ def test_broker_unreachable_mid_stream_the_worker_reconnects_and_resumes(
     assert worker.proc is not None and worker.proc.poll() is None, (
         f"the worker exited ({faults}); see {worker.log_path}"
     )
-    assert_equal_results(online, reference, faults)
+    # tansu has no idempotent producers: a produce request the worker retries after
+    # the proxy reset its connection can leave an identical copy of an alert record.
+    assert_equal_results(online, reference, faults, producer_retries=True)
 
 
 # -- c. rebalance ----------------------------------------------------------------------
