@@ -45,6 +45,71 @@ def offline_reference(
     }
 
 
+def retried_copies(cluster: Cluster) -> list[list[bytes]]:
+    """Declarations messages a producer's retry wrote twice: on a partition, a run of
+    records equal, byte for byte, to the run right before it (aiokafka re-sends a
+    failed request's batch before any later one of that partition). Each as the list
+    of its lines (a batch envelope's, or the message itself)."""
+    s = cluster.settings
+    parts: dict[int, list[bytes]] = {}
+    for partition, _offset, _key, value in sorted(
+        asyncio.run(read_partitions(s.broker or "", s.topic_declarations))
+    ):
+        parts.setdefault(partition, []).append(value)
+    copies: list[list[bytes]] = []
+    for values in parts.values():
+        i = 1
+        while i < len(values):
+            k = next((k for k in range(1, i + 1) if values[i : i + k] == values[i - k : i]), None)
+            if k is None:
+                i += 1
+                continue
+            for value in values[i : i + k]:
+                copies.append(_lines_of(value))
+            i += k
+    return copies
+
+
+def _lines_of(value: bytes) -> list[bytes]:
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return [value]
+    if isinstance(obj, dict) and isinstance(obj.get("lines"), list):
+        return [orjson.dumps(line) for line in obj["lines"]]
+    return [value]
+
+
+def with_retried_copies(files: list[Path], copies: list[list[bytes]], out: Path) -> Path:
+    """The archive as the declarations topic holds it: each retried copy's lines again,
+    right after the last line of the message it repeats. A provider's lines sit in
+    one partition, where the copy follows its original before any later message, so
+    every provider sees the same sequence as the workers did (and a copy carries the
+    event times of lines already sent: no contract falls due by it)."""
+    lines = [line for f in files for line in f.read_bytes().splitlines() if line.strip()]
+
+    def norm(raw: bytes) -> bytes:
+        try:
+            return orjson.dumps(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            return raw
+
+    first: dict[bytes, int] = {}
+    for i, line in enumerate(lines):
+        first.setdefault(norm(line), i)
+    after: dict[int, list[bytes]] = {}
+    for copy in copies:
+        at = max(first[norm(line)] for line in copy)
+        after.setdefault(at, []).extend(copy)
+    out.write_bytes(
+        b"".join(
+            line + b"\n" + b"".join(c + b"\n" for c in after.get(i, ()))
+            for i, line in enumerate(lines)
+        )
+    )
+    return out
+
+
 def produce(
     cluster: Cluster,
     files: list[Path],
