@@ -70,6 +70,14 @@ def retried_copies(cluster: Cluster) -> list[list[bytes]]:
     return copies
 
 
+def topic_line_count(cluster: Cluster) -> int:
+    """Lines on the declarations topic (a batch envelope's lines, or the message), to
+    tell a line lost before the topic from one lost after it."""
+    s = cluster.settings
+    records = asyncio.run(read_partitions(s.broker or "", s.topic_declarations))
+    return sum(len(_lines_of(value)) for _p, _o, _k, value in records)
+
+
 def _lines_of(value: bytes) -> list[bytes]:
     try:
         obj = orjson.loads(value)

@@ -38,6 +38,7 @@ from tests.pipeline.harness import (
     produce,
     read_partitions,
     retried_copies,
+    topic_line_count,
     wait_until,
     with_retried_copies,
     write_lines,
@@ -155,7 +156,10 @@ def test_broker_unreachable_mid_stream_the_worker_reconnects_and_resumes(
 
     stats = producing.result()
     online = finish(cluster, stats, policy)
-    faults = f"hang {hang:.1f} s, outage {outage:.1f} s after message {resumed}"
+    faults = (
+        f"hang {hang:.1f} s, outage {outage:.1f} s after message {resumed}; "
+        f"{topic_line_count(cluster)} lines on the topic, {stats.lines} produced"
+    )
     copies = retried_copies(cluster)
     if copies:
         # The test's producer is not idempotent either (tansu): a request it retried
