@@ -238,3 +238,21 @@ def test_the_producer_batches_a_messages_changelog_records_and_the_fetch_wait_is
     assert Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "10"}).fetch_wait_ms == 10
     with pytest.raises(ClaimwatchError, match="CLAIMWATCH_FETCH_WAIT_MS"):
         Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "0"})
+
+
+async def test_the_workers_producer_is_idempotent_unless_the_setting_turns_it_off():
+    # Faust asks aiokafka for idempotence only under exactly_once; create_app's
+    # transport asks for it whenever CLAIMWATCH_PRODUCER_IDEMPOTENCE is on (the default).
+    assert Settings.from_env({}).producer_idempotence is True
+    on = create_app(SETTINGS.with_(producer_idempotence=True), load_policy())
+    # the aiokafka producers, constructed (options checked) but not started; aiokafka
+    # keeps a transaction manager exactly when the producer is idempotent
+    producer = on.producer._new_producer()  # noqa: SLF001
+    off = create_app(SETTINGS.with_(producer_idempotence=False), load_policy())
+    plain = off.producer._new_producer()  # noqa: SLF001
+    try:
+        assert producer._txn_manager is not None  # noqa: SLF001
+        assert plain._txn_manager is None  # noqa: SLF001
+    finally:
+        await producer.stop()
+        await plain.stop()
