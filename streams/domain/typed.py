@@ -212,8 +212,13 @@ class TypedDecoder:
         )
         # The same envelope with each line kept as its raw JSON: a batch with one line
         # the typed path cannot vouch for still has its other lines decoded here.
-        self._loose_type, _ = record_type(batch, "DeclarationBatchRaw", "schema", items=msgspec.Raw)
-        self._decode_loose: Callable[[bytes], Any] = msgspec.json.Decoder(self._loose_type).decode
+        # Decoded through a union with the line type, so that the tag is required (a
+        # record type alone does not insist on its tag field).
+        self._loose_type: Any = record_type(
+            batch, "DeclarationBatchRaw", "schema", items=msgspec.Raw
+        )[0]
+        loose: Any = Union.__getitem__((self.line_type, self._loose_type))
+        self._decode_loose: Callable[[bytes], Any] = msgspec.json.Decoder(loose).decode
         self.conditions = conditions(declaration)
         self._envelope_ok = _checker([], batch_regexes)
         # Union[line_type, batch_type] and list[union], spelled as the calls they are:
@@ -264,7 +269,7 @@ class TypedDecoder:
             batch = self._decode_loose(raw)
         except self._errors:
             return None
-        if not self._envelope_ok(batch):
+        if type(batch) is not self._loose_type or not self._envelope_ok(batch):
             return None
         decode, line_type, lines = self._decode, self.line_type, []
         for part in batch.lines:

@@ -854,3 +854,13 @@ def test_a_batch_with_bad_lines_keeps_its_good_lines_on_the_typed_path(tmp_path,
     assert fx_typed.alerts == fx_full.alerts
     assert typed.snapshot() == full.snapshot()
     assert {"schema", "bsn_like_client_ref"} <= set(reasons(fx_full))
+
+
+def test_an_envelope_without_its_schema_tag_is_one_bad_line_not_a_batch(make_line):
+    """Found by the fuzzer: a record type decoded on its own does not insist on its
+    tag, so the split of a refused batch must go through the tagged union too."""
+    engine = Engine(load_policy())
+    raw = orjson.dumps({"provider_agb": "12345678", "lines": [make_line(), None]})
+    fx = send(engine, raw, key="12345678")
+    assert fx.lines == 1
+    assert reasons(fx) == ["schema"]
