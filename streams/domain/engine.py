@@ -161,7 +161,13 @@ class Engine:
         ``mismatch`` rejects every line that passes the checks (a batch under another
         provider's key); ``payload(index, item)`` is a rejected line's dead-letter bytes.
         """
-        check, accept = self.decoder.check, self.accept
+        # The loop runs for every line: what it needs is bound to locals first.
+        check, providers, touched, times = (
+            self.decoder.check,
+            self.providers,
+            fx.touched,
+            fx.event_times,
+        )
         due = feed.due if feed is not None else math.inf
         fx.lines += len(items)
         for index, item in enumerate(items):
@@ -173,14 +179,30 @@ class Engine:
                 continue
             if TYPE_CHECKING:
                 assert type(checked) is Line  # a Rejection went above
-            if checked.event_time >= due:
-                feed.apply_until(self, checked.event_time, fx)  # type: ignore[union-attr]
+            event_time = checked.event_time
+            if event_time >= due:
+                feed.apply_until(self, event_time, fx)  # type: ignore[union-attr]
                 due = feed.due  # type: ignore[union-attr]
-            outcome = accept(checked, fx)
-            if outcome in _DEAD_LETTERED:
+            # SPEC §2 steps 4-7, then the line-driven rules (SPEC §5)
+            provider = checked.provider
+            st = providers.get(provider)
+            if st is None:
+                st = self.state(provider)
+            outcome = st.accept(checked)
+            touched.add(provider)
+            if outcome == ACCEPTED:
+                times.append(event_time)
+                if checked.credit or checked.flags & MISMATCH:
+                    self._line_rules(st, checked, fx)
+                    continue
+                # A debit: inside its year's band the ceiling rule cannot change state.
+                ys = st.years[checked.year]
+                if not ys.band_low <= ys.net_cents * 10_000 < ys.band_high:
+                    self._check_ceiling(st, checked.year, event_time, fx)
+            elif outcome in _DEAD_LETTERED:  # counted by the state; the letter is ours
                 letter = payload(index, item)
                 detail = self._detail(outcome, checked)
-                fx.dead_letters.append(DeadLetter(checked.provider, letter, outcome, detail))
+                fx.dead_letters.append(DeadLetter(provider, letter, outcome, detail))
 
     def _detail(self, outcome: str, line: Line) -> str:
         if outcome == ORPHAN_CREDIT:
@@ -193,37 +215,18 @@ class Engine:
             "line can no longer be checked against its debit or an earlier delivery"
         )
 
-    def accept(self, line: Line, fx: Effects) -> str:
-        """SPEC §2 steps 4–7 for a checked line, then the line-driven rules.
-
-        An orphan credit or a line of an expired service year is counted here; its
-        dead letter is the caller's to send.
-        """
-        provider = line.provider
-        st = self.providers.get(provider)
-        if st is None:
-            st = self.state(provider)
-        outcome = st.accept(line)
-        fx.touched.add(provider)
-        if outcome == ACCEPTED:
-            fx.event_times.append(line.event_time)
-            if line.credit:  # a credit changes the year of the debit it reverses
-                year, _, flags, _ = st.debit_of(line.year, line.line_id)  # type: ignore[misc]
-            else:
-                year, flags = line.year, line.flags
-            ys = st.years[year]
-            # Hot path: inside its band the ceiling rule cannot change state.
-            if not ys.band_low <= ys.net_cents * 10_000 < ys.band_high:
-                self._check_ceiling(st, year, line.event_time, fx)
-            if flags & MISMATCH:
-                self._observe(
-                    st,
-                    rules.mismatch_finding(ys, self.policy, year),
-                    line.event_time,
-                    fx,
-                    {},
-                )
-        return outcome
+    def _line_rules(self, st: ProviderState, line: Line, fx: Effects) -> None:
+        """The line-driven rules (ceiling, zvt mismatch) after ``line`` was accepted."""
+        if line.credit:  # a credit changes the year of the debit it reverses
+            year, _, flags, _ = st.debit_of(line.year, line.line_id)  # type: ignore[misc]
+        else:
+            year, flags = line.year, line.flags
+        ys = st.years[year]
+        if not ys.band_low <= ys.net_cents * 10_000 < ys.band_high:
+            self._check_ceiling(st, year, line.event_time, fx)
+        if flags & MISMATCH:
+            finding = rules.mismatch_finding(ys, self.policy, year)
+            self._observe(st, finding, line.event_time, fx, {})
 
     def _reject(self, owner: str | None, fx: Effects, letter: DeadLetter) -> None:
         fx.dead_letters.append(letter)
