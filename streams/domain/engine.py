@@ -89,7 +89,10 @@ class Engine:
         return st
 
     def new_state(self, provider: str) -> ProviderState:
-        return ProviderState(provider, keep_years=self.policy.retention.line_index_years)
+        # Only a journaled state is persisted: the others key by the identifiers.
+        return ProviderState(
+            provider, keep_years=self.policy.retention.line_index_years, hashed=self.journal
+        )
 
     def process(
         self,

@@ -4,8 +4,9 @@
 sign −1 returns every field to what it was, which is what makes credits exact.
 Distinct ADHD clients are counted per quarter as client → number of live lines, so
 a credit removes a client exactly when its last uncredited ADHD line goes. A client
-is its 60-bit key (``state.key_of`` of the ``client_ref``): counting needs no more,
-and the reference itself never enters the state or its changelog.
+is its 60-bit key (``state.key_of`` of the ``client_ref``) in a streaming worker's
+state, so the reference itself never enters the persisted state or its changelog;
+the offline replay, which persists nothing, counts the references themselves.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class YearState:
     detox_clinical: int = 0
     detox_ambulant: int = 0
     mismatch: int = 0
-    # quarter (1..4) → client key → live ADHD lines of that client in the quarter
-    adhd: dict[int, dict[int, int]] = field(default_factory=dict)
+    # quarter (1..4) → client (key) → live ADHD lines of that client in the quarter
+    adhd: dict[int, dict[int | str, int]] = field(default_factory=dict)
     # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
     # no ceiling alert of this year changes state (Engine._band). Empty until the
     # engine first computes it, so the first line takes the full check.
@@ -48,7 +49,7 @@ class YearState:
     band_high: float = field(default=-math.inf, compare=False, repr=False)
 
     def apply(
-        self, flags: int, amount_cents: int, quarter: int, client: int | None, sign: int
+        self, flags: int, amount_cents: int, quarter: int, client: int | str | None, sign: int
     ) -> None:
         self.net_cents += sign * amount_cents
         self.lines += sign

@@ -58,6 +58,11 @@ _CREDITED = 1 << 49
 _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 
 
+# A key of the index and event sets: the identifier's 60-bit key (``key_of``) in a
+# state that is persisted, the identifier itself in one that never is (``hashed``).
+Key = int | str
+
+
 def key_of(identifier: str) -> int:
     """The 60-bit key of an event id, line id or client ref: stable across processes
     and Python versions (xxh3), and below 2⁶⁰ so the int takes 32 bytes, not 36."""
@@ -101,14 +106,14 @@ class ProviderState:
     # Service year → line key → packed entry. A credit carries the service date of its
     # debit, so the credit's own year finds the debit; keyed by year, the index of a
     # whole year can be dropped at once (retention, below).
-    lines: dict[int, dict[int, int]] = field(default_factory=dict)
+    lines: dict[int, dict[Key, int]] = field(default_factory=dict)
     # Service year → line key → client key, for the ADHD lines of ``lines``.
-    clients: dict[int, dict[int, int]] = field(default_factory=dict)
+    clients: dict[int, dict[Key, Key]] = field(default_factory=dict)
     # Service year → keys of the event ids judged at SPEC §2 steps 5-7 (accepted, or
     # ignored or dead-lettered there): a repeat of one is a redelivery, counted
     # duplicate and otherwise ignored (step 4). A redelivery repeats its line, so its
     # year too.
-    events: dict[int, set[int]] = field(default_factory=dict)
+    events: dict[int, set[Key]] = field(default_factory=dict)
     alerts: AlertBook = field(default_factory=AlertBook)
     counts: Counts = field(default_factory=Counts)
     watermark: float = 0.0  # latest event time (submitted_at) seen, unix seconds
@@ -119,15 +124,19 @@ class ProviderState:
     # year Y are dropped once the watermark reaches 1 January of Y + keep_years + 1
     # (UTC). Event time only, never the wall clock, so a replay decides the same.
     keep_years: int = 3
+    # Keys are the identifiers' 60-bit keys (``key_of``), stable across processes and
+    # compact, in a state the streaming worker persists; an offline replay, which never
+    # persists its state, keys by the identifiers themselves and saves hashing them.
+    hashed: bool = True
     open_from: int = 0  # first service year whose index is held; earlier ones are dropped
     dropped: bool = False  # years were dropped since the flag was last cleared (streaming)
     _roll: float = 0.0  # the watermark at which open_from moves next
     # The year of the last line, and its index, clients, event ids and YearState (None
     # until its first debit): consecutive lines of one year skip four dict lookups.
     _cy: int = -1
-    _cl: dict[int, int] = field(default_factory=dict)
-    _cc: dict[int, int] = field(default_factory=dict)
-    _ce: set[int] = field(default_factory=set)
+    _cl: dict[Key, int] = field(default_factory=dict)
+    _cc: dict[Key, Key] = field(default_factory=dict)
+    _ce: set[Key] = field(default_factory=set)
     _cys: YearState | None = None
     # Entries repeat (a tariff, a setting, a quarter): one int object per distinct
     # entry, shared by its lines, saves 32 bytes a line (_share).
@@ -150,13 +159,14 @@ class ProviderState:
                 self.counts.reject(LINE_INDEX_EXPIRED)
                 return LINE_INDEX_EXPIRED
             self._select(year)
-        event = xxh3_64_intdigest(event_id.encode()) >> 4  # key_of, inlined
+        hashed = self.hashed
+        event: Key = xxh3_64_intdigest(event_id.encode()) >> 4 if hashed else event_id  # key_of
         events = self._ce
         if event in events:
             self.counts.duplicate += 1
             return DUPLICATE
         events.add(event)
-        key = xxh3_64_intdigest(line_id.encode()) >> 4
+        key: Key = xxh3_64_intdigest(line_id.encode()) >> 4 if hashed else line_id
         index = self._cl
         packed = index.get(key)
         if not credit:
@@ -165,9 +175,9 @@ class ProviderState:
             packed = amount | flags << 24 | (quarter - 1) << 33 | year << 35  # _pack
             shared = self._packs.get(packed)
             index[key] = shared if shared is not None else self._share(packed)
-            ck = None
+            ck: Key | None = None
             if client is not None:
-                ck = self._cc[key] = xxh3_64_intdigest(client.encode()) >> 4
+                ck = self._cc[key] = xxh3_64_intdigest(client.encode()) >> 4 if hashed else client
             ys = self._cys
             if ys is None:
                 ys = self._cys = self._year(year)
@@ -213,7 +223,7 @@ class ProviderState:
                 self.dropped = True
         self._cy = -1  # the cached year may be among those dropped
 
-    def _elsewhere(self, key: int, year: int) -> tuple[dict[int, int], int] | None:
+    def _elsewhere(self, key: Key, year: int) -> tuple[dict[Key, int], int] | None:
         """The debit of a credit whose service date disagrees with it, in another
         open year (a credit subtracts what its debit added, whatever it says)."""
         for y, index in self.lines.items():
@@ -229,7 +239,7 @@ class ProviderState:
 
     def debit_of(self, year: int, line_id: str) -> tuple[int, int, int, int] | None:
         """(year, quarter, flags, amount) the debit of ``line_id`` added, if known."""
-        key = key_of(line_id)
+        key = key_of(line_id) if self.hashed else line_id
         packed = self.lines.get(year, {}).get(key)
         if packed is None:
             found = self._elsewhere(key, year)
@@ -238,7 +248,7 @@ class ProviderState:
             packed = found[1]
         return _unpack(packed)
 
-    def _ignored(self, event: int, year: int, outcome: str) -> str:
+    def _ignored(self, event: Key, year: int, outcome: str) -> str:
         if outcome == DUPLICATE_LINE:
             self.counts.duplicate_line += 1
         else:
@@ -247,7 +257,7 @@ class ProviderState:
             self.journal.append([event, year])
         return outcome
 
-    def _credit(self, index: dict[int, int], key: int, packed: int) -> None:
+    def _credit(self, index: dict[Key, int], key: Key, packed: int) -> None:
         index[key] = packed | _CREDITED
         year, quarter, flags, amount = _unpack(packed)
         client = self.clients[year].get(key) if flags & ADHD else None
@@ -268,7 +278,7 @@ class ProviderState:
             ys = self.years[year] = YearState()
         return ys
 
-    def _index(self, year: int) -> tuple[dict[int, int], dict[int, int], set[int]]:
+    def _index(self, year: int) -> tuple[dict[Key, int], dict[Key, Key], set[Key]]:
         index = self.lines.get(year)
         if index is None:
             index = self.lines[year] = {}
@@ -312,6 +322,8 @@ class ProviderState:
         ``max_entries`` keys each (the first chunk also holds the indicators), so no
         single record of a large provider outgrows a Kafka message. Keys and entries
         travel as packed 64-bit arrays (``_b64``), 8 bytes each, not as decimal text."""
+        if not self.hashed:
+            raise ValueError("a state keyed by identifiers (hashed=False) is never persisted")
         parts: list[tuple[str, int, list[Any]]] = []
         for year in sorted(self.lines):
             parts.append(("lines", year, list(self.lines[year].items())))
