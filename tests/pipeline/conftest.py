@@ -54,19 +54,6 @@ def small_history(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path],
 
 
 @pytest.fixture
-def fault_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
-    c = Cluster(
-        Settings(partitions=4, tick_seconds=3600.0), var_dir=tmp_path / "var", env=FAST_REBALANCE
-    )
-    c.start_broker()
-    c.create_topics()
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture
 def proxied_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
     """A cluster whose broker every client reaches through an `OutageProxy`."""
     from tests.pipeline.harness import ProxiedBroker

@@ -69,14 +69,13 @@ def wait_advance(cluster: Cluster, by: int, producing: Background, what: str) ->
 
 
 def test_worker_sigkilled_at_random_points_recovers_without_loss_or_double_counting(
-    fault_cluster, small_history, policy, tmp_path: Path
+    cluster, small_history, policy, tmp_path: Path
 ) -> None:
     """Three SIGKILLs in one stream, each at a seeded random point: after a random
     number of further messages while the worker is processing, or a random fraction
     of a second after a restarted worker got its partitions (while it rebuilds its
     state from the changelog and reads the alerts topic). Each kill is followed by a
     restart; the stream goes on meanwhile."""
-    cluster = fault_cluster
     files, contracts = small_history
     reference = offline_reference(files, contracts, policy, tmp_path)
     rnd = random.Random(SEED)
@@ -181,12 +180,11 @@ def test_broker_unreachable_mid_stream_the_worker_reconnects_and_resumes(
 
 
 def test_second_worker_joins_and_leaves_mid_stream(
-    fault_cluster, small_history, policy, tmp_path: Path
+    cluster, small_history, policy, tmp_path: Path
 ) -> None:
     """A second worker joins while the first is processing (partitions move to it,
     with their state), and later leaves with SIGTERM (they move back). Each move is a
     rebalance with at-least-once redelivery of what was not yet committed."""
-    cluster = fault_cluster
     files, contracts = small_history
     reference = offline_reference(files, contracts, policy, tmp_path)
     rnd = random.Random(SEED + 2)
@@ -218,7 +216,7 @@ def test_second_worker_joins_and_leaves_mid_stream(
 
 
 def test_the_same_batches_produced_three_times(
-    fault_cluster, small_history, policy, tmp_path: Path
+    cluster, small_history, policy, tmp_path: Path
 ) -> None:
     """A producer that re-sends everything (no idempotence, retries after timeouts):
     the same batches three times, at new offsets, so the worker's offset guard does not
@@ -226,7 +224,6 @@ def test_the_same_batches_produced_three_times(
     the offline replay of the archive three times over (each repeated line counts as a
     duplicate there too); contracts are sent once, where their event time puts them
     (those after the last line after the third pass)."""
-    cluster = fault_cluster
     files, contracts = small_history
     lines = history_lines(files)
     last = max(parse_time(orjson.loads(x)["submitted_at"]) for x in lines if _is_json(x))
@@ -258,14 +255,13 @@ def test_the_same_batches_produced_three_times(
 # -- e. out-of-order and late events ----------------------------------------------------
 
 
-def test_out_of_order_and_late_events(fault_cluster, small_history, policy, tmp_path: Path) -> None:
+def test_out_of_order_and_late_events(cluster, small_history, policy, tmp_path: Path) -> None:
     """Event times out of order across providers (each provider's lines arrive with a
     seeded delay of up to four months against the others'), and late lines: debits
     with service dates months back that arrive after the year has turned (they count
     in their service year's contract), credits of old lines arriving months later,
     and 2026 zorgvraagtype/setting mismatches among the late lines. Archive and stream
     carry the lines in the same (disordered) order."""
-    cluster = fault_cluster
     files, contracts = small_history
     rnd = random.Random(SEED + 4)
     lines = [orjson.loads(x) for x in history_lines(files) if _is_json(x)]
@@ -352,7 +348,7 @@ def _is_json(raw: bytes) -> bool:
 
 
 def test_large_and_malformed_messages_mixed_into_the_stream(
-    fault_cluster, small_history, policy, tmp_path: Path
+    cluster, small_history, policy, tmp_path: Path
 ) -> None:
     """1000-line batches (the SPEC's maximum) carry the history, malformed lines are
     mixed into it (the offline replay reads those too), and malformed messages that
@@ -366,7 +362,6 @@ def test_large_and_malformed_messages_mixed_into_the_stream(
     the message-level faults, every rejection is on the dead-letter topic with its
     reason (a payload too large for a dead letter is cut, with its size in a header),
     and the worker keeps running."""
-    cluster = fault_cluster
     s = cluster.settings
     files, contracts = small_history
     rnd = random.Random(SEED + 5)
@@ -528,7 +523,7 @@ def send_messages(cluster: Cluster, messages: list[tuple[bytes | None, bytes]]) 
 
 
 def test_contract_arriving_after_the_declarations_it_governs(
-    fault_cluster, small_history, policy, tmp_path: Path
+    cluster, small_history, policy, tmp_path: Path
 ) -> None:
     """A provider-year's contract arrives only after its declarations (the purchaser
     signs late), then is adjusted twice. The ceiling rule fires on the contract event,
@@ -538,7 +533,6 @@ def test_contract_arriving_after_the_declarations_it_governs(
     agree. Version 1 puts the provider at 95 % (70 and 90 fire), version 2 raises the
     ceiling (both resolve), version 3 lowers it below the net amount (70, 90 and 100
     fire)."""
-    cluster = fault_cluster
     files, contracts = small_history
     crows = [orjson.loads(c) for c in contracts.read_bytes().splitlines()]
     _, bare = replay_offline(files, policy)  # no contracts: the provider-years' net amounts
