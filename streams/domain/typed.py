@@ -31,6 +31,7 @@ DATETIME_PATTERN = (
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
 )
 _MEMO = 1 << 14  # values remembered per deferred expression
+_ONE_BY_ONE = 8  # _decode_parts: fewer parts than this are not split further
 _BACKSLASH = ord("\\")
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "$comment", "examples", "default"}
 _SCALARS: dict[str, Any] = {"string": str, "integer": int, "boolean": bool, "null": None}
@@ -271,15 +272,33 @@ class TypedDecoder:
             return None
         if type(batch) is not self._loose_type or not self._envelope_ok(batch):
             return None
-        decode, line_type, lines = self._decode, self.line_type, []
-        for part in batch.lines:
-            text = bytes(part)
+        lines: list[Any] = []
+        self._decode_parts([bytes(part) for part in batch.lines], lines)
+        return batch.provider_agb, lines
+
+    def _decode_parts(self, parts: list[bytes], out: list[Any]) -> None:
+        """Append each JSON value of ``parts`` to ``out`` as a ``line_type`` record,
+        or as what orjson decodes where the typed path does not vouch for it.
+
+        All in one call when every part passes; else each half on its own, down to
+        a few parts taken one by one: a batch with one bad line costs a few more
+        decodes, not a call per line."""
+        if len(parts) > _ONE_BY_ONE:
+            records = self.decode_lines(parts)
+            if records is not None and len(records) == len(parts):
+                out.extend(records)
+                return
+            half = len(parts) // 2
+            self._decode_parts(parts[:half], out)
+            self._decode_parts(parts[half:], out)
+            return
+        decode, line_type = self._decode, self.line_type
+        for text in parts:
             try:
                 record = decode(text)
             except self._errors:
                 record = None
-            lines.append(record if type(record) is line_type else orjson.loads(text))
-        return batch.provider_agb, lines
+            out.append(record if type(record) is line_type else orjson.loads(text))
 
     def decode_lines(self, raws: list[bytes]) -> list[Any] | None:
         """Many single-declaration messages (an archive's lines) in one C call: their
