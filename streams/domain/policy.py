@@ -9,7 +9,7 @@ completely at start: an unknown key, a missing key or a value out of range raise
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,14 @@ class CeilingPolicy:
     thresholds: tuple[float, ...]
     severities: tuple[str, ...]
     resolve_margin: float
+    # Thresholds and margin in basis points, so crossings are decided in exact
+    # integers; computed once, the ceiling rule reads them whenever it runs.
+    thresholds_bp: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    margin_bp: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def thresholds_bp(self) -> tuple[int, ...]:
-        """Thresholds in basis points, so crossings are decided in exact integers."""
-        return tuple(round(t * 10_000) for t in self.thresholds)
-
-    @property
-    def margin_bp(self) -> int:
-        return round(self.resolve_margin * 10_000)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds_bp", tuple(round(t * 10_000) for t in self.thresholds))
+        object.__setattr__(self, "margin_bp", round(self.resolve_margin * 10_000))
 
 
 @dataclass(frozen=True, slots=True)
