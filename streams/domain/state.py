@@ -6,14 +6,17 @@ worker keeps exactly the providers of its partitions, the offline replay keeps a
 
 The line index remembers, per ``line_id``, what its debit added and whether it was
 credited; the event set remembers every event judged. Both hold 60-bit keys of the
-identifiers (``key_of``), not the identifiers themselves: an int of 32 bytes where a
-``line_id`` or a UUID ``event_id`` takes 80 to 96, and the same key in every process,
-so checkpoints can carry them as packed arrays. Two different identifiers of one
-provider and service year collide with probability n²/2⁶¹: below 10⁻⁶ for a
-million lines. That is what makes acceptance
-idempotent (SPEC §2 steps 4–7) and credits exact: a credit subtracts the stored
-contribution of its debit. Both are kept per service year, and only for the years the
-retention policy still holds (``retention.line_index_years``): once a provider's
+identifiers (``key_of``), not the identifiers themselves, in C hash tables of int64
+(``cykhash``, the khash of pandas): about 16 bytes a line index entry and 8 an event
+id plus free buckets, where a dict of int objects takes about 140 a line and a
+``line_id`` or UUID ``event_id`` string alone 80 to 96. The keys are the same in
+every process, so checkpoints carry them as packed arrays. (The offline replay, which
+never persists, keeps the identifiers in dicts and sets: see ``hashed``.) Two
+different identifiers of one provider and service year collide with probability
+n²/2⁶¹: below 10⁻⁶ for a million lines. That is what makes acceptance idempotent
+(SPEC §2 steps 4–7) and credits exact: a credit subtracts the stored contribution of
+its debit. Both are kept per service year, and only for the years the retention
+policy still holds (``retention.line_index_years``): once a provider's
 event-time watermark closes a year, that year's index goes, its indicators stay, and
 its later lines are refused as ``line_index_expired``.
 
@@ -29,11 +32,17 @@ import base64
 import math
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cykhash import (  # type: ignore[import-untyped]
+    Int64Set,
+    Int64Set_from_buffer,
+    Int64toInt64Map,
+    Int64toInt64Map_from_buffers,
+)
 from xxhash import xxh3_64_intdigest
 
 from streams.domain.alerts import AlertBook
@@ -61,6 +70,11 @@ _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 # A key of the index and event sets: the identifier's 60-bit key (``key_of``) in a
 # state that is persisted, the identifier itself in one that never is (``hashed``).
 Key = int | str
+# Per service year: line key → packed entry, line key → client key, event keys. C
+# tables of int64 in a hashed state, dicts and a set in the other (``_index``).
+Index = MutableMapping[Key, int]
+Clients = MutableMapping[Key, Key]
+Events = MutableSet[Key]
 
 
 def key_of(identifier: str) -> int:
@@ -69,19 +83,29 @@ def key_of(identifier: str) -> int:
     return xxh3_64_intdigest(identifier.encode()) >> 4
 
 
-def _b64(values: Iterable[int]) -> str:
-    """Unsigned 64-bit integers as base64 of their little-endian bytes."""
-    packed = array("Q", values)
+def _b64(packed: array[int]) -> str:
+    """64-bit integers (all below 2⁶³) as base64 of their little-endian bytes."""
     if sys.byteorder == "big":  # pragma: no cover - x86 and arm64 are little-endian
+        packed = array(packed.typecode, packed)
         packed.byteswap()
-    return base64.b64encode(packed.tobytes()).decode("ascii")
+    return base64.b64encode(packed).decode("ascii")
 
 
 def _unb64(text: str) -> array[int]:
-    packed = array("Q")
+    """Signed int64, the type of the C tables: the values are all below 2⁶³, so the
+    bytes are those of the unsigned array ``checkpoint`` has always written."""
+    packed = array("q")
     packed.frombytes(base64.b64decode(text))
     if sys.byteorder == "big":  # pragma: no cover
         packed.byteswap()
+    return packed
+
+
+def _int64s(values: Iterable[Any]) -> array[int]:
+    # ``extend``, not ``array(typecode, values)``: the constructor asks the iterator of a
+    # cykhash table for an iterator again, which it does not provide.
+    packed = array("q")
+    packed.extend(values)
     return packed
 
 
@@ -106,14 +130,14 @@ class ProviderState:
     # Service year → line key → packed entry. A credit carries the service date of its
     # debit, so the credit's own year finds the debit; keyed by year, the index of a
     # whole year can be dropped at once (retention, below).
-    lines: dict[int, dict[Key, int]] = field(default_factory=dict)
+    lines: dict[int, Index] = field(default_factory=dict)
     # Service year → line key → client key, for the ADHD lines of ``lines``.
-    clients: dict[int, dict[Key, Key]] = field(default_factory=dict)
+    clients: dict[int, Clients] = field(default_factory=dict)
     # Service year → keys of the event ids judged at SPEC §2 steps 5-7 (accepted, or
     # ignored or dead-lettered there): a repeat of one is a redelivery, counted
     # duplicate and otherwise ignored (step 4). A redelivery repeats its line, so its
     # year too.
-    events: dict[int, set[Key]] = field(default_factory=dict)
+    events: dict[int, Events] = field(default_factory=dict)
     alerts: AlertBook = field(default_factory=AlertBook)
     counts: Counts = field(default_factory=Counts)
     watermark: float = 0.0  # latest event time (submitted_at) seen, unix seconds
@@ -134,12 +158,13 @@ class ProviderState:
     # The year of the last line, and its index, clients, event ids and YearState (None
     # until its first debit): consecutive lines of one year skip four dict lookups.
     _cy: int = -1
-    _cl: dict[Key, int] = field(default_factory=dict)
-    _cc: dict[Key, Key] = field(default_factory=dict)
-    _ce: set[Key] = field(default_factory=set)
+    _cl: Index = field(default_factory=dict)
+    _cc: Clients = field(default_factory=dict)
+    _ce: Events = field(default_factory=set)
     _cys: YearState | None = None
-    # Entries repeat (a tariff, a setting, a quarter): one int object per distinct
-    # entry, shared by its lines, saves 32 bytes a line (_share).
+    # Entries repeat (a tariff, a setting, a quarter): in the dicts of a state keyed by
+    # identifiers, one int object per distinct entry, shared by its lines, saves 32
+    # bytes a line (_share). The C tables store the value itself.
     _packs: dict[int, int] = field(default_factory=dict)
 
     def accept(self, line: Line) -> str:
@@ -168,13 +193,17 @@ class ProviderState:
         events.add(event)
         key: Key = xxh3_64_intdigest(line_id.encode()) >> 4 if hashed else line_id
         index = self._cl
-        packed = index.get(key)
+        # ``in`` first: a C table's ``get`` raises and catches KeyError on a miss (1 µs)
+        packed = index[key] if key in index else None  # noqa: SIM401
         if not credit:
             if packed is not None:
                 return self._ignored(event, year, DUPLICATE_LINE)
             packed = amount | flags << 24 | (quarter - 1) << 33 | year << 35  # _pack
-            shared = self._packs.get(packed)
-            index[key] = shared if shared is not None else self._share(packed)
+            if hashed:
+                index[key] = packed
+            else:
+                shared = self._packs.get(packed)
+                index[key] = shared if shared is not None else self._share(packed)
             ck: Key | None = None
             if client is not None:
                 ck = self._cc[key] = xxh3_64_intdigest(client.encode()) >> 4 if hashed else client
@@ -223,14 +252,12 @@ class ProviderState:
                 self.dropped = True
         self._cy = -1  # the cached year may be among those dropped
 
-    def _elsewhere(self, key: Key, year: int) -> tuple[dict[Key, int], int] | None:
+    def _elsewhere(self, key: Key, year: int) -> tuple[Index, int] | None:
         """The debit of a credit whose service date disagrees with it, in another
         open year (a credit subtracts what its debit added, whatever it says)."""
         for y, index in self.lines.items():
-            if y != year:
-                packed = index.get(key)
-                if packed is not None:
-                    return index, packed
+            if y != year and key in index:
+                return index, index[key]
         return None
 
     def index_entries(self) -> int:
@@ -240,13 +267,11 @@ class ProviderState:
     def debit_of(self, year: int, line_id: str) -> tuple[int, int, int, int] | None:
         """(year, quarter, flags, amount) the debit of ``line_id`` added, if known."""
         key = key_of(line_id) if self.hashed else line_id
-        packed = self.lines.get(year, {}).get(key)
-        if packed is None:
-            found = self._elsewhere(key, year)
-            if found is None:
-                return None
-            packed = found[1]
-        return _unpack(packed)
+        index = self.lines.get(year)
+        if index is not None and key in index:
+            return _unpack(index[key])
+        found = self._elsewhere(key, year)
+        return None if found is None else _unpack(found[1])
 
     def _ignored(self, event: Key, year: int, outcome: str) -> str:
         if outcome == DUPLICATE_LINE:
@@ -257,10 +282,13 @@ class ProviderState:
             self.journal.append([event, year])
         return outcome
 
-    def _credit(self, index: dict[Key, int], key: Key, packed: int) -> None:
+    def _credit(self, index: Index, key: Key, packed: int) -> None:
         index[key] = packed | _CREDITED
         year, quarter, flags, amount = _unpack(packed)
-        client = self.clients[year].get(key) if flags & ADHD else None
+        client = None
+        if flags & ADHD:
+            clients = self.clients[year]
+            client = clients[key] if key in clients else None  # noqa: SIM401 (as in accept)
         self._year(year).apply(flags, amount, quarter, client, -1)
 
     def _share(self, packed: int) -> int:
@@ -278,16 +306,16 @@ class ProviderState:
             ys = self.years[year] = YearState()
         return ys
 
-    def _index(self, year: int) -> tuple[dict[Key, int], dict[Key, Key], set[Key]]:
+    def _index(self, year: int) -> tuple[Index, Clients, Events]:
         index = self.lines.get(year)
         if index is None:
-            index = self.lines[year] = {}
+            index = self.lines[year] = Int64toInt64Map() if self.hashed else {}
         clients = self.clients.get(year)
         if clients is None:
-            clients = self.clients[year] = {}
+            clients = self.clients[year] = Int64toInt64Map() if self.hashed else {}
         events = self.events.get(year)
         if events is None:
-            events = self.events[year] = set()
+            events = self.events[year] = Int64Set() if self.hashed else set()
         return index, clients, events
 
     def replay_journal(self, records: list[list[Any]]) -> None:
@@ -312,7 +340,7 @@ class ProviderState:
                 key, event, year, quarter, client, flags, amount = rec
                 index, clients, events = self._index(year)
                 events.add(event)
-                index[key] = self._share(_pack(year, quarter, flags, amount))
+                index[key] = _pack(year, quarter, flags, amount)
                 if client is not None:
                     clients[key] = client
                 self._year(year).apply(flags, amount, quarter, client, 1)
@@ -324,13 +352,6 @@ class ProviderState:
         travel as packed 64-bit arrays (``_b64``), 8 bytes each, not as decimal text."""
         if not self.hashed:
             raise ValueError("a state keyed by identifiers (hashed=False) is never persisted")
-        parts: list[tuple[str, int, list[Any]]] = []
-        for year in sorted(self.lines):
-            parts.append(("lines", year, list(self.lines[year].items())))
-        for year in sorted(self.clients):
-            parts.append(("clients", year, list(self.clients[year].items())))
-        for year in sorted(self.events):
-            parts.append(("events", year, list(self.events[year])))
         chunks: list[dict[str, Any]] = []
         chunk: dict[str, Any] = {
             "years": {str(y): ys.to_json() for y, ys in self.years.items()},
@@ -339,35 +360,53 @@ class ProviderState:
             "events": {},
         }
         room = max_entries
-        for kind, year, items in parts:
+        for kind, year, keys, values in self._arrays():
             start = 0
-            while start < len(items):
+            while start < len(keys):
                 if room == 0:
                     chunks.append(chunk)
                     chunk, room = {"lines": {}, "clients": {}, "events": {}}, max_entries
-                part = items[start : start + room]
+                end = start + min(room, len(keys) - start)
                 chunk[kind][str(year)] = (
-                    _b64(part)
-                    if kind == "events"
-                    else [_b64(k for k, _ in part), _b64(v for _, v in part)]
+                    _b64(keys[start:end])
+                    if values is None
+                    else [_b64(keys[start:end]), _b64(values[start:end])]
                 )
-                start += len(part)
-                room -= len(part)
+                room -= end - start
+                start = end
         chunks.append(chunk)
         return chunks
+
+    def _arrays(self) -> Iterator[tuple[str, int, array[int], array[int] | None]]:
+        """Each year's tables as arrays of int64, one table at a time: a checkpoint of
+        a large provider builds no object per entry (a C table iterates in bucket
+        order, the same for its keys and its values)."""
+        maps: tuple[tuple[str, dict[int, Any]], ...] = (
+            ("lines", self.lines),
+            ("clients", self.clients),
+        )
+        for kind, tables in maps:
+            for year in sorted(tables):
+                table = tables[year]
+                yield kind, year, _int64s(table.keys()), _int64s(table.values())
+        for year in sorted(self.events):
+            yield "events", year, _int64s(self.events[year]), None
 
     def restore_checkpoint(self, chunk: dict[str, Any]) -> None:
         """Load one chunk of ``checkpoint``; chunks may come in any order."""
         self._cy = -1
         for y, raw in chunk.get("years", {}).items():
             self.years[int(y)] = YearState.from_json(raw)
-        for y, (keys, values) in chunk["lines"].items():
-            entries = map(self._share, _unb64(values))
-            self._index(int(y))[0].update(zip(_unb64(keys), entries, strict=True))
-        for y, (keys, values) in chunk["clients"].items():
-            self._index(int(y))[1].update(zip(_unb64(keys), _unb64(values), strict=True))
+        for kind, at in (("lines", 0), ("clients", 1)):
+            for y, (keys, values) in chunk[kind].items():
+                keys, values = _unb64(keys), _unb64(values)
+                if len(keys) != len(values):
+                    raise ValueError(f"checkpoint {kind} of {y}: keys and values differ in number")
+                table: Any = self._index(int(y))[at]
+                table.update(Int64toInt64Map_from_buffers(keys, values))
         for y, keys in chunk["events"].items():
-            self._index(int(y))[2].update(_unb64(keys))
+            events: Any = self._index(int(y))[2]
+            events.update(Int64Set_from_buffer(_unb64(keys)))
 
     def header(self) -> dict[str, Any]:
         """Everything not rebuilt from the journal: counters, alerts, offsets."""

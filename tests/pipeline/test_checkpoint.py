@@ -104,6 +104,7 @@ def assert_same_state(a: Engine, b: Engine) -> None:
         other = b.providers[agb]
         assert other.lines == st.lines
         assert other.events == st.events
+        assert other.clients == st.clients
         assert other.open_from == st.open_from
         assert other.alerts.to_json() == st.alerts.to_json()
         assert other.header() == st.header()
