@@ -104,9 +104,75 @@ def _unb64(text: str) -> array[int]:
 def _int64s(values: Iterable[Any]) -> array[int]:
     # ``extend``, not ``array(typecode, values)``: the constructor asks the iterator of a
     # cykhash table for an iterator again, which it does not provide.
+    if type(values) is list:  # from a list the constructor is 3x as fast
+        return array("q", values)
     packed = array("q")
     packed.extend(values)
     return packed
+
+
+def pack_journal(records: list[list[Any]]) -> dict[str, list[str]]:
+    """A segment of journal records as packed 64-bit arrays (``_b64``) by kind: 8
+    bytes a key where JSON spends about 19 digits, so the changelog and a memory
+    store carry about half as much.
+
+    ``d``: debits (line keys, event keys, entries as ``_pack``), ``a``: the client
+    keys of the ADHD debits among them (their positions in ``d``, client keys: one
+    line key can be debited in two service years), ``c``: credits (line
+    keys, event keys, year | debit year << 16), ``e``: events judged but not applied
+    (event keys, years). ``unpack_journal`` gives the records back debits first, then
+    credits, then the rest: a segment's credit follows its debit either way, and
+    the rest only adds event keys, so the state replayed is the same.
+    """
+    out: dict[str, list[str]] = {}
+    debits = [r for r in records if len(r) == 7]
+    if debits:
+        keys, events, years, quarters, clients, flags, amounts = zip(*debits, strict=True)
+        entries = [  # _pack
+            a | f << 24 | (q - 1) << 33 | y << 35
+            for y, q, f, a in zip(years, quarters, flags, amounts, strict=True)
+        ]
+        out["d"] = [_b64(_int64s(list(keys))), _b64(_int64s(list(events))), _b64(_int64s(entries))]
+        adhd = [i for i, client in enumerate(clients) if client is not None]
+        if adhd:
+            out["a"] = [_b64(_int64s(adhd)), _b64(_int64s([clients[i] for i in adhd]))]
+    if len(debits) < len(records):
+        credits = [r for r in records if 3 <= len(r) <= 4]
+        if credits:
+            out["c"] = [
+                _b64(_int64s([r[0] for r in credits])),
+                _b64(_int64s([r[1] for r in credits])),
+                _b64(_int64s([r[2] | r[-1] << 16 for r in credits])),
+            ]
+        judged = [r for r in records if len(r) == 2]
+        if judged:
+            out["e"] = [
+                _b64(_int64s([r[0] for r in judged])),
+                _b64(_int64s([r[1] for r in judged])),
+            ]
+    return out
+
+
+def unpack_journal(segment: dict[str, list[str]]) -> list[list[Any]]:
+    """The records of a ``pack_journal`` segment, as ``replay_journal`` takes them."""
+
+    def columns(kind: str, width: int) -> list[array[int]]:
+        cols = [_unb64(text) for text in segment.get(kind, [""] * width)]
+        if len(cols) != width or any(len(col) != len(cols[0]) for col in cols):
+            raise ValueError(f"journal segment: columns of {kind!r} differ in length")
+        return cols
+
+    keys, events, entries = columns("d", 3)
+    clients = dict(zip(*columns("a", 2), strict=True))
+    records: list[list[Any]] = []
+    for i, (key, event, packed) in enumerate(zip(keys, events, entries, strict=True)):
+        year, quarter, flags, amount = _unpack(packed)
+        records.append([key, event, year, quarter, clients.get(i), flags, amount])
+    for key, event, years in zip(*columns("c", 3), strict=True):
+        year, debit_year = years & 0xFFFF, years >> 16
+        records.append([key, event, year] if debit_year == year else [key, event, year, debit_year])
+    records.extend([event, year] for event, year in zip(*columns("e", 2), strict=True))
+    return records
 
 
 def _pack(year: int, quarter: int, flags: int, amount: int) -> int:
@@ -318,14 +384,17 @@ class ProviderState:
             events = self.events[year] = Int64Set() if self.hashed else set()
         return index, clients, events
 
-    def replay_journal(self, records: list[list[Any]]) -> None:
+    def replay_journal(self, records: list[list[Any]] | dict[str, Any]) -> None:
         """Re-apply journal records (see ``accept``) without counting or alerting.
 
         A record is a debit ``[line key, event key, year, quarter, client key or
         null, flags, amount]``, a credit ``[line key, event key, year]`` (``[…, debit
         year]`` when its debit has another service year), or an event judged but not
-        applied ``[event key, year]``.
+        applied ``[event key, year]``; or the records of one segment as
+        ``pack_journal`` wrote them.
         """
+        if isinstance(records, dict):
+            records = unpack_journal(records)
         self._cy = -1
         for rec in records:
             n = len(rec)

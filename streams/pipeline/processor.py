@@ -43,7 +43,7 @@ from streams.domain.acceptance import DeadLetter, mask_bsn
 from streams.domain.contracts import Contract, ContractError, parse_contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import Counts
-from streams.domain.state import ProviderState
+from streams.domain.state import ProviderState, pack_journal
 
 Store = MutableMapping[str, bytes]
 
@@ -54,8 +54,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MESSAGE_TOO_LARGE = "message_too_large"
 
 # 2: journal records and line index per service year, checkpoints; 3: identifiers
-# as 60-bit keys, checkpoints as packed arrays
-STATE_FORMAT = 3
+# as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays
+STATE_FORMAT = 4
 CHECKPOINT_SEGMENTS = 64  # journal segments of an owner before a checkpoint is considered
 CHECKPOINT_TAIL_RATIO = 4  # ...and journal records >= index entries / this ratio
 CHECKPOINT_CHUNK = 50_000  # index entries (and event ids) per checkpoint record, ~2.5 MB
@@ -326,7 +326,7 @@ class Processor:
                 _put(out, f"k:{owner}:{log.generation}:{i}", orjson.dumps(chunk))
             log.base, log.chunks, log.records = log.end, len(chunks), 0
         elif journal:
-            _put(out, f"j:{owner}:{log.end}", orjson.dumps(journal))
+            _put(out, f"j:{owner}:{log.end}", orjson.dumps(pack_journal(journal)))
             log.end += 1
         header = st.header()
         header["format"] = STATE_FORMAT

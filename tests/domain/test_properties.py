@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.domain.contracts import Contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.policy import Policy, load_policy
-from streams.domain.state import ProviderState, key_of
+from streams.domain.state import ProviderState, key_of, pack_journal
 
 POLICY = load_policy()
 PROVIDERS = ("11111111", "22222222")
@@ -288,36 +289,44 @@ def test_interleaving_of_providers_streams_does_not_change_per_provider_results(
 # -- the journal ------------------------------------------------------------------------------
 
 
-def rebuilt(engine: Engine) -> Engine:
+def rebuilt(engine: Engine, packed: bool = False) -> Engine:
     """A fresh engine whose provider states come only from journals and headers, passed
-    through JSON as a store would."""
+    through JSON as a store would; ``packed``: as the worker writes them, segments of
+    a few records each through ``pack_journal``."""
     again = new_engine(journal=True)
     for agb, st_ in engine.providers.items():
         assert st_.journal is not None
-        records = orjson.loads(orjson.dumps(st_.journal))
         header = orjson.loads(orjson.dumps(st_.header()))
         fresh = ProviderState(agb)
-        fresh.replay_journal(records)
+        if packed:
+            for start in range(0, len(st_.journal), 4):
+                segment = pack_journal(st_.journal[start : start + 4])
+                fresh.replay_journal(orjson.loads(orjson.dumps(segment)))
+        else:
+            fresh.replay_journal(orjson.loads(orjson.dumps(st_.journal)))
         fresh.restore_header(header)
         fresh.journal = []
         again.providers[agb] = fresh
     return again
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["records", "packed segments"])
 @SETTINGS
 @given(first=st.lists(op, max_size=30), second=st.lists(op, max_size=15))
-def test_the_journal_rebuilds_a_state_with_the_same_snapshot_and_future(first, second):
+def test_the_journal_rebuilds_a_state_with_the_same_snapshot_and_future(packed, first, second):
     b = Builder()
     events = b.build(first)
     engine = new_engine(journal=True)
     run(engine, encode(events))
-    copy_ = rebuilt(engine)
+    copy_ = rebuilt(engine, packed)
     assert copy_.snapshot() == engine.snapshot()
     for agb, st_ in engine.providers.items():
         assert copy_.providers[agb].years.keys() == st_.years.keys()
         for year, ys in st_.years.items():
             assert copy_.providers[agb].years[year].to_json() == ys.to_json()
         assert copy_.providers[agb].lines == st_.lines
+        assert copy_.providers[agb].clients == st_.clients
+        assert copy_.providers[agb].events == st_.events
         assert copy_.providers[agb].alerts.to_json() == st_.alerts.to_json()
     # and both go on the same way: same alerts, same snapshot
     more = encode(b.build(second) + events[:3])
