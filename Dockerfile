@@ -20,7 +20,13 @@ RUN groupadd --system --gid 10001 claimwatch \
 # beside the package, not inside it, and the code loads it from there.
 WORKDIR /opt/claimwatch
 COPY . .
-RUN pip install -e . \
+# cykhash has no wheel: it builds from source (about two minutes), with a compiler
+# that is removed again in the same layer.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install -e . \
+ && apt-get purge -y --auto-remove gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/* \
  && claimwatch --help > /dev/null
 
 # State (RocksDB tables with CLAIMWATCH_STORE=rocksdb://) lives in the data
