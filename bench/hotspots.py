@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     history = cached_history(args.lines, args.seed)
     profiler = cProfile.Profile()
     profiler.enable()
-    lines, seconds, _ = replay(history, VAR / "run-hotspots")
+    lines, seconds, _, _ = replay(history, VAR / "run-hotspots")
     profiler.disable()
     print(f"replay_offline of {lines:,} lines under cProfile: {seconds:.1f} s\n")
     for key, title in (("tottime", "own time"), ("cumulative", "cumulative time")):

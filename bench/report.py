@@ -55,6 +55,23 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f">= {_pct(o['target_ratio'])}  {_verdict(o['ratio'] >= o['target_ratio'])}",
             )
         )
+        if "cpu_ratio" in o:
+            out.append(
+                (
+                    "offline",
+                    "bare / replay, per CPU-second",
+                    f"{o['bare_lines_per_cpu_s']:,.0f} / {o['replay_lines_per_cpu_s']:,.0f}",
+                    "",
+                )
+            )
+            out.append(
+                (
+                    "offline",
+                    "ratio replay / bare, per CPU-second",
+                    _pct(o["cpu_ratio"]),
+                    f">= {_pct(o['target_ratio'])}  {_verdict(o['cpu_ratio'] >= o['target_ratio'])}",
+                )
+            )
     s = results.get("streaming")
     if s and "error" not in s:
         n = f"{s['lines']:,} lines in {s['messages']:,} messages"
