@@ -129,6 +129,13 @@ class Decoder:
             return None  # an element that was not one of the messages, or none at all
         return records
 
+    def split_block(self, block: bytes) -> list[Any] | None:
+        """Decode a block of whole archive lines at once (see ``split_lines``): one
+        typed record per line, or None when the typed path cannot vouch for every line."""
+        if self._typed is None:
+            return None
+        return self._typed.decode_block(block)
+
     def provider_of(self, raw: bytes) -> str | None:
         """The provider a message names (batch envelope, or a single line's AGB)."""
         try:

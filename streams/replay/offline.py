@@ -19,11 +19,7 @@ import orjson
 from streams.domain.engine import ContractFeed, Effects, Engine
 from streams.domain.errors import InputError
 from streams.domain.policy import Policy
-from streams.replay.files import iter_chunks, read_contracts
-
-# Lines decoded in one call (Engine.process_lines); a line the typed path cannot
-# vouch for sends its group back to one call per line.
-DECODE_LINES = 256
+from streams.replay.files import iter_blocks, read_contracts
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +87,7 @@ def replay_offline(
     fx = Effects()
     feed = ContractFeed(pending)
 
-    process_lines = engine.process_lines
+    process_block = engine.process_block
     total = sum(p.stat().st_size for p in paths)
     done_before = 0
     lines = 0
@@ -104,14 +100,10 @@ def replay_offline(
                 def tick_progress(pos: int, base: int = base) -> None:
                     progress(base + pos, total)
 
-            for chunk in iter_chunks(p, tick_progress):
-                for start in range(0, len(chunk), DECODE_LINES):
-                    # blank lines are skipped, not dead-lettered
-                    raws = [raw for raw in chunk[start : start + DECODE_LINES] if raw.strip()]
-                    lines += len(raws)
-                    process_lines(raws, fx, feed)
-                    if fx.alerts or fx.dead_letters:
-                        _drain(fx, alerts, rejected)
+            for block in iter_blocks(p, tick_progress):
+                lines += process_block(block, fx, feed)
+                if fx.alerts or fx.dead_letters:
+                    _drain(fx, alerts, rejected)
                 fx.event_times.clear()  # the offline replay needs neither
                 fx.touched.clear()
             done_before += p.stat().st_size

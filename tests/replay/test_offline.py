@@ -386,3 +386,78 @@ def test_archive_lines_decoded_together_give_what_one_at_a_time_gives(tmp_path):
         one.decoder.split_lines(raws[s : s + 64]) is not None for s in range(0, len(raws), 64)
     ]
     assert any(decoded) and not all(decoded)
+
+
+def test_archive_blocks_decoded_at_once_give_what_one_line_at_a_time_gives(tmp_path):
+    """``Engine.process_block`` (the replay's path: a block of whole lines in one
+    decode) against ``Engine.process`` per line, with the lines a decode of the whole
+    block could read otherwise put into blocks that decode at once without them:
+    blank and whitespace-only lines, two objects on one line (alone, and beside a
+    blank line so that the number of values matches the number of lines). A leading
+    space and CRLF endings decode alike either way."""
+    from streams.domain.engine import ContractFeed, Effects, Engine
+    from streams.domain.policy import load_policy
+    from streams.replay.files import read_contracts
+    from streams.replay.generate import GenerateOptions, generate
+
+    made = generate(
+        tmp_path, GenerateOptions(providers=6, lines=4_000, seed=12, malformed_rate=0.005)
+    )
+    lines = [r for r in made.declarations_path.read_bytes().split(b"\n") if r]
+    policy = load_policy()
+    probe = Engine(policy)
+
+    def block_of(group: list[bytes]) -> bytes:
+        return b"\n".join(group) + b"\n"
+
+    groups = [lines[s : s + 37] for s in range(0, len(lines), 37)]
+    clean = [i for i, g in enumerate(groups) if probe.decoder.split_block(block_of(g))]
+    good = [r for i in clean for r in groups[i]]
+
+    def fresh(raw: bytes, tag: bytes) -> bytes:  # the same line under new ids
+        return raw.replace(b'"line_id":"', b'"line_id":"' + tag).replace(
+            b'"event_id":"', b'"event_id":"' + tag
+        )
+
+    two_on_one = fresh(good[5], b"a-") + b" " + fresh(good[6], b"b-")
+    awkward = [
+        [b""],
+        [b"  \t"],
+        [two_on_one],
+        [b"", fresh(good[8], b"d-") + fresh(good[9], b"e-")],
+    ]
+    spoiled = clean[1 : 1 + len(awkward)]
+    for i, extra in zip(spoiled, awkward, strict=True):
+        groups[i][10:10] = extra
+    crlf = clean[-1]
+    groups[crlf] = [raw + b"\r" for raw in groups[crlf]]
+    spaced = clean[-2]
+    groups[spaced][3:3] = [b" " + fresh(good[7], b"c-")]
+
+    def run(blocks: bool) -> tuple[Engine, Effects, list[bool]]:
+        engine, fx = Engine(policy, clock=lambda: 0.0), Effects()
+        feed = ContractFeed(read_contracts(made.contracts_path))
+        fast: list[bool] = []
+        for group in groups:
+            if blocks:
+                block = block_of(group)
+                fast.append(engine.decoder.split_block(block) is not None)
+                assert engine.process_block(block, fx, feed) == sum(1 for r in group if r.strip())
+            else:
+                for raw in group:
+                    if raw.strip():
+                        engine.process(raw, None, fx, feed)
+        feed.apply_rest(engine, fx)
+        engine.tick(effects=fx)
+        return engine, fx, fast
+
+    (one, fx_one, _), (blocked, fx_blocked, fast) = run(False), run(True)
+    assert fx_blocked.alerts == fx_one.alerts
+    assert fx_blocked.dead_letters == fx_one.dead_letters
+    assert blocked.snapshot() == one.snapshot()
+    reasons = {letter.reason for letter in fx_one.dead_letters}
+    assert {"invalid_json", "bsn_like_client_ref"} <= reasons
+    assert two_on_one in [letter.payload for letter in fx_one.dead_letters]
+    # each awkward line sends its block the long way; the others stay fast
+    assert [fast[i] for i in spoiled] == [False] * len(awkward)
+    assert fast[crlf] and fast[spaced] and not all(fast)
