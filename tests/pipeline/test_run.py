@@ -15,8 +15,57 @@ def test_the_mmap_threshold_is_fixed_on_glibc(monkeypatch: pytest.MonkeyPatch) -
     assert tune_malloc() is True
 
 
-def test_an_operator_threshold_in_the_environment_is_left_alone(
+_ARENAS = """
+import ctypes, ctypes.util, sys, tempfile, threading
+from streams.pipeline.run import tune_malloc
+if sys.argv[1] == "tuned":
+    assert tune_malloc() is True
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.fopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+start = threading.Barrier(6)
+def allocate():
+    start.wait()
+    kept = [bytes(200) for _ in range(20_000)]
+    start.wait()
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+with tempfile.NamedTemporaryFile() as out:
+    fh = libc.fopen(out.name.encode(), b"w")
+    libc.malloc_info(0, fh)
+    libc.fclose(fh)
+    print(open(out.name).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_threads_share_two_malloc_arenas_once_tuned() -> None:
+    """Six threads allocating at once get arenas of their own by default; a tuned
+    worker process holds at most two (the consumer thread's garbage is reused)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+
+    def heaps(mode: str) -> int:
+        run = subprocess.run(
+            [sys.executable, "-c", _ARENAS, mode], env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout)
+
+    assert heaps("default") > 2
+    assert heaps("tuned") <= 2
+
+
+def test_an_operator_threshold_and_arena_count_in_the_environment_are_left_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "262144")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert tune_malloc() is False
