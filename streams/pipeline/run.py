@@ -34,9 +34,9 @@ def tune_malloc(threshold: int = MMAP_THRESHOLD_BYTES, arenas: int = ARENA_MAX) 
     glibc also gives each thread that allocates its own arena (up to 8 per core), and
     memory freed in one arena serves no other: Faust's consumer thread decodes the
     fetched records in its arena, the event loop keeps the state in another, and each
-    holds on to its own free space. With two arenas a memory-store worker took 179 and
-    167 bytes of RSS a line of state in two runs, against 202 and 175 with glibc's
-    default (a million lines, alternating runs; bench/RESULTS.md). ``MALLOC_MMAP_THRESHOLD_`` and
+    holds on to its own free space. With two arenas a memory-store worker took 167 to
+    189 bytes of RSS a line of state (four runs, mean 178), against 175 and 202 with
+    glibc's default (a million lines; bench/RESULTS.md). ``MALLOC_MMAP_THRESHOLD_`` and
     ``MALLOC_ARENA_MAX`` in the environment win; elsewhere than glibc nothing is
     changed. True when anything was set here. Call it before threads start.
     """
