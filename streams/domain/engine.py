@@ -40,7 +40,7 @@ from streams.domain.model import (
 )
 from streams.domain.policy import Policy
 from streams.domain.snapshot import build_snapshot
-from streams.domain.state import ProviderState
+from streams.domain.state import ProviderState, Tables
 
 Clock = Callable[[], float]
 _DEAD_LETTERED = frozenset({ORPHAN_CREDIT, LINE_INDEX_EXPIRED})  # outcomes of accept
@@ -75,6 +75,9 @@ class Engine:
         self.contracts = ContractBook()
         self._contract = self.contracts.lookup
         self.providers: dict[str, ProviderState] = {}
+        # Where new persisted states keep their line index (None: cykhash tables);
+        # the RocksDB worker sets its off-heap tables (streams/pipeline/offheap.py).
+        self.tables: Tables | None = None
         self.unattributed = Counts()  # rejections without a provider to own them
         self._ceiling_ids: dict[tuple[str, int], tuple[str, ...]] = {}
         self._bps = policy.ceiling.thresholds_bp
@@ -92,7 +95,10 @@ class Engine:
     def new_state(self, provider: str) -> ProviderState:
         # Only a journaled state is persisted: the others key by the identifiers.
         return ProviderState(
-            provider, keep_years=self.policy.retention.line_index_years, hashed=self.journal
+            provider,
+            keep_years=self.policy.retention.line_index_years,
+            hashed=self.journal,
+            tables=self.tables if self.journal else None,
         )
 
     def process(

@@ -35,7 +35,7 @@ from array import array
 from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cykhash import (  # type: ignore[import-untyped]
     Int64Set,
@@ -75,6 +75,17 @@ Key = int | str
 Index = MutableMapping[Key, int]
 Clients = MutableMapping[Key, Key]
 Events = MutableSet[Key]
+
+
+class Tables(Protocol):
+    """Where a hashed state keeps its per-year tables, when not in cykhash tables on
+    the heap (``ProviderState.tables``). A table may also offer ``arrays()`` (keys and,
+    for a map, values as int64 arrays in one order) and ``fill(keys[, values])`` (bulk
+    ``update`` from such arrays), which checkpoints then use."""
+
+    def new_map(self) -> Index: ...
+
+    def new_set(self) -> Events: ...
 
 
 def key_of(identifier: str) -> int:
@@ -218,6 +229,9 @@ class ProviderState:
     # compact, in a state the streaming worker persists; an offline replay, which never
     # persists its state, keys by the identifiers themselves and saves hashing them.
     hashed: bool = True
+    # A hashed state's per-year tables: cykhash tables when None, else this factory's
+    # (the RocksDB worker's off-heap tables, streams/pipeline/offheap.py).
+    tables: Tables | None = None
     open_from: int = 0  # first service year whose index is held; earlier ones are dropped
     dropped: bool = False  # years were dropped since the flag was last cleared (streaming)
     _roll: float = 0.0  # the watermark at which open_from moves next
@@ -375,14 +389,27 @@ class ProviderState:
     def _index(self, year: int) -> tuple[Index, Clients, Events]:
         index = self.lines.get(year)
         if index is None:
-            index = self.lines[year] = Int64toInt64Map() if self.hashed else {}
+            index = self.lines[year] = self._new_map()
         clients = self.clients.get(year)
         if clients is None:
-            clients = self.clients[year] = Int64toInt64Map() if self.hashed else {}
+            clients = self.clients[year] = self._new_map()
         events = self.events.get(year)
         if events is None:
-            events = self.events[year] = Int64Set() if self.hashed else set()
+            tables = self.tables
+            if not self.hashed:
+                events = set()
+            elif tables is None:
+                events = Int64Set()
+            else:
+                events = tables.new_set()
+            self.events[year] = events
         return index, clients, events
+
+    def _new_map(self) -> Index:
+        if not self.hashed:
+            return {}
+        tables = self.tables
+        return Int64toInt64Map() if tables is None else tables.new_map()
 
     def replay_journal(self, records: list[list[Any]] | dict[str, Any]) -> None:
         """Re-apply journal records (see ``accept``) without counting or alerting.
@@ -457,9 +484,15 @@ class ProviderState:
         for kind, tables in maps:
             for year in sorted(tables):
                 table = tables[year]
-                yield kind, year, _int64s(table.keys()), _int64s(table.values())
+                if hasattr(table, "arrays"):  # off-heap: one pass over the table
+                    keys, values = table.arrays()
+                    yield kind, year, keys, values
+                else:
+                    yield kind, year, _int64s(table.keys()), _int64s(table.values())
         for year in sorted(self.events):
-            yield "events", year, _int64s(self.events[year]), None
+            events: Any = self.events[year]
+            keys = events.arrays() if hasattr(events, "arrays") else _int64s(events)
+            yield "events", year, keys, None
 
     def restore_checkpoint(self, chunk: dict[str, Any]) -> None:
         """Load one chunk of ``checkpoint``; chunks may come in any order."""
@@ -472,10 +505,16 @@ class ProviderState:
                 if len(keys) != len(values):
                     raise ValueError(f"checkpoint {kind} of {y}: keys and values differ in number")
                 table: Any = self._index(int(y))[at]
-                table.update(Int64toInt64Map_from_buffers(keys, values))
+                if hasattr(table, "fill"):
+                    table.fill(keys, values)
+                else:
+                    table.update(Int64toInt64Map_from_buffers(keys, values))
         for y, keys in chunk["events"].items():
             events: Any = self._index(int(y))[2]
-            events.update(Int64Set_from_buffer(_unb64(keys)))
+            if hasattr(events, "fill"):
+                events.fill(_unb64(keys))
+            else:
+                events.update(Int64Set_from_buffer(_unb64(keys)))
 
     def header(self) -> dict[str, Any]:
         """Everything not rebuilt from the journal: counters, alerts, offsets."""

@@ -18,6 +18,7 @@ a couple of table writes, whatever the number of lines in it.
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import logging
 import os
@@ -39,6 +40,7 @@ from streams.domain.rules import peer_mean
 from streams.domain.snapshot import build_snapshot
 from streams.metrics import WorkerMetrics
 from streams.pipeline.delivery import DeliveryGuard
+from streams.pipeline.offheap import OffHeapTables
 from streams.pipeline.processor import (
     MAX_MESSAGE_BYTES,
     Output,
@@ -59,6 +61,16 @@ DEAD_LETTER_MAX_BYTES = 1_000_000
 # Exit code of a worker that stops because a message could not be processed and
 # written, or its state not rebuilt (EX_SOFTWARE).
 EXIT_UNPROCESSED = 70
+# The state table's RocksDB options per partition database (Faust's RocksDBOptions):
+# 2 MiB memtables, two at most, and a 4 MiB block cache, where Faust's defaults are
+# 64 MiB (up to 3) and 2 GiB.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 1 << 20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 1 << 20,
+}
+STREAM_BUFFER_MESSAGES = 128
+OFFHEAP_DIR = "line-index"  # under the data directory: the off-heap line index
 
 
 def create_app(settings: Settings, policy: Policy) -> faust.App:
@@ -116,6 +128,10 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # A rebalance waits until the message being processed is finished (results
         # sent, state written) before the partitions are given up and recovered.
         stream_wait_empty=True,
+        # Messages fetched and waiting for the agent. Faust's default, 4,096, is sized
+        # for small messages: of 500-line batches (~250 KB each) it let a worker that
+        # fell behind a fast producer hold over 100 MB of input (bench/RESULTS.md).
+        stream_buffer_maxsize=STREAM_BUFFER_MESSAGES,
         # A joining worker waits up to the rebalance timeout for the group's other
         # members; 10 s keeps restarts and scale-out quick without flapping.
         broker_rebalance_timeout=settings.rebalance_timeout,
@@ -139,6 +155,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     alerts = app.topic(settings.topic_alerts, **raw)
     rejected = app.topic(settings.topic_rejected, **raw)
 
+    rocksdb = settings.store.startswith("rocksdb:")
     state = app.Table(
         "state",
         default=None,
@@ -146,6 +163,10 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         schema=faust.Schema(
             key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
+        # Faust's defaults per partition database (64 MiB memtables, up to 3, and a
+        # 2 GiB block cache) let RSS grow with the changelog written; the table is
+        # written far more than read (reads: recovery), so little of either helps.
+        **({"options": dict(ROCKSDB_OPTIONS)} if rocksdb else {}),
     )
     peers = app.GlobalTable(
         "peers",
@@ -157,6 +178,12 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     )
 
     engine = Engine(policy, replay=settings.replay, journal=True)
+    if rocksdb:
+        # The line index off the heap, so RSS stays flat as state grows: a local cache
+        # rebuilt at recovery like the C tables (streams/pipeline/offheap.py).
+        tables = OffHeapTables(settings.data_dir / OFFHEAP_DIR)
+        atexit.register(tables.close)
+        engine.tables = tables
     processor = Processor(engine, state)
     metrics = WorkerMetrics(engine, settings)
     # Faust's own sensor (messages, events, table operations, sends, rebalances, commit

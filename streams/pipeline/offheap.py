@@ -1,0 +1,340 @@
+"""The line index of a RocksDB worker, off the Python heap.
+
+With ``CLAIMWATCH_STORE=rocksdb://`` the worker keeps each provider's per-year line
+index, ADHD clients and event ids (``ProviderState.lines``/``clients``/``events``)
+here instead of in cykhash tables, so its RSS does not grow with the state.
+
+This is a *cache* of what the state table holds, not a second copy to keep
+consistent: one local RocksDB per worker process (``<data dir>/line-index``), wiped
+when the worker starts and when it exits, filled at recovery from each owner's
+checkpoint and journal exactly as the C tables are. Crash consistency and the
+changelog format do not depend on it, so it writes no WAL and is never synced.
+
+Layout: one key space; a table (one service year of one kind of one provider) is a
+4-byte table id followed by the 8-byte big-endian key, so a whole table is one key
+range (``delete_range`` when the year is dropped or the state let go). Map values
+are 8-byte little-endian int64, set members have an empty value.
+
+Cost per operation matters (a line does two lookups and two or three writes). New
+writes go to a small cykhash *front* per table, spilled to RocksDB in one
+``WriteBatch`` once the worker's fronts hold ``FRONT_ENTRIES`` keys together; a
+lookup asks the front, then RocksDB (its bloom filters answer most misses without
+reading a block). ``in`` followed by ``[]``, ``[]=`` or ``add`` of the same key, the
+pattern of ``ProviderState.accept``, reads RocksDB once: the last answer is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import struct
+from array import array
+from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
+from pathlib import Path
+from typing import Any
+
+from cykhash import Int64Set, Int64Set_from_buffer, Int64toInt64Map  # type: ignore[import-untyped]
+from rocksdict import (  # type: ignore[import-untyped]
+    BlockBasedOptions,
+    Cache,
+    DBCompressionType,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+    WriteOptions,
+)
+
+FRONT_ENTRIES = 100_000  # keys in the fronts of all tables before they go to RocksDB
+WRITE_BUFFER_BYTES = 2 << 20  # per memtable, two at most
+BLOCK_CACHE_BYTES = 4 << 20
+BLOOM_BITS_PER_KEY = 10  # about 1 % false positives
+
+_KEY = struct.Struct(">Iq")  # table id, key
+_VALUE = struct.Struct("<q")
+_NOTHING = object()  # no key remembered
+_TABLE_IDS = 1 << 32
+
+
+class OffHeapTables:
+    """The worker's off-heap tables: a ``ProviderState.tables`` factory over one
+    local RocksDB (see the module docstring)."""
+
+    def __init__(self, path: Path, front_entries: int = FRONT_ENTRIES) -> None:
+        self.path = path
+        shutil.rmtree(path, ignore_errors=True)  # a cache: what a crash left is stale
+        path.mkdir(parents=True)
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.set_write_buffer_size(WRITE_BUFFER_BYTES)
+        opts.set_max_write_buffer_number(2)
+        opts.set_compression_type(DBCompressionType.none())  # keys are hashes
+        table = BlockBasedOptions()
+        table.set_bloom_filter(BLOOM_BITS_PER_KEY, False)
+        table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
+        opts.set_block_based_table_factory(table)
+        self.db = Rdict(str(path), options=opts)
+        no_wal = WriteOptions()
+        no_wal.disable_wal = True
+        self.db.set_write_options(no_wal)
+        self.front_entries = front_entries
+        self.pending = 0  # keys in the fronts
+        self.closed = False
+        self._dirty: dict[int, _Table] = {}  # tables with a non-empty front
+        self._next_id = 0
+
+    def new_map(self) -> OffHeapMap:
+        return OffHeapMap(self, self._take_id())
+
+    def new_set(self) -> OffHeapSet:
+        return OffHeapSet(self, self._take_id())
+
+    def _take_id(self) -> int:
+        if self._next_id >= _TABLE_IDS:  # pragma: no cover - 4 billion tables
+            raise RuntimeError("off-heap tables: table ids exhausted; restart the worker")
+        self._next_id += 1
+        return self._next_id - 1
+
+    def flush(self) -> None:
+        """Move every front to RocksDB, in one write."""
+        if not self._dirty:
+            return
+        batch = WriteBatch(raw_mode=True)
+        for table in self._dirty.values():
+            table._spill(batch)  # noqa: SLF001
+        self.db.write(batch)
+        self._dirty.clear()
+        self.pending = 0
+
+    def close(self) -> None:
+        """Close and delete the database (it is rebuilt from the changelog anyway)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._dirty.clear()
+        self.db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _added(self, table: _Table) -> None:
+        """``table``'s front took a new key."""
+        if table.id not in self._dirty:
+            self._dirty[table.id] = table
+        self.pending += 1
+        if self.pending >= self.front_entries:
+            self.flush()
+
+
+class _Table:
+    """What maps and sets share: a key range of the database, a front, a count."""
+
+    __slots__ = ("_db", "_front", "_lo", "_mk", "_mv", "_n", "_tables", "id")
+
+    def __init__(self, tables: OffHeapTables, table_id: int) -> None:
+        self._tables = tables
+        self._db = tables.db
+        self.id = table_id
+        self._lo = _KEY.pack(table_id, 0)[:4]
+        self._n = 0  # keys in the front and the database together
+        self._mk: Any = _NOTHING  # the key last looked up in the database...
+        self._mv: bytes | None = None  # ...and the value found (None: absent)
+        self._front: Any = self._new_front()
+
+    def _new_front(self) -> Any:
+        raise NotImplementedError
+
+    def _spill(self, batch: Any) -> None:
+        raise NotImplementedError
+
+    def _stored(self, key: int) -> bytes | None:
+        """The database's value of ``key`` (None: absent), remembered."""
+        if key == self._mk:
+            return self._mv
+        raw: bytes | None = self._db.get(_KEY.pack(self.id, key))
+        self._mk, self._mv = key, raw
+        return raw
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _scan(self, values: bool) -> tuple[array[int], array[int] | None]:
+        """The table's keys (and values) in the database as int64 arrays, in key order,
+        fronts first moved there. No object is kept per entry: a checkpoint of a large
+        table would otherwise leave the heap fragmented."""
+        self._tables.flush()
+        hi = _KEY.pack(self.id + 1, 0)[:4] if self.id + 1 < _TABLE_IDS else b"\xff" * 5
+        read = ReadOptions()
+        read.set_iterate_upper_bound(hi)
+        it = self._db.iter(read)
+        it.seek(self._lo)
+        kbuf, vbuf = bytearray(), bytearray()
+        while it.valid():
+            kbuf += it.key()[4:]
+            if values:
+                vbuf += it.value()
+            it.next()
+        del it
+        keys = array("q")
+        keys.frombytes(kbuf)
+        keys.byteswap()  # big-endian in the database (x86 and arm64 are little-endian)
+        if not values:
+            return keys, None
+        vals = array("q")
+        vals.frombytes(vbuf)
+        return keys, vals
+
+    def _drop_all(self) -> None:
+        """Delete the table's keys from the database."""
+        if not self._tables.closed:
+            self._tables._dirty.pop(self.id, None)  # noqa: SLF001
+            hi = _KEY.pack(self.id + 1, 0)[:4] if self.id + 1 < _TABLE_IDS else b"\xff" * 5
+            self._db.delete_range(self._lo, hi)
+
+    def __del__(self) -> None:
+        # A table is let go when its year is dropped (retention) or its state is
+        # (rebalance, recovery): its keys go with it. Tables in a front are still
+        # referenced from ``OffHeapTables._dirty``, so this runs after their spill.
+        with contextlib.suppress(Exception):  # at interpreter exit the database may be gone
+            self._drop_all()
+
+
+class OffHeapMap(_Table, MutableMapping[int, int]):
+    """int64 → int64, as ``Int64toInt64Map``."""
+
+    __slots__ = ()
+
+    def _new_front(self) -> Any:
+        return Int64toInt64Map()
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._front:
+            return True
+        return isinstance(key, int) and self._stored(key) is not None
+
+    def __getitem__(self, key: int) -> int:
+        front = self._front
+        if key in front:
+            return front[key]  # type: ignore[no-any-return]
+        raw = self._stored(key)
+        if raw is None:
+            raise KeyError(key)
+        return _VALUE.unpack(raw)[0]  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: int, value: int) -> None:
+        front = self._front
+        if key not in front:
+            if self._stored(key) is None:
+                self._n += 1
+            front[key] = value
+            self._mk = _NOTHING  # the database no longer has the last word on it
+            self._tables._added(self)  # noqa: SLF001
+        else:
+            front[key] = value
+
+    def __delitem__(self, key: int) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._front.discard(key)
+        self._db.delete(_KEY.pack(self.id, key))
+        self._mk = _NOTHING
+        self._n -= 1
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.arrays()[0])
+
+    def arrays(self) -> tuple[array[int], array[int]]:
+        """Keys and values as int64 arrays, in the same order (a checkpoint's)."""
+        keys, values = self._scan(values=True)
+        assert values is not None
+        return keys, values
+
+    def fill(self, keys: array[int], values: array[int]) -> None:
+        """``update`` from two arrays (a checkpoint's), without an object per key."""
+        if len(keys) != len(values):
+            raise ValueError("fill: keys and values differ in number")
+        self._fill(keys, values)
+
+    def _fill(self, keys: array[int], values: array[int] | None) -> None:
+        self._tables.flush()
+        self._mk = _NOTHING
+        table_id, db = self.id, self._db
+        distinct = len(Int64Set_from_buffer(keys))
+        raw_keys = [_KEY.pack(table_id, k) for k in keys]
+        if distinct < len(keys):  # a key twice: one at a time, as ``update`` would
+            for i, k in enumerate(keys):
+                if values is None:
+                    OffHeapSet.add(self, k)  # type: ignore[arg-type]
+                else:
+                    OffHeapMap.__setitem__(self, k, values[i])  # type: ignore[arg-type]
+            self._tables.flush()
+            return
+        if self._n:  # keys already held are not counted again
+            self._n += sum(1 for found in db.get(raw_keys) if found is None)
+        else:
+            self._n = distinct
+        batch = WriteBatch(raw_mode=True)
+        if values is None:
+            for raw in raw_keys:
+                batch.put(raw, b"")
+        else:
+            pack = _VALUE.pack
+            for raw, value in zip(raw_keys, values, strict=True):
+                batch.put(raw, pack(value))
+        db.write(batch)
+
+    def _spill(self, batch: Any) -> None:
+        pack_key, pack, table_id = _KEY.pack, _VALUE.pack, self.id
+        for key, value in self._front.items():
+            batch.put(pack_key(table_id, key), pack(value))
+        self._front = Int64toInt64Map()  # a cleared khash keeps its buckets
+
+
+class OffHeapSet(_Table, MutableSet[int]):
+    """A set of int64, as ``Int64Set``."""
+
+    __slots__ = ()
+
+    def _new_front(self) -> Any:
+        return Int64Set()
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._front:
+            return True
+        return isinstance(key, int) and self._stored(key) is not None
+
+    def add(self, key: int) -> None:
+        front = self._front
+        if key in front or self._stored(key) is not None:
+            return
+        self._n += 1
+        front.add(key)
+        self._mk = _NOTHING
+        self._tables._added(self)  # noqa: SLF001
+
+    def discard(self, key: int) -> None:
+        if key not in self:
+            return
+        self._front.discard(key)
+        self._db.delete(_KEY.pack(self.id, key))
+        self._mk = _NOTHING
+        self._n -= 1
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.arrays())
+
+    def arrays(self) -> array[int]:
+        """The members as an int64 array (a checkpoint's)."""
+        return self._scan(values=False)[0]
+
+    def fill(self, keys: array[int]) -> None:
+        """``update`` from an array (a checkpoint's)."""
+        OffHeapMap._fill(self, keys, None)  # type: ignore[arg-type]
+
+    def update(self, keys: Iterable[int]) -> None:
+        for key in keys:
+            self.add(key)
+
+    def _spill(self, batch: Any) -> None:
+        pack_key, table_id = _KEY.pack, self.id
+        for key in self._front:
+            batch.put(pack_key(table_id, key), b"")
+        self._front = Int64Set()
