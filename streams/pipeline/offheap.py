@@ -26,6 +26,8 @@ pattern of ``ProviderState.accept``, reads RocksDB once: the last answer is kept
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import shutil
 import struct
 from array import array
@@ -48,12 +50,29 @@ from rocksdict import (  # type: ignore[import-untyped]
 FRONT_ENTRIES = 100_000  # keys in the fronts of all tables before they go to RocksDB
 WRITE_BUFFER_BYTES = 2 << 20  # per memtable, two at most
 BLOCK_CACHE_BYTES = 4 << 20
-BLOOM_BITS_PER_KEY = 10  # about 1 % false positives
+BLOOM_BITS_PER_KEY = 10  # RocksDB's filters: about 1 % false positives
+# Each table's own filter in Python: 8 to 32 bits a key (it grows 4x when full)
+FILTER_BITS_PER_KEY = 8
+_FILTER_WORDS = 8  # 64-bit words of a new table's filter
+_MIX = 0x9E3779B97F4A7C15  # odd: key * _MIX mod 2**64 spreads any keys over the bits
+_M64 = (1 << 64) - 1
 
 _KEY = struct.Struct(">Iq")  # table id, key
 _VALUE = struct.Struct("<q")
 _NOTHING = object()  # no key remembered
 _TABLE_IDS = 1 << 32
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or a no-op elsewhere (musl)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else lambda _pad: 0
+    except (OSError, AttributeError):
+        return lambda _pad: 0
+
+
+_trim = _malloc_trim()
 
 
 class OffHeapTables:
@@ -105,6 +124,11 @@ class OffHeapTables:
         self.db.write(batch)
         self._dirty.clear()
         self.pending = 0
+        # The fronts, the batch and RocksDB's memtables come and go between the
+        # long-lived objects of the heap; glibc keeps the pages they freed. Measured
+        # on a million lines (broker-free): 25 B a line of RSS growth without this,
+        # 7 with it; it takes a few ms, once per FRONT_ENTRIES keys.
+        _trim(0)
 
     def close(self) -> None:
         """Close and delete the database (it is rebuilt from the changelog anyway)."""
@@ -115,19 +139,25 @@ class OffHeapTables:
         self.db.close()
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def _added(self, table: _Table) -> None:
-        """``table``'s front took a new key."""
-        if table.id not in self._dirty:
-            self._dirty[table.id] = table
-        self.pending += 1
-        if self.pending >= self.front_entries:
-            self.flush()
-
 
 class _Table:
     """What maps and sets share: a key range of the database, a front, a count."""
 
-    __slots__ = ("_db", "_front", "_lo", "_mk", "_mv", "_n", "_tables", "id")
+    __slots__ = (
+        "_bits",
+        "_cap",
+        "_db",
+        "_front",
+        "_lo",
+        "_mk",
+        "_mm",
+        "_mv",
+        "_mw",
+        "_n",
+        "_tables",
+        "_wmask",
+        "id",
+    )
 
     def __init__(self, tables: OffHeapTables, table_id: int) -> None:
         self._tables = tables
@@ -136,8 +166,35 @@ class _Table:
         self._lo = _KEY.pack(table_id, 0)[:4]
         self._n = 0  # keys in the front and the database together
         self._mk: Any = _NOTHING  # the key last looked up in the database...
-        self._mv: bytes | None = None  # ...and the value found (None: absent)
+        self._mv: bytes | None = None  # ...and the value found (None: absent),
+        self._mw = self._mm = 0  # ...and its filter word and bits
         self._front: Any = self._new_front()
+        # A blocked Bloom filter of the keys ever held (front and database): three
+        # bits in one 64-bit word per key. A key it has not seen, the usual lookup
+        # (new line ids and event ids), is answered without asking RocksDB.
+        self._bits = array("Q", bytes(8 * _FILTER_WORDS))
+        self._wmask = _FILTER_WORDS - 1
+        self._cap = _FILTER_WORDS * 64 // FILTER_BITS_PER_KEY
+
+    def _mark(self) -> None:
+        """Add the key ``_stored`` just found absent to the filter (growing it when full)."""
+        if self._n > self._cap:
+            self._grow()  # from the keys held, which do not include this one yet
+            self._mw = (self._mk * _MIX & _M64) & self._wmask
+        self._bits[self._mw] |= self._mm
+
+    def _grow(self) -> None:
+        """A filter 4x as large, from the keys in the database and the front."""
+        words = _FILTER_WORDS
+        while words * 64 < self._n * 4 * FILTER_BITS_PER_KEY:
+            words *= 2
+        bits, mask = array("Q", bytes(8 * words)), words - 1
+        keys = self._scan(values=False, flush=False)[0]
+        for source in (keys, self._front):
+            for key in source:
+                h = key * _MIX & _M64
+                bits[h & mask] |= 1 << (h >> 58) | 1 << (h >> 52 & 63) | 1 << (h >> 46 & 63)
+        self._bits, self._wmask, self._cap = bits, mask, words * 64 // FILTER_BITS_PER_KEY
 
     def _new_front(self) -> Any:
         raise NotImplementedError
@@ -149,18 +206,26 @@ class _Table:
         """The database's value of ``key`` (None: absent), remembered."""
         if key == self._mk:
             return self._mv
+        h = key * _MIX & _M64
+        w = h & self._wmask
+        m = 1 << (h >> 58) | 1 << (h >> 52 & 63) | 1 << (h >> 46 & 63)
+        self._mk, self._mw, self._mm = key, w, m
+        if self._bits[w] & m != m:  # never held
+            self._mv = None
+            return None
         raw: bytes | None = self._db.get(_KEY.pack(self.id, key))
-        self._mk, self._mv = key, raw
+        self._mv = raw
         return raw
 
     def __len__(self) -> int:
         return self._n
 
-    def _scan(self, values: bool) -> tuple[array[int], array[int] | None]:
+    def _scan(self, values: bool, flush: bool = True) -> tuple[array[int], array[int] | None]:
         """The table's keys (and values) in the database as int64 arrays, in key order,
-        fronts first moved there. No object is kept per entry: a checkpoint of a large
-        table would otherwise leave the heap fragmented."""
-        self._tables.flush()
+        fronts first moved there (unless not ``flush``). No object is kept per entry: a
+        checkpoint of a large table would otherwise leave the heap fragmented."""
+        if flush:
+            self._tables.flush()
         hi = _KEY.pack(self.id + 1, 0)[:4] if self.id + 1 < _TABLE_IDS else b"\xff" * 5
         read = ReadOptions()
         read.set_iterate_upper_bound(hi)
@@ -224,9 +289,14 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
         if key not in front:
             if self._stored(key) is None:
                 self._n += 1
+                self._mark()
             front[key] = value
             self._mk = _NOTHING  # the database no longer has the last word on it
-            self._tables._added(self)  # noqa: SLF001
+            tables = self._tables
+            tables._dirty[self.id] = self  # noqa: SLF001
+            tables.pending += 1
+            if tables.pending >= tables.front_entries:
+                tables.flush()
         else:
             front[key] = value
 
@@ -280,6 +350,13 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
             for raw, value in zip(raw_keys, values, strict=True):
                 batch.put(raw, pack(value))
         db.write(batch)
+        if self._n > self._cap:
+            self._grow()
+        else:
+            bits, mask = self._bits, self._wmask
+            for key in keys:
+                h = key * _MIX & _M64
+                bits[h & mask] |= 1 << (h >> 58) | 1 << (h >> 52 & 63) | 1 << (h >> 46 & 63)
 
     def _spill(self, batch: Any) -> None:
         pack_key, pack, table_id = _KEY.pack, _VALUE.pack, self.id
@@ -306,9 +383,14 @@ class OffHeapSet(_Table, MutableSet[int]):
         if key in front or self._stored(key) is not None:
             return
         self._n += 1
+        self._mark()
         front.add(key)
         self._mk = _NOTHING
-        self._tables._added(self)  # noqa: SLF001
+        tables = self._tables
+        tables._dirty[self.id] = self  # noqa: SLF001
+        tables.pending += 1
+        if tables.pending >= tables.front_entries:
+            tables.flush()
 
     def discard(self, key: int) -> None:
         if key not in self:

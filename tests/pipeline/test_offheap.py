@@ -115,6 +115,31 @@ def test_an_off_heap_set_behaves_as_a_set(tables, ops):
     assert sorted(table.arrays()) == sorted(model) and set(table) == model
 
 
+def test_lookups_stay_exact_as_tables_grow_past_their_filters(tmp_path):
+    # Each table's filter starts at 64 keys and is rebuilt 4x as large when full,
+    # from the keys in RocksDB and in the front; a key it missed would read absent.
+    tables = OffHeapTables(tmp_path / "index", front_entries=97)
+    try:
+        rng = random.Random(5)
+        held = [rng.getrandbits(60) for _ in range(5_000)] + list(range(-50, 50))
+        absent = [rng.getrandbits(60) for _ in range(5_000)]
+        index, events = tables.new_map(), tables.new_set()
+        for n, key in enumerate(held):
+            assert key not in index and key not in events
+            index[key] = n
+            events.add(key)
+        bulk = tables.new_map()
+        bulk.fill(array("q", held[:3_000]), array("q", range(3_000)))
+        bulk.fill(array("q", held[3_000:]), array("q", range(3_000, len(held))))
+        for table in (index, events, bulk):
+            assert len(table) == len(held)
+            assert all(key in table for key in held)
+            assert not any(key in table for key in absent)
+        assert all(index[key] == n and bulk[key] == n for n, key in enumerate(held))
+    finally:
+        tables.close()
+
+
 def test_tables_are_separate_key_ranges_and_a_table_let_go_leaves_nothing(tables):
     a, b, s = tables.new_map(), tables.new_map(), tables.new_set()
     for k in range(10):
