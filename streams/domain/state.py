@@ -11,7 +11,8 @@ identifiers (``key_of``), not the identifiers themselves, in C hash tables of in
 id plus free buckets, where a dict of int objects takes about 140 a line and a
 ``line_id`` or UUID ``event_id`` string alone 80 to 96. The keys are the same in
 every process, so checkpoints carry them as packed arrays. (The offline replay, which
-never persists, keeps the identifiers in dicts and sets: see ``hashed``.) Two
+never persists, keeps the identifiers in dicts and sets: see ``hashed``. A worker
+with the RocksDB store keeps them off the heap instead: see ``tables``.) Two
 different identifiers of one provider and service year collide with probability
 n²/2⁶¹: below 10⁻⁶ for a million lines. That is what makes acceptance idempotent
 (SPEC §2 steps 4–7) and credits exact: a credit subtracts the stored contribution of

@@ -62,7 +62,7 @@ DEAD_LETTER_MAX_BYTES = 1_000_000
 # written, or its state not rebuilt (EX_SOFTWARE).
 EXIT_UNPROCESSED = 70
 # The state table's RocksDB options per partition database (Faust's RocksDBOptions):
-# 2 MiB memtables, two at most, and a 4 MiB block cache, where Faust's defaults are
+# 1 MiB memtables, two at most, and a 1 MiB block cache, where Faust's defaults are
 # 64 MiB (up to 3) and 2 GiB.
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 1 << 20,
@@ -128,10 +128,6 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # A rebalance waits until the message being processed is finished (results
         # sent, state written) before the partitions are given up and recovered.
         stream_wait_empty=True,
-        # Messages fetched and waiting for the agent. Faust's default, 4,096, is sized
-        # for small messages: of 500-line batches (~250 KB each) it let a worker that
-        # fell behind a fast producer hold over 100 MB of input (bench/RESULTS.md).
-        stream_buffer_maxsize=STREAM_BUFFER_MESSAGES,
         # A joining worker waits up to the rebalance timeout for the group's other
         # members; 10 s keeps restarts and scale-out quick without flapping.
         broker_rebalance_timeout=settings.rebalance_timeout,
@@ -150,7 +146,15 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     control = app.topic(
         settings.topic_control, partitions=settings.partitions, internal=True, **raw
     )
+    # Messages fetched and waiting for the agent. Faust's default (stream_buffer_maxsize,
+    # 4,096) is sized for small messages: of 500-line batches (~250 KB each) it let a
+    # worker that fell behind a fast producer hold over 100 MB of input
+    # (bench/RESULTS.md). Set on this channel only: the same setting also sizes the
+    # queue of changelog records at recovery, which stays as Faust tests it. (App.topic
+    # takes ``maxsize`` but does not pass it on; the queue is made, and the channel
+    # cloned, with the attribute.)
     ingest_channel = app.topic(settings.topic_declarations, settings.topic_control, **raw)
+    ingest_channel.maxsize = STREAM_BUFFER_MESSAGES
     contracts = app.topic(settings.topic_contracts, **raw)
     alerts = app.topic(settings.topic_alerts, **raw)
     rejected = app.topic(settings.topic_rejected, **raw)
@@ -179,7 +183,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
 
     engine = Engine(policy, replay=settings.replay, journal=True)
     if rocksdb:
-        # The line index off the heap, so RSS stays flat as state grows: a local cache
+        # The line index off the heap, so RSS does not grow with it: a local cache
         # rebuilt at recovery like the C tables (streams/pipeline/offheap.py).
         tables = OffHeapTables(settings.data_dir / OFFHEAP_DIR)
         atexit.register(tables.close)

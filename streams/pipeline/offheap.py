@@ -17,10 +17,12 @@ are 8-byte little-endian int64, set members have an empty value.
 
 Cost per operation matters (a line does two lookups and two or three writes). New
 writes go to a small cykhash *front* per table, spilled to RocksDB in one
-``WriteBatch`` once the worker's fronts hold ``FRONT_ENTRIES`` keys together; a
-lookup asks the front, then RocksDB (its bloom filters answer most misses without
-reading a block). ``in`` followed by ``[]``, ``[]=`` or ``add`` of the same key, the
-pattern of ``ProviderState.accept``, reads RocksDB once: the last answer is kept.
+``WriteBatch`` once the worker's fronts hold ``FRONT_ENTRIES`` keys together. A
+lookup asks the front, then the table's Bloom filter in Python (new line ids and
+event ids, the usual lookup, end there), then RocksDB. ``in`` followed by ``[]``,
+``[]=`` or ``add`` of the same key, the pattern of ``ProviderState.accept``, reads
+RocksDB once: the last answer is kept. Still, every operation is a Python method
+where cykhash's are C: the worker is slower with this store (bench/RESULTS.md).
 """
 
 from __future__ import annotations
