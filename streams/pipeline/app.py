@@ -182,7 +182,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     )
 
     engine = Engine(policy, replay=settings.replay, journal=True)
-    if rocksdb:
+    if settings.line_index == "disk":
         # The line index off the heap, so RSS does not grow with it: a local cache
         # rebuilt at recovery like the C tables (streams/pipeline/offheap.py).
         tables = OffHeapTables(settings.data_dir / OFFHEAP_DIR)

@@ -27,6 +27,10 @@ class Settings:
     topic_rejected: str = "ggz.declarations.rejected.v1"
     partitions: int = 8
     store: str = "memory://"
+    # Where a worker keeps its line index, ADHD clients and event ids: "heap" (C hash
+    # tables, fastest) or "disk" (a local RocksDB cache, streams/pipeline/offheap.py:
+    # RSS grows less with state, the worker is slower). "disk" needs rocksdb://.
+    line_index: str = "heap"
     data_dir: Path = Path("var/worker")
     web_port: int = 6066
     web_bind: str = "0.0.0.0"
@@ -93,6 +97,15 @@ class Settings:
         assert store is not None
         if store.split("://")[0] not in ("memory", "rocksdb"):
             raise ClaimwatchError(f"CLAIMWATCH_STORE={store!r}: use memory:// or rocksdb://")
+        rocksdb = store.startswith("rocksdb:")
+        line_index = (get("LINE_INDEX", "disk" if rocksdb else "heap") or "").lower()
+        if line_index not in ("heap", "disk"):
+            raise ClaimwatchError(f"CLAIMWATCH_LINE_INDEX={line_index!r}: use heap or disk")
+        if line_index == "disk" and not rocksdb:
+            raise ClaimwatchError(
+                "CLAIMWATCH_LINE_INDEX=disk needs CLAIMWATCH_STORE=rocksdb:// (the memory "
+                "store keeps the state in memory anyway)"
+            )
         protocol = (get("SECURITY_PROTOCOL", "PLAINTEXT") or "").upper()
         if protocol not in SECURITY_PROTOCOLS:
             raise ClaimwatchError(
@@ -120,6 +133,7 @@ class Settings:
             topic_rejected=get("TOPIC_REJECTED") or "ggz.declarations.rejected.v1",
             partitions=integer("PARTITIONS", 8, 1, 1024),
             store=store,
+            line_index=line_index,
             data_dir=Path(get("DATA_DIR", "var/worker") or "var/worker"),
             web_port=integer("WEB_PORT", 6066, 1, 65535),
             web_bind=get("WEB_BIND", "0.0.0.0") or "0.0.0.0",

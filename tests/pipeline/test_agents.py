@@ -256,3 +256,24 @@ async def test_the_workers_producer_is_idempotent_unless_the_setting_turns_it_of
     finally:
         await producer.stop()
         await plain.stop()
+
+
+def test_the_line_index_goes_to_disk_with_the_rocksdb_store_unless_set_to_heap(tmp_path):
+    from streams.pipeline.offheap import OffHeapTables
+
+    assert Settings.from_env({}).line_index == "heap"
+    rocks = {"CLAIMWATCH_STORE": "rocksdb://", "CLAIMWATCH_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env(rocks).line_index == "disk"
+    heap = Settings.from_env({**rocks, "CLAIMWATCH_LINE_INDEX": "heap"})
+    assert heap.line_index == "heap"
+    app = create_app(heap.with_(broker="127.0.0.1:9"), load_policy())
+    assert app.claimwatch["engine"].tables is None  # type: ignore[attr-defined]
+    disk = Settings.from_env(rocks).with_(broker="127.0.0.1:9")
+    app = create_app(disk, load_policy())
+    tables = app.claimwatch["engine"].tables  # type: ignore[attr-defined]
+    assert isinstance(tables, OffHeapTables)
+    tables.close()
+    with pytest.raises(ClaimwatchError, match="needs CLAIMWATCH_STORE=rocksdb"):
+        Settings.from_env({"CLAIMWATCH_LINE_INDEX": "disk"})
+    with pytest.raises(ClaimwatchError, match="use heap or disk"):
+        Settings.from_env({**rocks, "CLAIMWATCH_LINE_INDEX": "ssd"})
