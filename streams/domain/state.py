@@ -36,7 +36,7 @@ from array import array
 from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cykhash import (  # type: ignore[import-untyped]
     Int64Set,
@@ -393,7 +393,8 @@ class ProviderState:
             index = self.lines[year] = self._new_map()
         clients = self.clients.get(year)
         if clients is None:
-            clients = self.clients[year] = self._new_map()
+            # a map of keys to keys: the same tables as the index (client keys are ints)
+            clients = self.clients[year] = cast(Clients, self._new_map())
         events = self.events.get(year)
         if events is None:
             tables = self.tables

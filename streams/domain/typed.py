@@ -304,18 +304,7 @@ class TypedDecoder:
         """Many single-declaration messages (an archive's lines) in one C call: their
         ``line_type`` records, or None when any of them is not one the typed path
         vouches for (the caller then takes them one by one)."""
-        joined = b",".join(raws)
-        if _BACKSLASH in joined or not joined.isascii():
-            return None
-        try:
-            records: list[Any] = self._decode_many(b"[" + joined + b"]")
-        except self._errors:
-            return None
-        line_type = self.line_type
-        for record in records:
-            if type(record) is not line_type:
-                return None
-        return records
+        return self._decode_array(b",".join(raws))
 
     def decode_block(self, block: bytes) -> list[Any] | None:
         """The ``line_type`` records of a block of NDJSON lines (each ending with a
@@ -328,10 +317,14 @@ class TypedDecoder:
         one and read the other as two lines). Turning newlines into commas is a
         memchr-fast ``replace``; counting or splitting the lines costs ten times as
         much."""
-        if _BACKSLASH in block or not block.isascii():
+        return self._decode_array(block[:-1].replace(b"\n", b","))
+
+    def _decode_array(self, elements: bytes) -> list[Any] | None:
+        """``[elements]`` decoded as ``line_type`` records, or None when one is not."""
+        if _BACKSLASH in elements or not elements.isascii():
             return None
         try:
-            records: list[Any] = self._decode_many(b"[" + block[:-1].replace(b"\n", b",") + b"]")
+            records: list[Any] = self._decode_many(b"[" + elements + b"]")
         except self._errors:
             return None
         line_type = self.line_type
