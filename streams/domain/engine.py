@@ -40,7 +40,7 @@ from streams.domain.model import (
 )
 from streams.domain.policy import Policy
 from streams.domain.snapshot import build_snapshot
-from streams.domain.state import ProviderState, Tables
+from streams.domain.state import Journal, ProviderState, Tables
 
 Clock = Callable[[], float]
 _DEAD_LETTERED = frozenset({ORPHAN_CREDIT, LINE_INDEX_EXPIRED})  # outcomes of accept
@@ -89,7 +89,7 @@ class Engine:
         if st is None:
             st = self.providers[provider] = self.new_state(provider)
             if self.journal:
-                st.journal = []
+                st.journal = Journal()
         return st
 
     def new_state(self, provider: str) -> ProviderState:

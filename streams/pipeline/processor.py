@@ -43,7 +43,7 @@ from streams.domain.acceptance import DeadLetter, mask_bsn
 from streams.domain.contracts import Contract, ContractError, parse_contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import Counts
-from streams.domain.state import ProviderState, pack_journal
+from streams.domain.state import Journal, ProviderState
 
 Store = MutableMapping[str, bytes]
 
@@ -123,7 +123,7 @@ class Processor:
             )
         log = JournalLog(*header["log"])
         st = self.engine.new_state(owner)
-        st.journal = []
+        st.journal = Journal()
         for i in range(log.chunks):
             chunk = self.store.get(f"k:{owner}:{log.generation}:{i}")
             if chunk is None:  # pragma: no cover - written before its header
@@ -209,7 +209,7 @@ class Processor:
             st = self.load_owner(owner)
         if st is None:
             st = self.engine.state(owner)
-            st.journal = []
+            st.journal = Journal()
             self.logs[owner] = JournalLog()
         self.owner_partition[owner] = partition
         return st
@@ -309,7 +309,7 @@ class Processor:
         journal = st.journal
         tombstones: list[str] = []
         if journal:
-            st.journal = []
+            st.journal = Journal()
             log.records += len(journal)
         if st.dropped or (
             journal
@@ -326,7 +326,7 @@ class Processor:
                 _put(out, f"k:{owner}:{log.generation}:{i}", orjson.dumps(chunk))
             log.base, log.chunks, log.records = log.end, len(chunks), 0
         elif journal:
-            _put(out, f"j:{owner}:{log.end}", orjson.dumps(pack_journal(journal)))
+            _put(out, f"j:{owner}:{log.end}", orjson.dumps(journal.pack()))
             log.end += 1
         header = st.header()
         header["format"] = STATE_FORMAT

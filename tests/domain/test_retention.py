@@ -17,7 +17,7 @@ from streams.domain.engine import Effects, Engine
 from streams.domain.errors import PolicyError
 from streams.domain.model import LINE_INDEX_EXPIRED, REJECT_REASONS
 from streams.domain.policy import DEFAULT_POLICY_PATH, load_policy
-from streams.domain.state import ProviderState
+from streams.domain.state import Journal, ProviderState
 from tests.conftest import AGB
 
 OTHER = "87654321"
@@ -231,9 +231,9 @@ def rebuilt(engine: Engine) -> Engine:
     for agb, st in engine.providers.items():
         fresh = again.new_state(agb)
         assert st.journal is not None
-        fresh.replay_journal(orjson.loads(orjson.dumps(st.journal)))
+        fresh.replay_journal(orjson.loads(orjson.dumps(st.journal.pack())))
         fresh.restore_header(orjson.loads(orjson.dumps(st.header())))
-        fresh.journal = []
+        fresh.journal = Journal()
         again.providers[agb] = fresh
     return again
 
@@ -246,7 +246,7 @@ def from_checkpoint(engine: Engine, chunk: int) -> Engine:
         for part in st.checkpoint(chunk):
             fresh.restore_checkpoint(orjson.loads(orjson.dumps(part)))
         fresh.restore_header(orjson.loads(orjson.dumps(st.header())))
-        fresh.journal = []
+        fresh.journal = Journal()
         again.providers[agb] = fresh
     return again
 
@@ -330,7 +330,7 @@ def test_a_credit_whose_service_date_differs_from_its_debit_still_finds_it(engin
         assert send(e, debit, odd).dead_letters == []
         assert net(e, 2025) == 0
     st = journal_engine.providers[AGB]
-    assert st.journal is not None and st.journal[-1][2:] == [2024, 2025]
+    assert st.journal is not None and st.journal.records()[-1][2:] == [2024, 2025]
     assert rebuilt(journal_engine).snapshot() == engine.snapshot()
 
 
