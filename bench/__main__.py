@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--lines", type=int, help="offline lines (default 1,000,000; --quick 20,000)")
     p.add_argument(
-        "--stream-lines", type=int, help="streaming lines (default 200,000; --quick 10,000)"
+        "--stream-lines", type=int, help="streaming lines (default 1,000,000; --quick 10,000)"
     )
     p.add_argument(
         "--latency-seconds", type=float, help="latency run length (default 20; --quick 5)"
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 f"--only: unknown stage(s) {', '.join(sorted(unknown))}; use {','.join(STAGES)}"
             )
     args.lines = args.lines or (20_000 if args.quick else 1_000_000)
-    args.stream_lines = args.stream_lines or (10_000 if args.quick else 200_000)
+    args.stream_lines = args.stream_lines or (10_000 if args.quick else 1_000_000)
     args.latency_seconds = args.latency_seconds or (5.0 if args.quick else 20.0)
     args.state_lines = args.state_lines or (20_000 if args.quick else 1_000_000)
     # --quick: short group joins (tansu answers a join after session / 2), the two
