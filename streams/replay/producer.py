@@ -11,6 +11,7 @@ unkeyed, so the worker dead-letters it exactly as the offline replay does.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +36,8 @@ class ProduceStats:
     contracts: int = 0
     unkeyed: int = 0
     seconds: float = 0.0
+    # the producer was idempotent (asked for, and the broker supports it)
+    idempotent: bool = False
     end_offsets: dict[int, int] = field(
         default_factory=dict
     )  # declarations partition → last offset
@@ -98,6 +101,7 @@ async def produce_history(
     sync: Callable[[ProduceStats], Any] | None = None,
     on_progress: Callable[[ProduceStats], None] | None = None,
     client_kwargs: dict[str, Any] | None = None,
+    idempotent: bool = False,
 ) -> ProduceStats:
     """Produce declarations in batches with the contracts merged in by event time.
 
@@ -105,19 +109,17 @@ async def produce_history(
     workers have applied them); ``sync(stats)`` runs before a contract change that
     follows declarations (e.g. to wait until those are processed). Both may be
     coroutine functions. Without them the order across topics is only as good as
-    the workers' consumption, which is what a live cluster gets.
+    the workers' consumption, which is what a live cluster gets. ``idempotent``:
+    see ``start_producer``.
     """
-    from aiokafka import AIOKafkaProducer
-
     stats = ProduceStats()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
+    producer, stats.idempotent = await start_producer(
+        bootstrap,
+        idempotent,
         linger_ms=5,
         max_request_size=16 * 1024 * 1024,
         **(client_kwargs or {}),
     )
-    await producer.start()
     started = time.perf_counter()
     try:
         pacer = Pacer(rate, speed)
@@ -212,6 +214,48 @@ async def _call(hook: Callable[[Any], Any] | None, arg: Any) -> None:
         result = hook(arg)
         if asyncio.iscoroutine(result):
             await result
+
+
+class _NoInitProducerIdError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "InitProducerId" not in record.getMessage()
+
+
+async def start_producer(bootstrap: str, idempotent: bool, **options: Any) -> tuple[Any, bool]:
+    """A started ``acks=all`` producer, and whether it is idempotent.
+
+    aiokafka retries a produce request that failed on the network; when the broker had
+    appended the batch already, the retry appends it again, and the worker counts
+    its lines as ``duplicate`` (event ids) instead of accepting them once. An
+    idempotent producer (Kafka's ``enable.idempotence``) has the broker drop such a
+    repeat. A broker without idempotent producers (tansu, the embedded one) refuses
+    InitProducerId when the producer starts: it then starts without, and the caller
+    says so (``ProduceStats.idempotent``).
+    """
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import (
+        ClusterAuthorizationFailedError,
+        UnknownError,
+        UnsupportedVersionError,
+    )
+
+    if idempotent:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **options
+        )
+        quiet = _NoInitProducerIdError()  # aiokafka logs the refusal as an error
+        sender_log = logging.getLogger("aiokafka.producer.sender")
+        sender_log.addFilter(quiet)
+        try:
+            await producer.start()
+            return producer, True
+        except (UnknownError, UnsupportedVersionError, ClusterAuthorizationFailedError):
+            await producer.stop()
+        finally:
+            sender_log.removeFilter(quiet)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
+    await producer.start()
+    return producer, False
 
 
 async def _settle(pending: list[asyncio.Future[Any]], stats: ProduceStats) -> None:
@@ -309,6 +353,7 @@ def run_replay(args: Any, policy: Any) -> int:
             speed=args.speed,
             on_progress=progress,
             client_kwargs=kw,
+            idempotent=settings.producer_idempotence,
         )
     )
     if not args.no_final_tick:
@@ -317,6 +362,13 @@ def run_replay(args: Any, policy: Any) -> int:
         )
     if tty:
         sys.stderr.write("\n")
+    if settings.producer_idempotence and not stats.idempotent:
+        print(
+            "note: the broker has no idempotent producers, so this replay produced without: "
+            "a batch retried after a network fault may be written twice, and its lines are "
+            "then counted as duplicate (CLAIMWATCH_PRODUCER_IDEMPOTENCE=false silences this)",
+            file=sys.stderr,
+        )
     print(
         f"produced {stats.lines:,} lines in {stats.messages:,} messages to {settings.topic_declarations} "
         f"({stats.unkeyed} unkeyed) and {stats.contracts} contracts in {stats.seconds:.1f} s"

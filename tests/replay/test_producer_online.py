@@ -1,0 +1,71 @@
+"""``claimwatch replay`` into Kafka: the producer is idempotent where the broker allows.
+
+tansu, the embedded broker, has no idempotent producers (InitProducerId fails), so
+these tests cover the fallback; the idempotent path itself needs a real Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.cli import main
+from streams.cluster import read_all
+from streams.replay.producer import start_producer
+
+pytestmark = pytest.mark.broker
+
+TOPIC = "test.replay.declarations"
+
+
+@pytest.fixture
+def broker(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as running:
+        yield running
+
+
+async def test_a_broker_without_idempotent_producers_gets_a_plain_one_that_works(
+    broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aiokafka")
+    producer, idempotent = await start_producer(broker.bootstrap, True)
+    try:
+        assert idempotent is False
+        meta = await producer.send_and_wait("test.plain", b"x")
+        assert meta.offset == 0
+    finally:
+        await producer.stop()
+    # the refusal is the caller's to report, once, in its own words
+    refusals = [r for r in caplog.records if "InitProducerId" in r.getMessage()]
+    assert not [r for r in refusals if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("idempotence", ["true", "false"])
+def test_replay_into_tansu_produces_every_line_and_says_once_it_is_not_idempotent(
+    broker: EmbeddedBroker,
+    tmp_path: Path,
+    make_line,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    idempotence: str,
+) -> None:
+    lines = [make_line() for _ in range(7)]
+    archive = tmp_path / "declarations.ndjson"
+    archive.write_bytes(b"".join(orjson.dumps(obj) + b"\n" for obj in lines))
+    monkeypatch.setenv("CLAIMWATCH_BROKER", broker.bootstrap)
+    monkeypatch.setenv("CLAIMWATCH_TOPIC_DECLARATIONS", TOPIC)
+    monkeypatch.setenv("CLAIMWATCH_PRODUCER_IDEMPOTENCE", idempotence)
+    assert main(["replay", str(archive), "--no-final-tick", "--batch-size", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "produced 7 lines" in out
+    notes = [ln for ln in err.splitlines() if "idempotent" in ln]
+    assert len(notes) == (1 if idempotence == "true" else 0), err
+    assert "InitProducerId" not in err
+    records = asyncio.run(read_all(broker.bootstrap, TOPIC))
+    produced = [orjson.loads(v) for _k, v, _h in records]
+    assert sum(len(m["lines"]) for m in produced) == 7
