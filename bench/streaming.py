@@ -24,6 +24,7 @@ from bench import proc
 from bench.broker import stage_cluster
 from bench.history import History
 from streams.cluster import Cluster
+from streams.offsets import end_offsets
 from streams.replay.producer import (
     ProduceStats,
     archive_lines,
@@ -54,8 +55,8 @@ async def raw_consume(bootstrap: str, topic: str, timeout: float = 300.0) -> tup
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
+        ends = await end_offsets(consumer, tps)  # not ListOffsets alone: short on tansu
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
         loads, bad = orjson.loads, orjson.JSONDecodeError
         lines = 0

@@ -25,6 +25,7 @@ from streams.broker import EmbeddedBroker, ensure_topics_sync
 from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import Policy
 from streams.domain.snapshot import merge_snapshots
+from streams.offsets import read_all
 from streams.pipeline.settings import Settings
 from streams.pipeline.topics import topic_specs
 
@@ -72,10 +73,11 @@ class Cluster:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.broker = EmbeddedBroker(log_path=self.var_dir / "tansu.log").start()
         # The embedded broker speaks plaintext on loopback: security settings meant
-        # for a real cluster do not apply to it.
+        # for a real cluster do not apply to it. The producers keep the production
+        # batching: what reads a topic's end copes with tansu's ListOffsets
+        # (streams/offsets.py).
         self.settings = self.settings.with_(
             broker=self.broker.bootstrap,
-            producer_batch_bytes=1,  # tansu's ListOffsets (see create_app)
             producer_idempotence=False,  # tansu has no idempotent producers
             security_protocol="PLAINTEXT",
             sasl_username=None,
@@ -334,39 +336,3 @@ async def committed_offsets(
         for tp, meta in offsets.items()
         if meta is not None and meta.offset > 0
     }
-
-
-async def read_all(
-    bootstrap: str, topic: str, timeout: float = 30.0, client_kwargs: dict[str, Any] | None = None
-) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
-    """Every message of a topic up to its current end, partition by partition."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **(client_kwargs or {})
-    )
-    await consumer.start()
-    out: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        if not tps:
-            return out
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        deadline = time.monotonic() + timeout
-        while remaining and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
-                for r in records:
-                    out.append((r.key, r.value, dict(r.headers or ())))
-                if records and records[-1].offset >= ends[tp] - 1:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return out

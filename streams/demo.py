@@ -23,9 +23,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from streams.cluster import Cluster, free_port, read_all
+from streams.cluster import Cluster, free_port
 from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import Policy
+from streams.offsets import read_all
 from streams.pipeline.settings import Settings
 from streams.replay.producer import (
     ProduceStats,

@@ -5,8 +5,8 @@ which tansu answers with the base offset of the last record batch + 1. A worker
 whose changelog writes were batched then found its persisted RocksDB offset past
 that highwater and crashed with a ConsistencyError on every restart. Recovery now
 takes the highwater a fetch reports (streams/pipeline/recovery.py), so this holds
-with one record per producer batch (what the embedded broker sets) and with
-aiokafka's default batching (what production uses) alike.
+with one record per producer batch and with batched writes (what production and
+the embedded broker use) alike.
 """
 
 from __future__ import annotations

@@ -93,15 +93,6 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_max_request_size=MAX_MESSAGE_BYTES,
-        # On tansu, one record per producer batch (producer_batch_bytes=1, which the
-        # embedded broker sets): tansu answers ListOffsets with the base offset of the
-        # last record batch + 1, and Faust's table recovery uses that as the changelog
-        # highwater. With batched changelog writes a RocksDB store's persisted offset
-        # then lies past that highwater, and every restart crashes with a
-        # ConsistencyError (a memory store silently stops short instead).
-        # docs/faust-on-tansu.md, "tansu behaviour that matters". Kafka answers
-        # exactly, so production keeps aiokafka's batching.
-        producer_max_batch_size=settings.producer_batch_bytes,
         # A message writes a journal segment and a header (tens of KB) to the state
         # changelog. aiokafka sends one batch per partition at a time, and a record
         # that finds its partition's batch full waits for it to be sent; Faust's
@@ -109,9 +100,15 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # its conductor stops handing fetched messages to the agent ("producer buffer
         # full" in the log). 16 KiB batches (one record each) held the agent up that
         # way; 512 KiB ones take a message's records, and stay under the 1 MB
-        # max.message.bytes of a topic created with Kafka's defaults.
-        # Table recovery reads each changelog to the end a fetch reports, so it is
-        # exact on tansu with batched writes too (streams/pipeline/recovery.py).
+        # max.message.bytes of a topic created with Kafka's defaults. The embedded
+        # tansu broker gets the same batches: tansu answers ListOffsets with the base
+        # offset of a partition's last batch + 1, not its end, so nothing the worker
+        # reads to a topic's end trusts ListOffsets (streams/offsets.py;
+        # docs/faust-on-tansu.md, "tansu behaviour that matters").
+        producer_max_batch_size=settings.producer_batch_bytes,
+        # Faust's table recovery takes the changelog highwater from ListOffsets; this
+        # one reads each changelog to the end a fetch reports, so it is exact on tansu
+        # with batched writes (streams/pipeline/recovery.py).
         TableManager=table_manager(settings),
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         web_port=settings.web_port,
@@ -319,8 +316,10 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # Alerts are acknowledged before the state that records them is written; a
         # crash in between would re-send them. The alerts topic itself says which
         # transitions (alert_id, sequence) are out already: read it once per
-        # rebalance, so each transition is published exactly once.
-        from streams.cluster import read_all
+        # rebalance, so each transition is published exactly once. read_all reads
+        # each partition to the end a fetch reports, not to tansu's ListOffsets
+        # answer, which stops at the first record of the last batch (streams/offsets.py).
+        from streams.offsets import read_all
 
         for _k, value, _h in await read_all(
             settings.broker or "", settings.topic_alerts, 60.0, settings.kafka_client_kwargs()

@@ -11,15 +11,15 @@ so with batched changelog writes:
   before the newest records of each partition, and lost them.
 
 A fetch response carries the right highwater, on tansu as on Kafka. This recovery
-fetches the last batch of each changelog partition and takes the larger answer, so
-the producer can keep batching (one record per batch made ListOffsets exact, but
-cost the latency target: the agent waited on the changelog backlog).
+fetches the last batch of each changelog partition and takes the larger answer
+(``streams.offsets``, which the worker's other reads of a topic's end share), so the
+producer can keep batching (one record per batch made ListOffsets exact, but cost
+the latency target: the agent waited on the changelog backlog).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Mapping, Set
 from typing import Any
@@ -28,20 +28,20 @@ from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
+from streams import offsets
+from streams.offsets import FETCH_TIMEOUT_S
 from streams.pipeline.settings import Settings
 
 log = logging.getLogger("claimwatch.recovery")
-
-FETCH_TIMEOUT_S = 30.0
 
 
 async def fetched_end_offsets(
     settings: Settings, listed: Mapping[TP, int], timeout: float = FETCH_TIMEOUT_S
 ) -> dict[TP, int]:
-    """The offset after the last record of each partition, from fetch responses.
+    """The offset after the last record of each changelog partition, from fetch
+    responses (``streams.offsets.fetched_end_offsets``, with a consumer of its own).
 
-    ``listed`` holds what ListOffsets said (the end offset, possibly short); the fetch
-    starts one before it, in the last batch, so the broker answers at once.
+    ``listed`` holds what ListOffsets said (the end offset, possibly short).
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -57,25 +57,14 @@ async def fetched_end_offsets(
         **settings.kafka_client_kwargs(),
     )
     await consumer.start()
-    out: dict[TP, int] = {}
     try:
         consumer.assign(list(wanted))
-        for atp, tp in wanted.items():
-            consumer.seek(atp, listed[tp] - 1)
-        deadline = time.monotonic() + timeout
-        pending = set(wanted)
-        while pending and time.monotonic() < deadline:
-            await consumer.getmany(*pending, timeout_ms=200, max_records=1)
-            for atp in list(pending):
-                highwater = consumer.highwater(atp)
-                if highwater is not None:
-                    out[wanted[atp]] = highwater
-                    pending.discard(atp)
-        if pending:
-            log.warning("no fetch highwater for %d changelog partitions", len(pending))
+        fetched = await offsets.fetched_end_offsets(
+            consumer, {atp: listed[tp] for atp, tp in wanted.items()}, timeout
+        )
     finally:
         await consumer.stop()
-    return out
+    return {wanted[atp]: end for atp, end in fetched.items()}
 
 
 class FetchedHighwaterRecovery(Recovery):

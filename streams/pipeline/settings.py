@@ -47,9 +47,9 @@ class Settings:
     ssl_keyfile: str | None = None
     log_level: str = "info"
     rebalance_timeout: float = 10.0
-    # aiokafka's batch size in bytes; 1 puts every record in a batch of its own, which
-    # the tansu broker needs (see create_app): the embedded broker sets it. A
-    # message's changelog records are tens of KB each, so the default holds several.
+    # aiokafka's batch size in bytes (see create_app). A message's changelog records
+    # are tens of KB each, so the default holds several; on Kafka and on the
+    # embedded tansu broker alike (1 would put every record in a batch of its own).
     producer_batch_bytes: int = 524288
     # How long the broker may hold the worker's fetch when no data is there (aiokafka's
     # fetch_max_wait_ms; Faust fixes it at 1500, see create_app).

@@ -17,6 +17,7 @@ import orjson
 from streams.broker import find_broker_binary, wait_for_broker
 from streams.cluster import Cluster, free_port
 from streams.domain.policy import Policy
+from streams.offsets import read_records
 from streams.replay.offline import replay_offline
 from streams.replay.producer import archive_lines, contract_lines, produce_history, send_final_tick
 
@@ -208,36 +209,12 @@ async def _forwarded_contracts(
     return found
 
 
-async def read_partitions(
-    bootstrap: str, topic: str, idle: float = 0.5
-) -> list[tuple[int, int, bytes | None, bytes]]:
-    """(partition, offset, key, value) of a topic's records, read until a fetch brings nothing
-    (not up to `end_offsets()`, which tansu reports too low)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
-    )
-    await consumer.start()
-    out: list[tuple[int, int, bytes | None, bytes]] = []
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        if not tps:
-            return out
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while True:
-            batch = await consumer.getmany(timeout_ms=int(idle * 1000))
-            if not batch:
-                return out
-            for tp, records in batch.items():
-                out.extend((tp.partition, r.offset, r.key, r.value or b"") for r in records)
-    finally:
-        await consumer.stop()
+async def read_partitions(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes]]:
+    """(partition, offset, key, value) of a topic's records, up to each partition's end
+    as a fetch reports it (``streams.offsets``; `end_offsets()` is short on tansu)."""
+    return [
+        (r.partition, r.offset, r.key, r.value or b"") for r in await read_records(bootstrap, topic)
+    ]
 
 
 def finish(cluster: Cluster, stats: Any, policy: Policy, timeout: float = 300.0) -> dict[str, Any]:
