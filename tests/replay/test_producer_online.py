@@ -15,7 +15,7 @@ import pytest
 
 from streams.broker import EmbeddedBroker
 from streams.cli import main
-from streams.cluster import read_all
+from streams.offsets import read_all
 from streams.replay.producer import start_producer
 
 pytestmark = pytest.mark.broker
