@@ -162,21 +162,6 @@ class Journal:
         self.judged_events: array[Any] = array("q")
         self.judged_years: array[int] = array("q")
 
-    @classmethod
-    def of(cls, records: Iterable[list[Any]]) -> Journal:
-        """A journal of records in the form ``replay_journal`` takes them."""
-        journal = cls()
-        for rec in records:
-            n = len(rec)
-            if n == 2:
-                journal.judged(rec[0], rec[1])
-            elif n <= 4:
-                journal.credit(rec[0], rec[1], rec[2], rec[3] if n == 4 else rec[2])
-            else:
-                key, event, year, quarter, client, flags, amount = rec
-                journal.debit(key, event, _pack(year, quarter, flags, amount), client)
-        return journal
-
     def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
         if client is not None:
             self.adhd_at.append(len(self.keys))
