@@ -141,8 +141,9 @@ async def produce_history(
             if len(pending) >= 256:
                 await _settle(pending, stats)
 
-        async def flush_all() -> None:
-            for other, rest in buffers.items():
+        async def flush(providers: Iterable[str]) -> None:
+            for other in providers:
+                rest = buffers.get(other)
                 if rest:
                     await send(other.encode(), _envelope(other, rest), last_time.get(other))
                     buffers[other] = []
@@ -161,11 +162,14 @@ async def produce_history(
                 next_contract += 1
             if not due:
                 return
+            objs = [orjson.loads(raw) for raw in due]
+            # A contract bears on its own provider only: the lines of the providers
+            # it names are cut here; every other provider's batch keeps filling (a
+            # cut costs a message per provider).
+            await flush({obj["provider_agb"] for obj in objs})
             if stats.messages:
-                await flush_all()
                 await _call(sync, stats)
-            for raw in due:
-                obj = orjson.loads(raw)
+            for raw, obj in zip(due, objs, strict=True):
                 key = f"{obj['provider_agb']}:{obj['year']}".encode()
                 await producer.send_and_wait(contracts_topic or "ggz.contracts.v1", raw, key=key)
                 stats.contracts += 1
@@ -198,7 +202,7 @@ async def produce_history(
                         if rest:
                             await send(other.encode(), _envelope(other, rest), last_time.get(other))
                             buffers[other] = []
-        await flush_all()
+        await flush(list(buffers))
         await send_contracts(None)
         await producer.flush()
     finally:

@@ -69,3 +69,43 @@ def test_replay_into_tansu_produces_every_line_and_says_once_it_is_not_idempoten
     records = asyncio.run(read_all(broker.bootstrap, TOPIC))
     produced = [orjson.loads(v) for _k, v, _h in records]
     assert sum(len(m["lines"]) for m in produced) == 7
+
+
+def test_a_contract_change_cuts_the_batch_of_its_own_provider_only(
+    broker: EmbeddedBroker,
+    make_line,  # type: ignore[no-untyped-def]
+    contract_event,  # type: ignore[no-untyped-def]
+) -> None:
+    """Lines before a contract change are sent, and synced, before the change, but
+    only those of the provider it names: another provider's batch keeps filling."""
+    from streams.replay.producer import produce_history
+
+    a, b = "11111111", "22222222"
+    lines = [make_line(provider_agb=a if i % 2 else b) for i in range(8)]
+    change_at = lines[3]["submitted_at"]  # applies before line 3, as offline
+    contract = contract_event(provider=a, updated_at=change_at)
+    synced: list[int] = []
+
+    async def run() -> None:
+        stats = await produce_history(
+            broker.bootstrap,
+            [orjson.dumps(obj) for obj in lines],
+            topic=TOPIC + ".cut",
+            contracts=[orjson.dumps(contract)],
+            contracts_topic=TOPIC + ".contracts",
+            batch_size=100,
+            sync=lambda stats: synced.append(stats.messages),
+        )
+        assert stats.lines == 8 and stats.contracts == 1
+
+    asyncio.run(run())
+    per_provider: dict[str, list[list[str]]] = {}  # in order: one provider, one partition
+    for k, v, _h in asyncio.run(read_all(broker.bootstrap, TOPIC + ".cut")):
+        per_provider.setdefault(k.decode(), []).append(
+            [ln["event_id"] for ln in orjson.loads(v)["lines"]]
+        )
+    ids = [ln["event_id"] for ln in lines]
+    # a's lines before the change in one message, synced before the contract went
+    # out, then a's later lines; b's lines in one message, not cut
+    assert synced == [1]
+    assert per_provider == {a: [[ids[1]], [ids[3], ids[5], ids[7]]], b: [ids[0::2]]}
