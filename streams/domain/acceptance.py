@@ -136,6 +136,16 @@ class Decoder:
             return None
         return self._typed.decode_block(block)
 
+    def line_objects(self, raw: bytes) -> Callable[[int], Any]:
+        """Line ``index`` of a batch message as the JSON value it is, for dead
+        letters: decoded from the line's own text where the typed path can cut the
+        batch into lines (a third of what decoding the whole batch costs), else
+        from the whole batch, decoded once."""
+        texts = self._typed.line_texts(raw) if self._typed is not None else None
+        if texts is None:
+            return orjson.loads(raw)["lines"].__getitem__  # type: ignore[no-any-return]
+        return lambda index: orjson.loads(texts[index])
+
     def provider_of(self, raw: bytes) -> str | None:
         """The provider a message names (batch envelope, or a single line's AGB)."""
         try:

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from streams.domain import rules
 from streams.domain.acceptance import (
     DeadLetter,
@@ -131,8 +129,8 @@ class Engine:
             if single or type(item) is dict:
                 return line_payload(raw, single, index, item)
             if not decoded:
-                decoded.append(orjson.loads(raw)["lines"])
-            return line_payload(raw, single, index, decoded[0][index])
+                decoded.append(self.decoder.line_objects(raw))
+            return line_payload(raw, single, index, decoded[0](index))
 
         owner_hint = key if key is not None else envelope
         self._apply(items, owner_hint, mismatch, payload, fx, feed)

@@ -276,6 +276,21 @@ class TypedDecoder:
         self._decode_parts([bytes(part) for part in batch.lines], lines)
         return batch.provider_agb, lines
 
+    def line_texts(self, raw: bytes) -> list[bytes] | None:
+        """The JSON text of each line of a batch the typed path decoded, or None.
+
+        For a dead letter of one line: msgspec slices the lines without building
+        them, a third of what decoding the whole batch with orjson costs."""
+        if _BACKSLASH in raw or not raw.isascii():
+            return None
+        try:
+            batch = self._decode_loose(raw)
+        except self._errors:
+            return None
+        if type(batch) is not self._loose_type:
+            return None
+        return [bytes(part) for part in batch.lines]
+
     def _decode_parts(self, parts: list[bytes], out: list[Any]) -> None:
         """Append each JSON value of ``parts`` to ``out`` as a ``line_type`` record,
         or as what orjson decodes where the typed path does not vouch for it.
