@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.broker import worker_malloc
 from bench.history import SEED, VAR, cached_history
 
 STAGES = ("offline", "streaming", "latency", "state", "scaling", "peer")
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
+            "malloc": worker_malloc(),
             "quick": args.quick,
             "seed": args.seed,
             "stages": list(args.stages),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,12 @@ PARTITIONS = 4
 
 def start_broker(var: Path) -> EmbeddedBroker:
     return EmbeddedBroker(log_path=var / "tansu.log").start()
+
+
+def worker_malloc() -> str:
+    """The workers' allocator mode: ``CLAIMWATCH_MALLOC`` as a worker reads it
+    (``compact``, the default, or ``glibc``)."""
+    return Settings.from_env({"CLAIMWATCH_MALLOC": os.environ.get("CLAIMWATCH_MALLOC", "")}).malloc
 
 
 def stage_cluster(
@@ -42,6 +49,7 @@ def stage_cluster(
         tick_seconds=3600,  # the structural rules' timer stays out of the measurement
         replay=replay,
         producer_idempotence=False,  # tansu has no idempotent producers
+        malloc=worker_malloc(),
     )
     run_dir = var / f"run-{stage}"
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -336,7 +336,7 @@ def table(results: dict[str, Any]) -> str:
     m = results["meta"]
     head = (
         f"claimwatch bench  {m['date']}  Python {m['python']}  {m['cpus']} CPUs"
-        f"  ({'quick' if m['quick'] else 'full'})"
+        f"  ({'quick' if m['quick'] else 'full'})  CLAIMWATCH_MALLOC={m.get('malloc', 'compact')}"
     )
     git = m.get("git") or {}
     if git.get("commit"):

@@ -127,6 +127,7 @@ class Cluster:
                 "CLAIMWATCH_PRODUCER_BATCH_BYTES": str(s.producer_batch_bytes),
                 "CLAIMWATCH_FETCH_WAIT_MS": str(s.fetch_wait_ms),
                 "CLAIMWATCH_PRODUCER_IDEMPOTENCE": "true" if s.producer_idempotence else "false",
+                "CLAIMWATCH_MALLOC": s.malloc,
             }
         )
         # Security from these settings, not whatever the parent's environment holds

@@ -64,7 +64,8 @@ def run_worker(policy: Policy, settings: Settings | None = None) -> int:
     from streams.pipeline.topics import topic_specs
 
     settings = settings or Settings.from_env()
-    tune_malloc()
+    if settings.malloc == "compact":
+        tune_malloc()
     app = create_app(settings, policy)
     logging.basicConfig(
         level=settings.log_level.upper(),

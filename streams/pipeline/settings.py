@@ -58,6 +58,11 @@ class Settings:
     # network fault is not written twice. tansu has no InitProducerId, so the embedded
     # broker turns it off (streams/pipeline/producer.py).
     producer_idempotence: bool = True
+    # glibc's allocator: "compact" fixes the mmap threshold and arena count
+    # (streams/pipeline/run.py, tune_malloc): about 160 bytes of RSS a line of state
+    # in a memory-store worker; "glibc" leaves glibc's defaults: about 205 bytes a
+    # line, but a quarter more lines a second (bench/RESULTS.md, session 7).
+    malloc: str = "compact"
 
     @property
     def topic_control(self) -> str:
@@ -106,6 +111,9 @@ class Settings:
                 "CLAIMWATCH_LINE_INDEX=disk needs CLAIMWATCH_STORE=rocksdb:// (the memory "
                 "store keeps the state in memory anyway)"
             )
+        malloc = (get("MALLOC", "compact") or "").lower()
+        if malloc not in ("compact", "glibc"):
+            raise ClaimwatchError(f"CLAIMWATCH_MALLOC={malloc!r}: use compact or glibc")
         protocol = (get("SECURITY_PROTOCOL", "PLAINTEXT") or "").upper()
         if protocol not in SECURITY_PROTOCOLS:
             raise ClaimwatchError(
@@ -134,6 +142,7 @@ class Settings:
             partitions=integer("PARTITIONS", 8, 1, 1024),
             store=store,
             line_index=line_index,
+            malloc=malloc,
             data_dir=Path(get("DATA_DIR", "var/worker") or "var/worker"),
             web_port=integer("WEB_PORT", 6066, 1, 65535),
             web_bind=get("WEB_BIND", "0.0.0.0") or "0.0.0.0",

@@ -69,3 +69,34 @@ def test_an_operator_threshold_and_arena_count_in_the_environment_are_left_alone
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "262144")
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert tune_malloc() is False
+
+
+def test_claimwatch_malloc_chooses_whether_the_worker_tunes_the_allocator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``compact`` (the default) tunes glibc before Faust starts; ``glibc`` leaves its
+    defaults (faster, more RSS a line); anything else is refused in one line."""
+    from streams.domain.errors import ClaimwatchError
+    from streams.domain.policy import load_policy
+    from streams.pipeline import run
+    from streams.pipeline.settings import Settings
+
+    class Started(Exception):
+        pass
+
+    def create_app(*_args: object) -> None:
+        raise Started
+
+    tuned: list[bool] = []
+    monkeypatch.setattr(run, "tune_malloc", lambda: tuned.append(True) or True)
+    monkeypatch.setattr("streams.pipeline.app.create_app", create_app)
+    for value, expected in ((None, [True]), ("compact", [True]), ("GLIBC", [])):
+        tuned.clear()
+        env = {"CLAIMWATCH_BROKER": "127.0.0.1:9"}
+        if value is not None:
+            env["CLAIMWATCH_MALLOC"] = value
+        with pytest.raises(Started):
+            run.run_worker(load_policy(), Settings.from_env(env))
+        assert tuned == expected, value
+    with pytest.raises(ClaimwatchError, match="CLAIMWATCH_MALLOC='jemalloc': use compact or glibc"):
+        Settings.from_env({"CLAIMWATCH_MALLOC": "jemalloc"})
