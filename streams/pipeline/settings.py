@@ -60,7 +60,7 @@ class Settings:
     producer_idempotence: bool = True
     # glibc's allocator: "compact" fixes the mmap threshold and arena count
     # (streams/pipeline/run.py, tune_malloc): about 160 bytes of RSS a line of state
-    # in a memory-store worker; "glibc" leaves glibc's defaults: about 205 bytes a
+    # in a memory-store worker; "glibc" leaves glibc's defaults: 205-220 bytes a
     # line, but a quarter more lines a second (bench/RESULTS.md, session 7).
     malloc: str = "compact"
 
