@@ -264,13 +264,8 @@ class TypedDecoder:
         for a plain-ASCII message without a backslash (see ``decode``): there orjson
         and msgspec agree on what is well-formed JSON, line by line too.
         """
-        if _BACKSLASH in raw or not raw.isascii():
-            return None
-        try:
-            batch = self._decode_loose(raw)
-        except self._errors:
-            return None
-        if type(batch) is not self._loose_type or not self._envelope_ok(batch):
+        batch = self._loose(raw)
+        if batch is None or not self._envelope_ok(batch):
             return None
         lines: list[Any] = []
         self._decode_parts([bytes(part) for part in batch.lines], lines)
@@ -281,15 +276,19 @@ class TypedDecoder:
 
         For a dead letter of one line: msgspec slices the lines without building
         them, a third of what decoding the whole batch with orjson costs."""
+        batch = self._loose(raw)
+        return None if batch is None else [bytes(part) for part in batch.lines]
+
+    def _loose(self, raw: bytes) -> Any:
+        """The batch envelope with each line as its raw JSON, or None (see
+        ``decode_batch_lines`` for the messages this path takes)."""
         if _BACKSLASH in raw or not raw.isascii():
             return None
         try:
             batch = self._decode_loose(raw)
         except self._errors:
             return None
-        if type(batch) is not self._loose_type:
-            return None
-        return [bytes(part) for part in batch.lines]
+        return batch if type(batch) is self._loose_type else None
 
     def _decode_parts(self, parts: list[bytes], out: list[Any]) -> None:
         """Append each JSON value of ``parts`` to ``out`` as a ``line_type`` record,
