@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,10 @@ def run_demo(args: Any, policy: Policy) -> int:
 
     policy_path = args.policy or os.environ.get("CLAIMWATCH_POLICY")
     cluster = Cluster(settings, var_dir=VAR, policy_path=policy_path)
+    # The broker and workers run in sessions of their own (Ctrl-C reaches the demo,
+    # which stops them in order). A closed terminal (SIGHUP) or a kill (SIGTERM) takes
+    # the same way out; before, either ended the demo at once and left both running.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with console.status("starting the broker and workers"):
             cluster.start_broker()
@@ -112,7 +117,17 @@ def run_demo(args: Any, policy: Policy) -> int:
         console.print("stopping…")
         return 130
     finally:
-        cluster.stop()
+        for sig in previous:  # a second signal must not cut the stop short
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            cluster.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 async def _run(

@@ -1,0 +1,78 @@
+"""``claimwatch demo`` stops the broker and workers it started however it is ended:
+Ctrl-C, a closed terminal (SIGHUP) or a kill (SIGTERM)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.broker
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # the parent's pid
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_the_demo_stops_what_it_started_on_a_signal(
+    tmp_path: Path,
+    make_line,  # type: ignore[no-untyped-def]
+    sig: signal.Signals,
+) -> None:
+    archive = tmp_path / "lines.ndjson"
+    archive.write_bytes(b"".join(orjson.dumps(make_line()) + b"\n" for _ in range(20)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    err = tmp_path / "demo.err"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "streams", "demo", "--input", str(archive)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=err.open("wb"),
+    )
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and demo.poll() is None:
+            started = _children(demo.pid)
+            if len(started) >= 2 and b"claimwatch demo" in err.read_bytes():
+                break  # printed once the workers hold their partitions
+            time.sleep(0.2)
+        assert demo.poll() is None, err.read_text()
+        assert len(started) >= 2, "the broker and a worker should be running"
+        demo.send_signal(sig)
+        demo.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in started):
+            time.sleep(0.1)
+        assert not [p for p in started if _alive(p)], f"left running after {sig.name}"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        for p in started | _children(demo.pid):  # what a failed run left behind
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
