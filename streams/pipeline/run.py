@@ -16,20 +16,26 @@ log = logging.getLogger("claimwatch.worker")
 # of arenas (heaps) threads allocate from.
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-MMAP_THRESHOLD_BYTES = 64 * 1024
+MMAP_THRESHOLD_BYTES = 1 << 20
 ARENA_MAX = 2
 
 
 def tune_malloc(threshold: int = MMAP_THRESHOLD_BYTES, arenas: int = ARENA_MAX) -> bool:
     """Fix glibc's mmap threshold and arena count so that a worker's RSS follows its state.
 
-    A worker allocates many large short-lived buffers (fetched messages of hundreds of
-    KB, journal segments, checkpoint chunks of a MB) between long-lived small objects
-    (the line index). By default glibc raises its mmap threshold to the largest such
-    buffer it has freed, after which they all come from the heap, and the heap cannot
-    shrink below the small objects allocated after them: measured on a million lines
-    in 500-line batches, 454 bytes of RSS a line of state with the default, 331 with a
-    fixed 64 KB threshold (bench/RESULTS.md).
+    A worker allocates many large short-lived buffers (fetched messages of about 250
+    KB, journal segments, checkpoint chunks of up to 2.5 MB) between long-lived small
+    objects (the line index). By default glibc raises its mmap threshold to the
+    largest such buffer it has freed, after which they all come from the heap, and the
+    heap cannot shrink below the small objects allocated after them: measured on a
+    million lines in 500-line batches, 454 bytes of RSS a line of state with the
+    default, 331 with a fixed threshold (bench/RESULTS.md, session 3).
+
+    The threshold is 1 MiB: a message comes from the heap and its space serves the
+    next one, while checkpoint chunks and fetch responses are mappings given back
+    when freed. At 64 KiB (sessions 3 to 7) every message was a fresh mapping whose
+    pages were faulted in and returned: the worker read a fifth fewer lines a second
+    for 10-15 fewer bytes of RSS a line (bench/RESULTS.md, session 8).
 
     glibc also gives each thread that allocates its own arena (up to 8 per core), and
     memory freed in one arena serves no other: Faust's consumer thread decodes the
