@@ -53,7 +53,9 @@ FRONT_ENTRIES = 100_000  # keys in the fronts of all tables before they go to Ro
 WRITE_BUFFER_BYTES = 2 << 20  # per memtable, two at most
 BLOCK_CACHE_BYTES = 4 << 20
 BLOOM_BITS_PER_KEY = 10  # RocksDB's filters: about 1 % false positives
-# Each table's own filter in Python: 8 to 32 bits a key (it grows 4x when full)
+# Each table's own filter in Python: 8 to 32 bits a key (rebuilt 4x as large when full;
+# until session 8 it grew 8x, 8 to 64 bits a key: 7.3 MB a million lines instead of 4.7
+# at the same speed; doubling, 3.0 MB, was 8 % slower broker-free, bench/RESULTS.md)
 FILTER_BITS_PER_KEY = 8
 _FILTER_WORDS = 8  # 64-bit words of a new table's filter
 _MIX = 0x9E3779B97F4A7C15  # odd: key * _MIX mod 2**64 spreads any keys over the bits
@@ -186,9 +188,11 @@ class _Table:
         self._bits[self._mw] |= self._mm
 
     def _grow(self) -> None:
-        """A filter 4x as large, from the keys in the database and the front."""
+        """A filter 4x as large, from the keys in the database and the front (the
+        smallest power of two with room for twice the keys held, which the count has
+        just passed: 32 bits a key, down to 8 at the next growth)."""
         words = _FILTER_WORDS
-        while words * 64 < self._n * 4 * FILTER_BITS_PER_KEY:
+        while words * 64 < self._n * 2 * FILTER_BITS_PER_KEY:
             words *= 2
         bits, mask = array("Q", bytes(8 * words)), words - 1
         keys = self._scan(values=False, flush=False)[0]
