@@ -118,7 +118,7 @@ def test_an_off_heap_set_behaves_as_a_set(tables, ops):
 def test_lookups_stay_exact_as_tables_grow_past_their_filters(tmp_path):
     # Each table's filter starts at 64 keys and is rebuilt 4x as large when full,
     # from the keys in RocksDB and in the front; a key it missed would read absent. It
-    # holds at most 32 bits a key once grown (an 8x growth held 51 here: RSS).
+    # holds at most 32 bits a key once grown (an 8x growth held 51 here).
     tables = OffHeapTables(tmp_path / "index", front_entries=97)
     try:
         rng = random.Random(5)
