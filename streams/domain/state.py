@@ -486,13 +486,27 @@ class ProviderState:
                 self._year(year).apply(flags, amount, quarter, client, 1)
 
     def checkpoint(self, max_entries: int) -> list[dict[str, Any]]:
+        """All of ``iter_checkpoint``'s chunks at once."""
+        return list(self.iter_checkpoint(max_entries))
+
+    def checkpoint_chunks(self, max_entries: int) -> int:
+        """How many chunks ``iter_checkpoint(max_entries)`` yields: every chunk but
+        the last is full, and there is always one (it carries the indicators)."""
+        entries = sum(len(t) for t in self.lines.values())
+        entries += sum(len(t) for t in self.clients.values())
+        entries += sum(len(t) for t in self.events.values())
+        return max(1, -(-entries // max_entries))
+
+    def iter_checkpoint(self, max_entries: int) -> Iterator[dict[str, Any]]:
         """Line index, clients, event ids and indicators as chunks of at most
         ``max_entries`` keys each (the first chunk also holds the indicators), so no
         single record of a large provider outgrows a Kafka message. Keys and entries
-        travel as packed 64-bit arrays (``_b64``), 8 bytes each, not as decimal text."""
+        travel as packed 64-bit arrays (``_b64``), 8 bytes each, not as decimal text.
+
+        One chunk at a time: the worker encodes and writes each before the next is
+        made, so a large provider's checkpoint never sits in memory whole."""
         if not self.hashed:
             raise ValueError("a state keyed by identifiers (hashed=False) is never persisted")
-        chunks: list[dict[str, Any]] = []
         chunk: dict[str, Any] = {
             "years": {str(y): ys.to_json() for y, ys in self.years.items()},
             "lines": {},
@@ -504,7 +518,7 @@ class ProviderState:
             start = 0
             while start < len(keys):
                 if room == 0:
-                    chunks.append(chunk)
+                    yield chunk
                     chunk, room = {"lines": {}, "clients": {}, "events": {}}, max_entries
                 end = start + min(room, len(keys) - start)
                 chunk[kind][str(year)] = (
@@ -514,8 +528,7 @@ class ProviderState:
                 )
                 room -= end - start
                 start = end
-        chunks.append(chunk)
-        return chunks
+        yield chunk
 
     def _arrays(self) -> Iterator[tuple[str, int, array[int], array[int] | None]]:
         """Each year's tables as arrays of int64, one table at a time: a checkpoint of

@@ -43,6 +43,7 @@ from streams.pipeline.delivery import DeliveryGuard
 from streams.pipeline.offheap import OffHeapTables
 from streams.pipeline.processor import (
     MAX_MESSAGE_BYTES,
+    Chunk,
     Output,
     Processor,
     contract_control,
@@ -290,6 +291,13 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                     # be dropped: 11 MB at a RocksDB worker's peak (bench/RESULTS.md)
                     if k in state:
                         del state[k]
+                elif isinstance(v, Chunk):
+                    # A checkpoint goes out one chunk at a time: encoded now, and
+                    # delivered before the next is made, so a large provider's
+                    # checkpoint is never in memory whole (bench/RESULTS.md, session 9).
+                    state[k] = v.encode()
+                    if app.producer.buffer.state == "running":  # not in Faust's test context
+                        await app.producer.flush()
                 else:
                     state[k] = v
             for k, v in out.peers.items():

@@ -33,7 +33,7 @@ rebalance and is skipped whole, so reprocessing never changes a count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,17 +74,41 @@ class JournalLog:
     records: int = 0
 
 
+class Chunk:
+    """A checkpoint chunk's table value, encoded only when it is written.
+
+    The chunks of one checkpoint share one generator and are encoded in key order,
+    one at a time, so the writer can hand each to the changelog before the next is
+    made: a large provider's checkpoint (tens of MB at a million lines) then never
+    sits in memory whole, as JSON, base64 and producer copies at once."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: Iterator[bytes]) -> None:
+        self._source = source
+
+    def encode(self) -> bytes:
+        return next(self._source)
+
+
 @dataclass(slots=True)
 class Output:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    # table writes, in order; None deletes the key (a changelog tombstone)
-    writes: dict[str, bytes | None] = field(default_factory=dict)
+    # table writes, in order; None deletes the key (a changelog tombstone); a Chunk
+    # is encoded when written, in this order (``encoded``)
+    writes: dict[str, bytes | Chunk | None] = field(default_factory=dict)
     peers: dict[str, list[int]] = field(default_factory=dict)  # "<agb>:<year>" → [consults, group]
     event_times: list[float] = field(default_factory=list)
     lines: int = 0
     skipped: bool = False
     rekey: tuple[str, bytes] | None = None  # (provider, raw): re-send keyed
+
+    def encoded(self) -> Iterator[tuple[str, bytes | None]]:
+        """The table writes in order, checkpoint chunks encoded as they come: write
+        each before taking the next."""
+        for key, value in self.writes.items():
+            yield key, value.encode() if isinstance(value, Chunk) else value
 
 
 class Processor:
@@ -321,10 +345,13 @@ class Processor:
             tombstones = [f"j:{owner}:{n}" for n in range(log.base, log.end)]
             tombstones += [f"k:{owner}:{log.generation}:{i}" for i in range(log.chunks)]
             log.generation += 1
-            chunks = st.checkpoint(self.checkpoint_chunk)
-            for i, chunk in enumerate(chunks):
-                _put(out, f"k:{owner}:{log.generation}:{i}", orjson.dumps(chunk))
-            log.base, log.chunks, log.records = log.end, len(chunks), 0
+            # Encoded when written (Chunk), from the state as it is now: the writes
+            # of a message are made before the next message is processed.
+            n = st.checkpoint_chunks(self.checkpoint_chunk)
+            source = Chunk(orjson.dumps(c) for c in st.iter_checkpoint(self.checkpoint_chunk))
+            for i in range(n):
+                _put(out, f"k:{owner}:{log.generation}:{i}", source)
+            log.base, log.chunks, log.records = log.end, n, 0
         elif journal:
             _put(out, f"j:{owner}:{log.end}", orjson.dumps(journal.pack()))
             log.end += 1
@@ -407,7 +434,7 @@ def _unreferenced(key: str, logs: dict[str, JournalLog]) -> str | None:
     return None
 
 
-def _put(out: Output, key: str, value: bytes | None) -> None:
+def _put(out: Output, key: str, value: bytes | Chunk | None) -> None:
     """Add a table write at the end of the message's writes (order is what makes a
     crash between two writes safe: chunks, then header, then tombstones)."""
     out.writes.pop(key, None)

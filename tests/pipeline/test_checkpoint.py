@@ -18,7 +18,7 @@ import pytest
 
 from streams.domain.engine import Engine
 from streams.domain.policy import load_policy
-from streams.pipeline.processor import STATE_FORMAT, Processor
+from streams.pipeline.processor import STATE_FORMAT, Chunk, Processor
 from tests.security.worker_sim import WorkerSim
 
 PROVIDERS = ("12345678", "23456789")
@@ -158,6 +158,34 @@ def test_streaming_with_a_restart_equals_offline(chunk):
     assert_same_state(uninterrupted.engine, restarted.engine)
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 50_000])
+def test_a_checkpoint_yields_as_many_chunks_as_its_header_counts(chunk):
+    """The header's chunk count is taken before the chunks are made (they are encoded
+    one at a time as the worker writes them): it must match, exact multiples too."""
+    sim = make_sim(chunk=chunk)
+    seen = set()
+    for key, raw in stream()[:80]:
+        sim.declarations(key, raw)
+        for st in sim.engine.providers.values():
+            n = st.checkpoint_chunks(chunk)
+            assert n == len(st.checkpoint(chunk))
+            seen.add(n)
+    assert len(seen) > 3 or chunk == 50_000  # sizes that cross chunk boundaries were seen
+
+
+def test_checkpoint_chunks_are_encoded_when_written_in_key_order():
+    sim = make_sim(segments=4, chunk=7)
+    for i, (key, raw) in enumerate(stream()[:60]):
+        out = sim.processor.on_declarations(sim.partition_of(key), i, key, raw)
+        chunks = [k for k, v in out.writes.items() if isinstance(v, Chunk)]
+        if len(chunks) > 1:
+            st = sim.engine.providers[key]
+            expected = [orjson.dumps(c) for c in st.checkpoint(7)]
+            assert [v for k, v in out.encoded() if k in chunks] == expected
+            return
+    pytest.fail("no checkpoint of several chunks in the stream")  # pragma: no cover
+
+
 def test_the_table_holds_one_checkpoint_and_a_short_journal_per_provider():
     sim = make_sim(segments=8)
     for key, raw in stream():
@@ -266,7 +294,7 @@ def test_a_crash_inside_a_checkpoint_loses_nothing_and_leaves_no_garbage(kept):
         kinds = [k.split(":")[0] for k in out.writes]
         if i > 40 and "k" in kinds and kinds.count("k") and None in out.writes.values():
             header = kinds.index("h")
-            prefix = list(out.writes.items())[: header + (1 if kept == "chunks and header" else 0)]
+            prefix = list(out.encoded())[: header + (1 if kept == "chunks and header" else 0)]
             sim.store = {**before}
             for k, v in prefix:
                 sim.store[k] = v  # type: ignore[assignment]

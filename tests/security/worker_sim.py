@@ -94,7 +94,7 @@ class WorkerSim:
         self.published.alerts.extend(out.alerts)
         self.published.dead_letters.extend(out.dead_letters)
         self.published.headers.extend(dead_letter_headers(d) for d in out.dead_letters)
-        for k, v in out.writes.items():
+        for k, v in out.encoded():
             if v is None:  # a tombstone: the agent deletes the key (del state[k])
                 self.store.pop(k, None)
             else:
