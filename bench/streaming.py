@@ -23,7 +23,7 @@ import orjson
 from bench import proc
 from bench.broker import stage_cluster
 from bench.history import History
-from streams.cluster import Cluster
+from streams.cluster import Cluster, WorkerProc
 from streams.offsets import end_offsets
 from streams.replay.producer import (
     ProduceStats,
@@ -136,6 +136,56 @@ def time_worker(
     }
 
 
+def time_faust_floor(
+    cluster: Cluster, end_offsets: dict[int, int], timeout: float = 600.0
+) -> dict[str, Any]:
+    """Run ``bench.faust_floor`` (Faust decoding and counting, nothing else) on the
+    declarations topic from the beginning, in its own consumer group."""
+    import subprocess
+    import sys
+
+    var = cluster.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    out = var / "faust-floor.json"
+    out.unlink(missing_ok=True)
+    w = WorkerProc(99, 0, var / "faust-floor", var / "faust-floor.log")
+    env = cluster.worker_env(w)
+    env.update(
+        {
+            "FLOOR_APP_ID": f"{cluster.settings.app_id}-faust-floor",
+            "FLOOR_TARGETS": orjson.dumps({str(p): o for p, o in end_offsets.items()}).decode(),
+            "FLOOR_OUT": str(out),
+        }
+    )
+    with w.log_path.open("ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.faust_floor"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
+            raise RuntimeError(
+                f"Faust floor did not read the input within {timeout:.0f} s (log: {w.log_path})"
+            ) from None
+    if not out.exists():
+        raise RuntimeError(f"Faust floor exited with {child.returncode}; see {w.log_path}")
+    r = orjson.loads(out.read_bytes())
+    return {
+        "floor_lines": r["lines"],
+        "floor_messages": r["messages"],
+        "floor_s": r["seconds"],
+        "floor_lines_per_s": r["lines"] / r["seconds"],
+        "floor_lines_per_cpu_s": r["lines"] / r["cpu_s"] if r["cpu_s"] > 0 else 0.0,
+    }
+
+
 def produce_input(history: History, bootstrap: str, cluster: Cluster) -> ProduceStats:
     """The history on the cluster's declarations and contracts topics, 500-line batches."""
     s = cluster.settings
@@ -178,6 +228,7 @@ def run(
         for _ in range(raw_repeat):
             raw_lines, seconds = asyncio.run(raw_consume(bootstrap, s.topic_declarations))
             raw_rates.append(raw_lines / seconds)
+        floor = time_faust_floor(cluster, stats.end_offsets)
         worker = time_worker(cluster, stats.end_offsets)
     finally:
         cluster.stop()
@@ -191,8 +242,11 @@ def run(
         "raw_lines": raw_lines,
         "raw_lines_per_s": raw_best,
         "all_raw_lines_per_s": raw_rates,
+        **floor,
+        "floor_ratio": floor["floor_lines_per_s"] / raw_best,
         **worker,
         "ratio": worker["worker_lines_per_s"] / raw_best,
+        "worker_of_floor": worker["worker_lines_per_s"] / floor["floor_lines_per_s"],
         "target_ratio": TARGET,
         "input": input_of(cluster, stats),
     }
