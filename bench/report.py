@@ -86,6 +86,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(
             ("streaming", f"raw aiokafka consume + orjson ({n})", _rate(s["raw_lines_per_s"]), "")
         )
+        if "floor_lines_per_s" in s:
+            out.append(
+                (
+                    "streaming",
+                    "Faust alone: the worker's consumer, decode and count (bench.faust_floor)",
+                    _rate(s["floor_lines_per_s"]),
+                    f"{_pct(s['floor_ratio'])} of raw",
+                )
+            )
         out.append(
             ("streaming", "one worker (start-up excluded)", _rate(s["worker_lines_per_s"]), "")
         )
@@ -114,6 +123,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f">= {_pct(s['target_ratio'])}  {_verdict(s['ratio'] >= s['target_ratio'])}",
             )
         )
+        if "worker_of_floor" in s:
+            out.append(
+                ("streaming", "ratio worker / Faust alone", _pct(s["worker_of_floor"]), "")
+            )
     lat = results.get("latency")
     if lat and "error" not in lat:
         out.append(

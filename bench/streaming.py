@@ -23,7 +23,7 @@ import orjson
 from bench import proc
 from bench.broker import stage_cluster
 from bench.history import History
-from streams.cluster import Cluster, WorkerProc
+from streams.cluster import Cluster, WorkerProc, free_port
 from streams.offsets import end_offsets
 from streams.replay.producer import (
     ProduceStats,
@@ -148,7 +148,8 @@ def time_faust_floor(
     var.mkdir(parents=True, exist_ok=True)
     out = var / "faust-floor.json"
     out.unlink(missing_ok=True)
-    w = WorkerProc(99, 0, var / "faust-floor", var / "faust-floor.log")
+    # web_enabled is off in the floor app; the port only satisfies the settings
+    w = WorkerProc(99, free_port(), var / "faust-floor", var / "faust-floor.log")
     env = cluster.worker_env(w)
     env.update(
         {

@@ -19,7 +19,14 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 EXPECTED = {
     "offline": ["lines", "bare_lines_per_s", "replay_lines_per_s", "ratio", "cpu_ratio"],
-    "streaming": ["lines", "messages", "raw_lines_per_s", "worker_lines_per_s", "ratio"],
+    "streaming": [
+        "lines",
+        "messages",
+        "raw_lines_per_s",
+        "floor_lines_per_s",
+        "worker_lines_per_s",
+        "ratio",
+    ],
     "latency": ["lines", "alerts_measured", "rate_achieved", "p50_s", "p99_s", "floor_p99_s"],
     "extrapolation": ["lines", "offline_s", "streaming_s"],
     "state": ["lines", "memory_bytes_per_line", "recovery_s_per_million"],
