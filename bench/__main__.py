@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="lines of state for memory and recovery (default 1,000,000; --quick 20,000)",
     )
+    p.add_argument(
+        "--rocksdb-lines",
+        type=int,
+        help="lines of state for the RocksDB store (default 3,000,000; --quick as --state-lines)",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes for CI (under a minute)")
     p.add_argument("--only", help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--seed", type=int, default=SEED, help="generator seed")
@@ -56,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.stream_lines = args.stream_lines or (10_000 if args.quick else 1_000_000)
     args.latency_seconds = args.latency_seconds or (5.0 if args.quick else 20.0)
     args.state_lines = args.state_lines or (20_000 if args.quick else 1_000_000)
+    args.rocksdb_lines = args.rocksdb_lines or (args.state_lines if args.quick else 3_000_000)
     # --quick: short group joins (tansu answers a join after session / 2), the two
     # stores side by side, one run each; the full run uses the worker's defaults.
     args.session_timeout = 3 if args.quick else None
@@ -239,13 +245,22 @@ def main(argv: list[str] | None = None) -> int:
             from bench import state
 
             def run_state() -> dict[str, Any]:
-                say(f"state: history of {args.state_lines:,} lines (cached in {VAR})")
+                say(
+                    f"state: histories of {args.state_lines:,} (memory://) and"
+                    f" {args.rocksdb_lines:,} lines (rocksdb://), cached in {VAR}"
+                )
                 history = cached_history(args.state_lines, args.seed)
+                rocks = (
+                    history
+                    if args.rocksdb_lines == args.state_lines
+                    else cached_history(args.rocksdb_lines, args.seed)
+                )
                 say("state: memory:// and rocksdb:// workers, RSS at 1/4, 1/2, all; restart")
                 return state.run(
                     history,
                     broker.bootstrap,
                     VAR,
+                    rocksdb_history=rocks,
                     parallel=args.quick,
                     session_timeout=args.session_timeout,
                 )

@@ -124,9 +124,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
         if "worker_of_floor" in s:
-            out.append(
-                ("streaming", "ratio worker / Faust alone", _pct(s["worker_of_floor"]), "")
-            )
+            out.append(("streaming", "ratio worker / Faust alone", _pct(s["worker_of_floor"]), ""))
     lat = results.get("latency")
     if lat and "error" not in lat:
         out.append(
