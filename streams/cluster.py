@@ -128,6 +128,8 @@ class Cluster:
                 "CLAIMWATCH_FETCH_WAIT_MS": str(s.fetch_wait_ms),
                 "CLAIMWATCH_PRODUCER_IDEMPOTENCE": "true" if s.producer_idempotence else "false",
                 "CLAIMWATCH_MALLOC": s.malloc,
+                "CLAIMWATCH_CHECKPOINT_CHUNK": str(s.checkpoint_chunk),
+                "CLAIMWATCH_CHECKPOINT_SEGMENTS": str(s.checkpoint_segments),
             }
         )
         # Security from these settings, not whatever the parent's environment holds

@@ -187,6 +187,8 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         atexit.register(tables.close)
         engine.tables = tables
     processor = Processor(engine, state)
+    processor.checkpoint_chunk = settings.checkpoint_chunk
+    processor.checkpoint_segments = settings.checkpoint_segments
     metrics = WorkerMetrics(engine, settings)
     # Faust's own sensor (messages, events, table operations, sends, rebalances, commit
     # latency) under the faust_ prefix, in the registry our /metrics page serves.

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.domain.errors import ClaimwatchError
+from streams.pipeline.processor import CHECKPOINT_CHUNK, CHECKPOINT_SEGMENTS
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -63,6 +64,12 @@ class Settings:
     # in a memory-store worker; "glibc" leaves glibc's defaults: 205-220 bytes a
     # line, but a quarter more lines a second (bench/RESULTS.md, session 7).
     malloc: str = "compact"
+    # A provider's state is checkpointed into the changelog in records of this many
+    # line-index entries (about 50 bytes each as JSON: 2.5 MB at the default; lower it
+    # where the changelog topic's max.message.bytes is smaller), once its journal
+    # holds ``checkpoint_segments`` segments (streams/pipeline/processor.py).
+    checkpoint_chunk: int = CHECKPOINT_CHUNK
+    checkpoint_segments: int = CHECKPOINT_SEGMENTS
 
     @property
     def topic_control(self) -> str:
@@ -163,6 +170,8 @@ class Settings:
             fetch_wait_ms=integer("FETCH_WAIT_MS", 50, 1, 10000),
             producer_idempotence=(get("PRODUCER_IDEMPOTENCE", "true") or "").lower()
             in ("1", "true", "yes"),
+            checkpoint_chunk=integer("CHECKPOINT_CHUNK", CHECKPOINT_CHUNK, 1, 1_000_000),
+            checkpoint_segments=integer("CHECKPOINT_SEGMENTS", CHECKPOINT_SEGMENTS, 1, 1_000_000),
         )
         settings.ssl_context()  # unreadable or non-PEM files fail here, in one line
         return settings

@@ -240,6 +240,18 @@ def test_the_producer_batches_a_messages_changelog_records_and_the_fetch_wait_is
         Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "0"})
 
 
+def test_checkpoint_sizes_come_from_the_settings_and_bad_values_are_refused():
+    default = Settings.from_env({})
+    assert (default.checkpoint_chunk, default.checkpoint_segments) == (50_000, 64)
+    env = {"CLAIMWATCH_CHECKPOINT_CHUNK": "15000", "CLAIMWATCH_CHECKPOINT_SEGMENTS": "8"}
+    app = create_app(Settings.from_env(env).with_(broker="127.0.0.1:9"), load_policy())
+    processor = app.claimwatch["processor"]  # type: ignore[attr-defined]
+    assert (processor.checkpoint_chunk, processor.checkpoint_segments) == (15_000, 8)
+    for name, bad in (("CHECKPOINT_CHUNK", "0"), ("CHECKPOINT_SEGMENTS", "many")):
+        with pytest.raises(ClaimwatchError, match=f"CLAIMWATCH_{name}"):
+            Settings.from_env({f"CLAIMWATCH_{name}": bad})
+
+
 async def test_the_workers_producer_is_idempotent_unless_the_setting_turns_it_off():
     # Faust asks aiokafka for idempotence only under exactly_once; create_app's
     # transport asks for it whenever CLAIMWATCH_PRODUCER_IDEMPOTENCE is on (the default).

@@ -66,6 +66,46 @@ def test_worker_killed_mid_stream_recovers_without_loss_or_double_counting(
     assert_equal_results(online, reference)
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_checkpoints_of_many_chunks_survive_kills_mid_stream(
+    cluster, history, policy, tmp_path: Path, store: str
+) -> None:
+    """Small checkpoints (after 4 journal segments, 200 entries a record) make every
+    provider write checkpoints of many chunks, each encoded and delivered before the
+    next; the worker is SIGKILLed twice mid-stream, and the results still equal the
+    offline reference."""
+    files, contracts = history
+    reference = offline_reference(files, contracts, policy, tmp_path)
+    cluster.settings = cluster.settings.with_(
+        store=store, checkpoint_chunk=200, checkpoint_segments=4
+    )
+    worker = cluster.add_worker()
+    cluster.wait_ready()
+
+    def killer() -> None:
+        for threshold in (5_000, 13_000):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if sum(st.get("lines", 0) for st in cluster.statuses()) >= threshold:
+                    break
+                time.sleep(0.05)
+            cluster.restart_worker(worker)
+            cluster.wait_ready()
+
+    t = threading.Thread(target=killer)
+    t.start()
+    stats = produce(cluster, files, contracts, batch_size=100, rate=6_000)
+    t.join()
+    online = finish(cluster, stats, policy)
+    assert_equal_results(online, reference)
+    changelog = f"{cluster.settings.app_id}-state-changelog"
+    keys = [orjson.loads(k) for k, _v, _h in cluster.read_topic(changelog) if k]  # JSON strings
+    chunks = {k for k in keys if k.startswith("k:")}
+    # k:<provider>:<generation>:<chunk>: checkpoints of several records, several times
+    assert max((int(k.rsplit(":", 1)[1]) for k in chunks), default=-1) >= 3, sorted(keys)[:5]
+    assert len({k.rsplit(":", 1)[0] for k in chunks}) >= 10
+
+
 def test_two_workers_share_the_partitions_and_together_give_the_same_results(
     cluster, history, policy, tmp_path: Path
 ) -> None:
