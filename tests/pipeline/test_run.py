@@ -42,8 +42,10 @@ print(mapped(300_000), mapped(2_500_000))
 def test_a_message_comes_from_the_heap_and_a_checkpoint_chunk_is_mapped_once_tuned() -> None:
     """A fetched message (about 250 KB) is reused heap space, not a fresh mapping
     (faulting its pages in for every message cost a fifth of the worker's speed); a
-    checkpoint chunk of a few MB is a mapping given back when freed. By default glibc
-    maps both, at first."""
+    checkpoint chunk of a few MB is a mapping given back when freed. (glibc's default
+    is not asserted: its threshold moves up with the largest mapped block freed, and
+    what Python freed before the check, compiling modules in a fresh clone among
+    others, decides whether a 300 KB block is mapped.)"""
     import os
     import subprocess
     import sys
@@ -57,7 +59,6 @@ def test_a_message_comes_from_the_heap_and_a_checkpoint_chunk_is_mapped_once_tun
         assert run.returncode == 0, run.stderr
         return run.stdout.strip()
 
-    assert mapped("default") == "True True"
     assert mapped("tuned") == "False True"
 
 
