@@ -6,6 +6,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -35,22 +36,19 @@ def test_streaming_gives_the_offline_snapshot_and_alerts(
     assert "claimwatch_lines_total" in text
 
 
-def test_worker_killed_mid_stream_recovers_without_loss_or_double_counting(
-    cluster, history, policy, tmp_path: Path
-) -> None:
-    files, contracts = history
-    reference = offline_reference(files, contracts, policy, tmp_path)
-    worker = cluster.add_worker()
-    cluster.wait_ready()
-    kills = []
+def produce_with_kills(
+    cluster, files: list[Path], contracts: Path, thresholds: tuple[int, ...]
+) -> tuple[Any, list[int]]:
+    """Produce the history at 6,000 lines/s while the (one) worker is SIGKILLed and
+    restarted each time it has processed the next threshold of lines."""
+    worker = cluster.workers[0]
+    kills: list[int] = []
 
     def killer() -> None:
-        # SIGKILL the worker twice while it is processing, restart it each time.
-        for threshold in (4_000, 12_000):
+        for threshold in thresholds:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                done = sum(st.get("lines", 0) for st in cluster.statuses())
-                if done >= threshold:
+                if sum(st.get("lines", 0) for st in cluster.statuses()) >= threshold:
                     break
                 time.sleep(0.05)
             cluster.restart_worker(worker)
@@ -61,49 +59,38 @@ def test_worker_killed_mid_stream_recovers_without_loss_or_double_counting(
     t.start()
     stats = produce(cluster, files, contracts, batch_size=100, rate=6_000)
     t.join()
+    return stats, kills
+
+
+@pytest.mark.parametrize(
+    ("store", "checkpoints"),
+    [("memory://", "default"), ("memory://", "many chunks"), ("rocksdb://", "many chunks")],
+)
+def test_worker_killed_mid_stream_recovers_without_loss_or_double_counting(
+    cluster, history, policy, tmp_path: Path, store: str, checkpoints: str
+) -> None:
+    """SIGKILLed twice mid-stream and restarted, the worker ends with the offline
+    results. With "many chunks", small checkpoints (after 4 journal segments, 200
+    entries a record) make every provider write checkpoints of many records, each
+    encoded and delivered before the next."""
+    files, contracts = history
+    reference = offline_reference(files, contracts, policy, tmp_path)
+    cluster.settings = cluster.settings.with_(store=store)
+    if checkpoints == "many chunks":
+        cluster.settings = cluster.settings.with_(checkpoint_chunk=200, checkpoint_segments=4)
+    cluster.add_worker()
+    cluster.wait_ready()
+    stats, kills = produce_with_kills(cluster, files, contracts, (4_000, 12_000))
     assert len(kills) == 2
     online = finish(cluster, stats, policy)
     assert_equal_results(online, reference)
-
-
-@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
-def test_checkpoints_of_many_chunks_survive_kills_mid_stream(
-    cluster, history, policy, tmp_path: Path, store: str
-) -> None:
-    """Small checkpoints (after 4 journal segments, 200 entries a record) make every
-    provider write checkpoints of many chunks, each encoded and delivered before the
-    next; the worker is SIGKILLed twice mid-stream, and the results still equal the
-    offline reference."""
-    files, contracts = history
-    reference = offline_reference(files, contracts, policy, tmp_path)
-    cluster.settings = cluster.settings.with_(
-        store=store, checkpoint_chunk=200, checkpoint_segments=4
-    )
-    worker = cluster.add_worker()
-    cluster.wait_ready()
-
-    def killer() -> None:
-        for threshold in (5_000, 13_000):
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                if sum(st.get("lines", 0) for st in cluster.statuses()) >= threshold:
-                    break
-                time.sleep(0.05)
-            cluster.restart_worker(worker)
-            cluster.wait_ready()
-
-    t = threading.Thread(target=killer)
-    t.start()
-    stats = produce(cluster, files, contracts, batch_size=100, rate=6_000)
-    t.join()
-    online = finish(cluster, stats, policy)
-    assert_equal_results(online, reference)
-    changelog = f"{cluster.settings.app_id}-state-changelog"
-    keys = [orjson.loads(k) for k, _v, _h in cluster.read_topic(changelog) if k]  # JSON strings
-    chunks = {k for k in keys if k.startswith("k:")}
-    # k:<provider>:<generation>:<chunk>: checkpoints of several records, several times
-    assert max((int(k.rsplit(":", 1)[1]) for k in chunks), default=-1) >= 3, sorted(keys)[:5]
-    assert len({k.rsplit(":", 1)[0] for k in chunks}) >= 10
+    if checkpoints == "many chunks":
+        changelog = f"{cluster.settings.app_id}-state-changelog"
+        keys = [orjson.loads(k) for k, _v, _h in cluster.read_topic(changelog) if k]  # JSON
+        chunks = {k for k in keys if k.startswith("k:")}
+        # k:<provider>:<generation>:<chunk>: checkpoints of several records, many times
+        assert max((int(k.rsplit(":", 1)[1]) for k in chunks), default=-1) >= 3, keys[:5]
+        assert len({k.rsplit(":", 1)[0] for k in chunks}) >= 10
 
 
 def test_two_workers_share_the_partitions_and_together_give_the_same_results(
