@@ -14,6 +14,8 @@ against the worker).
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -141,9 +143,6 @@ def time_faust_floor(
 ) -> dict[str, Any]:
     """Run ``bench.faust_floor`` (Faust decoding and counting, nothing else) on the
     declarations topic from the beginning, in its own consumer group."""
-    import subprocess
-    import sys
-
     var = cluster.var_dir
     var.mkdir(parents=True, exist_ok=True)
     out = var / "faust-floor.json"
@@ -170,11 +169,13 @@ def time_faust_floor(
         try:
             child.wait(timeout)
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(10)
             raise RuntimeError(
                 f"Faust floor did not read the input within {timeout:.0f} s (log: {w.log_path})"
             ) from None
+        finally:  # a timeout or Ctrl-C: leave no reader behind
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
     if not out.exists():
         raise RuntimeError(f"Faust floor exited with {child.returncode}; see {w.log_path}")
     r = orjson.loads(out.read_bytes())
