@@ -125,6 +125,31 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
         if "worker_of_floor" in s:
             out.append(("streaming", "ratio worker / Faust alone", _pct(s["worker_of_floor"]), ""))
+        if "ratio_bound" in s:
+            out.append(
+                (
+                    "streaming",
+                    "no broker: orjson decode alone / processor alone (bench.inmemory)",
+                    f"{s['decode_lines_per_s']:,.0f} / {s['processor_lines_per_s']:,.0f} lines/s",
+                    "",
+                )
+            )
+            out.append(
+                (
+                    "streaming",
+                    "a line: Faust's consumer path (decode out) + processor alone",
+                    f"{s['faust_path_us']:.1f} + {s['processor_us']:.1f} us",
+                    f"target leaves the processor {s['processor_budget_us']:.1f} us",
+                )
+            )
+            out.append(
+                (
+                    "streaming",
+                    "most the ratio can be with this processor (raw / that sum)",
+                    _pct(s["ratio_bound"]),
+                    "",
+                )
+            )
     lat = results.get("latency")
     if lat and "error" not in lat:
         out.append(

@@ -9,6 +9,11 @@ is lines processed between the last sample that showed none and the first sample
 that showed everything, so Python and Faust start-up do not count but nothing of
 the processing is left out (the window is at most one poll too wide, which errs
 against the worker).
+
+Between them, ``bench.faust_floor`` times Faust alone (the worker's consumer,
+decoding and counting), and afterwards ``bench.inmemory`` times decoding alone and
+the processor alone on the same messages without a broker: together they bound what
+any worker built on this processor could reach.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench import proc
+from bench import inmemory, proc
 from bench.broker import stage_cluster
 from bench.history import History
 from streams.cluster import Cluster, WorkerProc, free_port
@@ -232,6 +237,7 @@ def run(
             raw_rates.append(raw_lines / seconds)
         floor = time_faust_floor(cluster, stats.end_offsets)
         worker = time_worker(cluster, stats.end_offsets)
+        alone = inmemory.run(bootstrap, s.topic_declarations, s.topic_contracts, s.partitions)
     finally:
         cluster.stop()
     raw_best = max(raw_rates)
@@ -249,6 +255,14 @@ def run(
         **worker,
         "ratio": worker["worker_lines_per_s"] / raw_best,
         "worker_of_floor": worker["worker_lines_per_s"] / floor["floor_lines_per_s"],
+        **alone,
+        **inmemory.budget(
+            raw_best,
+            floor["floor_lines_per_s"],
+            alone["decode_lines_per_s"],
+            alone["processor_lines_per_s"],
+            TARGET,
+        ),
         "target_ratio": TARGET,
         "input": input_of(cluster, stats),
     }

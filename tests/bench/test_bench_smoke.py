@@ -26,6 +26,8 @@ EXPECTED = {
         "floor_lines_per_s",
         "worker_lines_per_s",
         "ratio",
+        "processor_lines_per_s",
+        "ratio_bound",
     ],
     "latency": ["lines", "alerts_measured", "rate_achieved", "p50_s", "p99_s", "floor_p99_s"],
     "extrapolation": ["lines", "offline_s", "streaming_s"],
@@ -52,6 +54,8 @@ def test_quick_benchmark_exits_zero_and_reports_positive_figures(tmp_path: Path)
             value = results[stage][key]
             assert isinstance(value, int | float) and value > 0, (stage, key, value)
     assert results["latency"]["alerts_missing"] == 0
+    # the processor alone (no broker) went through the lines the worker processed
+    assert results["streaming"]["processor_lines"] == results["streaming"]["worker_lines"]
     for store in ("memory", "rocksdb"):  # a restarted worker got its state back
         recovery = results["state"][store]["recovery"]
         assert recovery["providers"] == recovery["providers_before"] > 0, (store, recovery)
