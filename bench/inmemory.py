@@ -15,7 +15,9 @@ sit between those readers:
 
 A worker pays Faust's consumer path (Faust alone less its decoding) plus the
 processor, at least. So ``raw ÷ (faust − decode + processor)``, in time per line, is
-the most the streaming ratio can be while the processor costs what it costs here.
+the most the streaming ratio can be while the processor costs what it costs here
+(and with the raw loop's consumer path in place of Faust's, the most it could be
+for a worker without Faust).
 That bound errs in the worker's favour: the processor runs here in a warm process
 with nothing else to do, and the changelog and the sends are left out.
 """
@@ -135,11 +137,17 @@ def budget(
     raw: float, floor: float, decode: float, processor: float, target: float
 ) -> dict[str, float]:
     """From rates (lines/s): the most the streaming ratio can be, and the processor's
-    time a line that ``target`` leaves it, in µs (negative: none at all)."""
+    time a line that ``target`` leaves it, in µs (negative: none at all).
+
+    ``ratio_bound_no_faust`` is the same bound for a worker without Faust, the raw
+    loop's own consumer with the processor in place of its decoding."""
     faust_us = 1e6 / floor - 1e6 / decode  # Faust's consumer path, decoding taken out
+    fetch_us = 1e6 / raw - 1e6 / decode  # the raw loop's consumer path, decoding taken out
     return {
         "faust_path_us": faust_us,
+        "fetch_path_us": fetch_us,
         "processor_us": 1e6 / processor,
         "ratio_bound": (1e6 / raw) / (faust_us + 1e6 / processor),
+        "ratio_bound_no_faust": (1e6 / raw) / (fetch_us + 1e6 / processor),
         "processor_budget_us": 1e6 / (raw * target) - faust_us,
     }
