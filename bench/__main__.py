@@ -31,6 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stream-lines", type=int, help="streaming lines (default 1,000,000; --quick 10,000)"
     )
     p.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        help="lines per message on the streaming stage's topic, 1-1000 (500, as claimwatch replay)",
+    )
+    p.add_argument(
         "--latency-seconds", type=float, help="latency run length (default 20; --quick 5)"
     )
     p.add_argument("--rate", type=float, default=2_000, help="latency input lines/s (2,000)")
@@ -57,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(
                 f"--only: unknown stage(s) {', '.join(sorted(unknown))}; use {','.join(STAGES)}"
             )
+    if not 1 <= args.batch_size <= 1000:  # SPEC §2: a batch holds 1-1000 lines
+        p.error(f"--batch-size: {args.batch_size} is not between 1 and 1000")
     args.lines = args.lines or (20_000 if args.quick else 1_000_000)
     args.stream_lines = args.stream_lines or (10_000 if args.quick else 1_000_000)
     args.latency_seconds = args.latency_seconds or (5.0 if args.quick else 20.0)
@@ -176,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
                 history = cached_history(args.stream_lines, args.seed)
                 say("streaming: produce, raw consumer x3, then one worker")
                 return streaming.run(
-                    history, broker.bootstrap, VAR, session_timeout=args.session_timeout
+                    history,
+                    broker.bootstrap,
+                    VAR,
+                    session_timeout=args.session_timeout,
+                    batch_size=args.batch_size,
                 )
 
             stage("streaming", run_streaming)

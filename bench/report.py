@@ -83,6 +83,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     s = results.get("streaming")
     if s and "error" not in s:
         n = f"{s['lines']:,} lines in {s['messages']:,} messages"
+        if s.get("batch_size", 500) != 500:
+            n += f" of at most {s['batch_size']}"
         out.append(
             ("streaming", f"raw aiokafka consume + orjson ({n})", _rate(s["raw_lines_per_s"]), "")
         )

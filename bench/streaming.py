@@ -193,8 +193,10 @@ def time_faust_floor(
     }
 
 
-def produce_input(history: History, bootstrap: str, cluster: Cluster) -> ProduceStats:
-    """The history on the cluster's declarations and contracts topics, 500-line batches."""
+def produce_input(
+    history: History, bootstrap: str, cluster: Cluster, batch_size: int = BATCH_SIZE
+) -> ProduceStats:
+    """The history on the cluster's declarations and contracts topics, in batches."""
     s = cluster.settings
     return asyncio.run(
         produce_history(
@@ -203,7 +205,7 @@ def produce_input(history: History, bootstrap: str, cluster: Cluster) -> Produce
             topic=s.topic_declarations,
             contracts=contract_lines(history.contracts),
             contracts_topic=s.topic_contracts,
-            batch_size=BATCH_SIZE,
+            batch_size=batch_size,
         )
     )
 
@@ -223,13 +225,14 @@ def run(
     var: Path,
     raw_repeat: int = 3,
     session_timeout: int | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> dict[str, Any]:
     cluster = stage_cluster(
         bootstrap, "streaming", var, replay=True, session_timeout=session_timeout
     )
     s = cluster.settings
     try:
-        stats = produce_input(history, bootstrap, cluster)
+        stats = produce_input(history, bootstrap, cluster, batch_size)
         raw_rates = []
         raw_lines = 0
         for _ in range(raw_repeat):
@@ -244,7 +247,7 @@ def run(
     return {
         "lines": stats.lines,
         "messages": stats.messages,
-        "batch_size": BATCH_SIZE,
+        "batch_size": batch_size,
         "partitions": s.partitions,
         "produce_s": stats.seconds,
         "raw_lines": raw_lines,
