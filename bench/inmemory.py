@@ -31,9 +31,9 @@ from typing import Any
 
 import orjson
 
+from bench.consumer import from_beginning
 from streams.domain.engine import Engine
 from streams.domain.policy import load_policy
-from streams.offsets import end_offsets
 from streams.pipeline.processor import Chunk, Processor, contract_control
 
 MAX_FETCH = 16 * 1024 * 1024
@@ -42,23 +42,12 @@ MAX_FETCH = 16 * 1024 * 1024
 async def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, str | None, bytes]]:
     """Every message of ``topic`` as (partition, offset, key, value), in offset
     order per partition and partitions in turn."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=MAX_FETCH
-    )
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        ends = await end_offsets(consumer, tps)
-        await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        out: dict[int, list[tuple[int, int, str | None, bytes]]] = {tp.partition: [] for tp in tps}
+    async with from_beginning(bootstrap, topic, max_partition_fetch_bytes=MAX_FETCH) as (
+        consumer,
+        ends,
+    ):
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        out: dict[int, list[tuple[int, int, str | None, bytes]]] = {tp.partition: [] for tp in ends}
         deadline = time.monotonic() + 300
         while remaining:
             if time.monotonic() > deadline:
@@ -70,8 +59,6 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, str | N
                     out[tp.partition].append((tp.partition, r.offset, key, r.value))
                 if records and records[-1].offset >= ends[tp] - 1:
                     remaining.discard(tp)
-    finally:
-        await consumer.stop()
     return [m for p in sorted(out) for m in out[p]]
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from bench.broker import stage_cluster
+from bench.consumer import from_beginning
 from streams.cluster import Cluster
 from streams.domain.model import parse_time
 from streams.domain.policy import load_policy
@@ -127,30 +128,15 @@ async def _consume(
     stop: asyncio.Event,
 ) -> None:
     """Read ``topic`` from the beginning until ``stop``; ``on_record(arrival, value)``."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=fetch_max_wait_ms,
-    )
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+    async with from_beginning(
+        bootstrap, topic, ends=False, fetch_max_wait_ms=fetch_max_wait_ms
+    ) as (consumer, _):
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=20)
             arrived = time.time()
             for records in batch.values():
                 for record in records:
                     on_record(arrived, record.value)
-    finally:
-        await consumer.stop()
 
 
 async def _drive(

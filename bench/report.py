@@ -152,15 +152,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     "",
                 )
             )
-            if "ratio_bound_no_faust" in s:
-                out.append(
-                    (
-                        "streaming",
-                        "the same without Faust (the raw loop's consumer + processor)",
-                        _pct(s["ratio_bound_no_faust"]),
-                        f"consumer path {s['fetch_path_us']:.1f} us a line",
-                    )
+            out.append(
+                (
+                    "streaming",
+                    "the same without Faust (the raw loop's consumer + processor)",
+                    _pct(s["ratio_bound_no_faust"]),
+                    f"consumer path {s['fetch_path_us']:.1f} us a line",
                 )
+            )
     lat = results.get("latency")
     if lat and "error" not in lat:
         out.append(

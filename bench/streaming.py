@@ -29,9 +29,9 @@ import orjson
 
 from bench import inmemory, proc
 from bench.broker import stage_cluster
+from bench.consumer import from_beginning
 from bench.history import History
 from streams.cluster import Cluster, WorkerProc, free_port
-from streams.offsets import end_offsets
 from streams.replay.producer import (
     ProduceStats,
     archive_lines,
@@ -47,24 +47,11 @@ POLL_SECONDS = 0.05
 
 async def raw_consume(bootstrap: str, topic: str, timeout: float = 300.0) -> tuple[int, float]:
     """(lines, seconds) of consuming ``topic`` from the beginning to its end and decoding it."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=MAX_FETCH,
-    )
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        ends = await end_offsets(consumer, tps)  # not ListOffsets alone: short on tansu
-        await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
+    async with from_beginning(bootstrap, topic, max_partition_fetch_bytes=MAX_FETCH) as (
+        consumer,
+        ends,
+    ):
+        remaining = {tp for tp, end in ends.items() if end > 0}
         loads, bad = orjson.loads, orjson.JSONDecodeError
         lines = 0
         started = time.perf_counter()
@@ -83,10 +70,8 @@ async def raw_consume(bootstrap: str, topic: str, timeout: float = 300.0) -> tup
                 if records and records[-1].offset >= ends[tp] - 1:
                     remaining.discard(tp)
         seconds = time.perf_counter() - started
-        if remaining:
-            raise RuntimeError(f"raw consumer did not reach the end of {topic} in {timeout:.0f} s")
-    finally:
-        await consumer.stop()
+    if remaining:
+        raise RuntimeError(f"raw consumer did not reach the end of {topic} in {timeout:.0f} s")
     return lines, seconds
 
 

@@ -29,7 +29,6 @@ from typing import Any, NoReturn
 
 import faust
 import orjson
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
@@ -51,6 +50,7 @@ from streams.pipeline.processor import (
 )
 from streams.pipeline.producer import use_idempotent_producer
 from streams.pipeline.recovery import table_manager
+from streams.pipeline.sensor import ScrapedMonitor
 from streams.pipeline.settings import Settings
 
 log = logging.getLogger("claimwatch.worker")
@@ -191,8 +191,9 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     processor.checkpoint_segments = settings.checkpoint_segments
     metrics = WorkerMetrics(engine, settings)
     # Faust's own sensor (messages, events, table operations, sends, rebalances, commit
-    # latency) under the faust_ prefix, in the registry our /metrics page serves.
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "faust"))
+    # latency) under the faust_ prefix, in the registry our /metrics page serves; its
+    # per-message figures are made when the page is scraped (streams/pipeline/sensor.py).
+    app.monitor = ScrapedMonitor(metrics.registry, "faust")
     progress: dict[str, int] = {}  # "<topic>:<partition>" → last processed offset
     app.claimwatch = {
         "engine": engine,
