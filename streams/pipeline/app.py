@@ -48,7 +48,7 @@ from streams.pipeline.processor import (
     contract_control,
     tick_control,
 )
-from streams.pipeline.producer import use_idempotent_producer
+from streams.pipeline.producer import DrainingProducer, use_idempotent_producer
 from streams.pipeline.recovery import table_manager
 from streams.pipeline.sensor import ScrapedMonitor
 from streams.pipeline.settings import Settings
@@ -467,6 +467,7 @@ def _transport(fetch_wait_ms: int) -> type[aiokafka_driver.Transport]:
 
     class Transport(aiokafka_driver.Transport):
         Consumer = WaitConsumer
+        Producer = DrainingProducer  # flushed for real before a commit (producer.py)
 
     return Transport
 

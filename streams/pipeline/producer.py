@@ -1,11 +1,23 @@
-"""The worker's Kafka producer: idempotent where the broker supports it.
+"""The worker's Kafka producer: its buffer drained before offsets are committed,
+and idempotent where the broker supports it.
 
-aiokafka retries a produce request that failed on the network (a connection reset,
-a request timeout). When the broker had already appended the batch, the retry
-appends it a second time: an alert transition, a dead letter or a changelog record
-written twice. The idempotent producer (Kafka's ``enable.idempotence``) numbers its
-batches so that the broker drops such a repeat.
+**Draining.** A table write queues its changelog record in Faust's producer buffer,
+and one task hands the records to aiokafka one at a time. Before the consumer
+commits offsets, Faust flushes the producer, but ``ProducerBuffer.flush`` returns
+as soon as its queue is empty, while the record the task has just taken from it may
+still be on its way into aiokafka (``send`` waits when its batches are full), and
+it gives up after 0.1 s without a send. aiokafka's own flush covers only what it
+has received. So a commit could run ahead of the state it stands for: offsets of
+messages committed while their journal segment or header was not yet produced,
+lost with a SIGKILL at that moment, and never processed again (the restarted
+worker resumes from the committed offsets). ``DrainingBuffer`` counts the record in
+hand and waits until none is queued or in hand.
 
+**Idempotence.** aiokafka retries a produce request that failed on the network (a
+connection reset, a request timeout). When the broker had already appended the
+batch, the retry appends it a second time: an alert transition, a dead letter or a
+changelog record written twice. The idempotent producer (Kafka's
+``enable.idempotence``) numbers its batches so that the broker drops such a repeat.
 Faust turns idempotence on only for ``processing_guarantee="exactly_once"``
 (``Producer._settings_extra`` in faust/transport/drivers/aiokafka.py) and has no
 setting for it, so the transport gets a producer class that asks for it. tansu, the
@@ -16,14 +28,55 @@ fault can then duplicate a record (docs/operations.md, "Delivery guarantees").
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import faust
 from faust.transport.drivers.aiokafka import Producer
+from faust.transport.producer import ProducerBuffer
+
+FLUSH_POLL_S = 0.1  # as Faust's flush: how long to wait for a send before looking again
 
 
-class IdempotentProducer(Producer):
+class DrainingBuffer(ProducerBuffer):
+    """Faust's producer buffer whose ``flush`` waits for the record in hand too."""
+
+    in_hand = 0  # records taken from the queue and not yet handed to the driver
+
+    async def _send_pending(self, fut: Any) -> None:
+        self.in_hand += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.in_hand -= 1
+
+    async def flush(self) -> None:
+        """Wait until no record is queued or in hand (then the driver has them all)."""
+        while self.size or self.in_hand:
+            if self.state != "running":
+                if self.size:  # as Faust's: queued records cannot go out any more
+                    raise RuntimeError("Cannot flush: Producer not Running")
+                return  # stopping: the send in hand is being cancelled
+            self.message_sent.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.message_sent.wait(), timeout=FLUSH_POLL_S)
+
+
+class DrainingProducer(Producer):
+    """The aiokafka driver's producer with a ``DrainingBuffer``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stock = self.buffer
+        self.buffer = DrainingBuffer(loop=self.loop, beacon=self.beacon)
+        self.buffer.app = stock.app
+        if getattr(stock, "threaded_producer", None) is not None:
+            self.buffer.threaded_producer = stock.threaded_producer
+
+
+class IdempotentProducer(DrainingProducer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
