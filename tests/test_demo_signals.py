@@ -36,6 +36,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_the_demo_stops_what_it_started_on_a_signal(
@@ -53,6 +57,10 @@ def test_the_demo_stops_what_it_started_on_a_signal(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=err.open("wb"),
+        # Ctrl-C as in a terminal: a shell without job control starts a background
+        # job (`make test &`, a CI runner) with SIGINT ignored, and the demo would
+        # inherit that and rightly ignore the SIGINT this test sends
+        preexec_fn=_default_sigint,
     )
     started: set[int] = set()
     try:
