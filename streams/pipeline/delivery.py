@@ -11,19 +11,32 @@ three ways:
   out of order, later ones first, and then drops the earlier ones as already read;
 - it fetched a partition's first message and never delivered it.
 
+Two more were found by logging every offset processed and committed while the crash
+test (tests/pipeline/test_streaming.py) ran in a loop (bench/RESULTS.md, session 11):
+
+- a partition with no committed offset (a new application id, or a worker killed
+  before its first commit) starts at the log's first offset, but the out-of-order
+  hand-over can make a *later* offset the first the agent sees; taken as the start,
+  the offsets before it counted as processed and were never read;
+- Faust counts the offsets its fetcher skipped past (``Consumer._add_gap``) as
+  acknowledged, and ``Consumer._new_offset`` takes an acknowledged ``committed + 1``
+  as following the committed offset, so a commit can cover offsets no agent processed.
+
 The declarations and control topics are never compacted and carry no transaction
 markers, so their offsets are contiguous: the agent can insist on getting offset
-``n + 1`` after ``n``. ``DeliveryGuard`` refuses acknowledgements of anything not
-processed, reads a partition again from the next offset when a later one arrives
-first, and re-reads a partition whose fetched messages stopped arriving. The state's
-offset guard (processor.py) makes whatever is read twice a no-op.
+``n + 1`` after ``n``. ``DeliveryGuard`` starts a partition without a committed offset
+at the log's first offset, refuses acknowledgements of anything not processed, never
+lets a commit pass the next offset the agent has to process, reads a partition again
+from the next offset when a later one arrives first, and re-reads a partition whose
+fetched messages stopped arriving. The state's offset guard (processor.py) makes
+whatever is read twice a no-op.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 log = logging.getLogger("claimwatch.delivery")
@@ -70,7 +83,41 @@ class DeliveryGuard:
             return bool(ack(message))
 
         consumer.ack = guarded_ack
+        commit_offsets = consumer._commit_offsets  # noqa: SLF001
+
+        async def guarded_commit(offsets: Mapping[Any, int], *args: Any, **kwargs: Any) -> bool:
+            return bool(await commit_offsets(self.committable(offsets), *args, **kwargs))
+
+        consumer._commit_offsets = guarded_commit  # noqa: SLF001
         self._installed = True
+
+    def committable(self, offsets: Mapping[Any, int]) -> dict[Any, int]:
+        """``offsets`` (partition → offset to commit, the next one to read) with each
+        guarded partition held to the next offset the agent has to process in this
+        assignment, and left out when it has processed nothing since: whatever Faust
+        counted as acknowledged beyond that (skipped offsets, ``_add_gap``) is read
+        again after a crash instead of being lost. Faust acknowledges those offsets
+        again once the agent processes them, and commits them then."""
+        out = {}
+        for tp, offset in offsets.items():
+            if tp.topic in self.topics:
+                done = self.next.get(tp)
+                if done is None:
+                    continue
+                if offset > done:
+                    log.debug(
+                        "%s:%d: commit held at %d (Faust asked %d)",
+                        tp.topic,
+                        tp.partition,
+                        done,
+                        offset,
+                    )
+                    offset = done
+                committed = self._committed(tp)
+                if committed is not None and offset <= committed:
+                    continue
+            out[tp] = offset
+        return out
 
     # -- assignment ---------------------------------------------------------------
     def reset(self, tps: Iterable[Any]) -> None:
@@ -103,14 +150,33 @@ class DeliveryGuard:
         want = self.next.get(tp)
         if want is None:
             want = self._committed(tp)
-            if want is None:  # nothing committed: the first delivered sets the start
-                want = message.offset
+            if want is None:  # nothing committed: the log's first offset
+                want = await self._log_start(tp)
+                if want is None:  # no answer: judged again at the next delivery
+                    self.refused.add(id(message))
+                    return False
             self.next[tp] = want
         if message.offset < want:
             return False
         if message.offset == want:
             self.seeking.pop(tp, None)
             return True
+        if self.seeking.get(tp) != want:
+            start = await self._log_start(tp)
+            if start is not None and start > want:
+                # Deleted (retention) before this group read them: nothing to re-read.
+                log.error(
+                    "%s:%d: offsets %d to %d were deleted from the broker before they "
+                    "were processed; going on from %d",
+                    tp.topic,
+                    tp.partition,
+                    want,
+                    start - 1,
+                    start,
+                )
+                want = self.next[tp] = start
+                if message.offset == want:
+                    return True
         self.refused.add(id(message))
         if self.seeking.get(tp) != want:
             self.seeking[tp] = want
@@ -125,6 +191,22 @@ class DeliveryGuard:
             )
             await self._reread(tp, want)
         return False
+
+    async def _log_start(self, tp: Any) -> int | None:
+        """The partition's first offset on the broker (ListOffsets, earliest): where a
+        group without a committed offset starts. None when the broker does not answer."""
+        try:
+            starts = await self.app.consumer.earliest_offsets(tp)
+        except Exception:  # noqa: BLE001 - any failure: the caller asks again later
+            log.warning(
+                "%s:%d: no answer for the partition's first offset",
+                tp.topic,
+                tp.partition,
+                exc_info=True,
+            )
+            return None
+        start = next(iter(starts.values()), None) if starts else None
+        return start if isinstance(start, int) and start >= 0 else None
 
     async def _reread(self, tp: Any, offset: int) -> None:
         # seek_wait runs the seek in the consumer's own thread and event loop (a plain
