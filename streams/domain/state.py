@@ -95,6 +95,15 @@ def key_of(identifier: str) -> int:
     return xxh3_64_intdigest(identifier.encode()) >> 4
 
 
+def _client_key(client: str) -> int:
+    """The state key a pseudonymised client_ref stands for (streams/domain/rekey.py:
+    NUL + 15 hex digits); any other value starting with NUL is hashed as usual."""
+    digits = client[1:]
+    if len(digits) == 15 and all(c in "0123456789abcdef" for c in digits):
+        return int(digits, 16)
+    return key_of(client)
+
+
 def _b64(packed: array[int]) -> str:
     """64-bit integers (all below 2⁶³) as base64 of their little-endian bytes."""
     if sys.byteorder == "big":  # pragma: no cover - x86 and arm64 are little-endian
@@ -329,7 +338,13 @@ class ProviderState:
                 index[key] = shared if shared is not None else self._share(packed)
             ck: Key | None = None
             if client is not None:
-                ck = self._cc[key] = xxh3_64_intdigest(client.encode()) >> 4 if hashed else client
+                if not hashed:
+                    ck = client
+                elif client[0] != "\x00":  # rekey.CLIENT_KEY_MARK
+                    ck = xxh3_64_intdigest(client.encode()) >> 4  # key_of
+                else:
+                    ck = _client_key(client)
+                self._cc[key] = ck
             ys = self._cys
             if ys is None:
                 ys = self._cys = self._year(year)

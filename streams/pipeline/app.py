@@ -21,11 +21,10 @@ from __future__ import annotations
 import atexit
 import hmac
 import logging
-import os
 import re
 import time
 from fractions import Fraction
-from typing import Any, NoReturn
+from typing import Any
 
 import faust
 import orjson
@@ -52,6 +51,9 @@ from streams.pipeline.producer import DrainingProducer, use_idempotent_producer
 from streams.pipeline.recovery import table_manager
 from streams.pipeline.sensor import ScrapedMonitor
 from streams.pipeline.settings import Settings
+from streams.pipeline.stop import stop_unprocessed
+from streams.pipeline.limits import max_message_bytes
+from streams.pipeline.topics import BIG, control_configs, state_changelog
 
 log = logging.getLogger("claimwatch.worker")
 
@@ -59,9 +61,6 @@ log = logging.getLogger("claimwatch.worker")
 # message) it carries the first this many, with the full size in a header, so that
 # it fits any Kafka's default max.message.bytes (1 MB).
 DEAD_LETTER_MAX_BYTES = 1_000_000
-# Exit code of a worker that stops because a message could not be processed and
-# written, or its state not rebuilt (EX_SOFTWARE).
-EXIT_UNPROCESSED = 70
 # The state table's RocksDB options per partition database (Faust's RocksDBOptions):
 # 1 MiB memtables, two at most, and a 1 MiB block cache, where Faust's defaults are
 # 64 MiB (up to 3) and 2 GiB.
@@ -142,7 +141,11 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     app.topic(settings.topic_declarations, partitions=settings.partitions, **raw)
     control = app.topic(
-        settings.topic_control, partitions=settings.partitions, internal=True, **raw
+        settings.topic_control,
+        partitions=settings.partitions,
+        internal=True,
+        config=control_configs(),
+        **raw,
     )
     # Messages fetched and waiting for the agent. Faust's default (stream_buffer_maxsize,
     # 4,096) is sized for small messages: of 500-line batches (~250 KB each) it let a
@@ -165,6 +168,8 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         schema=faust.Schema(
             key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
+        # Created by Faust when missing: with the limit its records need (topics.py).
+        extra_topic_configs=dict(BIG),
         # Faust's defaults per partition database (64 MiB memtables, up to 3, and a
         # 2 GiB block cache) let RSS grow with the changelog written; the table is
         # written far more than read (reads: recovery), so little of either helps.
@@ -264,7 +269,10 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
             try:
                 await handle(msg)
             except Exception:  # noqa: BLE001 - anything: the state may be ahead of the table
-                _stop_unprocessed(f"{msg.topic}:{msg.partition} offset {msg.offset}")
+                stop_unprocessed(
+                    f"{msg.topic}:{msg.partition} offset {msg.offset} could not be "
+                    "processed and written"
+                )
             delivery.done(msg)
             progress[f"{msg.topic}:{msg.partition}"] = msg.offset
 
@@ -276,16 +284,32 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
             metrics.last_event = time.time()
         elif _header(msg, "cw-type") == b"declarations":
             out = processor.on_declarations(
-                msg.partition, msg.offset, key, msg.value or b"", source="c"
+                msg.partition,
+                msg.offset,
+                key,
+                msg.value or b"",
+                source="c",
+                origin=_origin(_header(msg, "cw-origin")),
             )
         else:
             out = processor.on_control(msg.partition, msg.value or b"")
-        if out.rekey is not None:
-            provider, payload = out.rekey
+        # Re-keyed lines are acknowledged before the ledger that records the message
+        # is written: a crash in between re-sends them, and their event ids make the
+        # copy a counted duplicate, never a loss.
+        sends = [
             await control.send(
-                key=provider.encode(), value=payload, headers={"cw-type": b"declarations"}
+                key=provider.encode(),
+                value=payload,
+                headers={
+                    "cw-type": b"declarations",
+                    "cw-origin": f"{msg.partition}:{msg.offset}".encode(),
+                },
             )
-        elif not out.skipped:
+            for provider, payload in out.rekey.items()
+        ]
+        for sent in sends:
+            await sent
+        if not out.skipped:
             await publish(out)
             for k, v in out.writes.items():
                 if v is None:  # superseded by a checkpoint: a changelog tombstone
@@ -344,6 +368,16 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 published.add((event["alert_id"], event["sequence"]))
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
+        if processor.max_record_bytes is None:
+            limit = await max_message_bytes(
+                settings.broker or "", state_changelog(settings), settings.kafka_client_kwargs()
+            )
+            processor.max_record_bytes = min(limit, MAX_MESSAGE_BYTES)
+            log.info(
+                "the state changelog takes records up to %d bytes: checkpoint chunks "
+                "are sized below that",
+                limit,
+            )
         active = {
             tp.partition
             for tp in app.assignor.assigned_actives()
@@ -354,7 +388,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 (k.decode() if isinstance(k, bytes) else k for k in state), active
             )
         except Exception:  # noqa: BLE001 - never run on a state that is not the table's
-            _stop_unprocessed("the state table")
+            stop_unprocessed("the state table could not be rebuilt")
         log.info("state recovered: %d providers rebuilt from the changelog", n)
 
     state.on_recover(recovered)
@@ -482,23 +516,14 @@ def dead_letter_headers(letter: DeadLetter) -> dict[str, bytes]:
     return {"reason": letter.reason.encode(), "detail": detail.encode()[:1000]}
 
 
-def _stop_unprocessed(what: str) -> NoReturn:
-    """Stop the worker at once, committing nothing.
-
-    Raised out of the agent, the error would make Faust restart the agent and
-    *acknowledge* the message, so its offset would be committed while its state was
-    never written (the engine in memory has it, the table does not: a later
-    recovery finds a journal segment missing). Stopping here is a crash like a
-    SIGKILL: the message is redelivered to the restarted worker, which rebuilds the
-    state from the table (docs/operations.md, "Recovering").
-    """
-    log.critical(
-        "%s could not be processed and written; stopping without committing it",
-        what,
-        exc_info=True,
-    )
-    logging.shutdown()
-    os._exit(EXIT_UNPROCESSED)
+def _origin(header: bytes | None) -> tuple[int, int] | None:
+    """(partition, offset) of the unkeyed message a re-keyed one came from."""
+    if header is None:
+        return None
+    partition, _, offset = header.partition(b":")
+    if not (partition.isdigit() and offset.isdigit()):
+        return None
+    return int(partition), int(offset)
 
 
 def _header(msg: Any, name: str) -> bytes | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+import logging
 from typing import Any
 
 import orjson
@@ -43,22 +44,37 @@ from streams.domain.acceptance import DeadLetter, mask_bsn
 from streams.domain.contracts import Contract, ContractError, parse_contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import Counts
+from streams.domain.rekey import is_agb, split_unkeyed
 from streams.domain.state import Journal, ProviderState
 
 Store = MutableMapping[str, bytes]
+log = logging.getLogger("claimwatch.worker")
 
 # The largest message the worker decodes (its Kafka clients are set up for it, and
 # so are the topics in deploy/). A larger one, which a broker without that limit
 # (tansu) delivers, is dead-lettered whole as ``message_too_large``.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MESSAGE_TOO_LARGE = "message_too_large"
+# A message whose processing raised (SPEC §12): dead-lettered whole, the state rolled
+# back to the table's.
+PROCESSING_ERROR = "processing_error"
 
 # 2: journal records and line index per service year, checkpoints; 3: identifiers
 # as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays
 STATE_FORMAT = 4
 CHECKPOINT_SEGMENTS = 64  # journal segments of an owner before a checkpoint is considered
 CHECKPOINT_TAIL_RATIO = 4  # ...and journal records >= index entries / this ratio
-CHECKPOINT_CHUNK = 50_000  # index entries (and event ids) per checkpoint record, ~2.5 MB
+# Index entries (and event ids) per checkpoint record at most: about 1.1 MB. Fewer
+# where the changelog's max.message.bytes asks for it (``chunk_entries``).
+CHECKPOINT_CHUNK = 50_000
+# The most a checkpoint entry takes in a chunk: a line-index or client entry is two
+# int64 in base64 (21⅓ bytes), an event id one (10⅔); the rest of the JSON is per
+# year and kind, not per entry.
+CHECKPOINT_ENTRY_BYTES = 22
+# Room kept in a chunk for its JSON framing, and below the topic's limit for the
+# record batch's own headers.
+CHECKPOINT_MARGIN_BYTES = 16 * 1024
+MIN_CHUNK_ENTRIES = 1_000  # below this, a chunk is mostly framing: the limit is wrong
 
 
 @dataclass(slots=True)
@@ -102,7 +118,8 @@ class Output:
     event_times: list[float] = field(default_factory=list)
     lines: int = 0
     skipped: bool = False
-    rekey: tuple[str, bytes] | None = None  # (provider, raw): re-send keyed
+    # provider → pseudonymised batch of an unkeyed message's lines, to re-send keyed
+    rekey: dict[str, bytes] = field(default_factory=dict)
 
     def encoded(self) -> Iterator[tuple[str, bytes | None]]:
         """The table writes in order, checkpoint chunks encoded as they come: write
@@ -127,6 +144,10 @@ class Processor:
         self.checkpoint_segments = CHECKPOINT_SEGMENTS
         self.checkpoint_tail_ratio = CHECKPOINT_TAIL_RATIO
         self.checkpoint_chunk = CHECKPOINT_CHUNK
+        # The changelog's max.message.bytes, read from the broker at the first
+        # recovery (streams/pipeline/limits.py); None: not known, chunks of
+        # ``checkpoint_chunk`` entries.
+        self.max_record_bytes: int | None = None
         self.owner_partition: dict[str, int] = {}
         self.ledgers: dict[int, tuple[Counts, int]] = {}
         self._peers_sent: dict[str, list[int]] = {}
@@ -239,26 +260,46 @@ class Processor:
         return st
 
     def on_declarations(
-        self, partition: int, offset: int, key: str | None, raw: bytes, source: str = "d"
+        self,
+        partition: int,
+        offset: int,
+        key: str | None,
+        raw: bytes,
+        source: str = "d",
+        origin: tuple[int, int] | None = None,
     ) -> Output:
         """Process a declarations message; ``source`` tells offsets of the declarations
-        topic (``d``) from those of re-keyed messages on the control topic (``c``)."""
+        topic (``d``) from those of re-keyed messages on the control topic (``c``),
+        whose ``origin`` is the (partition, offset) of the unkeyed message they came
+        from: a copy re-sent after a crash is skipped, not counted twice."""
         out = Output()
         if source == "d":
             self.declarations_done[partition] = offset
-        if key is None:
+        if key is None or not is_agb(key):
+            # A key that is no AGB code places nothing: never a state key (a
+            # producer's garbage keys would each add a provider to memory).
             self._unkeyed(partition, offset, raw, out)
         else:
             st = self._owner_state(key, partition)
             mark = f"{source}{partition}"
-            if st.applied.get(mark, -1) >= offset:
+            came = f"r{origin[0]}" if origin is not None else None
+            if st.applied.get(mark, -1) >= offset or (
+                came is not None and st.applied.get(came, -1) >= origin[1]  # type: ignore[index]
+            ):
                 out.skipped = True
             else:
                 if len(raw) > MAX_MESSAGE_BYTES:
                     fx = self._too_large(raw, key)
                 else:
-                    fx = self.engine.process(raw, key)
+                    fx = Effects()
+                    try:
+                        self.engine.process(raw, key, fx)
+                    except Exception as exc:  # noqa: BLE001 - a poison message must not stop the partition
+                        fx = self._processing_error(raw, key, partition, exc)
+                    st = self.engine.providers[key]
                 st.applied[mark] = offset
+                if came is not None:
+                    st.applied[came] = origin[1]  # type: ignore[index]
                 self._collect(fx, out)
                 for provider in fx.touched | {key}:
                     self._owner_state(provider, partition)
@@ -271,32 +312,79 @@ class Processor:
         return out
 
     def _unkeyed(self, partition: int, offset: int, raw: bytes, out: Output) -> Output:
-        """A message without a key cannot be placed by provider.
+        """A message without a provider key cannot be placed by provider.
 
-        If it names its provider (batch envelope or a line's ``provider_agb``) the
-        worker re-sends it, keyed, on the co-partitioned control topic
-        (``out.rekey``); otherwise its lines cannot be valid and are dead-lettered
-        here, counted in the partition's ledger.
+        Its lines are judged here as far as that needs no state (streams/domain/
+        rekey.py): rejected ones are dead-lettered and counted in the partition's
+        ledger, the others re-sent, pseudonymised and keyed by their provider, on the
+        co-partitioned control topic (``out.rekey``). The ledger's offset makes a
+        redelivered message a no-op.
         """
-        too_large = len(raw) > MAX_MESSAGE_BYTES  # and too large to re-send
-        provider = None if too_large else self.engine.decoder.provider_of(raw)
-        if provider is not None:
-            out.rekey = (provider, raw)
-            return out
         counts, applied = self.ledgers.get(partition, (Counts(), -1))
         if applied >= offset:
             out.skipped = True
             return out
-        before = self.engine.unattributed
-        self.engine.unattributed = counts
-        try:
-            fx = self._too_large(raw, None) if too_large else self.engine.process(raw, None)
-        finally:
-            self.engine.unattributed = before
-        self._collect(fx, out)
+        if len(raw) > MAX_MESSAGE_BYTES:  # too large to decode or to re-send
+            before = self.engine.unattributed
+            self.engine.unattributed = counts
+            try:
+                self._collect(self._too_large(raw, None), out)
+            finally:
+                self.engine.unattributed = before
+        else:
+            fx = Effects()
+            try:
+                fx.lines, out.rekey = split_unkeyed(
+                    self.engine.decoder, raw, counts, fx.dead_letters
+                )
+            except Exception as exc:  # noqa: BLE001 - a poison message must not stop the partition
+                log.error(
+                    "unkeyed message on partition %d raised %s; dead-lettered as %s",
+                    partition,
+                    type(exc).__name__,
+                    PROCESSING_ERROR,
+                )
+                counts.reject(PROCESSING_ERROR)
+                name = type(exc).__name__
+                fx.dead_letters = [
+                    DeadLetter(
+                        None, _bounded(mask_bsn(raw)), PROCESSING_ERROR, f"processing raised {name}"
+                    )
+                ]
+                out.rekey = {}
+            self._collect(fx, out)
         self.ledgers[partition] = (counts, offset)
         out.writes[f"l:{partition}"] = orjson.dumps([counts.as_dict(), offset])
         return out
+
+    def _processing_error(self, raw: bytes, key: str, partition: int, exc: Exception) -> Effects:
+        """A message whose processing raised after its lines reached the state.
+
+        The provider's state in memory may hold part of the message: it is rebuilt
+        from the table, which holds everything up to the previous message, and the
+        message is dead-lettered whole as ``processing_error`` with the exception's
+        class (never its text, which may quote the input), so the partition goes on.
+        Only the key's provider can have been touched: a line of another provider
+        is a ``batch_provider_mismatch`` before it reaches any state.
+        """
+        log.error(
+            "message of provider %s on partition %d raised %s; dead-lettered as %s",
+            key,
+            partition,
+            type(exc).__name__,
+            PROCESSING_ERROR,
+        )
+        self.engine.providers.pop(key, None)
+        self.logs.pop(key, None)
+        st = self._owner_state(key, partition)
+        st.counts.reject(PROCESSING_ERROR)
+        fx = Effects()
+        fx.touched.add(key)
+        name = type(exc).__name__
+        fx.dead_letters.append(
+            DeadLetter(key, _bounded(mask_bsn(raw)), PROCESSING_ERROR, f"processing raised {name}")
+        )
+        return fx
 
     def _too_large(self, raw: bytes, key: str | None) -> Effects:
         """A message above MAX_MESSAGE_BYTES is not decoded: dead-lettered whole,
@@ -347,8 +435,9 @@ class Processor:
             log.generation += 1
             # Encoded when written (Chunk), from the state as it is now: the writes
             # of a message are made before the next message is processed.
-            n = st.checkpoint_chunks(self.checkpoint_chunk)
-            source = Chunk(orjson.dumps(c) for c in st.iter_checkpoint(self.checkpoint_chunk))
+            entries = self.chunk_entries(st)
+            n = st.checkpoint_chunks(entries)
+            source = Chunk(orjson.dumps(c) for c in st.iter_checkpoint(entries))
             for i in range(n):
                 _put(out, f"k:{owner}:{log.generation}:{i}", source)
             log.base, log.chunks, log.records = log.end, n, 0
@@ -368,6 +457,22 @@ class Processor:
             if self._peers_sent.get(pk) != pair:
                 self._peers_sent[pk] = pair
                 out.peers[pk] = pair
+
+    def chunk_entries(self, st: ProviderState) -> int:
+        """Entries per checkpoint chunk of ``st``, so that every chunk stays below the
+        changelog's max.message.bytes: the first chunk also carries the indicators of
+        every year, whose size is measured, not assumed."""
+        if self.max_record_bytes is None:
+            return self.checkpoint_chunk
+        years = len(orjson.dumps({str(y): ys.to_json() for y, ys in st.years.items()}))
+        room = self.max_record_bytes - CHECKPOINT_MARGIN_BYTES - years
+        if room < CHECKPOINT_ENTRY_BYTES * MIN_CHUNK_ENTRIES:
+            raise RuntimeError(
+                f"the indicators of provider {st.provider} take {years} bytes: a checkpoint "
+                f"chunk cannot stay below the changelog's max.message.bytes "
+                f"({self.max_record_bytes}); raise it (docs/operations.md, 'Topics')"
+            )
+        return min(self.checkpoint_chunk, room // CHECKPOINT_ENTRY_BYTES)
 
     # -- control: contracts and ticks -----------------------------------------
     def on_control(self, partition: int, raw: bytes) -> Output:
@@ -432,6 +537,10 @@ def _unreferenced(key: str, logs: dict[str, JournalLog]) -> str | None:
         ):
             return owner
     return None
+
+
+def _bounded(payload: bytes) -> bytes:
+    return payload if len(payload) <= MAX_MESSAGE_BYTES else payload[:MAX_MESSAGE_BYTES]
 
 
 def _put(out: Output, key: str, value: bytes | Chunk | None) -> None:

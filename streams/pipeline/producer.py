@@ -13,6 +13,17 @@ lost with a SIGKILL at that moment, and never processed again (the restarted
 worker resumes from the committed offsets). ``DrainingBuffer`` counts the record in
 hand and waits until none is queued or in hand.
 
+**Refused records.** Table writes are fire-and-forget in Faust: a changelog record
+the broker refuses (a chunk above the topic's ``max.message.bytes``, a lost
+leader past the retries) sets an exception on its future, Faust logs a warning
+and commits the offsets anyway, so the state those offsets stand for was never
+written and the next recovery finds a header pointing at a missing chunk.
+``DrainingBuffer`` watches every record it hands to the driver, and a refused one
+stops the worker (``stop_unprocessed``) before another commit can run: the
+producer's ``flush``, which Faust awaits before every commit, looks at every
+record sent since and stops the worker when one failed, and a failure seen
+earlier stops it at once.
+
 **Idempotence.** aiokafka retries a produce request that failed on the network (a
 connection reset, a request timeout). When the broker had already appended the
 batch, the retry appends it a second time: an alert transition, a dead letter or a
@@ -37,20 +48,48 @@ import faust
 from faust.transport.drivers.aiokafka import Producer
 from faust.transport.producer import ProducerBuffer
 
+from streams.pipeline.stop import stop_unprocessed
+
 FLUSH_POLL_S = 0.1  # as Faust's flush: how long to wait for a send before looking again
 
 
 class DrainingBuffer(ProducerBuffer):
-    """Faust's producer buffer whose ``flush`` waits for the record in hand too."""
+    """Faust's producer buffer whose ``flush`` waits for the record in hand too, and
+    which stops the worker when the broker refuses a record it sent."""
 
     in_hand = 0  # records taken from the queue and not yet handed to the driver
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # the driver's futures of records handed over and not yet acknowledged
+        self.sending: dict[asyncio.Future[Any], Any] = {}
 
     async def _send_pending(self, fut: Any) -> None:
         self.in_hand += 1
         try:
-            await super()._send_pending(fut)
+            try:
+                sent = await fut.message.channel.publish_message(fut, wait=False)
+            except Exception as exc:  # noqa: BLE001 - refused before it left (size, closed)
+                _refused(fut, exc)
+            self.sending[sent] = fut
+            sent.add_done_callback(self._settled)
         finally:
             self.in_hand -= 1
+
+    def _settled(self, sent: asyncio.Future[Any]) -> None:
+        fut = self.sending.pop(sent, None)
+        if sent.cancelled():
+            return  # the producer is stopping: nothing is committed after this
+        exc = sent.exception()
+        if exc is not None:
+            _refused(fut, exc)
+
+    def check_sent(self) -> None:
+        """Stop the worker if a record handed to the driver was refused; called after
+        the driver's flush, before a commit (the futures are settled by then, their
+        callbacks may not have run yet)."""
+        for sent in [s for s in self.sending if s.done()]:
+            self._settled(sent)
 
     async def flush(self) -> None:
         """Wait until no record is queued or in hand (then the driver has them all)."""
@@ -65,7 +104,8 @@ class DrainingBuffer(ProducerBuffer):
 
 
 class DrainingProducer(Producer):
-    """The aiokafka driver's producer with a ``DrainingBuffer``."""
+    """The aiokafka driver's producer with a ``DrainingBuffer``, whose ``flush`` (run
+    before every commit) stops the worker if a record was refused."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +114,26 @@ class DrainingProducer(Producer):
         self.buffer.app = stock.app
         if getattr(stock, "threaded_producer", None) is not None:
             self.buffer.threaded_producer = stock.threaded_producer
+
+    async def flush(self) -> None:
+        await super().flush()
+        buffer = self.buffer
+        if isinstance(buffer, DrainingBuffer):
+            buffer.check_sent()
+
+
+def _refused(fut: Any, exc: BaseException) -> None:
+    """A record the driver or the broker refused: stop before anything commits. The
+    log names the topic and the error class, never the record."""
+    topic = "a topic"
+    if fut is not None:
+        with contextlib.suppress(Exception):
+            topic = fut.message.channel.get_topic_name()
+    stop_unprocessed(
+        f"a record for {topic} was refused ({type(exc).__name__}); the offsets whose "
+        "state it carries must not be committed",
+        exc_info=False,
+    )
 
 
 class IdempotentProducer(DrainingProducer):

@@ -9,9 +9,14 @@ and every internal topic keyed by provider must have the same partition count.
 from __future__ import annotations
 
 from streams.broker import TopicSpec
+from streams.pipeline.processor import MAX_MESSAGE_BYTES
 from streams.pipeline.settings import Settings
 
 WEEK_MS = str(7 * 24 * 3600 * 1000)
+# Every topic the worker writes large records to says so: a topic left at Kafka's
+# default (1 MB) refuses a 1000-line batch re-keyed onto the control topic, and the
+# worker sizes its checkpoint chunks from the changelog's limit (processor.py).
+BIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -19,13 +24,21 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     compact = {"cleanup.policy": "compact"}
     keep = {"cleanup.policy": "delete", "retention.ms": "-1"}
     return [
-        TopicSpec(settings.topic_declarations, n, configs=keep),
+        TopicSpec(settings.topic_declarations, n, configs=keep | BIG),
         TopicSpec(settings.topic_contracts, 1, configs=compact),
         TopicSpec(settings.topic_alerts, n, configs=keep),
-        TopicSpec(settings.topic_rejected, n, configs=keep),
-        TopicSpec(
-            settings.topic_control, n, configs={"cleanup.policy": "delete", "retention.ms": WEEK_MS}
-        ),
-        TopicSpec(f"{settings.app_id}-state-changelog", n, configs=compact),
+        TopicSpec(settings.topic_rejected, n, configs=keep | BIG),
+        TopicSpec(settings.topic_control, n, configs=control_configs()),
+        TopicSpec(state_changelog(settings), n, configs=compact | BIG),
         TopicSpec(f"{settings.app_id}-peers-changelog", n, configs=compact),
     ]
+
+
+def control_configs() -> dict[str, str]:
+    """The internal control topic: contracts, ticks and re-keyed lines (pseudonymised,
+    streams/pipeline/processor.py), kept a week for a worker that is down that long."""
+    return {"cleanup.policy": "delete", "retention.ms": WEEK_MS} | BIG
+
+
+def state_changelog(settings: Settings) -> str:
+    return f"{settings.app_id}-state-changelog"

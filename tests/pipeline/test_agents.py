@@ -24,6 +24,7 @@ import pytest
 from streams.domain.errors import ClaimwatchError
 from streams.domain.model import format_time
 from streams.domain.policy import load_policy
+from streams.domain.rekey import client_token
 from streams.pipeline.app import create_app
 from streams.pipeline.processor import contract_control
 from streams.pipeline.settings import Settings
@@ -185,14 +186,97 @@ async def test_a_message_delivered_again_changes_nothing_and_publishes_nothing(h
     assert harness.engine.snapshot()["counts"]["duplicate"] == 2
 
 
-async def test_a_keyless_declaration_is_rekeyed_onto_the_control_topic(harness, make_line):
+async def test_a_keyless_declaration_is_rekeyed_onto_the_control_topic_pseudonymised(
+    harness, make_line
+):
+    line = make_line(client_ref="client-secret-ref", trajectory_id="traj-7", extra="x")
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        await harness.put(agent, SETTINGS.topic_declarations, batch(line), None)
+        offset = harness.putting
+    (sent,) = harness.sent
+    assert sent.topic == SETTINGS.topic_control and sent.key == AGB.encode()
+    assert sent.headers == {"cw-type": b"declarations", "cw-origin": f"0:{offset}".encode()}
+    (forwarded,) = orjson.loads(sent.value)["lines"]
+    assert b"client-secret-ref" not in sent.value and b"traj-7" not in sent.value
+    assert forwarded["client_ref"] == client_token("client-secret-ref")
+    assert "extra" not in forwarded and forwarded["trajectory_id"] == "-"
+    assert {k: v for k, v in forwarded.items() if k not in ("client_ref", "trajectory_id")} == {
+        k: v for k, v in line.items() if k not in ("client_ref", "trajectory_id", "extra")
+    }
+    assert harness.engine.snapshot()["counts"]["accepted"] == 0  # applied when it comes back
+
+
+async def test_a_client_counts_once_whether_its_lines_came_keyed_or_rekeyed(harness, make_line):
+    # ADHD clients are distinct: the re-keyed line's pseudonym must be the same client
+    # as the keyed line's client_ref.
+    first = make_line(client_ref="adhd-client", diagnosis_group="adhd")
+    second = make_line(client_ref="adhd-client", diagnosis_group="adhd")
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        await harness.put(agent, SETTINGS.topic_declarations, batch(first), None)
+        (sent,) = harness.sent
+        await harness.put(agent, SETTINGS.topic_control, sent.value, AGB, headers=sent.headers)
+        await harness.put(agent, SETTINGS.topic_declarations, batch(second), AGB)
+    year = harness.engine.snapshot()["providers"][AGB]["2026"]
+    assert year["adhd_clients"] == {"2026-Q1": 1}
+    assert harness.engine.snapshot()["counts"]["accepted"] == 2
+
+
+async def test_a_rekeyed_copy_resent_after_a_crash_is_skipped_not_counted(harness, make_line):
     ingest = harness.app.agents["ingest"]
     async with ingest.test_context() as agent:
         await harness.put(agent, SETTINGS.topic_declarations, batch(make_line()), None)
-    (sent,) = harness.sent
-    assert sent.topic == SETTINGS.topic_control and sent.key == AGB.encode()
-    assert sent.headers == {"cw-type": b"declarations"}
-    assert harness.engine.snapshot()["counts"]["accepted"] == 0  # applied when it comes back
+        (sent,) = harness.sent
+        for _ in range(2):  # the same origin twice: the second is a re-send
+            await harness.put(agent, SETTINGS.topic_control, sent.value, AGB, headers=sent.headers)
+    counts = harness.engine.snapshot()["counts"]
+    assert (counts["accepted"], counts["duplicate"]) == (1, 0)
+
+
+async def test_a_message_key_that_is_no_agb_code_never_becomes_a_state_key(harness, make_line):
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        for n in range(5):
+            await harness.put(agent, SETTINGS.topic_declarations, batch(make_line()), f"junk-{n}")
+        await harness.put(agent, SETTINGS.topic_declarations, b"{}", "more-junk")
+    assert not [k for k in harness.state_keys() if "junk" in k], harness.state_keys()
+    assert set(harness.engine.providers) <= {AGB}
+    assert [s.key for s in harness.to(SETTINGS.topic_control)] == [AGB.encode()] * 5
+    (rejected,) = harness.to(SETTINGS.topic_rejected)
+    assert rejected.headers["reason"] == b"schema"
+
+
+async def test_a_message_whose_processing_raises_is_dead_lettered_and_the_state_rolled_back(
+    harness, make_line, monkeypatch
+):
+    from streams.domain.state import ProviderState
+
+    accept = ProviderState.accept
+
+    def poisoned(self, line):  # raises after the line reached the state
+        outcome = accept(self, line)
+        if line.amount_cents == 4_242:
+            raise ZeroDivisionError("a defect")
+        return outcome
+
+    monkeypatch.setattr(ProviderState, "accept", poisoned)
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        await harness.put(agent, SETTINGS.topic_declarations, batch(make_line()), AGB)
+        before = harness.engine.snapshot()["providers"]
+        poison = batch(make_line(amount_cents=4_242, client_ref="poison-ref"))
+        await harness.put(agent, SETTINGS.topic_declarations, poison, AGB)
+        assert harness.engine.snapshot()["providers"] == before  # rolled back to the table's
+        await harness.put(agent, SETTINGS.topic_declarations, batch(make_line()), AGB)
+    (letter,) = harness.to(SETTINGS.topic_rejected)
+    assert letter.headers["reason"] == b"processing_error"
+    assert letter.headers["detail"] == b"processing raised ZeroDivisionError"
+    assert letter.value == poison
+    snapshot = harness.engine.snapshot()
+    assert snapshot["counts"]["accepted"] == 2
+    assert snapshot["counts"]["rejected"] == {"processing_error": 1}
+    assert snapshot["providers"][AGB]["2026"]["net_cents"] == 20_000
 
 
 async def test_the_contracts_agent_forwards_contracts_by_provider_and_rejects_bad_ones(

@@ -78,7 +78,8 @@ def hostile(provider: str, template: dict) -> list[tuple[str | None, bytes]]:
         (provider, orjson.dumps(ids)),
         (provider, orjson.dumps(orphan)),
         (provider, orjson.dumps(batch)),
-        (BSN_KEY, orjson.dumps(line(8, client_ref="wrong-key-client-marker"))),
+        (BSN_KEY, orjson.dumps(line(8, client_ref="bsn-key-client-marker"))),  # no AGB: re-keyed
+        ("87654321", orjson.dumps(line(9, client_ref="wrong-key-client-marker"))),
         (provider, b'{"client_ref": "' + BSN_CLIENT.encode() + b'", "truncated'),
     ]
 
@@ -100,7 +101,7 @@ def run() -> dict:
 
         def send(key: str | None, raw: bytes) -> None:
             for out in sim.declarations(key, raw):
-                if out.rekey is None and not out.skipped:
+                if not out.skipped:
                     metrics.record(out)
             metrics.messages += 1
 

@@ -59,18 +59,17 @@ class WorkerSim:
     def declarations(self, key: str | None, raw: bytes) -> list[Output]:
         """One message on the declarations topic, and its re-keyed copy if any."""
         p = self.partition_of(key)
-        out = self.processor.on_declarations(p, next(self._offsets[p]), key, raw)
+        offset = next(self._offsets[p])
+        out = self.processor.on_declarations(p, offset, key, raw)
         outs = [out]
-        if out.rekey is not None:
-            provider, payload = out.rekey
+        self._apply(out)
+        for provider, payload in out.rekey.items():  # as the agent: re-sent, then applied
             q = self.partition_of(provider)
-            outs.append(
-                self.processor.on_declarations(
-                    q, next(self._control[q]), provider, payload, source="c"
-                )
+            rekeyed = self.processor.on_declarations(
+                q, next(self._control[q]), provider, payload, source="c", origin=(p, offset)
             )
-        for o in outs:
-            self._apply(o)
+            self._apply(rekeyed)
+            outs.append(rekeyed)
         return outs
 
     def tick(self) -> list[Output]:
@@ -89,7 +88,7 @@ class WorkerSim:
         return out
 
     def _apply(self, out: Output) -> None:
-        if out.rekey is not None or out.skipped:
+        if out.skipped:
             return
         self.published.alerts.extend(out.alerts)
         self.published.dead_letters.extend(out.dead_letters)
