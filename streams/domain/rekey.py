@@ -81,9 +81,7 @@ def split_unkeyed(
             obj = objects[index]
         by_provider.setdefault(checked.provider, []).append(pseudonymised(obj))
     batches = {
-        provider: orjson.dumps(
-            {"schema": BATCH_SCHEMA, "provider_agb": provider, "lines": lines}
-        )
+        provider: orjson.dumps({"schema": BATCH_SCHEMA, "provider_agb": provider, "lines": lines})
         for provider, lines in by_provider.items()
     }
     return rejected, batches

@@ -38,6 +38,7 @@ from streams.domain.rules import peer_mean
 from streams.domain.snapshot import build_snapshot
 from streams.metrics import WorkerMetrics
 from streams.pipeline.delivery import DeliveryGuard
+from streams.pipeline.limits import max_message_bytes
 from streams.pipeline.offheap import OffHeapTables
 from streams.pipeline.processor import (
     MAX_MESSAGE_BYTES,
@@ -52,7 +53,6 @@ from streams.pipeline.recovery import table_manager
 from streams.pipeline.sensor import ScrapedMonitor
 from streams.pipeline.settings import Settings
 from streams.pipeline.stop import stop_unprocessed
-from streams.pipeline.limits import max_message_bytes
 from streams.pipeline.topics import BIG, control_configs, state_changelog
 
 log = logging.getLogger("claimwatch.worker")

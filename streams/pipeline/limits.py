@@ -30,9 +30,7 @@ async def max_message_bytes(bootstrap: str, topic: str, client_kwargs: dict[str,
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs)
     try:
         await admin.start()
-        responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic)]
-        )
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     except Exception as exc:  # noqa: BLE001 - any failure: the safe default
         log.warning(
             "could not read max.message.bytes of %s (%s); assuming Kafka's default %d",

@@ -33,9 +33,9 @@ rebalance and is skipped whole, so reprocessing never changes a count.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-import logging
 from typing import Any
 
 import orjson

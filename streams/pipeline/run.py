@@ -67,9 +67,8 @@ def run_worker(policy: Policy, settings: Settings | None = None) -> int:
 
     from streams.broker import ensure_topics_sync
     from streams.pipeline.app import create_app
-    from streams.pipeline.topics import topic_specs
-
     from streams.pipeline.redact import install as redact_logs
+    from streams.pipeline.topics import topic_specs
 
     redact_logs()  # before anything logs: Faust's DEBUG records carry payloads
     settings = settings or Settings.from_env()
