@@ -71,6 +71,7 @@ class DrainingBuffer(ProducerBuffer):
                 sent = await fut.message.channel.publish_message(fut, wait=False)
             except Exception as exc:  # noqa: BLE001 - refused before it left (size, closed)
                 _refused(fut, exc)
+                return
             self.sending[sent] = fut
             sent.add_done_callback(self._settled)
         finally:
