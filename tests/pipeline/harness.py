@@ -8,7 +8,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -46,37 +48,75 @@ def offline_reference(
     }
 
 
-def retried_copies(cluster: Cluster) -> list[list[bytes]]:
-    """Declarations messages a producer's retry wrote twice: on a partition, a run of
-    records equal, byte for byte, to the run right before it (aiokafka re-sends a
-    failed request's batch before any later one of that partition). Each as the list
-    of its lines (a batch envelope's, or the message itself)."""
-    s = cluster.settings
-    parts: dict[int, list[bytes]] = {}
-    for partition, _offset, _key, value in sorted(
-        asyncio.run(read_partitions(s.broker or "", s.topic_declarations))
-    ):
-        parts.setdefault(partition, []).append(value)
-    copies: list[list[bytes]] = []
-    for values in parts.values():
-        i = 1
-        while i < len(values):
-            k = next((k for k in range(1, i + 1) if values[i : i + k] == values[i - k : i]), None)
-            if k is None:
-                i += 1
-                continue
-            for value in values[i : i + k]:
-                copies.append(_lines_of(value))
-            i += k
-    return copies
+class RecordingProducer:
+    """A started producer that notes every (topic, key, value) it is asked to send,
+    before it sends it: what a test produced, as opposed to what the topic holds."""
+
+    def __init__(self, producer: Any, sent: list[tuple[str, bytes | None, bytes]]) -> None:
+        self._producer = producer
+        self._sent = sent
+
+    async def send(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> Any:
+        self._sent.append((topic, key, value))
+        return await self._producer.send(topic, value, key=key, **kwargs)
+
+    async def send_and_wait(
+        self, topic: str, value: Any = None, key: Any = None, **kwargs: Any
+    ) -> Any:
+        self._sent.append((topic, key, value))
+        return await self._producer.send_and_wait(topic, value, key=key, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
 
 
-def topic_line_count(cluster: Cluster) -> int:
-    """Lines on the declarations topic (a batch envelope's lines, or the message), to
-    tell a line lost before the topic from one lost after it."""
-    s = cluster.settings
-    records = asyncio.run(read_partitions(s.broker or "", s.topic_declarations))
-    return sum(len(_lines_of(value)) for _p, _o, _k, value in records)
+@contextmanager
+def recording_sends(sent: list[tuple[str, bytes | None, bytes]]) -> Iterator[None]:
+    """While open, ``produce_history``'s producer is a ``RecordingProducer`` into ``sent``
+    (the production path otherwise: it wraps the producer ``start_producer`` made)."""
+    import streams.replay.producer as producer_module
+
+    original = producer_module.start_producer
+
+    async def start(bootstrap: str, idempotent: bool, **options: Any) -> tuple[Any, bool]:
+        producer, idem = await original(bootstrap, idempotent, **options)
+        return RecordingProducer(producer, sent), idem
+
+    producer_module.start_producer = start
+    try:
+        yield
+    finally:
+        producer_module.start_producer = original
+
+
+def topic_copies(cluster: Cluster, sent: list[tuple[str, bytes | None, bytes]]) -> list[bytes]:
+    """The lines of the declarations records beyond what was produced, after checking
+    the topic against ``sent`` (what the test's producer was asked to send):
+
+    - every message produced is on the topic at least as often as it was produced
+      (nothing lost on the way to the broker);
+    - every record on the topic is byte for byte (key and value) a message produced;
+    - what is left over (a retried produce request the broker had appended before the
+      connection was reset, written again) is returned as the lines of those
+      messages (a batch envelope's lines, or the message itself).
+    """
+    topic = cluster.settings.topic_declarations
+    records = asyncio.run(read_partitions(cluster.settings.broker or "", topic))
+    produced = Counter((key, value) for t, key, value in sent if t == topic)
+    on_topic = Counter((key, value) for _p, _o, key, value in records)
+    missing = produced - on_topic
+    assert not missing, (
+        f"{sum(missing.values())} of {produced.total()} messages produced are not on {topic} "
+        f"(keys {sorted({k for k, _v in missing}, key=str)[:5]})"
+    )
+    foreign = [(p, o) for p, o, key, value in records if (key, value) not in produced]
+    assert not foreign, (
+        f"{len(foreign)} records on {topic} equal no message produced, "
+        f"at (partition, offset) {foreign[:5]}"
+    )
+    return [
+        line for (_k, value), n in (on_topic - produced).items() for line in _lines_of(value) * n
+    ]
 
 
 def _lines_of(value: bytes) -> list[bytes]:
@@ -89,34 +129,36 @@ def _lines_of(value: bytes) -> list[bytes]:
     return [value]
 
 
-def with_retried_copies(files: list[Path], copies: list[list[bytes]], out: Path) -> Path:
-    """The archive as the declarations topic holds it: each retried copy's lines again,
-    right after the last line of the message it repeats. A provider's lines sit in
-    one partition, where the copy follows its original before any later message, so
-    every provider sees the same sequence as the workers did (and a copy carries the
-    event times of lines already sent: no contract falls due by it)."""
-    lines = [line for f in files for line in f.read_bytes().splitlines() if line.strip()]
+# Reasons for which a line is refused before its event id is looked at (SPEC §2 steps
+# 1-3): a repeat is refused again for the same reason. Every other outcome (accepted,
+# ignored, orphan_credit: steps 4-7) records the event id, and a repeat is `duplicate`.
+JUDGED_ONCE = frozenset({"orphan_credit"})
 
-    def norm(raw: bytes) -> bytes:
-        try:
-            return orjson.dumps(orjson.loads(raw))
-        except orjson.JSONDecodeError:
-            return raw
 
-    first: dict[bytes, int] = {}
-    for i, line in enumerate(lines):
-        first.setdefault(norm(line), i)
-    after: dict[int, list[bytes]] = {}
-    for copy in copies:
-        at = max(first[norm(line)] for line in copy)
-        after.setdefault(at, []).extend(copy)
-    out.write_bytes(
-        b"".join(
-            line + b"\n" + b"".join(c + b"\n" for c in after.get(i, ()))
-            for i, line in enumerate(lines)
-        )
-    )
-    return out
+def with_copies_counted(
+    reference: dict[str, Any], copies: list[bytes], policy: Policy, tmp: Path
+) -> dict[str, Any]:
+    """The offline reference of the input as produced, once its ``copies`` (lines
+    written again after the input) are counted: a line refused before its event id was
+    looked at (invalid JSON, schema, BSN-shaped client_ref...) is refused again for the
+    same reason, every other line once more as `duplicate`; nothing else changes.
+
+    Which reason refuses a copied line comes from an offline replay of the copies
+    alone: those reasons depend on the line only. (Not right for a copy of a line
+    refused for its place in the stream, e.g. ``line_index_expired``; the histories
+    these tests produce have none.)"""
+    if not copies:
+        return reference
+    tmp.mkdir(parents=True, exist_ok=True)
+    summary, _engine = replay_offline([write_lines(tmp / "copies.ndjson", copies)], policy)
+    refused = {r: n for r, n in summary.counts["rejected"].items() if n and r not in JUDGED_ONCE}
+    counts = dict(reference["snapshot"]["counts"])
+    counts["duplicate"] += len(copies) - sum(refused.values())
+    rejected = dict(counts["rejected"])
+    for reason, n in refused.items():
+        rejected[reason] = rejected.get(reason, 0) + n
+    counts["rejected"] = rejected
+    return {**reference, "snapshot": {**reference["snapshot"], "counts": counts}}
 
 
 def produce(
@@ -125,10 +167,14 @@ def produce(
     contracts: Path | None,
     batch_size: int = 500,
     rate: float | None = None,
+    sent: list[tuple[str, bytes | None, bytes]] | None = None,
 ):  # type: ignore[no-untyped-def]
     """Produce archives as `claimwatch replay` does, in step with the workers: the lines
     before a contract change are processed before it is sent, and it is applied before
-    the lines after it (SPEC §6: the order the offline replay uses)."""
+    the lines after it (SPEC §6: the order the offline replay uses).
+
+    ``sent``: every (topic, key, value) the producer is asked to send is appended to it
+    (``recording_sends``)."""
     s = cluster.settings
     crows = contract_lines(contracts)
 
@@ -141,19 +187,20 @@ def produce(
         targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
         await asyncio.to_thread(cluster.wait_processed, targets)
 
-    return asyncio.run(
-        produce_history(
-            s.broker or "",
-            archive_lines(files),
-            topic=s.topic_declarations,
-            contracts=crows,
-            contracts_topic=s.topic_contracts,
-            after_contracts=after,
-            sync=sync,
-            batch_size=batch_size,
-            rate=rate,
+    with recording_sends(sent) if sent is not None else nullcontext():
+        return asyncio.run(
+            produce_history(
+                s.broker or "",
+                archive_lines(files),
+                topic=s.topic_declarations,
+                contracts=crows,
+                contracts_topic=s.topic_contracts,
+                after_contracts=after,
+                sync=sync,
+                batch_size=batch_size,
+                rate=rate,
+            )
         )
-    )
 
 
 def wait_contracts_applied(cluster: Cluster, rows: list[bytes], timeout: float = 120.0) -> None:
