@@ -68,3 +68,19 @@ def test_any_record_quoting_a_declaration_is_replaced(captured) -> None:
 def test_a_record_without_payload_is_left_alone(captured) -> None:
     logging.getLogger("claimwatch.worker").info("state recovered: %d providers", 3)
     assert "state recovered: 3 providers" in captured.getvalue()
+
+
+def test_aiokafkas_wire_dumps_keep_the_request_type_only(captured) -> None:
+    class FetchResponse_v11:  # noqa: N801 - aiokafka's struct names
+        def __repr__(self) -> str:
+            return f"FetchResponse_v11(records={LINE!r}, bsn=123456789)"
+
+    logging.getLogger("aiokafka.conn").debug(
+        "Response from %s:%d %d: %s", "127.0.0.1", 9092, 7, FetchResponse_v11()
+    )
+    logging.getLogger("aiokafka.producer.producer").debug(
+        "Sending (key=%s value=%s) to %s", b"12345678", LINE, "tp"
+    )
+    text = captured.getvalue()
+    assert "client-ref-marker" not in text and "123456789" not in text and "12345678" not in text
+    assert "Response from 127.0.0.1:9092 7: FetchResponse_v11" in text
