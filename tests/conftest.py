@@ -32,7 +32,9 @@ class LineFactory:
 
     def __call__(self, **fields: Any) -> dict[str, Any]:
         n = next(self._n)
-        at = _plausible(self._t0 + timedelta(minutes=n), fields.get("service_date"), n)
+        at = self._t0 + timedelta(minutes=n)
+        if "submitted_at" not in fields:
+            at = _plausible(at, fields.get("service_date"), n)
         at = at.astimezone(timezone(timedelta(hours=1)))
         obj: dict[str, Any] = {
             "schema": "ggz.declaration/1",

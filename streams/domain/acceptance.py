@@ -22,7 +22,7 @@ import orjson
 from msgspec import Struct
 
 from streams.domain import schemas
-from streams.domain.bsn import NEVER_FIRST, is_bsn_like, mask_bsn, mask_text
+from streams.domain.bsn import MAYBE, NEVER_FIRST, is_bsn_like, mask_bsn, mask_text
 from streams.domain.model import (
     ADHD,
     BSN_LIKE,
@@ -247,10 +247,10 @@ class Decoder:
         if not earliest <= event_time < too_late:  # SPEC §12, step 2b
             return Rejection(IMPLAUSIBLE_TIME, self._implausible(event_time, service_date))
         client = item.client_ref
-        # An ordinary pseudonym starts with a letter, or is long letters and digits.
+        # Pre-checks, inline: an ordinary pseudonym starts with a letter, or holds one.
         if (
             client[0] not in NEVER_FIRST
-            and (len(client) < 12 or not client.isalnum())
+            and (not client.isascii() or not client.lstrip(MAYBE))
             and is_bsn_like(client)
         ):
             return Rejection(BSN_LIKE, "client_ref has the shape of a BSN (9 digits)")

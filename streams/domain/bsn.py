@@ -28,7 +28,9 @@ _NL = frozenset(n + ell for n in "NnＮｎ" for ell in "LlＬｌ")
 NEVER_FIRST = frozenset(
     c for c in map(chr, range(128)) if not (c.isspace() or c.isdecimal() or c in "Nn-.")
 )
-_ASCII_SEPARATORS = str.maketrans("", "", " -\t.")
+# Every ASCII character a look-alike can hold: ``value.lstrip(MAYBE)`` is empty for
+# each one, and for an ordinary pseudonym stops at its first letter.
+MAYBE = "".join(c for c in map(chr, range(128)) if c.isspace() or c.isdecimal() or c in "NnLl-.")
 
 
 @cache
@@ -48,15 +50,16 @@ def is_bsn_like(value: object) -> bool:
     """Is ``value`` a string that is BSN-like (see the module docstring)?"""
     if type(value) is not str:
         return False
-    if value.isascii() and value.isalnum():  # letters and digits: nothing to remove
-        size = len(value)
-        if size == 9:
-            return value.isdecimal()
-        return size == 11 and value[:2] in _NL and value[2:].isdecimal()
+    ascii_only = value.isascii()
+    if ascii_only and value.lstrip(MAYBE):  # a character no look-alike has
+        return False
     text = value.strip()
     if text[:2] in _NL:
         text = text[2:]
-    text = text.translate(_ASCII_SEPARATORS if text.isascii() else _separators())
+    if ascii_only:  # str.translate is slow for ASCII; four replaces are not
+        text = text.replace(" ", "").replace("-", "").replace("\t", "").replace(".", "")
+    else:
+        text = text.translate(_separators())
     return len(text) == 9 and text.isdecimal()
 
 
