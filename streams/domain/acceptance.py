@@ -256,9 +256,9 @@ class Decoder:
             return Rejection(BSN_LIKE, "client_ref has the shape of a BSN (9 digits)")
         agb = item.provider_agb
         if envelope is not None and agb != envelope:
-            return Rejection(
-                PROVIDER_MISMATCH, f"line of provider {agb} in a message of {envelope}"
-            )
+            # (``envelope`` may be a message key: anything a producer sent)
+            detail = mask_text(f"line of provider {agb} in a message of {envelope}")
+            return Rejection(PROVIDER_MISMATCH, detail)
         flags = 0
         if item.activity == "consult":
             flags = CONSULT

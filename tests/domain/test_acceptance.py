@@ -519,6 +519,20 @@ def test_credit_for_a_line_never_debited_is_dead_lettered_as_orphan_credit(engin
     assert year(engine)["net_cents"] == 700
 
 
+def test_details_that_quote_an_identifier_mask_a_look_alike_of_a_bsn(engine, make_line):
+    """A line id or message key is the provider's own, but the detail (a Kafka header)
+    must not carry anything BSN-like (SPEC §12)."""
+    orphan = make_line.credit(make_line(line_id="NL 123.456.789"))
+    fx = send(engine, orphan)
+    fx.dead_letters.extend(
+        send(engine, batch([make_line()]), key="１２３４５６７８９").dead_letters
+    )
+    assert [(d.reason, d.detail) for d in fx.dead_letters] == [
+        ("orphan_credit", "credit for line ********* that was never debited"),
+        ("batch_provider_mismatch", "line of provider 12345678 in a message of *********"),
+    ]
+
+
 def test_credit_of_another_providers_line_is_an_orphan(engine, make_line):
     debit = make_line()
     fx = send(engine, debit, make_line.credit(debit, provider_agb=OTHER))
