@@ -192,6 +192,20 @@ def test_a_failure_after_a_line_was_accepted_raises_for_the_worker_to_roll_back(
     assert fx.touched == {"12345678"}  # what may have changed, for the caller
 
 
+def test_a_failure_inside_the_provider_state_names_the_provider_too(policy, make_line, monkeypatch):
+    from streams.domain.state import ProviderState
+
+    def accept(self: ProviderState, line: Any) -> str:
+        self.watermark = line.event_time  # part of the line is in, then it fails
+        raise OverflowError
+
+    monkeypatch.setattr(ProviderState, "accept", accept)
+    fx = Effects()
+    with pytest.raises(OverflowError):
+        Engine(policy).process(orjson.dumps(make_line(provider_agb="87654321")), None, fx)
+    assert fx.touched == {"87654321"}
+
+
 def test_offline_contains_a_failure_after_acceptance_and_counts_the_line_once(
     policy, make_line, contract_event, monkeypatch
 ):

@@ -12,6 +12,7 @@ import pytest
 
 from streams.domain import schemas
 from streams.domain.errors import InputError
+from streams.domain.model import parse_time
 from streams.domain.policy import load_policy
 from streams.replay.offline import replay_offline
 
@@ -499,3 +500,33 @@ def test_poison_lines_are_counted_and_the_replay_goes_on(tmp_path, make_line):
         "nested deeper than 64"
     ] * 2
     assert "123.456.789" not in (tmp_path / "r").read_text()
+
+
+def test_a_line_whose_processing_fails_after_acceptance_is_counted_once_and_the_rest_goes_on(
+    tmp_path, make_line, contract_event, monkeypatch
+):
+    """The offline replay has no transaction to roll back to: the line counts as
+    processing_error instead of accepted, and the replay goes on (SPEC §12)."""
+    from streams.domain.engine import Engine
+
+    lines = [make_line(provider_agb=A, amount_cents=n) for n in (7_500_000, 1_600_000, 1_000)]
+    failing_at = lines[1]["submitted_at"]
+    real = Engine._check_ceiling
+
+    def check_ceiling(self: Engine, st: Any, year: int, event_time: float, fx: Any) -> None:
+        if event_time == parse_time(failing_at):
+            raise ArithmeticError("client c1")
+        real(self, st, year, event_time, fx)
+
+    monkeypatch.setattr(Engine, "_check_ceiling", check_ceiling)
+    contracts = write_ndjson(
+        tmp_path / "c.ndjson", [contract_event(provider_agb=A, ceiling_cents=10_000_000)]
+    )
+    path = write_ndjson(tmp_path / "d.ndjson", lines)
+    summary, _ = replay_offline(
+        [path], load_policy(), contracts=contracts, rejected_out=tmp_path / "r"
+    )
+    assert summary.counts["accepted"] == 2
+    assert summary.counts["rejected"] == {"processing_error": 1}
+    (letter,) = [orjson.loads(r) for r in (tmp_path / "r").read_bytes().splitlines()]
+    assert (letter["reason"], letter["detail"]) == ("processing_error", "ArithmeticError")
