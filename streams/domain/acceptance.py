@@ -308,7 +308,9 @@ class Decoder:
         plausible submission day) of a service date; a string is read first."""
         day = service_day(service_date) if type(service_date) is str else service_date
         last = day.year + self._keep_years  # type: ignore[union-attr]
-        too_late = datetime(last + 1, 1, 1, tzinfo=UTC).timestamp() if last < 9999 else math.inf
+        too_late = (
+            (date(last + 1, 1, 1).toordinal() - _EPOCH_DAY) * 86_400.0 if last < 9999 else math.inf
+        )
         return (
             day.year,  # type: ignore[union-attr]
             (day.month + 2) // 3,  # type: ignore[union-attr]

@@ -63,13 +63,21 @@ def is_bsn_like(value: object) -> bool:
     return len(text) == 9 and text.isdecimal()
 
 
-# "client_ref": <string or number>, in text without backslashes (no escapes): the key
-# can only be spelled one way, and a string is '"' [^"]* '"' (or cut off at the end).
-_PLAIN_PAIR = re.compile(rb'"client_ref"\s*:\s*("[^"]*"?|-?[0-9][0-9.eE+-]*)')
-# Any JSON string (also one cut off at the end), and the value after it when it is a
-# key. Every string is matched in turn, so a key is never looked for inside a value.
-_TOKEN = re.compile(
-    rb'("(?:[^"\\]|\\.)*+"?)(?:\s*:\s*("(?:[^"\\]|\\.)*+"?|-?[0-9][0-9.eE+-]*))?',
+def _spelled(name: str) -> bytes:
+    """A pattern for ``name`` as a JSON string's content: each character as itself or
+    as a ``\\u`` escape (hex digits in either case), the only other way to write it."""
+    parts = []
+    for char in name:
+        hex_digits = "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{ord(char):04x}")
+        parts.append(f"(?:{re.escape(char)}|\\\\u{hex_digits})")
+    return "".join(parts).encode()
+
+
+# "client_ref": <a string, also one cut off at the end, or a number>. A key can only
+# match where a string starts: inside a string every quote is escaped, and the quote
+# that closes the key would end such a string.
+_PAIR = re.compile(
+    b'"' + _spelled("client_ref") + rb'"\s*:\s*("[^"\\]*+(?:\\.[^"\\]*+)*+"?|-?[0-9][0-9.eE+-]*)',
     re.DOTALL,
 )
 
@@ -81,28 +89,13 @@ def mask_bsn(payload: bytes) -> bytes:
     valid JSON, and reads JSON escapes in keys and values (``"client\\u005fref"``,
     ``"\\uff11..."``). A number as a ``client_ref`` value is masked the same way.
     """
-    if b"\\" not in payload:
-        if b"client_ref" not in payload:
-            return payload
-        return _PLAIN_PAIR.sub(_mask_plain, payload)
-    return _TOKEN.sub(_mask_token, payload)
+    return _PAIR.sub(_mask, payload)
 
 
-def _mask_plain(match: re.Match[bytes]) -> bytes:
-    value = match.group(1)
-    if not is_bsn_like(value.strip(b'"').decode("utf-8", "replace")):
+def _mask(match: re.Match[bytes]) -> bytes:
+    if not is_bsn_like(_text(match.group(1))):
         return match.group(0)
     return match.group(0)[: match.start(1) - match.start(0)] + _MASKED
-
-
-def _mask_token(match: re.Match[bytes]) -> bytes:
-    value = match.group(2)
-    if value is None or not is_bsn_like(_text(value)):
-        return match.group(0)
-    key = match.group(1)
-    if key != b'"client_ref"' and (b"\\" not in key or _text(key) != "client_ref"):
-        return match.group(0)
-    return match.group(0)[: match.start(2) - match.start(0)] + _MASKED
 
 
 def _text(token: bytes) -> str:
