@@ -289,13 +289,25 @@ class Engine:
                     owner = provider
                 else:
                     owner = owner_hint if owner_hint is not None else _provider_of(item)
-                try:
-                    letter = payload(index, item)
-                except Exception:  # noqa: BLE001 - the letter says why, without its bytes
-                    letter = b""
-                self._reject(owner, fx, DeadLetter(owner, letter, PROCESSING_ERROR, _name(exc)))
+                self._failed(exc, owner, index, item, payload, fx)
                 if feed is not None:
                     due = feed.due
+
+    def _failed(
+        self,
+        exc: Exception,
+        owner: str | None,
+        index: int,
+        item: Any,
+        payload: Callable[[int, Any], bytes],
+        fx: Effects,
+    ) -> None:
+        """Dead-letter line ``index``, whose processing raised, as processing_error."""
+        try:
+            letter = payload(index, item)
+        except Exception:  # noqa: BLE001 - the letter says why, without its bytes
+            letter = b""
+        self._reject(owner, fx, DeadLetter(owner, letter, PROCESSING_ERROR, _name(exc)))
 
     def _detail(self, outcome: str, line: Line) -> str:
         if outcome == ORPHAN_CREDIT:  # a line id is the provider's: it may look like a BSN

@@ -177,12 +177,6 @@ def service_day(service_date: str) -> date:
     return date.fromisoformat(service_date)  # a real calendar day (the format check is lax)
 
 
-def year_quarter(service_date: str) -> tuple[int, int]:
-    """``YYYY-MM-DD`` (already a valid date) → (year, quarter 1..4)."""
-    day = service_day(service_date)
-    return day.year, (day.month + 2) // 3
-
-
 def format_time(ts: float) -> str:
     """Unix seconds → RFC 3339 in UTC with a ``Z`` (the alert event's form)."""
     text = datetime.fromtimestamp(ts, UTC).isoformat()

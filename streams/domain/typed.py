@@ -11,6 +11,12 @@ which case the caller validates every line with the full validator.
 The typed path may be stricter than the schema but never looser (integers written
 as ``1e3``, say, it does not vouch for). Whatever it cannot vouch for goes to the
 full validator, which decides and explains.
+
+Each record type comes twice. The strict one refuses a property the schema does not
+name: decoding into it never skips over an unknown value (msgspec recurses into what
+it skips), so it is safe on input nested arbitrarily deep, and it is tried first. The
+lenient one ignores unknown properties, as the schema allows; it is for input whose
+depth the caller has bounded (``nesting``).
 """
 
 from __future__ import annotations
