@@ -15,7 +15,7 @@ from streams.domain.nesting import MAX_DEPTH, too_deep
 def depth(text: bytes) -> int:
     """Reference: containers open at the deepest point a decoder reaches, read one
     character at a time (strings and their escapes skipped; stops where a decoder
-    would: at a closer with nothing open)."""
+    would: at a closer with nothing open, or a backslash outside a string)."""
     deepest = level = 0
     in_string = escaped = False
     for byte in text:
@@ -29,6 +29,8 @@ def depth(text: bytes) -> int:
                 in_string = False
         elif c == '"':
             in_string = True
+        elif c == "\\":
+            break
         elif c in "[{":
             level += 1
             deepest = max(deepest, level)
