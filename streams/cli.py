@@ -243,7 +243,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from streams.replay.validate import validate_files
 
-    report = validate_files(args.files, kind=args.kind, max_report=args.max_report, out=sys.stdout)
+    report = validate_files(
+        args.files, kind=args.kind, max_report=args.max_report, out=sys.stdout, policy=_policy(args)
+    )
     print(report.summary(), file=sys.stderr if report.bad else sys.stdout)
     return 1 if report.bad else 0
 

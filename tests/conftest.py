@@ -3,13 +3,15 @@
 Lines come out valid by default (a 2026 individual consult of provider 12345678);
 keyword arguments override fields, ``...`` (Ellipsis) as a value removes one. Every line gets a fresh
 ``event_id``/``line_id`` and a ``submitted_at`` one minute after the previous one,
-so tests only spell out what they are about.
+so tests only spell out what they are about; a line given a service date that this
+``submitted_at`` would make implausible (SPEC §12: before the service date, or more
+than three years after its year) is submitted the day after its service date instead.
 """
 
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -30,7 +32,10 @@ class LineFactory:
 
     def __call__(self, **fields: Any) -> dict[str, Any]:
         n = next(self._n)
-        at = (self._t0 + timedelta(minutes=n)).astimezone(timezone(timedelta(hours=1)))
+        at = self._t0 + timedelta(minutes=n)
+        if "submitted_at" not in fields:
+            at = _plausible(at, fields.get("service_date"), n)
+        at = at.astimezone(timezone(timedelta(hours=1)))
         obj: dict[str, Any] = {
             "schema": "ggz.declaration/1",
             "event_id": f"e{n}",
@@ -60,7 +65,7 @@ class LineFactory:
 
     def credit(self, debit: dict[str, Any], **fields: Any) -> dict[str, Any]:
         """The credit of ``debit``: same attributes, its own event id and a later time."""
-        fresh = self()
+        fresh = self(service_date=debit.get("service_date"))
         obj = {
             **debit,
             "kind": "credit",
@@ -69,6 +74,18 @@ class LineFactory:
         }
         obj.update(fields)
         return obj
+
+
+def _plausible(at: datetime, service_date: Any, n: int) -> datetime:
+    """``at``, or the day after ``service_date`` when ``at`` would be implausible_time
+    for it (with the shipped retention.line_index_years = 3)."""
+    try:
+        day = date.fromisoformat(service_date)
+    except (TypeError, ValueError):
+        return at
+    if day <= at.date() and at.year <= day.year + 3:
+        return at
+    return datetime(day.year, day.month, day.day, 9, tzinfo=UTC) + timedelta(days=1, minutes=n)
 
 
 def make_contract(

@@ -284,3 +284,51 @@ def test_replay_offline_uses_the_shipped_policy_by_default(capsys, tmp_path, mon
     # the minimum counts of the defaults keep every structural rule quiet on 43 lines
     assert rules == {"ceiling_utilisation", "zvt_setting_mismatch"}
     capsys.readouterr()
+
+
+# -- poison input (SPEC §12): counted, never a traceback ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"schema": "ggz.declaration/1", "x": ' + b"[" * 3_000 + b"]" * 3_000 + b"}\n",
+        b'{"x": ' + b"[" * 3_000 + b"1" + b"]" * 3_000 + b"}\n",
+        b"[" * 100_000 + b"\n",
+    ],
+    ids=["nested in a line", "nested, not a line", "never closed"],
+)
+def test_replay_offline_and_validate_count_deep_nesting(capsys, tmp_path, content):
+    path = tmp_path / "d.ndjson"
+    path.write_bytes(content)
+    code = main(["replay", str(path), "--offline", "--snapshot-out", str(tmp_path / "s")])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert "1 rejected" in out
+    assert orjson.loads((tmp_path / "s").read_bytes())["counts"]["rejected"] == {"invalid_json": 1}
+    assert main(["validate", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{path}:1: invalid_json: nested deeper than 64\n"
+
+
+def test_replay_offline_and_validate_count_a_year_9999_timestamp(capsys, tmp_path, make_line):
+    path = ndjson(tmp_path / "d.ndjson", [make_line(submitted_at="9999-01-06T00:00:00Z")])
+    code = main(["replay", str(path), "--offline", "--snapshot-out", str(tmp_path / "s")])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    snapshot = orjson.loads((tmp_path / "s").read_bytes())
+    assert snapshot["counts"]["rejected"] == {"implausible_time": 1}
+    assert main(["validate", str(path)]) == 1
+    out, _ = capsys.readouterr()
+    assert out.startswith(f"{path}:1: implausible_time: submitted_at (UTC) 9999-01-06 is after")
+
+
+def test_validate_reads_the_retention_term_from_the_policy(capsys, tmp_path, make_line):
+    policy = tmp_path / "policy.toml"
+    shipped = (Path(__file__).resolve().parents[1] / "streams" / "policy.default.toml").read_text()
+    policy.write_text(shipped.replace("line_index_years = 3", "line_index_years = 1"))
+    late = make_line(service_date="2025-03-01", submitted_at="2027-06-01T00:00:00Z")
+    path = ndjson(tmp_path / "d.ndjson", [late])
+    assert main(["validate", str(path)]) == 0
+    assert main(["--policy", str(policy), "validate", str(path)]) == 1
+    assert "implausible_time" in capsys.readouterr().out

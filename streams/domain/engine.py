@@ -23,6 +23,7 @@ from streams.domain.acceptance import (
     Decoder,
     Rejection,
     line_payload,
+    mask_text,
     message_payload,
 )
 from streams.domain.alerts import Finding, alert_id, build_event
@@ -32,6 +33,7 @@ from streams.domain.model import (
     LINE_INDEX_EXPIRED,
     MISMATCH,
     ORPHAN_CREDIT,
+    PROCESSING_ERROR,
     PROVIDER_MISMATCH,
     Counts,
     Line,
@@ -57,6 +59,20 @@ class Effects:
 
 
 class Engine:
+    """Processing never raises for bad input (SPEC §12): a message that cannot be
+    decoded, or a line whose judging raises before it touches provider state, is
+    dead-lettered as ``processing_error`` (detail: the exception's class), and the
+    other lines go on. An exception raised after a line touched state is a bug;
+    what happens then depends on ``contain``:
+
+    - False (the worker): ``process`` raises, and ``effects.touched`` (pass
+      ``effects`` in) names every provider whose state may have changed, for the
+      caller to roll the message back and dead-letter it;
+    - True (the offline replay, which has nothing to roll back to): that line is
+      counted and dead-lettered as ``processing_error`` instead of its outcome, what
+      it had changed stays, and the other lines go on.
+    """
+
     def __init__(
         self,
         policy: Policy,
@@ -64,12 +80,14 @@ class Engine:
         replay: bool = False,
         clock: Clock = time.time,
         journal: bool = False,
+        contain: bool = False,
     ) -> None:
         self.policy = policy
         self.replay = replay
         self.clock = clock
         self.journal = journal
-        self.decoder = Decoder(policy.mismatch)
+        self.contain = contain
+        self.decoder = Decoder(policy)
         self.contracts = ContractBook()
         self._contract = self.contracts.lookup
         self.providers: dict[str, ProviderState] = {}
@@ -112,7 +130,10 @@ class Engine:
         the lines' event times reach theirs.
         """
         fx = effects if effects is not None else Effects()
-        envelope, items, rejection = self.decoder.split(raw)
+        try:
+            envelope, items, rejection = self.decoder.split(raw)
+        except Exception as exc:  # noqa: BLE001 - SPEC §12: dead-lettered, never raised
+            envelope, items, rejection = None, [], Rejection(PROCESSING_ERROR, _name(exc))
         if rejection is not None:
             self._reject(key, fx, DeadLetter(key, message_payload(raw), *rejection))
             return fx
@@ -121,7 +142,8 @@ class Engine:
         # must belong to that provider (and to the envelope's), or it is a mismatch.
         mismatch = None
         if envelope is not None and key is not None and envelope != key:
-            mismatch = Rejection(PROVIDER_MISMATCH, f"batch of {envelope} under message key {key}")
+            detail = mask_text(f"batch of {envelope} under message key {key}")
+            mismatch = Rejection(PROVIDER_MISMATCH, detail)
 
         decoded: list[Any] = []  # the batch's lines, decoded once for all its dead letters
 
@@ -146,7 +168,10 @@ class Engine:
         (``Decoder.split_block``): no bytes object per line is made unless a line is
         dead-lettered. Otherwise the lines go to ``process_lines``, same results."""
         fx = effects if effects is not None else Effects()
-        records = self.decoder.split_block(block)
+        try:
+            records = self.decoder.split_block(block)
+        except Exception:  # noqa: BLE001 - line by line instead, where it is dead-lettered
+            records = None
         if records is None:
             raws = [raw for raw in block.split(b"\n") if raw.strip()]
             if raws:
@@ -171,7 +196,10 @@ class Engine:
         lines taken one by one: a malformed line costs a few more decodes, not a
         decode per line of its chunk (one chunk in twelve holds one)."""
         fx = effects if effects is not None else Effects()
-        records = self.decoder.split_lines(raws)
+        try:
+            records = self.decoder.split_lines(raws)
+        except Exception:  # noqa: BLE001 - line by line instead, where it is dead-lettered
+            records = None
         if records is None:
             if len(raws) > _ONE_BY_ONE:
                 half = len(raws) // 2
@@ -211,43 +239,79 @@ class Engine:
         )
         due = feed.due if feed is not None else math.inf
         fx.lines += len(items)
-        for index, item in enumerate(items):
-            checked = check(item, owner_hint)
-            if type(checked) is not Line or mismatch is not None:
-                rejection = mismatch if type(checked) is Line else checked
-                owner = owner_hint if owner_hint is not None else _provider_of(item)
-                self._reject(owner, fx, DeadLetter(owner, payload(index, item), *rejection))  # type: ignore[misc]
-                continue
-            if TYPE_CHECKING:
-                assert type(checked) is Line  # a Rejection went above
-            event_time = checked.event_time
-            if event_time >= due:
-                feed.apply_until(self, event_time, fx)  # type: ignore[union-attr]
-                due = feed.due  # type: ignore[union-attr]
-            # SPEC §2 steps 4-7, then the line-driven rules (SPEC §5)
-            provider = checked.provider
-            st = providers.get(provider)
-            if st is None:
-                st = self.state(provider)
-            outcome = st.accept(checked)
-            touched.add(provider)
-            if outcome == ACCEPTED:
-                times.append(event_time)
-                if checked.credit or checked.flags & MISMATCH:
-                    self._line_rules(st, checked, fx)
-                    continue
-                # A debit: inside its year's band the ceiling rule cannot change state.
-                ys = st.years[checked.year]
-                if not ys.band_low <= ys.net_cents * 10_000 < ys.band_high:
-                    self._check_ceiling(st, checked.year, event_time, fx)
-            elif outcome in _DEAD_LETTERED:  # counted by the state; the letter is ours
-                letter = payload(index, item)
-                detail = self._detail(outcome, checked)
-                fx.dead_letters.append(DeadLetter(provider, letter, outcome, detail))
+        lines = enumerate(items)
+        counted = -1  # the last line counted by its provider state
+        while True:  # once, unless a line fails in ``contain`` mode
+            try:
+                for index, item in lines:
+                    try:
+                        checked = check(item, owner_hint)
+                    except Exception as exc:  # noqa: BLE001 - SPEC §12: this line alone
+                        checked = Rejection(PROCESSING_ERROR, _name(exc))
+                    if type(checked) is not Line or mismatch is not None:
+                        rejection = mismatch if type(checked) is Line else checked
+                        owner = owner_hint if owner_hint is not None else _provider_of(item)
+                        self._reject(owner, fx, DeadLetter(owner, payload(index, item), *rejection))  # type: ignore[misc]
+                        continue
+                    if TYPE_CHECKING:
+                        assert type(checked) is Line  # a Rejection went above
+                    event_time = checked.event_time
+                    if event_time >= due:
+                        feed.apply_until(self, event_time, fx)  # type: ignore[union-attr]
+                        due = feed.due  # type: ignore[union-attr]
+                    # SPEC §2 steps 4-7, then the line-driven rules (SPEC §5)
+                    provider = checked.provider
+                    st = providers.get(provider)
+                    if st is None:
+                        st = self.state(provider)
+                    touched.add(provider)  # before: a caller rolls back what may have changed
+                    outcome = st.accept(checked)
+                    counted = index
+                    if outcome == ACCEPTED:
+                        times.append(event_time)
+                        if checked.credit or checked.flags & MISMATCH:
+                            self._line_rules(st, checked, fx)
+                            continue
+                        # A debit: inside its year's band the ceiling rule cannot change state.
+                        ys = st.years[checked.year]
+                        if not ys.band_low <= ys.net_cents * 10_000 < ys.band_high:
+                            self._check_ceiling(st, checked.year, event_time, fx)
+                    elif outcome in _DEAD_LETTERED:  # counted by the state; the letter is ours
+                        letter = payload(index, item)
+                        detail = self._detail(outcome, checked)
+                        fx.dead_letters.append(DeadLetter(provider, letter, outcome, detail))
+                return
+            except Exception as exc:
+                if not self.contain:
+                    raise
+                if counted == index:  # the state counted it: count it as what it became
+                    st.counts.uncount(outcome)
+                    owner = provider
+                else:
+                    owner = owner_hint if owner_hint is not None else _provider_of(item)
+                self._failed(exc, owner, index, item, payload, fx)
+                if feed is not None:
+                    due = feed.due
+
+    def _failed(
+        self,
+        exc: Exception,
+        owner: str | None,
+        index: int,
+        item: Any,
+        payload: Callable[[int, Any], bytes],
+        fx: Effects,
+    ) -> None:
+        """Dead-letter line ``index``, whose processing raised, as processing_error."""
+        try:
+            letter = payload(index, item)
+        except Exception:  # noqa: BLE001 - the letter says why, without its bytes
+            letter = b""
+        self._reject(owner, fx, DeadLetter(owner, letter, PROCESSING_ERROR, _name(exc)))
 
     def _detail(self, outcome: str, line: Line) -> str:
-        if outcome == ORPHAN_CREDIT:
-            return f"credit for line {line.line_id} that was never debited"
+        if outcome == ORPHAN_CREDIT:  # a line id is the provider's: it may look like a BSN
+            return mask_text(f"credit for line {line.line_id} that was never debited")
         keep = self.policy.retention.line_index_years
         return (
             f"{'credit' if line.credit else 'debit'} of service year {line.year}: the line "
@@ -423,12 +487,18 @@ class ContractFeed:
     def apply_until(self, engine: Engine, event_time: float, fx: Effects) -> None:
         pending = self._pending
         while self._next < len(pending) and pending[self._next].updated_at <= event_time:
-            engine.apply_contract(pending[self._next], fx)
-            self._next += 1
-        self.due = pending[self._next].updated_at if self._next < len(pending) else math.inf
+            self._next += 1  # first: a contract whose application raised is not retried
+            self.due = pending[self._next].updated_at if self._next < len(pending) else math.inf
+            engine.apply_contract(pending[self._next - 1], fx)
 
     def apply_rest(self, engine: Engine, fx: Effects) -> None:
         self.apply_until(engine, math.inf, fx)
+
+
+def _name(exc: BaseException) -> str:
+    """A processing_error's detail: the exception's class, never its message (which
+    can quote the input)."""
+    return type(exc).__name__
 
 
 def _provider_of(obj: Any) -> str | None:

@@ -50,20 +50,25 @@ DUPLICATE_CREDIT = "duplicate_credit"
 INVALID_JSON = "invalid_json"
 SCHEMA = "schema"
 BSN_LIKE = "bsn_like_client_ref"
+IMPLAUSIBLE_TIME = "implausible_time"  # SPEC §12, acceptance step 2b
 ORPHAN_CREDIT = "orphan_credit"
 PROVIDER_MISMATCH = "batch_provider_mismatch"
 INVALID_BATCH = "invalid_batch"
 # Not a SPEC §2 code: a line of a service year whose line index the retention policy
 # dropped (docs/operations.md, "Retention") cannot be judged, so it is refused.
 LINE_INDEX_EXPIRED = "line_index_expired"
+# SPEC §12: judging the line (or decoding the message) raised; detail = exception class.
+PROCESSING_ERROR = "processing_error"
 REJECT_REASONS = (
     INVALID_JSON,
     SCHEMA,
+    IMPLAUSIBLE_TIME,
     BSN_LIKE,
     ORPHAN_CREDIT,
     PROVIDER_MISMATCH,
     INVALID_BATCH,
     LINE_INDEX_EXPIRED,
+    PROCESSING_ERROR,
 )
 
 
@@ -79,6 +84,17 @@ class Counts:
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def uncount(self, outcome: str) -> None:
+        """Take back one line counted with ``outcome`` (accepted, a duplicate kind or a
+        reason): a line whose processing failed after it was counted is counted again
+        as ``processing_error`` instead."""
+        if outcome in (ACCEPTED, DUPLICATE, DUPLICATE_LINE, DUPLICATE_CREDIT):
+            setattr(self, outcome, getattr(self, outcome) - 1)
+        elif self.rejected.get(outcome):
+            self.rejected[outcome] -= 1
+            if not self.rejected[outcome]:
+                del self.rejected[outcome]
 
     def add(self, other: Counts) -> None:
         self.accepted += other.accepted
@@ -154,12 +170,11 @@ def _parse_unusual(value: str) -> float:
     return ts + 1.0 if leap else ts
 
 
-def year_quarter(service_date: str) -> tuple[int, int]:
-    """``YYYY-MM-DD`` (already a valid date) → (year, quarter 1..4)."""
+def service_day(service_date: str) -> date:
+    """``YYYY-MM-DD`` (the schema's ``date`` format) → the calendar day, or ValueError."""
     if not service_date.isascii():  # \d in a date format also matches other scripts' digits
-        raise ValueError("service_date must use ASCII digits")
-    day = date.fromisoformat(service_date)  # a real calendar day (the format check is lax)
-    return day.year, (day.month + 2) // 3
+        raise ValueError("must use ASCII digits")
+    return date.fromisoformat(service_date)  # a real calendar day (the format check is lax)
 
 
 def format_time(ts: float) -> str:

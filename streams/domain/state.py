@@ -379,7 +379,10 @@ class ProviderState:
     def _advance(self) -> None:
         """The watermark entered a new calendar year: drop the years it closes."""
         wm_year = datetime.fromtimestamp(self.watermark, UTC).year
-        self._roll = datetime(wm_year + 1, 1, 1, tzinfo=UTC).timestamp()
+        # (year 9999, the last a timestamp can have, has no next year to roll into)
+        self._roll = (
+            datetime(wm_year + 1, 1, 1, tzinfo=UTC).timestamp() if wm_year < 9999 else math.inf
+        )
         open_from = wm_year - self.keep_years
         if open_from <= self.open_from:
             return

@@ -11,6 +11,12 @@ which case the caller validates every line with the full validator.
 The typed path may be stricter than the schema but never looser (integers written
 as ``1e3``, say, it does not vouch for). Whatever it cannot vouch for goes to the
 full validator, which decides and explains.
+
+Each record type comes twice. The strict one refuses a property the schema does not
+name: decoding into it never skips over an unknown value (msgspec recurses into what
+it skips), so it is safe on input nested arbitrarily deep, and it is tried first. The
+lenient one ignores unknown properties, as the schema allows; it is for input whose
+depth the caller has bounded (``nesting``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ DATETIME_PATTERN = (
 _MEMO = 1 << 14  # values remembered per deferred expression
 _ONE_BY_ONE = 8  # _decode_parts: fewer parts than this are not split further
 _BACKSLASH = ord("\\")
+# How msgspec words the one refusal of a strict record that a lenient one may accept.
+_UNKNOWN_FIELD = "Object contains unknown field"
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "$comment", "examples", "default"}
 _SCALARS: dict[str, Any] = {"string": str, "integer": int, "boolean": bool, "null": None}
 
@@ -157,13 +165,16 @@ def conditions(schema: dict[str, Any]) -> list[Condition]:
 
 
 def record_type(
-    schema: dict[str, Any], name: str, tag_field: str, items: Any = None
+    schema: dict[str, Any], name: str, tag_field: str, items: Any = None, strict: bool = False
 ) -> tuple[type[msgspec.Struct], dict[str, str]]:
     """A Struct for an object schema whose ``tag_field`` property is a string const,
     and the regular expressions left to check after decoding (property → expression).
 
-    Absent optional properties read as None; a property the schema does not name is
-    ignored, as the schema allows.
+    Absent optional properties read as None. A property the schema does not name is
+    ignored, as the schema allows; a ``strict`` record refuses it instead, and has
+    ``tag_field`` as a plain field rather than a msgspec tag: decoding one never
+    skips over a value it does not know (which recurses into it), nor looks ahead for
+    a tag, so it costs no more stack however deeply the input nests.
     """
     if schema.get("type") != "object" or set(schema) - _ANNOTATIONS - {
         "type",
@@ -180,6 +191,8 @@ def record_type(
     if not isinstance(tag, str) or tag_field not in required:
         raise Unsupported(f"{name}: {tag_field} is not a required string const")
     fields: list[tuple[Any, ...]] = []
+    if strict:
+        fields.append((tag_field, Literal[tag]))  # type: ignore[valid-type]
     deferred: dict[str, str] = {}
     for prop, sub in props.items():
         if prop == tag_field:
@@ -191,26 +204,42 @@ def record_type(
                 raise Unsupported(f"{name}: pattern on a property that is not an identifier")
             (deferred[prop],) = regexes
         fields.append((prop, typ) if prop in required else (prop, typ, None))
+    tagging: dict[str, Any] = (
+        {"forbid_unknown_fields": True} if strict else {"tag_field": tag_field, "tag": tag}
+    )
     record = msgspec.defstruct(
         name,
         fields,
-        tag_field=tag_field,
-        tag=tag,
         kw_only=True,
         omit_defaults=True,
         gc=items is not None,  # a record of strings and ints cannot be part of a cycle
+        **tagging,
     )
     return record, deferred
 
 
 class TypedDecoder:
-    """Declaration or batch bytes → records, or None where it cannot vouch."""
+    """Declaration or batch bytes → records, or None where it cannot vouch.
+
+    Two record types per schema. The strict ones refuse unknown properties: their
+    decoders (``decode``, ``decode_lines``, ``decode_block``) take any input, however
+    deeply it nests, at no more stack than a batch needs. The lenient ones ignore
+    unknown properties, as the schema allows, by skipping over them, which recurses
+    once per level: the ``lenient`` decoders, ``decode_batch_lines`` and ``line_texts``
+    are for input whose depth is known to be bounded (``nesting.too_deep``).
+    """
 
     def __init__(self, declaration: dict[str, Any], batch: dict[str, Any]) -> None:
-        self.line_type, line_regexes = record_type(declaration, "Declaration", "schema")
-        self.batch_type, batch_regexes = record_type(
-            batch, "DeclarationBatch", "schema", items=self.line_type
+        self.line_type, line_regexes = record_type(
+            declaration, "Declaration", "schema", strict=True
         )
+        self.batch_type, batch_regexes = record_type(
+            batch, "DeclarationBatch", "schema", items=self.line_type, strict=True
+        )
+        self.lenient_line_type = record_type(declaration, "LenientDeclaration", "schema")[0]
+        lenient_batch = record_type(
+            batch, "LenientDeclarationBatch", "schema", items=self.lenient_line_type
+        )[0]
         # The same envelope with each line kept as its raw JSON: a batch with one line
         # the typed path cannot vouch for still has its other lines decoded here.
         # Decoded through a union with the line type, so that the tag is required (a
@@ -218,16 +247,21 @@ class TypedDecoder:
         self._loose_type: Any = record_type(
             batch, "DeclarationBatchRaw", "schema", items=msgspec.Raw
         )[0]
-        loose: Any = Union.__getitem__((self.line_type, self._loose_type))
+        loose: Any = Union.__getitem__((self.lenient_line_type, self._loose_type))
         self._decode_loose: Callable[[bytes], Any] = msgspec.json.Decoder(loose).decode
         self.conditions = conditions(declaration)
         self._envelope_ok = _checker([], batch_regexes)
-        # Union[line_type, batch_type] and list[union], spelled as the calls they are:
-        # the types are runtime values, which a type checker refuses in a subscript
-        union: Any = Union.__getitem__((self.line_type, self.batch_type))
+        self._decode_line: Callable[[bytes], Any] = msgspec.json.Decoder(self.line_type).decode
+        self._decode_batch: Callable[[bytes], Any] = msgspec.json.Decoder(self.batch_type).decode
+        # list[line_type], Union[...] and list[union], spelled as the calls they are: the
+        # types are runtime values, which a type checker refuses in a subscript
+        self._decode_list: Callable[[bytes], Any] = msgspec.json.Decoder(
+            GenericAlias(list, (self.line_type,))
+        ).decode
+        union: Any = Union.__getitem__((self.lenient_line_type, lenient_batch))
         self._union = union
-        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(union).decode
-        self._decode_many: Callable[[bytes], Any] = msgspec.json.Decoder(
+        self._decode_lenient: Callable[[bytes], Any] = msgspec.json.Decoder(union).decode
+        self._decode_lenient_list: Callable[[bytes], Any] = msgspec.json.Decoder(
             GenericAlias(list, (union,))
         ).decode
         # invalid UTF-8 inside a string surfaces as UnicodeDecodeError, a ValueError
@@ -237,7 +271,7 @@ class TypedDecoder:
         self.complete: Callable[[Any], bool] = _checker(self.conditions, line_regexes)
 
     def decode(self, raw: bytes) -> Any:
-        """A ``line_type`` or ``batch_type`` record, or None.
+        """A strict ``line_type`` or ``batch_type`` record, or None.
 
         msgspec skips the properties it does not know without checking their text, so
         it would pass invalid UTF-8 or a lone surrogate escape there that orjson (the
@@ -248,21 +282,37 @@ class TypedDecoder:
         if _BACKSLASH in raw or not raw.isascii():  # an int: memchr, not a substring search
             return None
         try:
-            message = self._decode(raw)
+            return self._decode_line(raw)
+        except self._errors:
+            pass
+        try:
+            batch = self._decode_batch(raw)
         except self._errors:
             return None
-        if type(message) is self.batch_type and not self._envelope_ok(message):
+        return batch if self._envelope_ok(batch) else None
+
+    def decode_lenient(self, raw: bytes) -> Any:
+        """``decode`` with the lenient records (unknown properties ignored): a
+        ``lenient_line_type`` or lenient batch record, or None. Bounded depth only."""
+        if _BACKSLASH in raw or not raw.isascii():
+            return None
+        try:
+            message = self._decode_lenient(raw)
+        except self._errors:
+            return None
+        if type(message) is not self.lenient_line_type and not self._envelope_ok(message):
             return None
         return message
 
     def decode_batch_lines(self, raw: bytes) -> tuple[str, list[Any]] | None:
         """A batch that ``decode`` refused because of some of its lines: its provider,
-        and each line as a ``line_type`` record where the typed path vouches for it,
-        else as the JSON value orjson decodes (for the full validator to judge).
+        and each line as a lenient record where the typed path vouches for it, else as
+        the JSON value orjson decodes (for the full validator to judge).
 
         None where the envelope itself is not one the typed path vouches for. Only
         for a plain-ASCII message without a backslash (see ``decode``): there orjson
-        and msgspec agree on what is well-formed JSON, line by line too.
+        and msgspec agree on what is well-formed JSON, line by line too. Bounded
+        depth only.
         """
         batch = self._loose(raw)
         if batch is None or not self._envelope_ok(batch):
@@ -275,7 +325,8 @@ class TypedDecoder:
         """The JSON text of each line of a batch the typed path decoded, or None.
 
         For a dead letter of one line: msgspec slices the lines without building
-        them, a third of what decoding the whole batch with orjson costs."""
+        them, a third of what decoding the whole batch with orjson costs. Bounded
+        depth only."""
         batch = self._loose(raw)
         return None if batch is None else [bytes(part) for part in batch.lines]
 
@@ -291,22 +342,22 @@ class TypedDecoder:
         return batch if type(batch) is self._loose_type else None
 
     def _decode_parts(self, parts: list[bytes], out: list[Any]) -> None:
-        """Append each JSON value of ``parts`` to ``out`` as a ``line_type`` record,
-        or as what orjson decodes where the typed path does not vouch for it.
+        """Append each JSON value of ``parts`` to ``out`` as a lenient record, or as
+        what orjson decodes where the typed path does not vouch for it.
 
         All in one call when every part passes; else each half on its own, down to
         a few parts taken one by one: a batch with one bad line costs a few more
         decodes, not a call per line."""
         if len(parts) > _ONE_BY_ONE:
-            records = self.decode_lines(parts)
-            if records is not None and len(records) == len(parts):
+            records = self._decode_array(b",".join(parts), lenient=True)
+            if records and len(records) == len(parts):
                 out.extend(records)
                 return
             half = len(parts) // 2
             self._decode_parts(parts[:half], out)
             self._decode_parts(parts[half:], out)
             return
-        decode, line_type = self._decode, self.line_type
+        decode, line_type = self._decode_lenient, self.lenient_line_type
         for text in parts:
             try:
                 record = decode(text)
@@ -314,16 +365,17 @@ class TypedDecoder:
                 record = None
             out.append(record if type(record) is line_type else orjson.loads(text))
 
-    def decode_lines(self, raws: list[bytes]) -> list[Any] | None:
+    def decode_lines(self, raws: list[bytes], lenient: bool = False) -> list[Any] | None | bool:
         """Many single-declaration messages (an archive's lines) in one C call: their
-        ``line_type`` records, or None when any of them is not one the typed path
-        vouches for (the caller then takes them one by one)."""
-        return self._decode_array(b",".join(raws))
+        records, or None when any of them is not one the typed path vouches for (the
+        caller then takes them one by one); strict records, and False when the strict
+        types refused an unknown property only (the lenient ones may vouch; bounded
+        depth only)."""
+        return self._decode_array(b",".join(raws), lenient)
 
-    def decode_block(self, block: bytes) -> list[Any] | None:
-        """The ``line_type`` records of a block of NDJSON lines (each ending with a
-        newline) in one C call, or None when the typed path does not vouch for every
-        line (the caller then splits the block into lines).
+    def decode_block(self, block: bytes, lenient: bool = False) -> list[Any] | None | bool:
+        """The records of a block of NDJSON lines (each ending with a newline) in one C
+        call, or None / False as for ``decode_lines``.
 
         The lines are decoded as the elements of one JSON array, newlines turned into
         commas: a blank line, or a line holding two values, makes the array invalid
@@ -331,29 +383,36 @@ class TypedDecoder:
         one and read the other as two lines). Turning newlines into commas is a
         memchr-fast ``replace``; counting or splitting the lines costs ten times as
         much."""
-        return self._decode_array(block[:-1].replace(b"\n", b","))
+        return self._decode_array(block[:-1].replace(b"\n", b","), lenient)
 
-    def _decode_array(self, elements: bytes) -> list[Any] | None:
-        """``[elements]`` decoded as ``line_type`` records, or None when one is not."""
+    def _decode_array(self, elements: bytes, lenient: bool) -> list[Any] | None | bool:
+        """``[elements]`` decoded as line records, or None when one is not one, or
+        False (strict only) when an unknown property was all that stood in the way."""
         if _BACKSLASH in elements or not elements.isascii():
             return None
+        array = b"[" + elements + b"]"
+        if not lenient:
+            try:
+                return self._decode_list(array)  # type: ignore[no-any-return]
+            except self._errors as exc:
+                return False if str(exc).startswith(_UNKNOWN_FIELD) else None
         try:
-            records: list[Any] = self._decode_many(b"[" + elements + b"]")
+            records: list[Any] = self._decode_lenient_list(array)
         except self._errors:
             return None
-        line_type = self.line_type
+        line_type = self.lenient_line_type
         for record in records:
             if type(record) is not line_type:
                 return None
         return records
 
     def convert(self, obj: Any) -> Any:
-        """A decoded line object → a ``line_type`` record, or None."""
+        """A decoded line object → a lenient line record, or None."""
         try:  # through the union: a record type alone would not insist on its tag
             record = msgspec.convert(obj, self._union)
         except self._errors:
             return None
-        return record if type(record) is self.line_type else None
+        return record if type(record) is self.lenient_line_type else None
 
     def unchecked(self, obj: dict[str, Any]) -> Any:
         """A record from an object the full validator accepted but this path refused."""

@@ -80,7 +80,9 @@ def replay_offline(
         if not p.is_file():
             raise InputError(f"{p}: no such file")
     pending = read_contracts(contracts) if contracts is not None else []
-    engine = Engine(policy, replay=replay_flag)
+    # No transaction to roll back to here: a line whose processing fails is counted
+    # and dead-lettered as processing_error, and the replay goes on (SPEC §12).
+    engine = Engine(policy, replay=replay_flag, contain=True)
     alerts = _Sink(Path(alerts_out) if alerts_out is not None else None)
     rejected = _Sink(Path(rejected_out) if rejected_out is not None else None)
     started = time.perf_counter()

@@ -1,11 +1,14 @@
 """``claimwatch validate``: check archive files against the schemas, line by line.
 
-Declaration files are judged by the same checks as the pipeline's first steps
-(``invalid_json``, ``schema``, ``bsn_like_client_ref``, ``batch_provider_mismatch``),
-including the engine's own reading of the dates and timestamps that the schema's
-format checks let through (29 February of a common year, non-ASCII digits); contract
-files against ``contract.v1.json`` and the engine's reading of ``updated_at``. The kind is taken from each line's ``schema`` field unless
-``--kind`` says otherwise. Client references are never printed.
+Declaration files are judged by the engine's own first steps (``Decoder.check``):
+``invalid_json`` (also a line nested deeper than ``nesting.MAX_DEPTH``), ``schema``
+(including the engine's reading of the dates and timestamps that the schema's format
+checks let through: 29 February of a common year, non-ASCII digits),
+``implausible_time``, ``bsn_like_client_ref``, ``batch_provider_mismatch``; contract
+files against ``contract.v1.json`` and the engine's reading of ``updated_at``. The
+kind is taken from each line's ``schema`` field unless ``--kind`` says otherwise. A
+line whose checking raises is reported as ``processing_error`` (the exception's
+class) and the files are read on. Client references are never printed.
 """
 
 from __future__ import annotations
@@ -13,23 +16,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TextIO
 
 import orjson
 
 from streams.domain import schemas
-from streams.domain.acceptance import is_bsn_like
+from streams.domain.acceptance import TOO_DEEP, Decoder, Rejection
 from streams.domain.contracts import ContractError, parse_contract
-from streams.domain.model import (
-    BSN_LIKE,
-    INVALID_BATCH,
-    INVALID_JSON,
-    PROVIDER_MISMATCH,
-    SCHEMA,
-    parse_time,
-    year_quarter,
-)
+from streams.domain.model import INVALID_BATCH, INVALID_JSON, PROCESSING_ERROR, SCHEMA
+from streams.domain.nesting import too_deep
+from streams.domain.policy import Policy, load_policy
 from streams.replay.files import iter_lines
 
 
@@ -49,8 +47,16 @@ class ValidationReport:
         )
 
 
-def line_problem(obj: object, kind: str) -> tuple[str, str] | None:
-    """(reason, detail) for a decoded line, or None when it is valid."""
+@cache
+def _default_decoder() -> Decoder:
+    return Decoder(load_policy())
+
+
+def line_problem(obj: object, kind: str, decoder: Decoder | None = None) -> tuple[str, str] | None:
+    """(reason, detail) for a decoded line, or None when it is valid.
+
+    ``decoder`` holds the policy (``retention.line_index_years`` decides
+    ``implausible_time``); by default the one of ``load_policy()``."""
     if not isinstance(obj, dict):
         return INVALID_JSON, f"a JSON {type(obj).__name__}, not an object"
     if kind == "auto":
@@ -68,51 +74,50 @@ def line_problem(obj: object, kind: str) -> tuple[str, str] | None:
         except ContractError as exc:
             return SCHEMA, str(exc)
         return None
+    decoder = decoder if decoder is not None else _default_decoder()
     if kind == "batch":
         problem = schemas.check(schemas.BATCH, obj)
         if problem:
             return INVALID_BATCH, problem
         envelope = obj["provider_agb"]
         for i, line in enumerate(obj["lines"]):
-            sub = line_problem(line, "declaration")
-            if sub is None and line["provider_agb"] != envelope:
-                agb = line["provider_agb"]
-                sub = PROVIDER_MISMATCH, f"line of provider {agb} in a message of {envelope}"
-            if sub:
-                return sub[0], f"lines[{i}]: {sub[1]}"
+            checked = decoder.check(line, envelope)
+            if type(checked) is Rejection:
+                return checked.reason, f"lines[{i}]: {checked.detail}"
         return None
-    problem = schemas.check(schemas.DECLARATION, obj)
-    if problem:
-        return SCHEMA, problem
-    # What the schema's format checks let through but the engine refuses as `schema`
-    # (acceptance.Decoder.check reads both fields with these functions).
+    checked = decoder.check(obj, None)
+    return (checked.reason, checked.detail) if type(checked) is Rejection else None
+
+
+def raw_problem(raw: bytes, kind: str, decoder: Decoder | None = None) -> tuple[str, str] | None:
+    """``line_problem`` of one line of a file, as bytes; never raises."""
     try:
-        year_quarter(obj["service_date"])
-    except ValueError as exc:
-        return SCHEMA, f"service_date: {exc}"
-    try:
-        parse_time(obj["submitted_at"])
-    except ValueError as exc:
-        return SCHEMA, f"submitted_at: {exc}"
-    if is_bsn_like(obj["client_ref"]):
-        return BSN_LIKE, "client_ref has the shape of a BSN (9 digits)"
-    return None
+        if too_deep(raw):
+            return INVALID_JSON, TOO_DEEP
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return INVALID_JSON, str(exc)
+        return line_problem(obj, kind, decoder)
+    except Exception as exc:  # noqa: BLE001 - SPEC §12: reported, and the files go on
+        return PROCESSING_ERROR, type(exc).__name__
 
 
 def validate_files(
-    files: Sequence[str | Path], *, kind: str = "auto", max_report: int = 1000, out: TextIO
+    files: Sequence[str | Path],
+    *,
+    kind: str = "auto",
+    max_report: int = 1000,
+    out: TextIO,
+    policy: Policy | None = None,
 ) -> ValidationReport:
     report = ValidationReport()
+    decoder = Decoder(policy) if policy is not None else _default_decoder()
     for path in files:
         report.files += 1
         for number, raw in iter_lines(path):
             report.lines += 1
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                found: tuple[str, str] | None = (INVALID_JSON, str(exc))
-            else:
-                found = line_problem(obj, kind)
+            found = raw_problem(raw, kind, decoder)
             if found is None:
                 continue
             report.bad += 1

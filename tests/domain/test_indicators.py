@@ -233,7 +233,7 @@ def test_zvt_setting_mismatch_counts_types_1_2_in_settings_5_6_8_from_2026(
         engine,
         make_line(
             service_date=day,
-            submitted_at="2026-02-01T10:00:00+01:00",
+            submitted_at=f"{day}T23:00:00Z",  # the service year decides, not this
             care_demand_type=zvt,
             setting=setting,
         ),

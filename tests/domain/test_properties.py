@@ -23,7 +23,7 @@ from streams.domain.state import Journal, ProviderState, key_of
 
 POLICY = load_policy()
 PROVIDERS = ("11111111", "22222222")
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # after every service date drawn (SPEC §12)
 SETTINGS = settings(
     max_examples=60,
     deadline=None,

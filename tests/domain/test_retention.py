@@ -4,6 +4,10 @@ Service year Y's line ids and event ids are dropped once the provider's event-ti
 watermark reaches 1 January of Y + line_index_years + 1 (UTC); its indicators stay,
 and any later line of year Y is dead-lettered as ``line_index_expired``. Event time
 decides, never the wall clock, so a rebuilt or replayed state decides the same.
+
+A line can only meet a dropped year through another line's later event time: one
+whose own ``submitted_at`` is past the end of its service year + line_index_years is
+``implausible_time`` (SPEC §12) and moves nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import pytest
 
 from streams.domain.engine import Effects, Engine
 from streams.domain.errors import PolicyError
-from streams.domain.model import LINE_INDEX_EXPIRED, REJECT_REASONS
+from streams.domain.model import IMPLAUSIBLE_TIME, LINE_INDEX_EXPIRED, REJECT_REASONS
 from streams.domain.policy import DEFAULT_POLICY_PATH, load_policy
 from streams.domain.state import Journal, ProviderState
 from tests.conftest import AGB
@@ -37,7 +41,7 @@ def reasons(fx: Effects) -> list[str]:
 
 
 def line(make_line: Any, year: int, at: str, **fields: Any) -> dict[str, Any]:
-    return make_line(service_date=f"{year}-05-01", submitted_at=at, **fields)
+    return make_line(service_date=f"{year}-01-01", submitted_at=at, **fields)
 
 
 def credit(make_line: Any, debit: dict[str, Any], at: str) -> dict[str, Any]:
@@ -107,7 +111,7 @@ def test_a_year_is_dropped_when_the_watermark_reaches_1_january_four_years_on(
     assert {2023, 2026} <= st.lines.keys()
     # its indicators stay
     assert engine.snapshot()["providers"][AGB]["2022"] == before
-    fx = send(engine, credit(make_line, with_2022, "2026-01-02T00:00:00Z"))
+    fx = send(engine, credit(make_line, with_2022, "2025-12-31T12:00:00Z"))  # out of order
     assert reasons(fx) == [LINE_INDEX_EXPIRED]
     assert net(engine, 2022) == 1_000
     assert engine.counts().rejected == {LINE_INDEX_EXPIRED: 1}
@@ -126,15 +130,21 @@ def test_retention_follows_the_policy(policy_with, make_line):
     debit = line(make_line, 2024, "2025-03-01T00:00:00Z")
     send(engine, debit, line(make_line, 2025, JUST_BEFORE_2026))
     assert send(engine, credit(make_line, debit, JUST_BEFORE_2026)).dead_letters == []
-    late = line(make_line, 2024, START_OF_2026)
+    assert reasons(send(engine, line(make_line, 2024, START_OF_2026))) == [IMPLAUSIBLE_TIME]
+    send(engine, line(make_line, 2025, START_OF_2026))  # the watermark enters 2026
+    late = line(make_line, 2024, JUST_BEFORE_2026)
     assert reasons(send(engine, late)) == [LINE_INDEX_EXPIRED]
 
 
-def test_a_line_whose_own_event_time_closes_its_year_is_expired(engine, make_line):
+def test_a_line_whose_own_event_time_would_close_its_year_is_implausible_and_moves_nothing(
+    engine, make_line, with_2022
+):
+    before = engine.providers[AGB].watermark
     fx = send(engine, line(make_line, 2022, START_OF_2026))
-    assert reasons(fx) == [LINE_INDEX_EXPIRED]
-    assert engine.snapshot()["providers"] == {}  # no provider-year from a refused line
-    assert engine.providers[AGB].watermark > 0  # but its event time counts
+    assert reasons(fx) == [IMPLAUSIBLE_TIME]
+    assert engine.providers[AGB].watermark == before  # its event time counts for nothing
+    assert 2022 in engine.providers[AGB].lines  # so no year closes
+    assert send(engine, credit(make_line, with_2022, JUST_BEFORE_2026)).dead_letters == []
 
 
 def test_an_event_time_out_of_order_does_not_reopen_a_year(engine, make_line, with_2022):
@@ -176,8 +186,8 @@ def test_a_redelivered_debit_of_a_dropped_year_is_expired_not_counted_twice(
 
 def test_a_new_debit_and_a_credit_of_a_dropped_year_are_expired(engine, make_line, with_2022):
     send(engine, line(make_line, 2026, START_OF_2026))
-    fresh = line(make_line, 2022, "2026-02-01T00:00:00Z", amount_cents=9_999)
-    fx = send(engine, fresh, credit(make_line, with_2022, "2026-02-02T00:00:00Z"))
+    fresh = line(make_line, 2022, "2025-11-01T00:00:00Z", amount_cents=9_999)
+    fx = send(engine, fresh, credit(make_line, with_2022, "2025-11-02T00:00:00Z"))
     assert reasons(fx) == [LINE_INDEX_EXPIRED, LINE_INDEX_EXPIRED]
     assert net(engine, 2022) == 1_000
     assert engine.counts().rejected == {LINE_INDEX_EXPIRED: 2}
@@ -185,7 +195,7 @@ def test_a_new_debit_and_a_credit_of_a_dropped_year_are_expired(engine, make_lin
 
 def test_the_dead_letter_says_which_year_and_why(engine, make_line, with_2022):
     send(engine, line(make_line, 2026, START_OF_2026))
-    fx = send(engine, credit(make_line, with_2022, "2026-02-02T00:00:00Z"))
+    fx = send(engine, credit(make_line, with_2022, "2025-11-02T00:00:00Z"))
     letter = fx.dead_letters[0]
     assert letter.key == AGB
     assert orjson.loads(letter.payload)["kind"] == "credit"
@@ -200,7 +210,7 @@ def test_an_expired_line_in_a_batch_leaves_its_siblings_alone(engine, make_line,
         "provider_agb": AGB,
         "lines": [
             line(make_line, 2026, START_OF_2026, amount_cents=300),
-            line(make_line, 2022, START_OF_2026),
+            line(make_line, 2022, JUST_BEFORE_2026),
             line(make_line, 2026, START_OF_2026, amount_cents=400),
         ],
     }
@@ -274,12 +284,13 @@ def history(make_line: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     later = [
         d21,
         d22,
-        credit(make_line, d22, "2026-03-01T00:00:00Z"),
+        credit(make_line, d22, "2025-12-01T00:00:00Z"),
+        credit(make_line, d22, "2026-03-01T00:00:00Z"),  # implausible: after 2025
         credit(make_line, d23, "2026-03-02T00:00:00Z"),
         d26,
         d26,
         line(make_line, 2024, "2027-01-01T00:00:00Z"),  # drops 2023
-        credit(make_line, d23, "2027-01-02T00:00:00Z"),
+        credit(make_line, d23, "2026-12-31T00:00:00Z"),
         credit(make_line, d24, "2027-01-03T00:00:00Z"),
     ]
     return first, later
@@ -302,6 +313,7 @@ def test_a_rebuilt_state_equals_the_live_one_and_goes_on_the_same_way(policy, ma
     fx_live, fx_copy = send(live, *later), send(copy, *later)
     assert reasons(fx_copy) == reasons(fx_live)
     assert reasons(fx_live).count(LINE_INDEX_EXPIRED) == 4
+    assert reasons(fx_live).count(IMPLAUSIBLE_TIME) == 1
     assert copy.snapshot() == live.snapshot()
 
 
@@ -315,7 +327,7 @@ def test_an_offline_run_of_everything_equals_live_and_rebuilt_states(policy, mak
     send(copy, *later)
     assert copy.snapshot() == offline.snapshot()
     snap = offline.snapshot()
-    assert snap["counts"]["rejected"] == {LINE_INDEX_EXPIRED: 4}
+    assert snap["counts"]["rejected"] == {LINE_INDEX_EXPIRED: 4, IMPLAUSIBLE_TIME: 1}
     # 2021 and 2022 keep what their lines and credits added before they closed
     assert snap["providers"][AGB]["2021"]["net_cents"] == 0
     assert snap["providers"][AGB]["2022"]["net_cents"] == 0

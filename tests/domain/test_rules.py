@@ -228,6 +228,7 @@ def test_zvt_mismatch_fires_on_the_first_mismatching_line_and_resolves_at_zero(e
         setting=5,
         activity="stay",
         stay_days=3,
+        service_date="2026-01-15",
         submitted_at="2026-02-01T09:00:00+01:00",
     )
     m2 = line(care_demand_type=2, setting=8)

@@ -12,6 +12,8 @@ import pytest
 
 from streams.domain import schemas
 from streams.domain.errors import InputError
+from streams.domain.model import parse_time
+from streams.domain.policy import load_policy
 from streams.replay.offline import replay_offline
 
 A, B, C = "11111111", "22222222", "33333333"
@@ -461,3 +463,70 @@ def test_archive_blocks_decoded_at_once_give_what_one_line_at_a_time_gives(tmp_p
     # each awkward line sends its block the long way; the others stay fast
     assert [fast[i] for i in spoiled] == [False] * len(awkward)
     assert fast[crlf] and fast[spaced] and not all(fast)
+
+
+def test_poison_lines_are_counted_and_the_replay_goes_on(tmp_path, make_line):
+    """A year-9999 timestamp (ValueError) and deep nesting (RecursionError) used to end
+    the offline replay in a traceback."""
+    good = [make_line() for _ in range(300)]
+    poison = [
+        make_line(submitted_at="9999-01-06T00:00:00Z"),
+        b'{"x": ' + b"[" * 3_000 + b"]" * 3_000 + b"}",
+        {**make_line(), "future": [[[[[[[[[[[[1]]]]]]]]]]]]},  # 13 deep: fine
+        b"[" * 100_000,
+        make_line(  # plausible: accepted (another provider: it would close this one's years)
+            provider_agb=B, service_date="9999-12-31", submitted_at="9999-12-31T23:59:59Z"
+        ),
+        make_line(client_ref="NL 123.456.789"),
+    ]
+    records: list[Any] = [*good[:150], *poison, *good[150:]]
+    path = write_ndjson(tmp_path / "d.ndjson", records)
+    summary, _ = replay_offline(
+        [path],
+        load_policy(),
+        alerts_out=tmp_path / "a",
+        snapshot_out=tmp_path / "s",
+        rejected_out=tmp_path / "r",
+    )
+    assert summary.lines == 306
+    assert summary.counts["accepted"] == 302
+    assert summary.counts["rejected"] == {
+        "implausible_time": 1,
+        "invalid_json": 2,
+        "bsn_like_client_ref": 1,
+    }
+    rejected = [orjson.loads(r) for r in (tmp_path / "r").read_bytes().splitlines()]
+    assert [r["detail"] for r in rejected if r["reason"] == "invalid_json"] == [
+        "nested deeper than 64"
+    ] * 2
+    assert "123.456.789" not in (tmp_path / "r").read_text()
+
+
+def test_a_line_whose_processing_fails_after_acceptance_is_counted_once_and_the_rest_goes_on(
+    tmp_path, make_line, contract_event, monkeypatch
+):
+    """The offline replay has no transaction to roll back to: the line counts as
+    processing_error instead of accepted, and the replay goes on (SPEC §12)."""
+    from streams.domain.engine import Engine
+
+    lines = [make_line(provider_agb=A, amount_cents=n) for n in (7_500_000, 1_600_000, 1_000)]
+    failing_at = lines[1]["submitted_at"]
+    real = Engine._check_ceiling
+
+    def check_ceiling(self: Engine, st: Any, year: int, event_time: float, fx: Any) -> None:
+        if event_time == parse_time(failing_at):
+            raise ArithmeticError("client c1")
+        real(self, st, year, event_time, fx)
+
+    monkeypatch.setattr(Engine, "_check_ceiling", check_ceiling)
+    contracts = write_ndjson(
+        tmp_path / "c.ndjson", [contract_event(provider_agb=A, ceiling_cents=10_000_000)]
+    )
+    path = write_ndjson(tmp_path / "d.ndjson", lines)
+    summary, _ = replay_offline(
+        [path], load_policy(), contracts=contracts, rejected_out=tmp_path / "r"
+    )
+    assert summary.counts["accepted"] == 2
+    assert summary.counts["rejected"] == {"processing_error": 1}
+    (letter,) = [orjson.loads(r) for r in (tmp_path / "r").read_bytes().splitlines()]
+    assert (letter["reason"], letter["detail"]) == ("processing_error", "ArithmeticError")

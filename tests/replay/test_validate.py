@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.domain.acceptance import Decoder
 from streams.domain.contracts import ContractError, parse_contract
 from streams.domain.engine import Engine
-from streams.domain.policy import load_policy
+from streams.domain.policy import RetentionPolicy, load_policy
 from streams.replay.validate import line_problem, validate_files
 
 
@@ -183,3 +185,59 @@ def test_a_contract_updated_at_is_judged_as_the_contract_reader_judges_it(contra
     assert expected == (None if name in SCHEMA_VALID_TIMES else "schema")
     found = line_problem(obj, "auto")
     assert (found[0] if found else None) == expected
+
+
+# -- SPEC §12: implausible times, deep nesting, look-alikes, a check that raises ------------
+
+
+def test_poison_lines_are_reported_with_the_engines_reasons(tmp_path, make_line):
+    path = tmp_path / "d.ndjson"
+    lines = [
+        orjson.dumps(make_line(submitted_at="9999-01-06T00:00:00Z")),
+        b'{"x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+        b"[" * 100_000,
+        orjson.dumps(make_line(client_ref="１２３ ４５６ ７８９")),
+        orjson.dumps(make_line(note="[[[[" * 1_000)),
+        orjson.dumps(make_line(service_date="2026-03-01", submitted_at="2027-06-01T00:00:00Z")),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report, printed = check(path)
+    assert [p.split(": ")[1] for p in printed] == [
+        "implausible_time",
+        "invalid_json",
+        "invalid_json",
+        "bsn_like_client_ref",
+    ]
+    assert printed[1].endswith("invalid_json: nested deeper than 64")
+    assert "４５６" not in "".join(printed)
+    for raw, found in zip(lines, printed, strict=False):
+        assert _engine_reason(raw) == found.split(": ")[1]
+    # the policy decides the term: with 1 year, 2027 is too late for service year 2025
+    tight = dataclasses.replace(load_policy(), retention=RetentionPolicy(1))
+    late = make_line(service_date="2025-03-01", submitted_at="2027-06-01T00:00:00Z")
+    assert line_problem(late, "auto") is None
+    assert line_problem(late, "auto", Decoder(tight))[0] == "implausible_time"
+
+
+def test_a_line_whose_check_raises_is_reported_and_the_files_go_on(
+    tmp_path, make_line, monkeypatch
+):
+    from streams.domain.acceptance import Decoder as RealDecoder
+
+    real = RealDecoder.check
+
+    def check_line(self: Any, item: Any, envelope: str | None) -> Any:
+        if isinstance(item, dict) and item.get("event_id") == "boom":
+            raise KeyError(f"client {item['client_ref']}")
+        return real(self, item, envelope)
+
+    monkeypatch.setattr(RealDecoder, "check", check_line)
+    path = tmp_path / "d.ndjson"
+    rows = [make_line(), make_line(event_id="boom", client_ref="secret-ref"), make_line(setting=9)]
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
+    report, printed = check(path)
+    assert printed == [
+        f"{path}:2: processing_error: KeyError",
+        f"{path}:3: schema: setting: must be smaller than or equal to 8",
+    ]
+    assert report.lines == 3

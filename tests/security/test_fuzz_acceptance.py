@@ -1,4 +1,4 @@
-"""Fuzzing the decode/acceptance path the worker runs (SPEC §2), without a broker.
+"""Fuzzing the decode/acceptance path the worker runs (SPEC §2, §12), without a broker.
 
 Hostile bytes, arbitrary JSON, mutated declarations and mutated batch envelopes go
 through ``Processor.on_declarations`` exactly as the ingest agent calls it
@@ -8,11 +8,19 @@ replay calls it. Properties:
 - nothing raises;
 - every line is accounted for exactly once: accepted, counted as ``duplicate`` /
   ``duplicate_line`` / ``duplicate_credit``, or dead-lettered with a SPEC reason; a
-  message whose JSON or batch envelope is unreadable is one dead letter;
+  message whose JSON or batch envelope is unreadable, or that nests deeper than
+  ``MAX_DEPTH``, is one dead letter;
 - the line count comes from our own reading of the message, not the engine's;
-- dead letters never carry a BSN-shaped ``client_ref`` in the clear, and their
-  headers no BSN-shaped number at all;
+- dead letters never carry a BSN-like ``client_ref`` (SPEC §12: full-width digits,
+  separators, an NL prefix) in the clear, and their headers no BSN-like number at all;
 - what the worker writes to its table rebuilds the same state after a restart.
+
+Then named poison messages (valid JSON nested deep as objects and arrays, in a line,
+in a batch's lines and in unknown fields; a 5 MB string; a 100,000-element array;
+timestamps in years 9999 and 0001; BSN look-alikes) go through every path a message
+or an archive line takes: ``Engine.process``, ``Engine.process_lines`` and
+``process_block`` (the offline replay), ``validate`` and the worker's ``Processor``,
+keyed and keyless. Each gives the same counted outcome on every path.
 """
 
 from __future__ import annotations
@@ -28,17 +36,20 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from streams.domain.engine import Engine
+from streams.domain.engine import Effects, Engine
+from streams.domain.nesting import MAX_DEPTH
 from streams.domain.policy import load_policy
 from streams.pipeline.processor import Processor
+from streams.replay.validate import raw_problem
+from tests.domain.test_bsn import LOOK_ALIKES, spec_bsn_like
 from tests.security.worker_sim import SPEC_REASONS, WorkerSim, diff, outcomes
 
 POLICY = load_policy()
 BATCH = "ggz.declaration-batch/1"
 AGBS = ("12345678", "87654321", "00000001")
 BSN = "123456782"  # passes the eleven-test: the shape SPEC §2 step 3 rejects
-_PLAIN_BSN_REF = re.compile(rb'"client_ref"\s*:\s*"[0-9]{9}"')
 _NINE = re.compile(rb"(?<![0-9])[0-9]{9}(?![0-9])")
+_CLIENT_REF_TEXT = re.compile(rb'"client_ref"\s*:\s*"([^"\\]*)')
 
 # CI keeps the file under 20 s; CLAIMWATCH_FUZZ_EXAMPLES=5000 for a deeper run by hand.
 FUZZ = settings(
@@ -87,11 +98,16 @@ scalars = (
             "",
             "x" * 200,
             "１２３４５６７８",
+            *LOOK_ALIKES[:8],
             "12345678\n",
             "2026-02-30",
             "2026-03-01",
             "2026-03-01T10:00:00Z",
             "2026-03-01T10:00:00.123456789+01:00",
+            "9999-01-06T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "2036-03-01T10:00:00Z",
+            "2026-02-28T23:30:00-01:00",
             "credit",
             "debit",
             "group",
@@ -115,6 +131,49 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def nest(levels: int, inner: Any = 0) -> Any:
+    """``inner`` inside ``levels`` arrays and objects, alternating."""
+    for i in range(levels):
+        inner = [inner] if i % 2 else {"k": inner}
+    return inner
+
+
+def depth(raw: bytes) -> int:
+    """Nesting a decoder reaches in ``raw`` (strings skipped), read without the engine."""
+    deepest = level = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (byte == 92, byte != 34)
+        elif byte == 34:
+            in_string = True
+        elif byte in b"[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif byte in b"]}":
+            if level == 0:
+                break
+            level -= 1
+    return deepest
+
+
+def nested_text(levels: int, arrays: bool) -> bytes:
+    """A JSON value ``levels`` deep, also deeper than the json module can write."""
+    if arrays:
+        return b"[" * levels + b"0" + b"]" * levels
+    return b'{"k":' * levels + b"0" + b"}" * levels
+
+
+def batch_text(lines: list[bytes], provider: str = AGBS[0]) -> bytes:
+    head = b'{"schema":"' + BATCH.encode() + b'","provider_agb":"' + provider.encode()
+    return head + b'","lines":[' + b",".join(lines) + b"]}"
+
+
+def too_deep_for_us(raw: bytes) -> bool:
+    """``depth(raw) > MAX_DEPTH``; without the byte loop where too few brackets."""
+    return raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and depth(raw) > MAX_DEPTH
 
 
 def to_json(value: Any) -> bytes:
@@ -142,7 +201,7 @@ def line_variant(draw: st.DrawFn, provider: str | None = None, pool: int = 8) ->
 def mutated_line(draw: st.DrawFn) -> dict[str, Any]:
     obj = draw(line_variant())
     for _ in range(draw(st.integers(0, 3))):
-        op = draw(st.sampled_from(["delete", "set", "extra", "identifier_bsn"]))
+        op = draw(st.sampled_from(["delete", "set", "extra", "identifier_bsn", "deep"]))
         name = draw(st.sampled_from(FIELDS))
         if op == "delete":
             obj.pop(name, None)
@@ -150,6 +209,9 @@ def mutated_line(draw: st.DrawFn) -> dict[str, Any]:
             obj[name] = draw(json_values)
         elif op == "extra":
             obj[draw(st.text(min_size=1, max_size=8))] = draw(json_values)
+        elif op == "deep":  # an extra field (or a field) nested around MAX_DEPTH or far beyond
+            levels = draw(st.sampled_from([MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, 200]))
+            obj[draw(st.sampled_from(["future", "client_ref", "lines"]))] = nest(levels)
         else:
             obj[draw(st.sampled_from(["client_ref", "line_id", "event_id", "trajectory_id"]))] = BSN
     return obj
@@ -201,12 +263,25 @@ def byte_mutations(raw: bytes) -> st.SearchStrategy[bytes]:
 
 @st.composite
 def message(draw: st.DrawFn) -> tuple[str | None, bytes]:
-    kind = draw(st.sampled_from(["bytes", "json", "valid", "valid", "line", "batch", "mutated"]))
+    kind = draw(
+        st.sampled_from(["bytes", "json", "valid", "valid", "line", "batch", "mutated", "deep"])
+    )
     owner: str | None = None
     if kind == "bytes":
         raw = draw(st.binary(max_size=300))
     elif kind == "json":
         raw = to_json(draw(json_values))
+    elif kind == "deep":  # valid JSON nested around the bound, or far beyond it
+        levels = draw(st.sampled_from([MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, 3000]))
+        value = nested_text(levels, draw(st.booleans()))
+        line = to_json({**valid_line(draw(st.integers(0, 8))), "future": "X"})
+        where = draw(st.sampled_from(["alone", "extra field", "batch line", "batch extra"]))
+        raw = {
+            "alone": value,
+            "extra field": line.replace(b'"X"', value),
+            "batch line": batch_text([line, value]),
+            "batch extra": batch_text([line.replace(b'"X"', value)]),
+        }[where]
     else:
         obj = draw(
             line_variant(AGBS[0])
@@ -239,6 +314,8 @@ def message(draw: st.DrawFn) -> tuple[str | None, bytes]:
 
 def expected(raw: bytes) -> int | str:
     """Number of lines in the message, or the reason it is dead-lettered whole."""
+    if too_deep_for_us(raw):
+        return "invalid_json"
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -259,18 +336,33 @@ def expected(raw: bytes) -> int | str:
 
 
 def bsn_refs(value: Any) -> list[str]:
-    """BSN-shaped ``client_ref`` values anywhere inside a decoded JSON value."""
+    """BSN-like ``client_ref`` values anywhere inside a decoded JSON value."""
     found: list[str] = []
     if isinstance(value, dict):
         ref = value.get("client_ref")
-        if isinstance(ref, str) and len(ref) == 9 and ref.isascii() and ref.isdigit():
-            found.append(ref)
+        if isinstance(ref, str | int) and spec_bsn_like(str(ref)):
+            found.append(str(ref))
         for v in value.values():
             found += bsn_refs(v)
     elif isinstance(value, list):
         for v in value:
             found += bsn_refs(v)
     return found
+
+
+def no_bsn_in_text(payload: bytes) -> bool:
+    """No ``"client_ref": "<BSN-like>"`` spelled plainly (escapes: see ``bsn_refs``)."""
+    return not any(
+        spec_bsn_like(m.group(1).decode("utf-8", "replace"))
+        for m in _CLIENT_REF_TEXT.finditer(payload)
+    )
+
+
+def bsn_in_detail(text: str) -> bool:
+    """Any stretch of ``text`` from a digit or N to a digit that is BSN-like."""
+    starts = [i for i, c in enumerate(text) if c.isdecimal() or c in "NnＮｎ"]
+    ends = [i for i, c in enumerate(text) if c.isdecimal()]
+    return any(spec_bsn_like(text[i : j + 1]) for i in starts for j in ends if i <= j < i + 40)
 
 
 def check_message(sim: WorkerSim, key: str | None, raw: bytes) -> None:
@@ -287,10 +379,11 @@ def check_message(sim: WorkerSim, key: str | None, raw: bytes) -> None:
     for letter in letters:
         assert letter.reason in SPEC_REASONS, letter
         assert isinstance(letter.payload, bytes)
-        assert not _PLAIN_BSN_REF.search(letter.payload), letter.payload
+        assert no_bsn_in_text(letter.payload), letter.payload
     for headers in sim.published.headers[-len(letters) :] if letters else ():
         assert set(headers) == {"reason", "detail"}
         assert not _NINE.search(headers["detail"]), headers
+        assert not bsn_in_detail(headers["detail"].decode()), headers
 
     if isinstance(want, str):
         assert lines == 0
@@ -302,6 +395,8 @@ def check_message(sim: WorkerSim, key: str | None, raw: bytes) -> None:
     rejected = Counter({k[9:]: v for k, v in delta.items() if k.startswith("rejected:")})
     assert rejected == Counter(d.reason for d in letters), (delta, letters)
     for letter in letters:  # one line each: its JSON, re-encoded when it was part of a batch
+        if too_deep_for_us(letter.payload):
+            continue
         try:
             decoded = orjson.loads(letter.payload)
         except orjson.JSONDecodeError:
@@ -444,3 +539,190 @@ def test_escaped_bsn_in_a_message_rejected_whole_is_masked(raw: bytes) -> None:
     (out,) = sim.declarations(None, raw)
     (letter,) = out.dead_letters
     assert not bsn_refs(orjson.loads(letter.payload)), letter.payload
+
+
+# -- poison messages on every path ----------------------------------------------------------
+
+FIVE_MB = "a" * 5_000_000
+
+
+def line_with(n: int, **fields: Any) -> bytes:
+    """A valid line with ``fields`` changed; a bytes value is spliced in as raw JSON."""
+    raw_fields = {k: v for k, v in fields.items() if isinstance(v, bytes)}
+    obj = valid_line(n, **{k: v for k, v in fields.items() if not isinstance(v, bytes)})
+    for k in raw_fields:
+        obj[k] = f"@{k}@"
+    raw = to_json(obj)
+    for k, v in raw_fields.items():
+        raw = raw.replace(f'"@{k}@"'.encode(), v)
+    return raw
+
+
+def poison() -> dict[str, tuple[bytes, dict[str, int]]]:
+    """Name → (message, what its lines count as)."""
+    cases: dict[str, tuple[bytes, dict[str, int]]] = {}
+    bad = {"rejected:invalid_json": 1}
+    for arrays in (False, True):
+        kind = "arrays" if arrays else "objects"
+        cases[f"line with an extra field of {kind} to the bound"] = (
+            line_with(1, future=nested_text(MAX_DEPTH - 1, arrays)),
+            {"accepted": 1},
+        )
+        cases[f"line with an extra field of {kind} one level too deep"] = (
+            line_with(1, future=nested_text(MAX_DEPTH, arrays)),
+            bad,
+        )
+        cases[f"line with an extra field of {kind} 100,000 deep"] = (
+            line_with(1, future=nested_text(100_000, arrays)),
+            bad,
+        )
+        cases[f"a line of {kind} 50,000 deep"] = (nested_text(50_000, arrays), bad)
+        deep = nested_text(5_000, arrays)
+        cases[f"batch with a line of {kind} 5,000 deep"] = (
+            batch_text([line_with(1), deep, line_with(2)]),
+            bad,
+        )
+        cases[f"batch whose line has an extra field of {kind} 5,000 deep"] = (
+            batch_text([line_with(1), line_with(2, future=deep)]),
+            bad,
+        )
+        cases[f"batch with an envelope field of {kind} 5,000 deep"] = (
+            batch_text([line_with(1)])[:-1] + b',"future":' + deep + b"}",
+            bad,
+        )
+    brackets = "[[[[{{{{" * 10_000
+    cases["brackets 80,000 deep inside strings"] = (
+        line_with(1, future=brackets, **{brackets[:64]: brackets}),
+        {"accepted": 1},
+    )
+    cases["5 MB string in an extra field"] = (line_with(1, future=FIVE_MB), {"accepted": 1})
+    cases["5 MB string as region"] = (line_with(1, region=FIVE_MB), {"rejected:schema": 1})
+    cases["5 MB string as client_ref"] = (line_with(1, client_ref=FIVE_MB), {"rejected:schema": 1})
+    big = b"[" + b",".join([b"0"] * 100_000) + b"]"
+    cases["100,000-element array in an extra field"] = (
+        line_with(1, future=big),
+        {"accepted": 1},
+    )
+    cases["batch with a 100,000-element array in a line"] = (
+        batch_text([line_with(1, future=big), line_with(2)]),
+        {"accepted": 2},
+    )
+    late = {"rejected:implausible_time": 1}
+    cases["submitted in 9999"] = (line_with(1, submitted_at="9999-01-06T00:00:00Z"), late)
+    cases["submitted in 0001"] = (line_with(1, submitted_at="0001-01-01T00:00:00Z"), late)
+    cases["submitted ten years on (a typo)"] = (
+        line_with(1, submitted_at="2036-03-02T09:00:00+01:00"),
+        late,
+    )
+    cases["submitted before its service date, in UTC"] = (
+        line_with(1, submitted_at="2026-03-01T00:30:00+01:00"),
+        late,
+    )
+    cases["served and submitted in 9999"] = (
+        line_with(1, service_date="9999-12-31", submitted_at="9999-12-31T23:59:59Z"),
+        {"accepted": 1},
+    )
+    cases["served and submitted in 0001"] = (
+        line_with(1, service_date="0001-01-01", submitted_at="0001-01-01T00:00:00Z"),
+        {"accepted": 1},
+    )
+    cases["submitted before year 1 in UTC"] = (
+        line_with(1, service_date="0001-01-01", submitted_at="0001-01-01T00:00:00+01:00"),
+        {"rejected:schema": 1},
+    )
+    cases["batch with a line submitted in 9999"] = (
+        batch_text([line_with(1), line_with(2, submitted_at="9999-01-06T00:00:00Z")]),
+        {"accepted": 1, **late},
+    )
+    for ref in LOOK_ALIKES:
+        cases[f"client_ref {ref!r}"] = (
+            line_with(1, client_ref=ref),
+            {"rejected:bsn_like_client_ref": 1},
+        )
+    cases["batch with a look-alike"] = (
+        batch_text([line_with(1), line_with(2, client_ref="NL 123.456.789")]),
+        {"accepted": 1, "rejected:bsn_like_client_ref": 1},
+    )
+    return cases
+
+
+POISON = poison()
+SINGLE = {
+    name for name, (raw, _) in POISON.items() if not raw.startswith(b'{"schema":"' + BATCH.encode())
+}
+
+
+def assert_clean(letters: list[Any]) -> None:
+    for letter in letters:
+        assert letter.reason in SPEC_REASONS
+        assert no_bsn_in_text(letter.payload)
+        assert not bsn_in_detail(letter.detail)
+        if not too_deep_for_us(letter.payload):
+            try:
+                decoded = orjson.loads(letter.payload)
+            except orjson.JSONDecodeError:
+                continue
+            assert not bsn_refs(decoded)
+
+
+def engine_outcome(how: str, raw: bytes) -> dict[str, int]:
+    """What ``raw`` counts as through one of the engine's entries (the archive ones
+    between two good lines of another provider, whose acceptances are taken off)."""
+    engine = Engine(POLICY, clock=lambda: 0.0, contain=how != "process keyed")
+    fx = Effects()
+    before = engine.counts()
+    if how == "process":
+        engine.process(raw, None, fx)
+    elif how == "process keyed":
+        engine.process(raw, AGBS[0], fx)
+    else:
+        lines = [line_with(100, provider=AGBS[1]), raw, line_with(101, provider=AGBS[1])]
+        if how == "process_lines":
+            engine.process_lines(lines, fx)
+        else:
+            engine.process_block(b"\n".join(lines) + b"\n", fx)
+    assert_clean(fx.dead_letters)
+    delta = diff(engine.counts(), before)
+    if how.startswith("process_"):
+        delta["accepted"] = delta.get("accepted", 0) - 2
+    return {k: v for k, v in delta.items() if v}
+
+
+def worker_outcome(key: str | None, raw: bytes) -> dict[str, int]:
+    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    before = sim.totals()
+    outs = sim.declarations(key, raw)
+    assert_clean([d for o in outs for d in o.dead_letters])
+    for headers in sim.published.headers:
+        assert not bsn_in_detail(headers["detail"].decode())
+    return diff(sim.totals(), before)
+
+
+@pytest.mark.parametrize("name", sorted(POISON))
+def test_a_poison_message_counts_the_same_on_every_path_and_nothing_raises(name):
+    raw, want = POISON[name]
+    paths = ["process", "process keyed"] + (
+        ["process_lines", "process_block"] if name in SINGLE else []
+    )
+    got = {how: engine_outcome(how, raw) for how in paths}
+    got["worker keyed"] = worker_outcome(AGBS[0], raw)
+    got["worker keyless"] = worker_outcome(None, raw)
+    assert got == {how: want for how in got}
+    reasons = [k.removeprefix("rejected:") for k in want if k.startswith("rejected:")]
+    found = raw_problem(raw, "auto")
+    assert (found[0] if found else None) == (reasons[0] if reasons else None)
+    if found:
+        assert not bsn_in_detail(found[1])
+
+
+def test_the_poison_cases_cover_what_the_brief_names():
+    assert len(POISON) > 40
+    assert {w for _, w in POISON.values() for w in w} >= {
+        "accepted",
+        "rejected:invalid_json",
+        "rejected:implausible_time",
+        "rejected:bsn_like_client_ref",
+        "rejected:schema",
+    }
+    assert max(len(raw) for raw, _ in POISON.values()) > 5_000_000
+    assert max(depth(raw) for raw, _ in POISON.values()) > 100_000

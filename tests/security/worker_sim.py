@@ -20,13 +20,15 @@ from streams.domain.policy import Policy
 from streams.pipeline.app import dead_letter_headers
 from streams.pipeline.processor import Output, Processor, tick_control
 
-# SPEC §2 and §6: the only reasons a line or message may be dead-lettered with, plus
-# line_index_expired (the retention policy, docs/operations.md "Retention").
+# SPEC §2, §6 and §12: the only reasons a line or message may be dead-lettered with,
+# plus line_index_expired (the retention policy, docs/operations.md "Retention").
 SPEC_REASONS = frozenset(
     {
         "invalid_json",
         "schema",
+        "implausible_time",
         "bsn_like_client_ref",
+        "processing_error",
         "orphan_credit",
         "batch_provider_mismatch",
         "invalid_batch",
