@@ -22,8 +22,14 @@ from typing import Any
 import orjson
 
 from streams.domain import schemas
-from streams.domain.acceptance import BATCH_SCHEMA, DeadLetter, line_payload, message_payload
-from streams.domain.model import Counts, Line
+from streams.domain.acceptance import (
+    BATCH_SCHEMA,
+    DeadLetter,
+    Rejection,
+    line_payload,
+    message_payload,
+)
+from streams.domain.model import PROCESSING_ERROR, Counts, Line
 from streams.domain.state import key_of
 
 # A client_ref of the form CLIENT_KEY_MARK + 15 lower-case hex digits is the state key
@@ -65,7 +71,10 @@ def split_unkeyed(
     objects: list[Any] | None = None
     by_provider: dict[str, list[dict[str, Any]]] = {}
     for index, item in enumerate(items):
-        checked = decoder.check(item, envelope)
+        try:
+            checked = decoder.check(item, envelope)
+        except Exception as exc:  # noqa: BLE001 - SPEC §12: this line alone, as Engine._apply
+            checked = Rejection(PROCESSING_ERROR, type(exc).__name__)
         if type(checked) is not Line:
             counts.reject(checked.reason)
             owner = envelope if envelope is not None else _named(item)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import hmac
 import logging
-import re
 import time
 from fractions import Fraction
 from typing import Any
@@ -32,7 +31,9 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from streams.domain.acceptance import DeadLetter
+from streams.domain.bsn import mask_text
 from streams.domain.engine import Engine
+from streams.domain.model import PROCESSING_ERROR
 from streams.domain.policy import Policy
 from streams.domain.rules import peer_mean
 from streams.domain.snapshot import build_snapshot
@@ -506,14 +507,17 @@ def _transport(fetch_wait_ms: int) -> type[aiokafka_driver.Transport]:
     return Transport
 
 
-_NINE_DIGITS = re.compile(r"(?<![0-9])[0-9]{9}(?![0-9])")
-
-
 def dead_letter_headers(letter: DeadLetter) -> dict[str, bytes]:
     """Headers of a dead letter. The detail text may quote an identifier of the
-    input (an orphan credit's line_id); a BSN-shaped one is masked, as in payloads."""
-    detail = _NINE_DIGITS.sub("*********", letter.detail)
-    return {"reason": letter.reason.encode(), "detail": detail.encode()[:1000]}
+    input (an orphan credit's line_id, a message key); anything BSN-like is masked,
+    as in payloads. A ``processing_error`` names the exception's class (SPEC §12)."""
+    headers = {
+        "reason": letter.reason.encode(),
+        "detail": mask_text(letter.detail).encode()[:1000],
+    }
+    if letter.reason == PROCESSING_ERROR:
+        headers["exception"] = letter.detail.rsplit(" ", 1)[-1].encode()[:200]
+    return headers
 
 
 def _origin(header: bytes | None) -> tuple[int, int] | None:

@@ -43,7 +43,7 @@ import orjson
 from streams.domain.acceptance import DeadLetter, mask_bsn
 from streams.domain.contracts import Contract, ContractError, parse_contract
 from streams.domain.engine import Effects, Engine
-from streams.domain.model import Counts
+from streams.domain.model import PROCESSING_ERROR, Counts
 from streams.domain.rekey import is_agb, split_unkeyed
 from streams.domain.state import Journal, ProviderState
 
@@ -55,9 +55,6 @@ log = logging.getLogger("claimwatch.worker")
 # (tansu) delivers, is dead-lettered whole as ``message_too_large``.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MESSAGE_TOO_LARGE = "message_too_large"
-# A message whose processing raised (SPEC §12): dead-lettered whole, the state rolled
-# back to the table's.
-PROCESSING_ERROR = "processing_error"
 
 # 2: journal records and line index per service year, checkpoints; 3: identifiers
 # as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays
@@ -345,11 +342,8 @@ class Processor:
                     PROCESSING_ERROR,
                 )
                 counts.reject(PROCESSING_ERROR)
-                name = type(exc).__name__
                 fx.dead_letters = [
-                    DeadLetter(
-                        None, _bounded(mask_bsn(raw)), PROCESSING_ERROR, f"processing raised {name}"
-                    )
+                    DeadLetter(None, _bounded(mask_bsn(raw)), PROCESSING_ERROR, type(exc).__name__)
                 ]
                 out.rekey = {}
             self._collect(fx, out)
@@ -380,9 +374,8 @@ class Processor:
         st.counts.reject(PROCESSING_ERROR)
         fx = Effects()
         fx.touched.add(key)
-        name = type(exc).__name__
         fx.dead_letters.append(
-            DeadLetter(key, _bounded(mask_bsn(raw)), PROCESSING_ERROR, f"processing raised {name}")
+            DeadLetter(key, _bounded(mask_bsn(raw)), PROCESSING_ERROR, type(exc).__name__)
         )
         return fx
 

@@ -48,11 +48,16 @@ def stream(seed: int = 5, messages: int = 240) -> list[tuple[str, bytes]]:
             roll = rng.random()
             if mine and roll < 0.2:
                 old = rng.choice(mine)
-                lines.append({**old, "kind": "credit", "event_id": f"e{n}", "submitted_at": at})
+                # submitted soon after its debit: late, behind the provider's watermark,
+                # so a credit of a year dropped meanwhile meets the retention rule
+                late = datetime.fromisoformat(old["submitted_at"]) + timedelta(days=1)
+                credit = {**old, "kind": "credit", "event_id": f"e{n}"}
+                lines.append({**credit, "submitted_at": late.isoformat()})
             elif mine and roll < 0.25:
                 lines.append(rng.choice(mine))  # a redelivered line
             else:
-                year = rng.choice(range(t.year - 4, t.year + 1))
+                # a service date in the declaration term: up to three years back
+                served = t - timedelta(days=rng.randint(0, 3 * 365))
                 debit = {
                     "schema": "ggz.declaration/1",
                     "event_id": f"e{n}",
@@ -62,7 +67,7 @@ def stream(seed: int = 5, messages: int = 240) -> list[tuple[str, bytes]]:
                     "region": "Utrecht",
                     "client_ref": f"c{rng.randint(1, 30)}",
                     "trajectory_id": f"t{n}",
-                    "service_date": f"{year}-{rng.randint(1, 12):02d}-15",
+                    "service_date": served.date().isoformat(),
                     "submitted_at": at,
                     "activity": "consult",
                     "consult_mode": rng.choice(["individual", "group"]),
@@ -255,7 +260,7 @@ def test_dropping_a_service_year_writes_a_checkpoint_without_it():
             **base,
             "event_id": f"e{i}",
             "line_id": f"l{i}",
-            "service_date": f"{year}-02-01",
+            "service_date": f"{year}-01-01",
             "submitted_at": at,
         }
         return orjson.dumps(line)

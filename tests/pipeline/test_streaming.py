@@ -193,7 +193,16 @@ def test_poison_messages_are_dead_lettered_with_reasons_and_the_worker_keeps_run
             b"12345678",
             orjson.dumps({**good, "event_id": "e5", "line_id": "never", "kind": "credit"}),
         ),
-        (b"12345678", b"{" * 100_000),
+        # valid JSON nested 4,500 deep (9 KB) in an extra field: refused before any
+        # recursive decoder sees it; it made the worker raise and exit before
+        (b"12345678", orjson.dumps(good)[:-1] + b',"x":' + b"[" * 4_500 + b"]" * 4_500 + b"}"),
+        # a schema-valid timestamp in year 9999: refused before it moves any watermark
+        (
+            b"12345678",
+            orjson.dumps(
+                {**good, "event_id": "e6", "line_id": "l6", "submitted_at": "9999-01-01T00:00:00Z"}
+            ),
+        ),
         (None, b"keyless garbage"),
     ]
 
@@ -223,9 +232,12 @@ def test_poison_messages_are_dead_lettered_with_reasons_and_the_worker_keeps_run
             "batch_provider_mismatch",
             "orphan_credit",
             "invalid_json",
+            "implausible_time",
             "invalid_json",
         ]
     )
+    details = {h["detail"].decode() for _k, _v, h in letters}
+    assert any("nested deeper than 64" in d for d in details), details
     assert all(b"123456789" not in v for _k, v, _h in letters), (
         "a BSN-shaped value reached the dead-letter topic"
     )
