@@ -12,6 +12,9 @@ from streams.broker import TopicSpec
 from streams.pipeline.settings import Settings
 
 WEEK_MS = str(7 * 24 * 3600 * 1000)
+# A status record is a few KB; the limit bounds the worker's producer batches,
+# which CLAIMWATCH_PRODUCER_BATCH_BYTES caps at 1 MiB of records.
+STATUS_MAX_MESSAGE_BYTES = str(2 << 20)
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -27,5 +30,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             settings.topic_control, n, configs={"cleanup.policy": "delete", "retention.ms": WEEK_MS}
         ),
         TopicSpec(f"{settings.app_id}-state-changelog", n, configs=compact),
-        TopicSpec(f"{settings.app_id}-peers-changelog", n, configs=compact),
+        # One summary per provider-year, read whole by every worker: one partition
+        # (one end to catch up to), compacted (streams/pipeline/status.py).
+        TopicSpec(
+            settings.topic_provider_status,
+            1,
+            configs={"cleanup.policy": "compact", "max.message.bytes": STATUS_MAX_MESSAGE_BYTES},
+        ),
     ]
