@@ -416,6 +416,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 "providers": len(engine.providers),
                 "contracts": len(engine.contracts),
                 "contract_versions": sum(c.version for c in engine.contracts),
+                "provider_statuses": len(statuses.book),  # as this worker's reader holds them
                 "assigned": sorted(
                     tp.partition
                     for tp in app.assignor.assigned_actives()

@@ -80,10 +80,19 @@ class StatusReader(Service):
             **s.kafka_client_kwargs(),
         )
 
+    async def _started_consumer(self) -> AIOKafkaConsumer:
+        consumer = self._new_consumer()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
     async def on_start(self) -> None:
+        # The consumer starts in _follow, which retries: a broker away for a moment
+        # must not fail the rebalance that starts this service.
         self.running = True
-        self._consumer = self._new_consumer()
-        await self._consumer.start()
         self.add_future(self._follow())
         self.add_future(self._first_read())
 
@@ -95,8 +104,9 @@ class StatusReader(Service):
     async def _assign(self) -> bool:
         from aiokafka import TopicPartition
 
+        if self._consumer is None:
+            self._consumer = await self._started_consumer()
         consumer = self._consumer
-        assert consumer is not None
         topic = self.settings.topic_provider_status
         parts = consumer.partitions_for_topic(topic)
         if not parts:
@@ -110,8 +120,6 @@ class StatusReader(Service):
         return True
 
     async def _follow(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
         missing_logged = False
         while not self.should_stop:
             try:
@@ -124,7 +132,8 @@ class StatusReader(Service):
                         missing_logged = True
                     await asyncio.sleep(2.0)
                     continue
-                batch = await consumer.getmany(timeout_ms=1000)
+                assert self._consumer is not None
+                batch = await self._consumer.getmany(timeout_ms=1000)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the reader must outlive broker trouble
@@ -155,19 +164,23 @@ class StatusReader(Service):
     async def catch_up(self, timeout: float) -> bool:
         """Read the topic up to where it ends now, as a fetch reports it. False (and a
         warning) when that is not done within ``timeout``."""
-        consumer = self._consumer
-        if consumer is None:
+        try:
+            return await self._catch_up(timeout)
+        except Exception as exc:  # noqa: BLE001 - judge with what is read, never crash the agent
+            log.warning("status reader: catching up failed: %s", type(exc).__name__)
             return False
+
+    async def _catch_up(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while not self._tps and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        if not self._tps:
+        consumer = self._consumer
+        if not self._tps or consumer is None:
             log.warning("status reader: no status topic to catch up with")
             return False
         async with self._probe_lock:
             if self._probe is None:
-                self._probe = self._new_consumer()
-                await self._probe.start()
+                self._probe = await self._started_consumer()
                 self._probe.assign(self._tps)
             ends = await end_offsets(self._probe, self._tps, timeout)
         while True:

@@ -1,6 +1,6 @@
 """The processor's side of the provider-status topic: what it marks, when it flushes.
 
-The summaries themselves are tested in tests/domain/test_status.py; the whole path on
+The summaries themselves are tested in tests/domain/test_provider_status.py; the whole path on
 a real broker with two workers in tests/pipeline/test_peer_mean.py.
 """
 
@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from streams.domain.engine import Engine
+from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import load_policy
 from streams.pipeline.processor import (
     Processor,
@@ -19,6 +21,7 @@ from streams.pipeline.processor import (
     tick_control,
     tick_of,
 )
+from streams.pipeline.settings import Settings
 from tests.conftest import AGB, make_contract
 
 OTHER = "87654321"
@@ -83,3 +86,22 @@ def test_recovery_marks_the_rebuilt_providers_and_a_revoked_partition_unmarks(ma
     assert p.dirty == {AGB, OTHER}
     p.forget_partitions({1})
     assert p.dirty == {AGB}  # the next owner of partition 1 publishes OTHER
+
+
+def test_a_replay_reads_and_writes_its_own_status_topic_unless_one_is_named():
+    live = Settings.from_env({})
+    assert live.topic_provider_status == "ggz.provider-status.v1"
+    assert live.status_interval == 5.0
+    replay = Settings.from_env({"CLAIMWATCH_REPLAY": "true", "CLAIMWATCH_APP_ID": "cw-replay"})
+    assert replay.topic_provider_status == "cw-replay-provider-status"
+    named = Settings.from_env(
+        {"CLAIMWATCH_REPLAY": "true", "CLAIMWATCH_TOPIC_PROVIDER_STATUS": "ggz.ps.replay.v1"}
+    )
+    assert named.topic_provider_status == "ggz.ps.replay.v1"
+    assert Settings.from_env({"CLAIMWATCH_STATUS_INTERVAL": "0.5"}).status_interval == 0.5
+
+
+def test_a_status_interval_that_is_no_positive_number_is_refused_in_one_line():
+    for bad in ("0", "-1", "soon", "3601"):
+        with pytest.raises(ClaimwatchError, match="CLAIMWATCH_STATUS_INTERVAL"):
+            Settings.from_env({"CLAIMWATCH_STATUS_INTERVAL": bad})
