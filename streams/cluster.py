@@ -117,6 +117,8 @@ class Cluster:
                 "CLAIMWATCH_TOPIC_CONTRACTS": s.topic_contracts,
                 "CLAIMWATCH_TOPIC_ALERTS": s.topic_alerts,
                 "CLAIMWATCH_TOPIC_REJECTED": s.topic_rejected,
+                "CLAIMWATCH_TOPIC_PROVIDER_STATUS": s.topic_provider_status,
+                "CLAIMWATCH_STATUS_INTERVAL": str(s.status_interval),
                 "CLAIMWATCH_PARTITIONS": str(s.partitions),
                 "CLAIMWATCH_STORE": s.store,
                 "CLAIMWATCH_DATA_DIR": str(w.data_dir),

@@ -202,11 +202,22 @@ async def _run(
             producer.cancel()
     assert stats is not None
     # Everything produced: wait until processed, then one final evaluation of the
-    # structural rules, as the offline replay does at its end.
+    # structural rules, as the offline replay does at its end (after every worker
+    # has published its providers' final statuses: send_final_tick).
     targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
     await asyncio.to_thread(cluster.wait_processed, targets)
+
+    async def flushed(offsets: dict[int, int]) -> None:
+        flushes = {f"{s.topic_control}:{p}": o for p, o in offsets.items()}
+        await asyncio.to_thread(cluster.wait_processed, flushes)
+
     ticks = await send_final_tick(
-        s.broker or "", s.topic_control, s.partitions, s.kafka_client_kwargs(), stats.end_offsets
+        s.broker or "",
+        s.topic_control,
+        s.partitions,
+        s.kafka_client_kwargs(),
+        stats.end_offsets,
+        processed=flushed,
     )
     await asyncio.to_thread(
         cluster.wait_processed, {f"{s.topic_control}:{p}": o for p, o in ticks.items()}

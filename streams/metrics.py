@@ -131,7 +131,8 @@ class WorkerMetrics:
         self.dead_letters: dict[str, int] = {}
         self.lag = LagHistogram()
         self.consumer_lag: dict[tuple[str, int], int] = {}
-        # Cluster-wide peer means (the worker's global peers table); None: this worker's providers.
+        # Cluster-wide (consults, group consults) per year: the status topic as this worker's
+        # reader holds it (streams/pipeline/status.py); None: this worker's providers.
         self.peer_source: Any = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StateCollector(self))

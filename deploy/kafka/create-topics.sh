@@ -30,9 +30,10 @@ create() {
   echo "topic $topic: $partitions partitions $*"
 }
 
-# One application's topics: app id, declarations, contracts, alerts, dead letters.
+# One application's topics: app id, declarations, contracts, alerts, dead letters,
+# provider statuses.
 create_app_topics() {
-  local app="$1" declarations="$2" contracts="$3" alerts="$4" rejected="$5"
+  local app="$1" declarations="$2" contracts="$3" alerts="$4" rejected="$5" statuses="$6"
   # Input, keyed by provider AGB. Kept: rebuilding state (a new app id after a
   # fix) needs the whole contract year and the one before it.
   create "$declarations" "$PARTITIONS" cleanup.policy=delete retention.ms=-1 "$BIG"
@@ -47,14 +48,18 @@ create_app_topics() {
   # re-keyed by provider, and the changelogs of the worker's tables.
   create "$app-control" "$PARTITIONS" cleanup.policy=delete "retention.ms=$WEEK_MS" "$BIG"
   create "$app-state-changelog" "$PARTITIONS" cleanup.policy=compact "$BIG"
-  create "$app-peers-changelog" "$PARTITIONS" cleanup.policy=compact
+  # One summary per provider-year (SPEC §10), read whole by every worker for the
+  # peer mean: compacted, one partition, records of a few KB in producer batches
+  # of at most 1 MiB.
+  create "$statuses" 1 cleanup.policy=compact max.message.bytes=2097152
 }
 
 create_app_topics "${CLAIMWATCH_APP_ID:-claimwatch}" \
   "${CLAIMWATCH_TOPIC_DECLARATIONS:-ggz.declarations.v1}" \
   "${CLAIMWATCH_TOPIC_CONTRACTS:-ggz.contracts.v1}" \
   "${CLAIMWATCH_TOPIC_ALERTS:-ggz.alerts.v1}" \
-  "${CLAIMWATCH_TOPIC_REJECTED:-ggz.declarations.rejected.v1}"
+  "${CLAIMWATCH_TOPIC_REJECTED:-ggz.declarations.rejected.v1}" \
+  "${CLAIMWATCH_TOPIC_PROVIDER_STATUS:-ggz.provider-status.v1}"
 
 # The replay profile's application (SPEC §6: replays never page purchasers and
 # never touch the live contracts), when REPLAY_APP_ID is set. Compose sets it,
@@ -62,5 +67,6 @@ create_app_topics "${CLAIMWATCH_APP_ID:-claimwatch}" \
 if [ -n "${REPLAY_APP_ID:-}" ]; then
   create_app_topics "$REPLAY_APP_ID" \
     "$REPLAY_TOPIC_DECLARATIONS" "$REPLAY_TOPIC_CONTRACTS" \
-    "$REPLAY_TOPIC_ALERTS" "$REPLAY_TOPIC_REJECTED"
+    "$REPLAY_TOPIC_ALERTS" "$REPLAY_TOPIC_REJECTED" \
+    "${REPLAY_TOPIC_PROVIDER_STATUS:-$REPLAY_APP_ID-provider-status}"
 fi

@@ -121,7 +121,9 @@ class YearState:
                 self.detox_ambulant,
                 self.mismatch,
             ],
-            "adhd": {str(q): list(clients.items()) for q, clients in self.adhd.items()},
+            # sorted: the same clients give the same record, whatever order the
+            # journal replayed their debits and credits in
+            "adhd": {str(q): sorted(clients.items()) for q, clients in self.adhd.items()},
         }
 
     @classmethod

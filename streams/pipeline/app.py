@@ -6,9 +6,9 @@ Thin plumbing around ``Processor`` and the domain engine:
                          ├─ ingest agent ─→ engine ─→ state table (changelog)
     <app>-control ───────┘        │            ├─→ ggz.alerts.v1
           ▲                       │            ├─→ ggz.declarations.rejected.v1
-          │                       └──────────→ └─→ peers (global table)
-    contracts agent ← ggz.contracts.v1
-    tick timer (per assigned partition)
+          │                       └──────────→ └─→ ggz.provider-status.v1 (on a timer)
+    contracts agent ← ggz.contracts.v1                    │
+    tick timer (per assigned partition)                   └─→ status reader → peer mean
 
 The declarations and the internal control topic (contracts and ticks, keyed by
 provider) are co-partitioned and read by ONE agent, so a provider's state is only
@@ -22,7 +22,6 @@ import atexit
 import hmac
 import logging
 import time
-from fractions import Fraction
 from typing import Any
 
 import faust
@@ -35,7 +34,6 @@ from streams.domain.bsn import mask_text
 from streams.domain.engine import Engine
 from streams.domain.model import PROCESSING_ERROR
 from streams.domain.policy import Policy
-from streams.domain.rules import peer_mean
 from streams.domain.snapshot import build_snapshot
 from streams.metrics import WorkerMetrics
 from streams.pipeline.delivery import DeliveryGuard
@@ -48,11 +46,13 @@ from streams.pipeline.processor import (
     Processor,
     contract_control,
     tick_control,
+    tick_of,
 )
 from streams.pipeline.producer import DrainingProducer, use_idempotent_producer
 from streams.pipeline.recovery import table_manager
 from streams.pipeline.sensor import ScrapedMonitor
 from streams.pipeline.settings import Settings
+from streams.pipeline.status import ProviderStatus
 from streams.pipeline.stop import stop_unprocessed
 from streams.pipeline.topics import BIG, control_configs, state_changelog
 
@@ -176,14 +176,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # written far more than read (reads: recovery), so little of either helps.
         **({"options": dict(ROCKSDB_OPTIONS)} if rocksdb else {}),
     )
-    peers = app.GlobalTable(
-        "peers",
-        default=None,
-        partitions=settings.partitions,
-        schema=faust.Schema(
-            key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
-    )
+    status_topic = app.topic(settings.topic_provider_status, **raw)
 
     engine = Engine(policy, replay=settings.replay, journal=True)
     if settings.line_index == "disk":
@@ -208,23 +201,15 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         "progress": progress,
     }  # type: ignore[attr-defined]
 
-    def peer_pairs() -> dict[int, list[tuple[int, int]]]:
-        pairs: dict[int, list[tuple[int, int]]] = {}
-        for key, value in peers.items():
-            if value is None:
-                continue
-            k = key.decode() if isinstance(key, bytes) else str(key)
-            consults, group = orjson.loads(value) if isinstance(value, bytes | str) else value
-            pairs.setdefault(int(k.rsplit(":", 1)[1]), []).append((consults, group))
-        return pairs
+    async def send_status(key: bytes, value: bytes) -> Any:
+        return await status_topic.send(key=key, value=value)
 
-    metrics.peer_source = peer_pairs
-
-    def peer_means() -> dict[int, Fraction | None]:
-        minimum = policy.group_share.min_consults
-        return {year: peer_mean(p, minimum)[0] for year, p in peer_pairs().items()}
-
-    processor.peers = peer_means
+    # The peer mean from every provider's summary on the status topic (SPEC §10),
+    # read by this worker's own consumer: the same for every worker.
+    statuses = ProviderStatus(settings, engine, processor, send_status)
+    metrics.peer_source = statuses.book.pairs
+    processor.peers = statuses.peer_means
+    app.claimwatch["statuses"] = statuses  # type: ignore[attr-defined]
 
     async def publish(out: Output) -> None:
         # Alerts and dead letters are acknowledged before the state that records them
@@ -293,6 +278,9 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 origin=_origin(_header(msg, "cw-origin")),
             )
         else:
+            tick = tick_of(msg.value or b"")
+            if tick is not None:
+                await statuses.before_tick(final=tick)
             out = processor.on_control(msg.partition, msg.value or b"")
         # Re-keyed lines are acknowledged before the ledger that records the message
         # is written: a crash in between re-sends them, and their event ids make the
@@ -328,8 +316,8 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                         await app.producer.flush()
                 else:
                     state[k] = v
-            for k, v in out.peers.items():
-                peers[k] = orjson.dumps(v)
+        if out.flush:  # a tick or a status flush: the statuses out, acknowledged
+            await statuses.publish()
 
     @app.agent(contracts, name="contracts")
     async def forward_contracts(stream: faust.StreamT) -> None:
@@ -397,6 +385,15 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
         delivery.reset(assigned)
+        if not statuses.reader.running:  # before the first message is processed
+            await app.add_runtime_dependency(statuses.reader)
+
+    @app.timer(settings.status_interval)
+    async def publish_statuses() -> None:
+        try:
+            await statuses.publish()
+        except Exception as exc:  # noqa: BLE001 - they stay dirty: the next round sends them
+            log.warning("provider statuses not published: %s", type(exc).__name__)
 
     @app.timer(5.0)
     async def watch_delivery() -> None:
@@ -405,6 +402,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         delivery.reset(revoked)
+        await statuses.settle()  # no summary of a departing provider sent after this
         gone = {tp.partition for tp in revoked if tp.topic == settings.topic_declarations}
         if gone:
             processor.forget_partitions(gone)
@@ -453,6 +451,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
                 "providers": len(engine.providers),
                 "contracts": len(engine.contracts),
                 "contract_versions": sum(c.version for c in engine.contracts),
+                "provider_statuses": len(statuses.book),  # as this worker's reader holds them
                 "assigned": sorted(
                     tp.partition
                     for tp in app.assignor.assigned_actives()
@@ -481,7 +480,7 @@ def _transport(fetch_wait_ms: int) -> type[aiokafka_driver.Transport]:
     Faust's driver fixes the consumer's fetch_max_wait_ms at 1500 and offers no
     setting. aiokafka keeps one fetch in flight per broker, for the partitions that
     have no fetched records waiting. When those are only idle ones (control and
-    contracts topics, the peers changelog) the broker holds that fetch for the whole
+    contracts topics) the broker holds that fetch for the whole
     wait, and the declarations partitions, drained by the agent meanwhile, cannot be
     fetched again until it returns: with a full input topic the agent sat idle up to
     1.5 s at a time, a third of its wall time (docs/faust-on-tansu.md, "Where a

@@ -111,7 +111,8 @@ class Output:
     # table writes, in order; None deletes the key (a changelog tombstone); a Chunk
     # is encoded when written, in this order (``encoded``)
     writes: dict[str, bytes | Chunk | None] = field(default_factory=dict)
-    peers: dict[str, list[int]] = field(default_factory=dict)  # "<agb>:<year>" → [consults, group]
+    # publish the dirty provider statuses and wait for the broker (a tick, a status flush)
+    flush: bool = False
     event_times: list[float] = field(default_factory=list)
     lines: int = 0
     skipped: bool = False
@@ -134,6 +135,7 @@ class Processor:
         self.peers = peers
         self.declarations_done: dict[int, int] = {}  # partition → last declarations offset seen
         self.pending_ticks: dict[int, int] = {}  # partition → declarations offset a tick waits for
+        self.pending_flush: dict[int, int] = {}  # ... and a status flush
         self.logs: dict[str, JournalLog] = {}
         # owner → keys of the table its header no longer points at (left by a crash
         # between a checkpoint's writes): deleted with the owner's next write
@@ -147,7 +149,9 @@ class Processor:
         self.max_record_bytes: int | None = None
         self.owner_partition: dict[str, int] = {}
         self.ledgers: dict[int, tuple[Counts, int]] = {}
-        self._peers_sent: dict[str, list[int]] = {}
+        # Owners whose provider status (streams/domain/status.py) may have changed
+        # since it was last published: marked here, published off the per-message path.
+        self.dirty: set[str] = set()
 
     # -- recovery -----------------------------------------------------------
     def load_owner(self, owner: str) -> ProviderState | None:
@@ -218,6 +222,10 @@ class Processor:
             owner = _unreferenced(key, self.logs)
             if owner is not None and (partitions is None or owner in self.logs):
                 self.garbage.setdefault(owner, []).append(key)
+        # A crash between a state write and the status publication left the status
+        # topic behind: the statuses of the owners rebuilt here are published again
+        # (an unchanged one is skipped against what the status reader holds).
+        self.dirty.update(self.logs)
         return n
 
     def _owned(self, header_key: str, partitions: set[int] | None) -> bool:
@@ -236,8 +244,7 @@ class Processor:
                 self.garbage.pop(owner, None)
                 del self.owner_partition[owner]
                 gone.add(owner)
-        for pk in [pk for pk in self._peers_sent if pk.rsplit(":", 1)[0] in gone]:
-            del self._peers_sent[pk]  # sent by this worker; the next owner may have moved on
+        self.dirty -= gone  # the next owner publishes them
         for p in partitions:
             self.ledgers.pop(p, None)
 
@@ -306,6 +313,10 @@ class Processor:
             del self.pending_ticks[partition]
             self._tick(partition, out)
             out.skipped = False
+        waiting = self.pending_flush.get(partition)
+        if waiting is not None and offset >= waiting:
+            del self.pending_flush[partition]
+            out.flush = True
         return out
 
     def _unkeyed(self, partition: int, offset: int, raw: bytes, out: Output) -> Output:
@@ -444,12 +455,7 @@ class Processor:
         _put(out, f"h:{owner}", orjson.dumps(header))
         for key in tombstones:  # only once the header no longer points at them
             _put(out, key, None)
-        for year, ys in st.years.items():
-            pk = f"{owner}:{year}"
-            pair = [ys.consults, ys.group_consults]
-            if self._peers_sent.get(pk) != pair:
-                self._peers_sent[pk] = pair
-                out.peers[pk] = pair
+        self.dirty.add(owner)
 
     def chunk_entries(self, st: ProviderState) -> int:
         """Entries per checkpoint chunk of ``st``, so that every chunk stays below the
@@ -486,9 +492,11 @@ class Processor:
                     list(_contract_fields(contract))
                 )
             self._collect(fx, out)
-            if contract.provider in self.engine.providers and fx.alerts:
-                self.owner_partition.setdefault(contract.provider, partition)
-                self._persist(contract.provider, out)
+            if contract.provider in self.engine.providers:
+                self.dirty.add(contract.provider)  # ceiling and contract fields of its status
+                if fx.alerts:
+                    self.owner_partition.setdefault(contract.provider, partition)
+                    self._persist(contract.provider, out)
         elif kind == "tick":
             # A replay's final tick names the declarations offset it must follow:
             # the two topics are consumed independently, so it may arrive first.
@@ -501,6 +509,14 @@ class Processor:
                 self.pending_ticks[partition] = after
             else:
                 self._tick(partition, out)
+        elif kind == "status_flush":
+            # End of input, first phase: the statuses of this partition's providers are
+            # published once its declarations up to ``after`` are processed.
+            after = _after(msg, partition)
+            if after is not None and self.declarations_done.get(partition, -1) < after:
+                self.pending_flush[partition] = after
+            else:
+                out.flush = True
         return out
 
     def _tick(self, partition: int, out: Output) -> None:
@@ -509,6 +525,7 @@ class Processor:
         self._collect(fx, out)
         for owner in sorted(fx.touched):
             self._persist(owner, out)
+        out.flush = True
 
 
 def _unreferenced(key: str, logs: dict[str, JournalLog]) -> str | None:
@@ -574,3 +591,30 @@ def tick_control(final: bool = False, after: dict[int, int] | None = None) -> by
     if after:
         msg["after"] = {str(p): o for p, o in after.items()}
     return orjson.dumps(msg)
+
+
+def status_flush_control(after: dict[int, int] | None = None) -> bytes:
+    """A status flush (the first phase of a replay's end, streams/replay/producer.py);
+    ``after`` as for ticks."""
+    msg: dict[str, Any] = {"type": "status_flush"}
+    if after:
+        msg["after"] = {str(p): o for p, o in after.items()}
+    return orjson.dumps(msg)
+
+
+def tick_of(raw: bytes) -> bool | None:
+    """Whether a control message is a final tick (True), another tick (False), or no
+    tick at all (None)."""
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(msg, dict) or msg.get("type") != "tick":
+        return None
+    return msg.get("final") is True
+
+
+def _after(msg: dict[str, Any], partition: int) -> int | None:
+    after = msg.get("after")
+    value = after.get(str(partition)) if isinstance(after, dict) else None
+    return value if isinstance(value, int) else None

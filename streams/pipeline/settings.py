@@ -26,6 +26,12 @@ class Settings:
     topic_contracts: str = "ggz.contracts.v1"
     topic_alerts: str = "ggz.alerts.v1"
     topic_rejected: str = "ggz.declarations.rejected.v1"
+    # The compacted per-provider-year summaries every worker reads its peer mean from
+    # (SPEC §10; streams/pipeline/status.py). A replay gets its own (from_env).
+    topic_provider_status: str = "ggz.provider-status.v1"
+    # Wall-clock seconds between two publications of a provider's status (a tick
+    # publishes as well): it decides when a summary goes out, never what it says.
+    status_interval: float = 5.0
     partitions: int = 8
     store: str = "memory://"
     # Where a worker keeps its line index, ADHD clients and event ids: "heap" (C hash
@@ -75,10 +81,6 @@ class Settings:
     def topic_control(self) -> str:
         """Internal, co-partitioned with the declarations: contracts and ticks per provider."""
         return f"{self.app_id}-control"
-
-    @property
-    def topic_peers(self) -> str:
-        return f"{self.app_id}-peers"
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -139,13 +141,31 @@ class Settings:
             raise ClaimwatchError(f"CLAIMWATCH_TICK_SECONDS={tick!r} is not a number") from None
         if tick_seconds is not None and tick_seconds <= 0:
             raise ClaimwatchError("CLAIMWATCH_TICK_SECONDS must be > 0")
+        interval = get("STATUS_INTERVAL", "5")
+        try:
+            status_interval = float(interval or "5")
+        except ValueError:
+            raise ClaimwatchError(
+                f"CLAIMWATCH_STATUS_INTERVAL={interval!r} is not a number"
+            ) from None
+        if not 0 < status_interval <= 3600:
+            raise ClaimwatchError("CLAIMWATCH_STATUS_INTERVAL must be > 0 and at most 3600")
+        app_id = get("APP_ID", "claimwatch") or "claimwatch"
+        replay = (get("REPLAY", "false") or "").lower() in ("1", "true", "yes")
+        # A replay's summaries must not enter the live topic, nor the live ones its
+        # peer mean: unless named, its topic is its application's own.
+        status_topic = get("TOPIC_PROVIDER_STATUS") or (
+            f"{app_id}-provider-status" if replay else "ggz.provider-status.v1"
+        )
         settings = cls(
             broker=get("BROKER"),
-            app_id=get("APP_ID", "claimwatch") or "claimwatch",
+            app_id=app_id,
             topic_declarations=get("TOPIC_DECLARATIONS") or "ggz.declarations.v1",
             topic_contracts=get("TOPIC_CONTRACTS") or "ggz.contracts.v1",
             topic_alerts=get("TOPIC_ALERTS") or "ggz.alerts.v1",
             topic_rejected=get("TOPIC_REJECTED") or "ggz.declarations.rejected.v1",
+            topic_provider_status=status_topic,
+            status_interval=status_interval,
             partitions=integer("PARTITIONS", 8, 1, 1024),
             store=store,
             line_index=line_index,
@@ -156,7 +176,7 @@ class Settings:
             web_token=get("WEB_TOKEN"),
             policy=get("POLICY"),
             tick_seconds=tick_seconds,
-            replay=(get("REPLAY", "false") or "").lower() in ("1", "true", "yes"),
+            replay=replay,
             security_protocol=protocol,
             sasl_mechanism=mechanism,
             sasl_username=get("SASL_USERNAME"),

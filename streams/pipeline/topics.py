@@ -17,6 +17,9 @@ WEEK_MS = str(7 * 24 * 3600 * 1000)
 # default (1 MB) refuses a 1000-line batch re-keyed onto the control topic, and the
 # worker sizes its checkpoint chunks from the changelog's limit (processor.py).
 BIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+# A status record is a few KB; the limit bounds the worker's producer batches,
+# which CLAIMWATCH_PRODUCER_BATCH_BYTES caps at 1 MiB of records.
+STATUS_MAX_MESSAGE_BYTES = str(2 << 20)
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -30,7 +33,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_rejected, n, configs=keep | BIG),
         TopicSpec(settings.topic_control, n, configs=control_configs()),
         TopicSpec(state_changelog(settings), n, configs=compact | BIG),
-        TopicSpec(f"{settings.app_id}-peers-changelog", n, configs=compact),
+        # One summary per provider-year, read whole by every worker: one partition
+        # (one end to catch up to), compacted (streams/pipeline/status.py).
+        TopicSpec(
+            settings.topic_provider_status,
+            1,
+            configs={"cleanup.policy": "compact", "max.message.bytes": STATUS_MAX_MESSAGE_BYTES},
+        ),
     ]
 
 

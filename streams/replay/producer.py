@@ -276,26 +276,72 @@ async def send_final_tick(
     partitions: int,
     client_kwargs: dict[str, Any] | None = None,
     after: dict[int, int] | None = None,
+    processed: Callable[[dict[int, int]], Any] | None = None,
 ) -> dict[int, int]:
-    """Ask every partition's owner to evaluate the structural rules once more,
-    after it has processed the declarations up to ``after[partition]``."""
+    """End of input: every partition's owner evaluates the structural rules once
+    more, after it has processed the declarations up to ``after[partition]``.
+
+    Rules that read other providers (the peer mean of ``group_share_low``) must see
+    every provider's final figures, wherever its partition is processed. So first a
+    status flush goes to every partition: its owner publishes the summaries of its
+    providers to the status topic and waits for the broker (streams/pipeline/status.py);
+    ``processed(offsets)`` (awaited if a coroutine) returns once every flush, at those
+    control-topic offsets, is processed. Then the final ticks, before each of which
+    the worker reads the status topic to its end. Without ``processed`` the ticks
+    follow the flushes at once, and a worker may judge before another has published.
+    Returns the final ticks' offsets."""
     from aiokafka import AIOKafkaProducer
 
-    from streams.pipeline.processor import tick_control
+    from streams.pipeline.processor import status_flush_control, tick_control
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(client_kwargs or {}))
     await producer.start()
     offsets = {}
     try:
+        flushes = {}
         for p in range(partitions):
             target = {p: after[p]} if after and p in after else None
             meta = await producer.send_and_wait(
-                control_topic, tick_control(final=True, after=target), partition=p
+                control_topic, status_flush_control(after=target), partition=p
+            )
+            flushes[p] = meta.offset
+        await _call(processed, flushes)
+        for p in range(partitions):
+            meta = await producer.send_and_wait(
+                control_topic, tick_control(final=True), partition=p
             )
             offsets[p] = meta.offset
     finally:
         await producer.stop()
     return offsets
+
+
+async def wait_committed(
+    bootstrap: str,
+    group: str,
+    targets: dict[str, int],
+    client_kwargs: dict[str, Any] | None = None,
+    stall_timeout: float = 300.0,
+) -> bool:
+    """Until the consumer group ``group`` has committed every "<topic>:<partition>"
+    past its offset in ``targets``; False if its commits stop moving for
+    ``stall_timeout`` seconds first (no worker running, or one stuck)."""
+    from streams.cluster import committed_offsets
+
+    last: dict[str, int] = {}
+    moved = time.monotonic()
+    while True:
+        try:
+            done = await committed_offsets(bootstrap, group, targets, client_kwargs)
+        except Exception:  # noqa: BLE001 - the broker may be away for a moment
+            done = last
+        if all(done.get(k, -1) >= v for k, v in targets.items()):
+            return True
+        if done != last:
+            last, moved = done, time.monotonic()
+        elif time.monotonic() - moved > stall_timeout:
+            return False
+        await asyncio.sleep(1.0)
 
 
 def archive_lines(files: Sequence[str | Path]) -> Iterable[bytes]:
@@ -361,8 +407,35 @@ def run_replay(args: Any, policy: Any) -> int:
         )
     )
     if not args.no_final_tick:
+        declarations = {
+            f"{settings.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()
+        }
+
+        async def flushed(offsets: dict[int, int]) -> None:
+            # The workers' progress, from their group's commits: the flush of a
+            # partition is processed once its declarations are.
+            targets = {f"{settings.topic_control}:{p}": o for p, o in offsets.items()}
+            if tty:
+                sys.stderr.write("\nwaiting for the workers to process the replay\n")
+            done = await wait_committed(
+                settings.broker or "", settings.app_id, targets | declarations, kw
+            )
+            if not done:
+                print(
+                    "warning: the workers' progress stalled before the end of the replay; "
+                    "the final evaluation may not see every provider's final figures",
+                    file=sys.stderr,
+                )
+
         asyncio.run(
-            send_final_tick(settings.broker, settings.topic_control, settings.partitions, kw)
+            send_final_tick(
+                settings.broker,
+                settings.topic_control,
+                settings.partitions,
+                kw,
+                after=stats.end_offsets,
+                processed=flushed,
+            )
         )
     if tty:
         sys.stderr.write("\n")

@@ -155,6 +155,7 @@ def test_a_replay_never_shares_the_live_application() -> None:
         assert replay.topic_alerts != live.topic_alerts
         assert replay.topic_contracts != live.topic_contracts
         assert replay.topic_declarations != live.topic_declarations
+        assert replay.topic_provider_status != live.topic_provider_status  # peer means
     producer, worker = (Settings.from_env(environment(n)) for n in ("replay", "replay-worker"))
     for field in (
         "app_id",
@@ -162,6 +163,7 @@ def test_a_replay_never_shares_the_live_application() -> None:
         "topic_contracts",
         "topic_alerts",
         "topic_rejected",
+        "topic_provider_status",
     ):
         assert getattr(producer, field) == getattr(worker, field), field
     assert live.replay is False

@@ -270,8 +270,19 @@ def finish(cluster: Cluster, stats: Any, policy: Policy, timeout: float = 300.0)
     cluster.wait_processed(
         {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}, timeout
     )
+
+    async def flushed(offsets: dict[int, int]) -> None:
+        targets = {f"{s.topic_control}:{p}": o for p, o in offsets.items()}
+        await asyncio.to_thread(cluster.wait_processed, targets, timeout)
+
     ticks = asyncio.run(
-        send_final_tick(s.broker or "", s.topic_control, s.partitions, after=stats.end_offsets)
+        send_final_tick(
+            s.broker or "",
+            s.topic_control,
+            s.partitions,
+            after=stats.end_offsets,
+            processed=flushed,
+        )
     )
     cluster.wait_processed({f"{s.topic_control}:{p}": o for p, o in ticks.items()}, timeout)
     snapshot, firing = cluster.snapshot(policy)

@@ -26,7 +26,7 @@ from streams.domain.model import format_time
 from streams.domain.policy import load_policy
 from streams.domain.rekey import client_token
 from streams.pipeline.app import create_app
-from streams.pipeline.processor import contract_control
+from streams.pipeline.processor import contract_control, status_flush_control, tick_control
 from streams.pipeline.settings import Settings
 from tests.conftest import AGB
 
@@ -184,6 +184,30 @@ async def test_a_message_delivered_again_changes_nothing_and_publishes_nothing(h
     assert len(harness.sent) == alerts == 3  # 70, 90 and 100 % fired once
     assert harness.engine.snapshot()["providers"] == snapshot
     assert harness.engine.snapshot()["counts"]["duplicate"] == 2
+
+
+async def test_provider_statuses_go_out_at_a_status_flush_and_a_tick_not_per_message(
+    harness, make_line
+):
+    status_topic = SETTINGS.topic_provider_status
+    processor = harness.app.claimwatch["processor"]
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        await harness.put(agent, SETTINGS.topic_declarations, batch(make_line(), make_line()), AGB)
+        assert harness.to(status_topic) == [] and processor.dirty == {AGB}  # marked only
+        await harness.put(agent, SETTINGS.topic_control, status_flush_control(), AGB)
+        (first,) = harness.to(status_topic)
+        assert processor.dirty == set()
+        await harness.put(agent, SETTINGS.topic_control, tick_control(), AGB)
+        assert len(harness.to(status_topic)) == 1  # unchanged: not sent again
+        await harness.put(agent, SETTINGS.topic_declarations, batch(make_line()), AGB)
+        await harness.put(agent, SETTINGS.topic_control, tick_control(), AGB)
+    second = harness.to(status_topic)[1]
+    assert first.key == second.key == f"{AGB}:2026".encode()
+    snapshot = harness.engine.snapshot()["providers"][AGB]["2026"]
+    assert orjson.loads(second.value)["indicators"] == snapshot
+    assert [orjson.loads(s.value)["indicators"]["consults"] for s in (first, second)] == [2, 3]
+    assert "peers" not in harness.app.tables  # the GlobalTable is gone (faust-streaming #283)
 
 
 async def test_a_keyless_declaration_is_rekeyed_onto_the_control_topic_pseudonymised(

@@ -109,3 +109,39 @@ def test_a_contract_change_cuts_the_batch_of_its_own_provider_only(
     # out, then a's later lines; b's lines in one message, not cut
     assert synced == [1]
     assert per_provider == {a: [[ids[1]], [ids[3], ids[5], ids[7]]], b: [ids[0::2]]}
+
+
+async def test_the_replays_end_waits_for_the_groups_commits_and_gives_up_once_they_stall(
+    broker: EmbeddedBroker,
+) -> None:
+    """``claimwatch replay`` sends its final ticks only once the workers' group has
+    committed the status flushes (streams/replay/producer.py, send_final_tick)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.broker import TopicSpec, ensure_topics
+    from streams.replay.producer import wait_committed
+
+    await ensure_topics(broker.bootstrap, [TopicSpec(TOPIC, 1)])
+    producer, _ = await start_producer(broker.bootstrap, False)
+    try:
+        for i in range(3):
+            await producer.send_and_wait(TOPIC, b"x%d" % i, partition=0)
+    finally:
+        await producer.stop()
+    targets = {f"{TOPIC}:0": 2}  # the last offset to be processed
+    assert not await wait_committed(broker.bootstrap, "workers", targets, stall_timeout=2.0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="workers")
+    await consumer.start()
+    try:
+        tp = TopicPartition(TOPIC, 0)
+        consumer.assign([tp])
+        await consumer.commit({tp: 2})  # offsets 0 and 1 processed: not yet
+        waiting = asyncio.ensure_future(
+            wait_committed(broker.bootstrap, "workers", targets, stall_timeout=30.0)
+        )
+        await asyncio.sleep(2.5)
+        assert not waiting.done()
+        await consumer.commit({tp: 3})
+        assert await asyncio.wait_for(waiting, 10.0)
+    finally:
+        await consumer.stop()

@@ -25,6 +25,7 @@ import aiokafka
 import pytest
 
 import streams.broker
+import streams.cluster
 from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import load_policy
 from streams.pipeline.settings import Settings
@@ -255,10 +256,20 @@ def test_replay_command_secures_topic_setup_producer_and_final_tick(
     use_env(monkeypatch, env)
     archive = tmp_path / "declarations.ndjson"
     archive.write_text('{"provider_agb": "12345678", "submitted_at": "2026-03-01T10:00:00Z"}\n')
+    asked: list[dict[str, Any]] = []
+
+    async def committed(bootstrap: str, group: str, keys: Any, client_kwargs: Any) -> Any:
+        # The replay waits for the workers' commits before its final tick (the status
+        # flush, SPEC §10); no worker here: every target counts as committed.
+        asked.append(dict(client_kwargs or {}))
+        return {k: 1 << 62 for k in keys}
+
+    monkeypatch.setattr(streams.cluster, "committed_offsets", committed)
     assert main(["replay", str(archive)]) == 0, capsys.readouterr().err
     assert made.kinds() == ["admin", "producer", "producer"]  # topics, lines, final tick
     for kind, obj in made.clients:
         assert_client_secured(inner(kind, obj), env)
+    assert asked and all(kw.get("security_protocol") == protocol for kw in asked)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
