@@ -48,6 +48,8 @@ create_app_topics() {
   # re-keyed by provider, and the changelogs of the worker's tables.
   create "$app-control" "$PARTITIONS" cleanup.policy=delete "retention.ms=$WEEK_MS" "$BIG"
   create "$app-state-changelog" "$PARTITIONS" cleanup.policy=compact "$BIG"
+  # Faust's leader election (never written to; Faust would create it with defaults).
+  create "$app-__assignor-__leader" 1 cleanup.policy=delete max.message.bytes=1048588
   # One summary per provider-year (SPEC §10), read whole by every worker for the
   # peer mean: compacted, one partition, records of a few KB in producer batches
   # of at most 1 MiB.

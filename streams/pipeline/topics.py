@@ -20,6 +20,9 @@ BIG = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 # A status record is a few KB; the limit bounds the worker's producer batches,
 # which CLAIMWATCH_PRODUCER_BATCH_BYTES caps at 1 MiB of records.
 STATUS_MAX_MESSAGE_BYTES = str(2 << 20)
+# Faust's assignor topic (``<app_id>-__assignor-__leader``): created by Faust as an
+# internal topic when missing; listed here so that it too says what it takes.
+LEADER = {"cleanup.policy": "delete", "max.message.bytes": "1048588"}
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -33,6 +36,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_rejected, n, configs=keep | BIG),
         TopicSpec(settings.topic_control, n, configs=control_configs()),
         TopicSpec(state_changelog(settings), n, configs=compact | BIG),
+        # Faust's leader election: one partition, never written to.
+        TopicSpec(leader_topic(settings), 1, configs=LEADER),
         # One summary per provider-year, read whole by every worker: one partition
         # (one end to catch up to), compacted (streams/pipeline/status.py).
         TopicSpec(
@@ -51,3 +56,7 @@ def control_configs() -> dict[str, str]:
 
 def state_changelog(settings: Settings) -> str:
     return f"{settings.app_id}-state-changelog"
+
+
+def leader_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-__assignor-__leader"

@@ -264,6 +264,9 @@ def test_topic_creation_matches_what_the_worker_expects(
         topic = created_topics[spec.name]
         assert topic["partitions"] == spec.partitions, spec.name
         assert topic["configs"]["cleanup.policy"] == spec.configs["cleanup.policy"], spec.name
+        if "max.message.bytes" in spec.configs:  # what the worker writes there must fit
+            got = topic["configs"].get("max.message.bytes")
+            assert got == spec.configs["max.message.bytes"], spec.name
 
 
 def test_topics_have_explicit_partitions_and_the_contracts_topic_is_compacted(

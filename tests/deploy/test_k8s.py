@@ -204,6 +204,9 @@ def test_strimzi_topics_match_what_the_worker_expects() -> None:
         assert topics[name]["spec"]["config"]["cleanup.policy"] == spec.configs["cleanup.policy"], (
             name
         )
+        if "max.message.bytes" in spec.configs:  # what the worker writes there must fit
+            got = str(topics[name]["spec"]["config"].get("max.message.bytes"))
+            assert got == spec.configs["max.message.bytes"], name
 
 
 def test_no_more_workers_than_partitions() -> None:
