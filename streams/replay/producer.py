@@ -325,16 +325,21 @@ async def wait_committed(
 ) -> bool:
     """Until the consumer group ``group`` has committed every "<topic>:<partition>"
     past its offset in ``targets``; False if its commits stop moving for
-    ``stall_timeout`` seconds first (no worker running, or one stuck)."""
+    ``stall_timeout`` seconds first (no worker running, or one stuck), or if the
+    broker cannot be asked at all."""
     from streams.cluster import committed_offsets
 
     last: dict[str, int] = {}
     moved = time.monotonic()
+    first = True
     while True:
         try:
             done = await committed_offsets(bootstrap, group, targets, client_kwargs)
         except Exception:  # noqa: BLE001 - the broker may be away for a moment
+            if first:
+                return False
             done = last
+        first = False
         if all(done.get(k, -1) >= v for k, v in targets.items()):
             return True
         if done != last:

@@ -130,6 +130,9 @@ async def test_the_replays_end_waits_for_the_groups_commits_and_gives_up_once_th
         await producer.stop()
     targets = {f"{TOPIC}:0": 2}  # the last offset to be processed
     assert not await wait_committed(broker.bootstrap, "workers", targets, stall_timeout=2.0)
+    # a broker that cannot be asked: no waiting for the stall timeout
+    unreachable = wait_committed("127.0.0.1:9", "workers", targets, stall_timeout=300.0)
+    assert not await asyncio.wait_for(unreachable, 60.0)
     consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="workers")
     await consumer.start()
     try:
