@@ -443,6 +443,11 @@ def test_the_scan_reports_places_and_hashes_never_the_value() -> None:
             ("log line 2", b'DEBUG send: key=b"12345678" value={"net_cents": 123456789}'),
             ("log line 3", b"alert for provider '12345678' at 2026-01-01T00:00:00.123456789"),
             ("log line 4", b"CreateTopics (config_key='retention.ms', config_value='604800000')"),
+            (
+                "log line 5",
+                b"Join group response member_id='faust-0.15.3-c0b2ad6e-ef01-4a2b-"
+                b"8c3d-a987654320bc'",
+            ),
         ],
     )
     assert scan(clean, needles([ref, BSN_CLIENT]), allowed=[b"604800000"]) == []
@@ -452,16 +457,16 @@ def test_the_scan_reports_places_and_hashes_never_the_value() -> None:
         "log",
         [
             *clean.units,
-            ("log line 5", f'DEBUG send: value=b\'{{"client_ref":"{ref}"}}\''.encode()),
+            ("log line 6", f'DEBUG send: value=b\'{{"client_ref":"{ref}"}}\''.encode()),
             (
-                "log line 6",
+                "log line 7",
                 f'value=b\'{{"client_ref":"{escaped}"}}\''.encode().replace(b"\\", b"\\\\"),
             ),
-            ("log line 7", b"key=b'" + BSN_CLIENT.encode() + b"'"),
+            ("log line 8", b"key=b'" + BSN_CLIENT.encode() + b"'"),
         ],
     )
     found = scan(dirty, needles([ref]), allowed=[b"604800000"])
-    assert {f.where for f in found} == {"log line 5", "log line 6", "log line 7"}
+    assert {f.where for f in found} == {"log line 6", "log line 7", "log line 8"}
     text = report(found)
     assert ref not in text and BSN_CLIENT not in text and fingerprint(ref) in text
     assert shape("１２３４５６７８:" + BSN_CLIENT) == "????????:999999999"
