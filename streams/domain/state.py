@@ -61,10 +61,11 @@ from streams.domain.model import (
 )
 
 # A line index entry packs what the debit added into one integer (32 bytes, where a
-# tuple of the same facts takes over 100): amount in bits 0-23, flags 24-32, quarter-1
-# 33-34, year 35-48, "credited" bit 49. An ADHD line's client (its key) is kept
+# tuple of the same facts takes over 100): amount in bits 0-23, flags 24-39 (room for
+# the flag bits rules declare, streams/domain/model.py), quarter-1 40-41, year 44-57,
+# "credited" bit 58; below 2**60, so the int still takes 32 bytes. An ADHD line's client (its key) is kept
 # beside the index, for the distinct count a credit must leave.
-_CREDITED = 1 << 49
+_CREDITED = 1 << 58
 _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 
 
@@ -239,15 +240,15 @@ def unpack_journal(segment: dict[str, list[str]]) -> list[list[Any]]:
 
 
 def _pack(year: int, quarter: int, flags: int, amount: int) -> int:
-    return amount | flags << 24 | (quarter - 1) << 33 | year << 35
+    return amount | flags << 24 | (quarter - 1) << 40 | year << 44
 
 
 def _unpack(packed: int) -> tuple[int, int, int, int]:
     """(year, quarter, flags, amount)"""
     return (
-        packed >> 35 & 0x3FFF,
-        (packed >> 33 & 3) + 1,
-        packed >> 24 & 0x1FF,
+        packed >> 44 & 0x3FFF,
+        (packed >> 40 & 3) + 1,
+        packed >> 24 & 0xFFFF,
         packed & 0xFFFFFF,
     )
 
@@ -330,7 +331,7 @@ class ProviderState:
         if not credit:
             if packed is not None:
                 return self._ignored(event, year, DUPLICATE_LINE)
-            packed = amount | flags << 24 | (quarter - 1) << 33 | year << 35  # _pack
+            packed = amount | flags << 24 | (quarter - 1) << 40 | year << 44  # _pack
             if hashed:
                 index[key] = packed
             else:
@@ -366,7 +367,7 @@ class ProviderState:
             self._credit(index, key, packed)
             if self.journal is not None:
                 # the debit's year differs from the credit's when found elsewhere
-                debit_year = year if index is self._cl else packed >> 35 & 0x3FFF
+                debit_year = year if index is self._cl else packed >> 44 & 0x3FFF
                 self.journal.credit(key, event, year, debit_year)
         self.counts.accepted += 1
         return ACCEPTED

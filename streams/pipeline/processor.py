@@ -57,8 +57,9 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MESSAGE_TOO_LARGE = "message_too_large"
 
 # 2: journal records and line index per service year, checkpoints; 3: identifiers
-# as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays
-STATE_FORMAT = 4
+# as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays;
+# 5: 16 flag bits in a packed line-index entry
+STATE_FORMAT = 5
 CHECKPOINT_SEGMENTS = 64  # journal segments of an owner before a checkpoint is considered
 CHECKPOINT_TAIL_RATIO = 4  # ...and journal records >= index entries / this ratio
 # Index entries (and event ids) per checkpoint record at most: about 1.1 MB. Fewer

@@ -94,12 +94,12 @@ def test_a_checkpoint_is_the_packed_uint64_layout_of_state_format_3(live):
         assert sorted(uint64s(keys)) == sorted(events[int(y)])
 
 
-def test_a_format_3_chunk_with_the_largest_keys_restores_exactly():
+def test_a_chunk_with_the_largest_keys_and_every_flag_bit_restores_exactly():
     def b64(values: list[int]) -> str:
         return base64.b64encode(array("Q", values).tobytes()).decode()
 
     top = (1 << 60) - 1  # key_of is below 2**60
-    entry = 123 | 5 << 33 | 2025 << 35 | _CREDITED
+    entry = 123 | 0xFFFF << 24 | 3 << 40 | 2025 << 44 | _CREDITED  # every flag bit
     chunk = {
         "lines": {"2025": [b64([top, 0, key_of("l1")]), b64([entry, 1, 2])]},
         "clients": {"2025": [b64([top]), b64([key_of("c1")])]},
