@@ -223,7 +223,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from streams.replay.generate import GenerateOptions, generate
+    from streams.synth.generate import GenerateOptions, generate
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -251,7 +251,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from streams.local.demo import run_demo
 
     return run_demo(args, _policy(args))
 

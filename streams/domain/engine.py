@@ -92,7 +92,7 @@ class Engine:
         self._contract = self.contracts.lookup
         self.providers: dict[str, ProviderState] = {}
         # Where new persisted states keep their line index (None: cykhash tables);
-        # the RocksDB worker sets its off-heap tables (streams/pipeline/offheap.py).
+        # the RocksDB worker sets its off-heap tables (streams/store/offheap.py).
         self.tables: Tables | None = None
         self.unattributed = Counts()  # rejections without a provider to own them
         self._ceiling_ids: dict[tuple[str, int], tuple[str, ...]] = {}

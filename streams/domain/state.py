@@ -283,7 +283,7 @@ class ProviderState:
     # persists its state, keys by the identifiers themselves and saves hashing them.
     hashed: bool = True
     # A hashed state's per-year tables: cykhash tables when None, else this factory's
-    # (the RocksDB worker's off-heap tables, streams/pipeline/offheap.py).
+    # (the RocksDB worker's off-heap tables, streams/store/offheap.py).
     tables: Tables | None = None
     open_from: int = 0  # first service year whose index is held; earlier ones are dropped
     dropped: bool = False  # years were dropped since the flag was last cleared (streaming)

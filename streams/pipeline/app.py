@@ -35,10 +35,14 @@ from streams.domain.engine import Engine
 from streams.domain.model import PROCESSING_ERROR
 from streams.domain.policy import Policy
 from streams.domain.snapshot import build_snapshot
-from streams.metrics import WorkerMetrics
-from streams.pipeline.delivery import DeliveryGuard
-from streams.pipeline.limits import max_message_bytes
-from streams.pipeline.offheap import OffHeapTables
+from streams.kafka.delivery import DeliveryGuard
+from streams.kafka.limits import max_message_bytes
+from streams.kafka.producer import DrainingProducer, use_idempotent_producer
+from streams.kafka.recovery import table_manager
+from streams.kafka.sensor import ScrapedMonitor
+from streams.kafka.stop import stop_unprocessed
+from streams.kafka.topics import BIG, control_configs, state_changelog
+from streams.pipeline.metrics import WorkerMetrics
 from streams.pipeline.processor import (
     MAX_MESSAGE_BYTES,
     Chunk,
@@ -48,13 +52,9 @@ from streams.pipeline.processor import (
     tick_control,
     tick_of,
 )
-from streams.pipeline.producer import DrainingProducer, use_idempotent_producer
-from streams.pipeline.recovery import table_manager
-from streams.pipeline.sensor import ScrapedMonitor
 from streams.pipeline.settings import Settings
 from streams.pipeline.status import ProviderStatus
-from streams.pipeline.stop import stop_unprocessed
-from streams.pipeline.topics import BIG, control_configs, state_changelog
+from streams.store.offheap import OffHeapTables
 
 log = logging.getLogger("claimwatch.worker")
 
@@ -104,12 +104,12 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # max.message.bytes of a topic created with Kafka's defaults. The embedded
         # tansu broker gets the same batches: tansu answers ListOffsets with the base
         # offset of a partition's last batch + 1, not its end, so nothing the worker
-        # reads to a topic's end trusts ListOffsets (streams/offsets.py;
+        # reads to a topic's end trusts ListOffsets (streams/kafka/offsets.py;
         # docs/faust-on-tansu.md, "tansu behaviour that matters").
         producer_max_batch_size=settings.producer_batch_bytes,
         # Faust's table recovery takes the changelog highwater from ListOffsets; this
         # one reads each changelog to the end a fetch reports, so it is exact on tansu
-        # with batched writes (streams/pipeline/recovery.py).
+        # with batched writes (streams/kafka/recovery.py).
         TableManager=table_manager(settings),
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         web_port=settings.web_port,
@@ -181,7 +181,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     engine = Engine(policy, replay=settings.replay, journal=True)
     if settings.line_index == "disk":
         # The line index off the heap, so RSS does not grow with it: a local cache
-        # rebuilt at recovery like the C tables (streams/pipeline/offheap.py).
+        # rebuilt at recovery like the C tables (streams/store/offheap.py).
         tables = OffHeapTables(settings.data_dir / OFFHEAP_DIR)
         atexit.register(tables.close)
         engine.tables = tables
@@ -191,7 +191,7 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
     metrics = WorkerMetrics(engine, settings)
     # Faust's own sensor (messages, events, table operations, sends, rebalances, commit
     # latency) under the faust_ prefix, in the registry our /metrics page serves; its
-    # per-message figures are made when the page is scraped (streams/pipeline/sensor.py).
+    # per-message figures are made when the page is scraped (streams/kafka/sensor.py).
     app.monitor = ScrapedMonitor(metrics.registry, "faust")
     progress: dict[str, int] = {}  # "<topic>:<partition>" → last processed offset
     app.claimwatch = {
@@ -346,8 +346,8 @@ def create_app(settings: Settings, policy: Policy) -> faust.App:
         # transitions (alert_id, sequence) are out already: read it once per
         # rebalance, so each transition is published exactly once. read_all reads
         # each partition to the end a fetch reports, not to tansu's ListOffsets
-        # answer, which stops at the first record of the last batch (streams/offsets.py).
-        from streams.offsets import read_all
+        # answer, which stops at the first record of the last batch (streams/kafka/offsets.py).
+        from streams.kafka.offsets import read_all
 
         for _k, value, _h in await read_all(
             settings.broker or "", settings.topic_alerts, 60.0, settings.kafka_client_kwargs()

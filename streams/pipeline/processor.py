@@ -145,7 +145,7 @@ class Processor:
         self.checkpoint_tail_ratio = CHECKPOINT_TAIL_RATIO
         self.checkpoint_chunk = CHECKPOINT_CHUNK
         # The changelog's max.message.bytes, read from the broker at the first
-        # recovery (streams/pipeline/limits.py); None: not known, chunks of
+        # recovery (streams/kafka/limits.py); None: not known, chunks of
         # ``checkpoint_chunk`` entries.
         self.max_record_bytes: int | None = None
         self.owner_partition: dict[str, int] = {}

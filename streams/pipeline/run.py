@@ -65,10 +65,10 @@ def run_worker(policy: Policy, settings: Settings | None = None) -> int:
     """Run until SIGTERM/SIGINT; Faust commits what it processed on the way out."""
     import faust
 
-    from streams.broker import ensure_topics_sync
+    from streams.kafka.redact import install as redact_logs
+    from streams.kafka.topics import topic_specs
+    from streams.local.broker import ensure_topics_sync
     from streams.pipeline.app import create_app
-    from streams.pipeline.redact import install as redact_logs
-    from streams.pipeline.topics import topic_specs
 
     redact_logs()  # before anything logs: Faust's DEBUG records carry payloads
     settings = settings or Settings.from_env()

@@ -35,7 +35,7 @@ class Settings:
     partitions: int = 8
     store: str = "memory://"
     # Where a worker keeps its line index, ADHD clients and event ids: "heap" (C hash
-    # tables, fastest) or "disk" (a local RocksDB cache, streams/pipeline/offheap.py:
+    # tables, fastest) or "disk" (a local RocksDB cache, streams/store/offheap.py:
     # RSS grows less with state, the worker is slower). "disk" needs rocksdb://.
     line_index: str = "heap"
     data_dir: Path = Path("var/worker")
@@ -63,7 +63,7 @@ class Settings:
     fetch_wait_ms: int = 50
     # Idempotent producer (Kafka's enable.idempotence): a produce retried after a
     # network fault is not written twice. tansu has no InitProducerId, so the embedded
-    # broker turns it off (streams/pipeline/producer.py).
+    # broker turns it off (streams/kafka/producer.py).
     producer_idempotence: bool = True
     # glibc's allocator: "compact" fixes the mmap threshold and arena count
     # (streams/pipeline/run.py, tune_malloc): about 160 bytes of RSS a line of state

@@ -18,7 +18,7 @@ End of input (SPEC §8.1, §5: the set firing once all input is processed): a re
 first sends a status flush to every partition and waits until all are processed,
 so every provider's final summary is on the topic; then the final ticks, before
 each of which the worker reads the topic up to its end as a fetch reports it at that
-moment (tansu's ListOffsets stops short of the end: streams/offsets.py).
+moment (tansu's ListOffsets stops short of the end: streams/kafka/offsets.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from mode import Service
 
 from streams.domain.status import StatusBook, digest, provider_statuses
-from streams.offsets import end_offsets
+from streams.kafka.offsets import end_offsets
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, TopicPartition

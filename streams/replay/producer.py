@@ -327,7 +327,7 @@ async def wait_committed(
     past its offset in ``targets``; False if its commits stop moving for
     ``stall_timeout`` seconds first (no worker running, or one stuck), or if the
     broker cannot be asked at all."""
-    from streams.cluster import committed_offsets
+    from streams.local.cluster import committed_offsets
 
     last: dict[str, int] = {}
     moved = time.monotonic()
@@ -391,8 +391,8 @@ def run_replay(args: Any, policy: Any) -> int:
             sys.stderr.write(f"\rproduced {stats.lines:,} lines in {stats.messages:,} messages")
             sys.stderr.flush()
 
-    from streams.broker import ensure_topics_sync
-    from streams.pipeline.topics import topic_specs
+    from streams.kafka.topics import topic_specs
+    from streams.local.broker import ensure_topics_sync
 
     kw = settings.kafka_client_kwargs()
     ensure_topics_sync(settings.broker, topic_specs(settings), **kw)

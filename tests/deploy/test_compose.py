@@ -22,8 +22,8 @@ from deploy_helpers import (
     load_yaml,
 )
 
+from streams.kafka.topics import topic_specs
 from streams.pipeline.settings import Settings
-from streams.pipeline.topics import topic_specs
 
 SERVICES = compose()["services"]
 CLAIMWATCH_SERVICES = [name for name, s in SERVICES.items() if "build" in s]

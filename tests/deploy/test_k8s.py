@@ -13,8 +13,8 @@ import yaml
 from deploy_helpers import K8S, REPO, documented_env_vars, load_yaml, load_yaml_documents
 
 from streams.domain.policy import load_policy, parse_policy
+from streams.kafka.topics import topic_specs
 from streams.pipeline.settings import Settings
-from streams.pipeline.topics import topic_specs
 
 MANIFEST_FILES = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 MANIFESTS = [(path.name, doc) for path in MANIFEST_FILES for doc in load_yaml_documents(path)]

@@ -28,7 +28,7 @@ SUFFIXES = ("_bucket", "_sum", "_count", "_created")
 def exported_metric_names() -> set[str]:
     """Names of the samples the worker's own collector exposes, counters with `_total`.
 
-    Scraped from `streams.metrics.WorkerMetrics` over an engine that holds a provider
+    Scraped from `streams.pipeline.metrics.WorkerMetrics` over an engine that holds a provider
     with every indicator, a contract and a firing alert, so every family has samples.
     """
     from prometheus_client.parser import text_string_to_metric_families
@@ -36,7 +36,7 @@ def exported_metric_names() -> set[str]:
     from streams.domain.contracts import Contract
     from streams.domain.engine import Engine
     from streams.domain.policy import load_policy
-    from streams.metrics import WorkerMetrics
+    from streams.pipeline.metrics import WorkerMetrics
 
     engine = Engine(load_policy())
     year = datetime.now(UTC).year

@@ -935,7 +935,7 @@ def test_a_batch_with_bad_lines_keeps_its_good_lines_on_the_typed_path(tmp_path,
     """A batch that the typed path refuses as a whole (some lines malformed) is split
     into raw lines, each decoded on its own: the results equal those of the orjson
     path that judges every line with the full validator."""
-    from streams.replay.generate import GenerateOptions, generate
+    from streams.synth.generate import GenerateOptions, generate
 
     made = generate(
         tmp_path, GenerateOptions(providers=4, lines=4_000, seed=5, malformed_rate=0.02)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cluster import Cluster, free_port
+from streams.local.cluster import Cluster, free_port
 from streams.pipeline.settings import Settings
 from tests.e2e.stack import (
     Server,

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import yaml
 
-from streams.cluster import Cluster
+from streams.local.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.cluster import Cluster
 from streams.domain.policy import load_policy
+from streams.local.cluster import Cluster
 from streams.pipeline.settings import Settings
-from streams.replay.generate import GenerateOptions, generate
+from streams.synth.generate import GenerateOptions, generate
 
 # Six seconds: the lowest session timeout a real Kafka accepts. tansu finishes a group
 # join after half of it, and expires a SIGKILLed member after it, so restarts and

@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 
-from streams.broker import find_broker_binary, wait_for_broker
-from streams.cluster import Cluster, free_port
 from streams.domain.policy import Policy
-from streams.offsets import read_records
+from streams.kafka.offsets import read_records
+from streams.local.broker import find_broker_binary, wait_for_broker
+from streams.local.cluster import Cluster, free_port
 from streams.replay.offline import replay_offline
 from streams.replay.producer import archive_lines, contract_lines, produce_history, send_final_tick
 
@@ -258,7 +258,7 @@ async def _forwarded_contracts(
 
 async def read_partitions(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes]]:
     """(partition, offset, key, value) of a topic's records, up to each partition's end
-    as a fetch reports it (``streams.offsets``; `end_offsets()` is short on tansu)."""
+    as a fetch reports it (``streams.kafka.offsets``; `end_offsets()` is short on tansu)."""
     return [
         (r.partition, r.offset, r.key, r.value or b"") for r in await read_records(bootstrap, topic)
     ]

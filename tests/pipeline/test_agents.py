@@ -390,7 +390,7 @@ async def test_the_workers_producer_is_idempotent_unless_the_setting_turns_it_of
 
 
 def test_the_line_index_goes_to_disk_with_the_rocksdb_store_unless_set_to_heap(tmp_path):
-    from streams.pipeline.offheap import OffHeapTables
+    from streams.store.offheap import OffHeapTables
 
     assert Settings.from_env({}).line_index == "heap"
     rocks = {"CLAIMWATCH_STORE": "rocksdb://", "CLAIMWATCH_DATA_DIR": str(tmp_path)}

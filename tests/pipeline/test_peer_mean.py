@@ -21,14 +21,14 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.broker import EmbeddedBroker, ensure_topics
-from streams.cluster import Cluster
 from streams.domain.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from streams.domain.rules import peer_mean
 from streams.domain.status import STATUS_SCHEMA, StatusBook
+from streams.kafka.topics import topic_specs
+from streams.local.broker import EmbeddedBroker, ensure_topics
+from streams.local.cluster import Cluster
 from streams.pipeline.settings import Settings
 from streams.pipeline.status import StatusReader
-from streams.pipeline.topics import topic_specs
 from tests.pipeline.conftest import FAST_REBALANCE
 from tests.pipeline.harness import (
     assert_equal_results,
@@ -192,7 +192,7 @@ def summary(agb: str, consults: int, group: int) -> bytes:
 async def test_the_status_reader_catches_up_to_the_end_a_fetch_reports(tmp_path: Path) -> None:
     """``catch_up`` returns once the book holds everything on the topic when it was
     called, also the rest of a batch: tansu's ListOffsets answers the last batch's
-    base offset + 1 (streams/offsets.py), and batches here hold hundreds of records."""
+    base offset + 1 (streams/kafka/offsets.py), and batches here hold hundreds of records."""
     from aiokafka import AIOKafkaProducer
 
     broker = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()

@@ -356,7 +356,7 @@ def test_archive_lines_decoded_together_give_what_one_at_a_time_gives(tmp_path):
     from streams.domain.engine import ContractFeed, Effects, Engine
     from streams.domain.policy import load_policy
     from streams.replay.files import read_contracts
-    from streams.replay.generate import GenerateOptions, generate
+    from streams.synth.generate import GenerateOptions, generate
 
     made = generate(
         tmp_path, GenerateOptions(providers=6, lines=6_000, seed=11, malformed_rate=0.01)
@@ -400,7 +400,7 @@ def test_archive_blocks_decoded_at_once_give_what_one_line_at_a_time_gives(tmp_p
     from streams.domain.engine import ContractFeed, Effects, Engine
     from streams.domain.policy import load_policy
     from streams.replay.files import read_contracts
-    from streams.replay.generate import GenerateOptions, generate
+    from streams.synth.generate import GenerateOptions, generate
 
     made = generate(
         tmp_path, GenerateOptions(providers=6, lines=4_000, seed=12, malformed_rate=0.005)

@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.cli import main
-from streams.offsets import read_all
+from streams.kafka.offsets import read_all
+from streams.local.broker import EmbeddedBroker
 from streams.replay.producer import start_producer
 
 pytestmark = pytest.mark.broker
@@ -118,7 +118,7 @@ async def test_the_replays_end_waits_for_the_groups_commits_and_gives_up_once_th
     committed the status flushes (streams/replay/producer.py, send_final_tick)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.broker import TopicSpec, ensure_topics
+    from streams.local.broker import TopicSpec, ensure_topics
     from streams.replay.producer import wait_committed
 
     await ensure_topics(broker.bootstrap, [TopicSpec(TOPIC, 1)])

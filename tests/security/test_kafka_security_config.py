@@ -24,8 +24,8 @@ from typing import Any
 import aiokafka
 import pytest
 
-import streams.broker
-import streams.cluster
+import streams.local.broker
+import streams.local.cluster
 from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import load_policy
 from streams.pipeline.settings import Settings
@@ -154,7 +154,7 @@ def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[Made]:
     empty broker without connecting anywhere."""
     made = Made()
     real_producer, real_consumer = aiokafka.AIOKafkaProducer, aiokafka.AIOKafkaConsumer
-    real_admin = streams.broker.AIOKafkaAdminClient
+    real_admin = streams.local.broker.AIOKafkaAdminClient
 
     class Meta(SimpleNamespace):
         pass
@@ -223,7 +223,7 @@ def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[Made]:
 
     monkeypatch.setattr(aiokafka, "AIOKafkaProducer", Producer)
     monkeypatch.setattr(aiokafka, "AIOKafkaConsumer", Consumer)
-    monkeypatch.setattr(streams.broker, "AIOKafkaAdminClient", Admin)
+    monkeypatch.setattr(streams.local.broker, "AIOKafkaAdminClient", Admin)
     yield made
 
 
@@ -264,7 +264,7 @@ def test_replay_command_secures_topic_setup_producer_and_final_tick(
         asked.append(dict(client_kwargs or {}))
         return {k: 1 << 62 for k in keys}
 
-    monkeypatch.setattr(streams.cluster, "committed_offsets", committed)
+    monkeypatch.setattr(streams.local.cluster, "committed_offsets", committed)
     assert main(["replay", str(archive)]) == 0, capsys.readouterr().err
     assert made.kinds() == ["admin", "producer", "producer"]  # topics, lines, final tick
     for kind, obj in made.clients:
@@ -306,8 +306,8 @@ async def test_worker_secures_topic_setup_and_its_alerts_topic_reader(
 async def test_cluster_harness_and_demo_follower_are_secured(
     protocol: str, tls: SimpleNamespace, made: Made, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from streams.cluster import Cluster, WorkerProc
-    from streams.demo import LiveView
+    from streams.local.cluster import Cluster, WorkerProc
+    from streams.local.demo import LiveView
 
     env = security_env(protocol, tls)
     use_env(monkeypatch, env)
@@ -328,7 +328,7 @@ def test_embedded_broker_drops_security_meant_for_a_real_cluster(
     tls: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """``claimwatch demo`` without CLAIMWATCH_BROKER runs plaintext tansu on loopback."""
-    from streams.cluster import Cluster, WorkerProc
+    from streams.local.cluster import Cluster, WorkerProc
 
     env = security_env("SASL_SSL", tls)
     del env["CLAIMWATCH_BROKER"]
@@ -342,7 +342,7 @@ def test_embedded_broker_drops_security_meant_for_a_real_cluster(
         def start(self) -> FakeBroker:
             return self
 
-    monkeypatch.setattr("streams.cluster.EmbeddedBroker", FakeBroker)
+    monkeypatch.setattr("streams.local.cluster.EmbeddedBroker", FakeBroker)
     cluster = Cluster(Settings.from_env(), var_dir=tmp_path)
     cluster.start_broker()
     assert cluster.settings.kafka_client_kwargs() == {"security_protocol": "PLAINTEXT"}

@@ -1,6 +1,6 @@
 """No client reference, and no BSN-shaped value, leaves a real worker where it may not.
 
-One real worker (``claimwatch worker`` on the embedded tansu broker, ``streams.cluster``)
+One real worker (``claimwatch worker`` on the embedded tansu broker, ``streams.local.cluster``)
 runs at ``CLAIMWATCH_LOG_LEVEL=debug`` over a small generated history (keyed batches,
 credits, ADHD lines, orphan credits, schema errors, BSN-shaped client_refs) and what a
 careless or hostile producer adds: unkeyed lines and unkeyed batches (which the worker
@@ -13,7 +13,7 @@ stopped, these are read whole and scanned:
 - every topic on the broker except the declarations input and the dead-letter topic:
   the control topic, every changelog, ``ggz.provider-status.v1`` if there is one, the
   alerts (all partitions, each to the end a fetch reports: tansu's ListOffsets
-  answers short, ``streams.offsets``);
+  answers short, ``streams.kafka.offsets``);
 - ``/metrics``, ``/status`` and ``/snapshot``.
 
 None may hold a client reference of the input, nor a BSN-shaped value; a finding is
@@ -36,13 +36,13 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.cluster import Cluster
 from streams.domain.policy import load_policy
-from streams.metrics import WorkerMetrics
+from streams.kafka.topics import topic_specs
+from streams.local.cluster import Cluster
+from streams.pipeline.metrics import WorkerMetrics
 from streams.pipeline.settings import Settings
-from streams.pipeline.topics import topic_specs
-from streams.replay.generate import GenerateOptions, generate
 from streams.replay.producer import send_final_tick
+from streams.synth.generate import GenerateOptions, generate
 from tests.security.leakscan import Surface, fingerprint, needles, report, scan, shape
 from tests.security.worker_sim import WorkerSim
 
@@ -276,10 +276,10 @@ async def _topics(bootstrap: str) -> set[str]:
 
 async def read_whole_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Any]:
     """Every record of every partition of ``topic``, each read to the end a fetch
-    reports (``streams.offsets.end_offsets``); fails if any partition is not."""
+    reports (``streams.kafka.offsets.end_offsets``); fails if any partition is not."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.offsets import end_offsets
+    from streams.kafka.offsets import end_offsets
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100

@@ -12,7 +12,7 @@ so with batched changelog writes:
 
 A fetch response carries the right highwater, on tansu as on Kafka. This recovery
 fetches the last batch of each changelog partition and takes the larger answer
-(``streams.offsets``, which the worker's other reads of a topic's end share), so the
+(``streams.kafka.offsets``, which the worker's other reads of a topic's end share), so the
 producer can keep batching (one record per batch made ListOffsets exact, but cost
 the latency target: the agent waited on the changelog backlog).
 """
@@ -28,8 +28,8 @@ from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
-from streams import offsets
-from streams.offsets import FETCH_TIMEOUT_S
+from streams.kafka import offsets
+from streams.kafka.offsets import FETCH_TIMEOUT_S
 from streams.pipeline.settings import Settings
 
 log = logging.getLogger("claimwatch.recovery")
@@ -39,7 +39,7 @@ async def fetched_end_offsets(
     settings: Settings, listed: Mapping[TP, int], timeout: float = FETCH_TIMEOUT_S
 ) -> dict[TP, int]:
     """The offset after the last record of each changelog partition, from fetch
-    responses (``streams.offsets.fetched_end_offsets``, with a consumer of its own).
+    responses (``streams.kafka.offsets.fetched_end_offsets``, with a consumer of its own).
 
     ``listed`` holds what ListOffsets said (the end offset, possibly short).
     """

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from faust.transport.producer import ProducerBuffer
 
-from streams.pipeline import producer
-from streams.pipeline.producer import DrainingBuffer
+from streams.kafka import producer
+from streams.kafka.producer import DrainingBuffer
 
 
 class _SlowDriver:

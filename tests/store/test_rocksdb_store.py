@@ -4,7 +4,7 @@ On tansu, Faust's table recovery took the changelog highwater from ListOffsets,
 which tansu answers with the base offset of the last record batch + 1. A worker
 whose changelog writes were batched then found its persisted RocksDB offset past
 that highwater and crashed with a ConsistencyError on every restart. Recovery now
-takes the highwater a fetch reports (streams/pipeline/recovery.py), so this holds
+takes the highwater a fetch reports (streams/kafka/recovery.py), so this holds
 with one record per producer batch and with batched writes (what production and
 the embedded broker use) alike.
 """
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.cluster import Cluster
 from streams.domain.policy import load_policy
+from streams.local.cluster import Cluster
 from streams.pipeline.settings import Settings
-from streams.replay.generate import GenerateOptions, generate
 from streams.replay.producer import archive_lines, contract_lines, produce_history
+from streams.synth.generate import GenerateOptions, generate
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

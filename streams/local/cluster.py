@@ -21,13 +21,13 @@ from typing import IO, Any
 
 import orjson
 
-from streams.broker import EmbeddedBroker, ensure_topics_sync
 from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import Policy
 from streams.domain.snapshot import merge_snapshots
-from streams.offsets import read_all
+from streams.kafka.offsets import read_all
+from streams.kafka.topics import topic_specs
+from streams.local.broker import EmbeddedBroker, ensure_topics_sync
 from streams.pipeline.settings import Settings
-from streams.pipeline.topics import topic_specs
 
 
 def free_port() -> int:
@@ -75,7 +75,7 @@ class Cluster:
         # The embedded broker speaks plaintext on loopback: security settings meant
         # for a real cluster do not apply to it. The producers keep the production
         # batching: what reads a topic's end copes with tansu's ListOffsets
-        # (streams/offsets.py).
+        # (streams/kafka/offsets.py).
         self.settings = self.settings.with_(
             broker=self.broker.bootstrap,
             producer_idempotence=False,  # tansu has no idempotent producers

@@ -6,7 +6,7 @@ import random
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from streams.metrics import LAG_BUCKETS, LagHistogram
+from streams.pipeline.metrics import LAG_BUCKETS, LagHistogram
 
 
 def test_lag_histogram_counts_every_line_in_the_bucket_prometheus_would() -> None:

@@ -8,7 +8,7 @@ and every internal topic keyed by provider must have the same partition count.
 
 from __future__ import annotations
 
-from streams.broker import TopicSpec
+from streams.local.broker import TopicSpec
 from streams.pipeline.processor import MAX_MESSAGE_BYTES
 from streams.pipeline.settings import Settings
 

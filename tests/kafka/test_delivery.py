@@ -1,4 +1,4 @@
-"""DeliveryGuard (streams/pipeline/delivery.py) against a stand-in for Faust's consumer.
+"""DeliveryGuard (streams/kafka/delivery.py) against a stand-in for Faust's consumer.
 
 The faults it answers were caught by test_faults.py against tansu; these pin its
 rules without a broker: every offset of a partition reaches the agent once, in order,
@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from streams.pipeline.delivery import DeliveryGuard
+from streams.kafka.delivery import DeliveryGuard
 
 
 class TP(NamedTuple):

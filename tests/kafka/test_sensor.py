@@ -9,7 +9,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.pipeline.sensor import SCRAPED, ScrapedMonitor
+from streams.kafka.sensor import SCRAPED, ScrapedMonitor
 
 
 class _Named:

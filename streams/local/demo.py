@@ -24,10 +24,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from streams.cluster import Cluster, free_port
 from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import Policy
-from streams.offsets import read_all
+from streams.kafka.offsets import read_all
+from streams.local.cluster import Cluster, free_port
 from streams.pipeline.settings import Settings
 from streams.replay.producer import (
     ProduceStats,
@@ -60,7 +60,7 @@ def _history(args: Any, console: Console) -> tuple[list[Path], Path | None]:
         if args.contracts and not Path(args.contracts).is_file():
             raise ClaimwatchError(f"{args.contracts}: no such file")
         return [Path(f) for f in args.input], Path(args.contracts) if args.contracts else None
-    from streams.replay.generate import GenerateOptions, generate
+    from streams.synth.generate import GenerateOptions, generate
 
     out = VAR / f"history-{args.providers}p-{args.lines}l-s{args.seed}"
     decl = out / "declarations.ndjson"

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import TopicPartition
 
-from streams.broker import (
+from streams.local.broker import (
     BrokerError,
     EmbeddedBroker,
     TopicSpec,

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.domain.state import ProviderState
-from streams.pipeline.offheap import OffHeapMap, OffHeapSet, OffHeapTables
+from streams.store.offheap import OffHeapMap, OffHeapSet, OffHeapTables
 from tests.domain.test_properties import Builder, encode, new_engine, op
 
 INT64 = st.integers(-(2**63), 2**63 - 1)

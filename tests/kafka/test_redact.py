@@ -1,4 +1,4 @@
-"""No log record of a worker carries a payload (streams/pipeline/redact.py)."""
+"""No log record of a worker carries a payload (streams/kafka/redact.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import faust.topics
 import pytest
 
-from streams.pipeline import redact
+from streams.kafka import redact
 
 LINE = b'{"schema":"ggz.declaration/1","client_ref":"client-ref-marker","amount_cents":1}'
 

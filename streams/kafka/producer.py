@@ -33,7 +33,7 @@ Faust turns idempotence on only for ``processing_guarantee="exactly_once"``
 (``Producer._settings_extra`` in faust/transport/drivers/aiokafka.py) and has no
 setting for it, so the transport gets a producer class that asks for it. tansu, the
 embedded broker, does not implement it (InitProducerId fails with UnknownError):
-``Settings.producer_idempotence`` is off there (streams/cluster.py), and a network
+``Settings.producer_idempotence`` is off there (streams/local/cluster.py), and a network
 fault can then duplicate a record (docs/operations.md, "Delivery guarantees").
 """
 
@@ -48,7 +48,7 @@ import faust
 from faust.transport.drivers.aiokafka import Producer
 from faust.transport.producer import ProducerBuffer
 
-from streams.pipeline.stop import stop_unprocessed
+from streams.kafka.stop import stop_unprocessed
 
 FLUSH_POLL_S = 0.1  # as Faust's flush: how long to wait for a send before looking again
 

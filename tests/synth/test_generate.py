@@ -15,7 +15,7 @@ import fastjsonschema
 import orjson
 import pytest
 
-from streams.replay.generate import (
+from streams.synth.generate import (
     KINDS,
     GenerateOptions,
     GenerateSummary,

@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from streams.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from streams.domain.engine import Engine
-from streams.pipeline.limits import (
+from streams.kafka.limits import (
     KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
     limit_from_response,
     max_message_bytes,
 )
+from streams.local.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from streams.pipeline.processor import Processor
 from tests.conftest import AGB
 

@@ -6,7 +6,7 @@ partition's last record batch + 1 instead of the offset after its last record
 falls short by up to a batch. The highwater in a fetch response is right on tansu as
 on Kafka. ``end_offsets`` therefore asks ListOffsets, fetches from inside the last
 batch of each partition and takes the larger answer; it is the one place that does,
-for table recovery (streams/pipeline/recovery.py) as for ``read_all``, which the
+for table recovery (streams/kafka/recovery.py) as for ``read_all``, which the
 worker uses to learn which alert transitions are already published, and the demo and
 the tests to collect alerts and dead letters.
 """
