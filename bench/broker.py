@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from streams.broker import EmbeddedBroker
-from streams.cluster import Cluster
+from streams.local.broker import EmbeddedBroker
+from streams.local.cluster import Cluster
 from streams.pipeline.settings import Settings
 
 PARTITIONS = 4

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from streams.offsets import end_offsets
+from streams.kafka.offsets import end_offsets
 
 
 @asynccontextmanager

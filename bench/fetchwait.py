@@ -16,7 +16,7 @@ import time
 
 from bench.history import VAR
 from bench.latency import percentile
-from streams.broker import EmbeddedBroker, TopicSpec, ensure_topics_sync
+from streams.local.broker import EmbeddedBroker, TopicSpec, ensure_topics_sync
 
 TOPIC = "bench.fetchwait"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.replay.generate import GenerateOptions, generate
+from streams.synth.generate import GenerateOptions, generate
 
 VAR = Path(__file__).resolve().parent.parent / "var" / "bench"  # <repo>/var is git-ignored
 SEED = 7

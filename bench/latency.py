@@ -26,9 +26,9 @@ import orjson
 
 from bench.broker import stage_cluster
 from bench.consumer import from_beginning
-from streams.cluster import Cluster
 from streams.domain.model import parse_time
 from streams.domain.policy import load_policy
+from streams.local.cluster import Cluster
 from streams.pipeline.settings import Settings
 
 TARGET_P99_S = 1.0

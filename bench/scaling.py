@@ -22,7 +22,7 @@ from typing import Any
 
 from bench import proc
 from bench.broker import stage_cluster
-from streams.cluster import Cluster
+from streams.local.cluster import Cluster
 
 POLL_SECONDS = 0.05
 

@@ -42,7 +42,7 @@ from bench import proc
 from bench.broker import stage_cluster
 from bench.history import History
 from bench.scaling import stop_now
-from streams.cluster import Cluster
+from streams.local.cluster import Cluster
 from streams.replay.producer import archive_lines, contract_lines, produce_history
 
 TARGET_MEMORY_BYTES_PER_LINE = 200

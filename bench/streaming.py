@@ -31,7 +31,7 @@ from bench import inmemory, proc
 from bench.broker import stage_cluster
 from bench.consumer import from_beginning
 from bench.history import History
-from streams.cluster import Cluster, WorkerProc, free_port
+from streams.local.cluster import Cluster, WorkerProc, free_port
 from streams.replay.producer import (
     ProduceStats,
     archive_lines,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates claimwatch's topics with explicit partitions and configs: the four
-# of SPEC §1 and the worker's internal ones (streams/pipeline/topics.py lists
+# of SPEC §1 and the worker's internal ones (streams/kafka/topics.py lists
 # the same set). Run by the one-shot `topics` service of docker-compose.yml;
 # safe to re-run (--if-not-exists). On Kubernetes, deploy/k8s/kafkatopics.yaml
 # declares the same topics for the Strimzi Topic Operator.
