@@ -34,7 +34,7 @@ def schema_dir() -> Path:
 def load_schema(name: str) -> dict[str, Any]:
     path = schema_dir() / name
     try:
-        return orjson.loads(path.read_bytes())  # type: ignore[no-any-return]
+        return orjson.loads(path.read_bytes())
     except FileNotFoundError:
         raise SchemaError(f"schema {name} not found in {path.parent}") from None
     except orjson.JSONDecodeError as exc:
@@ -44,7 +44,7 @@ def load_schema(name: str) -> dict[str, Any]:
 @cache
 def validator(name: str) -> Validator:
     try:
-        return fastjsonschema.compile(load_schema(name))  # type: ignore[no-any-return]
+        return fastjsonschema.compile(load_schema(name))
     except fastjsonschema.JsonSchemaDefinitionException as exc:
         raise SchemaError(f"schema {name} cannot be compiled: {exc}") from None
 

@@ -53,6 +53,34 @@ class Unsupported(Exception):
 Condition = tuple[str, Any, tuple[str, ...]]
 
 
+_KEYWORDS = _ANNOTATIONS | {
+    "type",
+    "const",
+    "enum",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
+    "format",
+    "minItems",
+    "maxItems",
+}
+# JSON Schema bound → msgspec.Meta argument
+_BOUNDS = (
+    ("minLength", "min_length"),
+    ("maxLength", "max_length"),
+    ("minItems", "min_length"),
+    ("maxItems", "max_length"),
+    ("minimum", "ge"),
+    ("maximum", "le"),
+    ("exclusiveMinimum", "gt"),
+    ("exclusiveMaximum", "lt"),
+)
+
+
 def field_type(schema: dict[str, Any], items: Any = None, deferred: list[str] | None = None) -> Any:
     """The msgspec type of one property: a Python type annotated with constraints.
 
@@ -61,90 +89,73 @@ def field_type(schema: dict[str, Any], items: Any = None, deferred: list[str] | 
     remembering the values that passed (AGB codes and a submission's timestamp
     repeat over many lines; msgspec would run the expression on every one).
     """
-    unknown = (
-        set(schema)
-        - _ANNOTATIONS
-        - {
-            "type",
-            "const",
-            "enum",
-            "minLength",
-            "maxLength",
-            "minimum",
-            "maximum",
-            "exclusiveMinimum",
-            "exclusiveMaximum",
-            "pattern",
-            "format",
-            "minItems",
-            "maxItems",
-        }
-    )
+    unknown = set(schema) - _KEYWORDS
     if unknown:
         raise Unsupported(", ".join(sorted(unknown)))
     if "const" in schema or "enum" in schema:
-        values = [schema["const"]] if "const" in schema else list(schema["enum"])
-        if any(isinstance(v, bool | float | dict | list) for v in values):
-            raise Unsupported("enum of that type")
-        if set(schema) - _ANNOTATIONS - {"const", "enum"}:
-            raise Unsupported("enum with other keywords")
-        options = tuple(v for v in values if v is not None)
-        base: Any = Literal[options] if options else None  # type: ignore[valid-type]
-        return base | None if None in values and options else base
+        return _enum_type(schema)
     types = schema.get("type")
     if types is None:
         raise Unsupported("property without a type")
     types = types if isinstance(types, list) else [types]
-    meta: dict[str, Any] = {}
-    for key, arg in (
-        ("minLength", "min_length"),
-        ("maxLength", "max_length"),
-        ("minItems", "min_length"),
-        ("maxItems", "max_length"),
-        ("minimum", "ge"),
-        ("maximum", "le"),
-        ("exclusiveMinimum", "gt"),
-        ("exclusiveMaximum", "lt"),
-    ):
-        if key in schema:
-            meta[arg] = schema[key]
+    meta: dict[str, Any] = {arg: schema[key] for key, arg in _BOUNDS if key in schema}
+    regexes: list[str] = []
     if "pattern" in schema:
-        pattern = schema["pattern"]
-        if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
-            raise Unsupported(f"unanchored pattern {pattern}")
-        # JSON Schema's $ is the end of the string; Python's also matches before a "\n"
-        regex = f"^(?:{pattern[1:-1]})\\Z"
-        if deferred is not None:
-            deferred.append(regex)
-        else:
-            meta["pattern"] = regex
+        regexes.append(_anchored(schema["pattern"]))
     kinds = [t for t in types if t != "null"]
     if len(kinds) != 1:
         raise Unsupported(f"type {types}")
-    (kind,) = kinds
-    if kind == "array":
-        # list[items], spelled as the call it is: the item type is a runtime value
-        base = GenericAlias(list, (items if items is not None else Any,))
-    elif kind in _SCALARS:
-        base = _SCALARS[kind]
-    else:
-        raise Unsupported(f"type {kind}")
+    base = _base_type(kinds[0], items)
     if "format" in schema:
-        if kind != "string":
-            raise Unsupported("format on a non-string")
-        if schema["format"] == "date":
-            base = datetime.date  # YYYY-MM-DD and a real calendar day, ASCII digits only
-        elif schema["format"] == "date-time":
-            if "pattern" in schema:
-                raise Unsupported("date-time with its own pattern")
-            if deferred is not None:
-                deferred.append(DATETIME_PATTERN)
-            else:
-                meta["pattern"] = DATETIME_PATTERN
+        base = _format_type(schema, kinds[0], base, regexes)
+    if regexes:  # at most one: a date-time with its own pattern is unsupported
+        if deferred is not None:
+            deferred.append(regexes[0])
         else:
-            raise Unsupported(f"format {schema['format']}")
+            meta["pattern"] = regexes[0]
     typ: Any = Annotated[base, msgspec.Meta(**meta)] if meta else base
     return typ | None if "null" in types else typ
+
+
+def _enum_type(schema: dict[str, Any]) -> Any:
+    values = [schema["const"]] if "const" in schema else list(schema["enum"])
+    if any(isinstance(v, bool | float | dict | list) for v in values):
+        raise Unsupported("enum of that type")
+    if set(schema) - _ANNOTATIONS - {"const", "enum"}:
+        raise Unsupported("enum with other keywords")
+    options = tuple(v for v in values if v is not None)
+    base: Any = Literal[options] if options else None
+    return base | None if None in values and options else base
+
+
+def _anchored(pattern: str) -> str:
+    if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
+        raise Unsupported(f"unanchored pattern {pattern}")
+    # JSON Schema's $ is the end of the string; Python's also matches before a "\n"
+    return f"^(?:{pattern[1:-1]})\\Z"
+
+
+def _base_type(kind: str, items: Any) -> Any:
+    if kind == "array":
+        # list[items], spelled as the call it is: the item type is a runtime value
+        return GenericAlias(list, (items if items is not None else Any,))
+    if kind in _SCALARS:
+        return _SCALARS[kind]
+    raise Unsupported(f"type {kind}")
+
+
+def _format_type(schema: dict[str, Any], kind: str, base: Any, regexes: list[str]) -> Any:
+    """The type a ``format`` makes of a string (a date), or the pattern it adds."""
+    if kind != "string":
+        raise Unsupported("format on a non-string")
+    if schema["format"] == "date":
+        return datetime.date  # YYYY-MM-DD and a real calendar day, ASCII digits only
+    if schema["format"] == "date-time":
+        if regexes:
+            raise Unsupported("date-time with its own pattern")
+        regexes.append(DATETIME_PATTERN)
+        return base
+    raise Unsupported(f"format {schema['format']}")
 
 
 def conditions(schema: dict[str, Any]) -> list[Condition]:
@@ -192,7 +203,7 @@ def record_type(
         raise Unsupported(f"{name}: {tag_field} is not a required string const")
     fields: list[tuple[Any, ...]] = []
     if strict:
-        fields.append((tag_field, Literal[tag]))  # type: ignore[valid-type]
+        fields.append((tag_field, Literal[tag]))
     deferred: dict[str, str] = {}
     for prop, sub in props.items():
         if prop == tag_field:
@@ -385,7 +396,7 @@ class TypedDecoder:
         much."""
         return self._decode_array(block[:-1].replace(b"\n", b","), lenient)
 
-    def _decode_array(self, elements: bytes, lenient: bool) -> list[Any] | None | bool:
+    def _decode_array(self, elements: bytes, lenient: bool) -> list[Any] | None | Literal[False]:
         """``[elements]`` decoded as line records, or None when one is not one, or
         False (strict only) when an unknown property was all that stood in the way."""
         if _BACKSLASH in elements or not elements.isascii():
@@ -393,7 +404,7 @@ class TypedDecoder:
         array = b"[" + elements + b"]"
         if not lenient:
             try:
-                return self._decode_list(array)  # type: ignore[no-any-return]
+                return self._decode_list(array)  # type: ignore[no-any-return,unused-ignore]
             except self._errors as exc:
                 return False if str(exc).startswith(_UNKNOWN_FIELD) else None
         try:
@@ -457,4 +468,4 @@ def _remembering(match: Callable[[str], Any], seen: set[str]) -> Callable[[str],
 
 def as_dict(record: msgspec.Struct) -> dict[str, Any]:
     """A record back as the JSON object it came from (less unknown properties)."""
-    return msgspec.to_builtins(record)  # type: ignore[no-any-return]
+    return msgspec.to_builtins(record)
