@@ -12,9 +12,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from streams.domain.errors import ClaimwatchError
+
+if TYPE_CHECKING:
+    from streams.domain.policy import Policy
 
 PROG = "claimwatch"
 
@@ -157,13 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _policy(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _policy(args: argparse.Namespace) -> Policy:
     from streams.domain.policy import load_policy
 
     return load_policy(args.policy or os.environ.get("CLAIMWATCH_POLICY") or None)
 
 
-def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
+def _progress_bar(enabled: bool) -> tuple[Any, Callable[[int, int], None] | None]:
     """A rich progress bar on a terminal; nothing otherwise."""
     if not enabled:
         return None, None
