@@ -121,89 +121,30 @@ async def produce_history(
         **(client_kwargs or {}),
     )
     started = time.perf_counter()
+    run = _Production(
+        producer,
+        stats,
+        topic=topic,
+        contracts=contracts,
+        contracts_topic=contracts_topic or "ggz.contracts.v1",
+        after_contracts=after_contracts,
+        sync=sync,
+    )
     try:
         pacer = Pacer(rate, speed)
-        buffers: dict[str, list[bytes]] = {}
-        last_time: dict[str, float | None] = {}
-        pending: list[asyncio.Future[Any]] = []
-        flushed = time.monotonic()
-        timed = sorted(
-            ((parse_time(orjson.loads(r)["updated_at"]), r) for r in contracts), key=lambda x: x[0]
-        )
-        next_contract = 0
-
-        async def send(key: bytes | None, value: bytes, ts: float | None) -> None:
-            fut = await producer.send(
-                topic, value, key=key, timestamp_ms=int(ts * 1000) if ts else None
-            )
-            pending.append(fut)
-            stats.messages += 1
-            if len(pending) >= 256:
-                await _settle(pending, stats)
-
-        async def flush(providers: Iterable[str]) -> None:
-            for other in providers:
-                rest = buffers.get(other)
-                if rest:
-                    await send(other.encode(), _envelope(other, rest), last_time.get(other))
-                    buffers[other] = []
-            await _settle(pending, stats)
-
-        async def send_contracts(until: float | None) -> None:
-            """Contracts due by event time ``until`` (all if None), in order with the
-            lines: lines before a contract change are sent (and, with ``sync``,
-            processed) before it, so the change applies where its event time says."""
-            nonlocal next_contract
-            due = []
-            while next_contract < len(timed) and (
-                until is None or timed[next_contract][0] <= until
-            ):
-                due.append(timed[next_contract][1])
-                next_contract += 1
-            if not due:
-                return
-            objs = [orjson.loads(raw) for raw in due]
-            # A contract bears on its own provider only: the lines of the providers
-            # it names are cut here; every other provider's batch keeps filling (a
-            # cut costs a message per provider).
-            await flush({obj["provider_agb"] for obj in objs})
-            if stats.messages:
-                await _call(sync, stats)
-            for raw, obj in zip(due, objs, strict=True):
-                key = f"{obj['provider_agb']}:{obj['year']}".encode()
-                await producer.send_and_wait(contracts_topic or "ggz.contracts.v1", raw, key=key)
-                stats.contracts += 1
-            await _call(after_contracts, stats.contracts)
-
+        paced = bool(rate or speed)
         for raw in declarations:
-            stats.lines += 1
-            agb, ts = _provider_and_time(raw)
-            if ts is not None and next_contract < len(timed) and timed[next_contract][0] <= ts:
-                await send_contracts(ts)
-            if agb is None:
-                stats.unkeyed += 1
-                await send(None, raw, None)
-                continue
-            buf = buffers.setdefault(agb, [])
-            buf.append(raw)
-            last_time[agb] = ts
-            if len(buf) >= batch_size:
-                await send(agb.encode(), _envelope(agb, buf), ts)
-                buffers[agb] = []
+            await run.line(raw, batch_size)
             if stats.lines % 100 == 0:
                 if on_progress is not None and stats.lines % batch_size == 0:
                     on_progress(stats)
-                await pacer.wait(stats.lines, ts)
-                if (rate or speed) and time.monotonic() - flushed > FLUSH_SECONDS:
+                await pacer.wait(stats.lines, run.last_ts)
+                if paced and time.monotonic() - run.flushed > FLUSH_SECONDS:
                     # Paced: a small provider's lines should not wait long for its
                     # batch to fill, but every flush costs a message per provider.
-                    flushed = time.monotonic()
-                    for other, rest in buffers.items():
-                        if rest:
-                            await send(other.encode(), _envelope(other, rest), last_time.get(other))
-                            buffers[other] = []
-        await flush(list(buffers))
-        await send_contracts(None)
+                    await run.flush(list(run.buffers), settle=False)
+        await run.flush(list(run.buffers))
+        await run.send_contracts(None)
         await producer.flush()
     finally:
         await producer.stop()
@@ -211,6 +152,105 @@ async def produce_history(
     if on_progress is not None:
         on_progress(stats)
     return stats
+
+
+class _Production:
+    """One ``produce_history`` run: per-provider batches, the contracts merged in by
+    event time, and the sends not yet acknowledged."""
+
+    def __init__(
+        self,
+        producer: Any,
+        stats: ProduceStats,
+        *,
+        topic: str,
+        contracts: Sequence[bytes],
+        contracts_topic: str,
+        after_contracts: Callable[[int], Any] | None,
+        sync: Callable[[ProduceStats], Any] | None,
+    ) -> None:
+        self.producer = producer
+        self.stats = stats
+        self.topic = topic
+        self.contracts_topic = contracts_topic
+        self.after_contracts = after_contracts
+        self.sync = sync
+        self.buffers: dict[str, list[bytes]] = {}
+        self.last_time: dict[str, float | None] = {}
+        self.last_ts: float | None = None  # event time of the latest line
+        self.pending: list[asyncio.Future[Any]] = []
+        self.flushed = time.monotonic()
+        self.timed = sorted(
+            ((parse_time(orjson.loads(r)["updated_at"]), r) for r in contracts), key=lambda x: x[0]
+        )
+        self.next_contract = 0
+
+    async def line(self, raw: bytes, batch_size: int) -> None:
+        """One archive line: contracts due before it first, then into its provider's
+        batch (sent when full), or alone without a key when it names no provider."""
+        stats = self.stats
+        stats.lines += 1
+        agb, ts = _provider_and_time(raw)
+        self.last_ts = ts
+        timed, nxt = self.timed, self.next_contract
+        if ts is not None and nxt < len(timed) and timed[nxt][0] <= ts:
+            await self.send_contracts(ts)
+        if agb is None:
+            stats.unkeyed += 1
+            await self.send(None, raw, None)
+            return
+        buf = self.buffers.setdefault(agb, [])
+        buf.append(raw)
+        self.last_time[agb] = ts
+        if len(buf) >= batch_size:
+            await self.send(agb.encode(), _envelope(agb, buf), ts)
+            self.buffers[agb] = []
+
+    async def send(self, key: bytes | None, value: bytes, ts: float | None) -> None:
+        fut = await self.producer.send(
+            self.topic, value, key=key, timestamp_ms=int(ts * 1000) if ts else None
+        )
+        self.pending.append(fut)
+        self.stats.messages += 1
+        if len(self.pending) >= 256:
+            await _settle(self.pending, self.stats)
+
+    async def flush(self, providers: Iterable[str], settle: bool = True) -> None:
+        """Send what ``providers`` have buffered; with ``settle``, wait for every send."""
+        self.flushed = time.monotonic()
+        for other in providers:
+            rest = self.buffers.get(other)
+            if rest:
+                await self.send(other.encode(), _envelope(other, rest), self.last_time.get(other))
+                self.buffers[other] = []
+        if settle:
+            await _settle(self.pending, self.stats)
+
+    async def send_contracts(self, until: float | None) -> None:
+        """Contracts due by event time ``until`` (all if None), in order with the
+        lines: lines before a contract change are sent (and, with ``sync``,
+        processed) before it, so the change applies where its event time says."""
+        due = []
+        timed = self.timed
+        while self.next_contract < len(timed) and (
+            until is None or timed[self.next_contract][0] <= until
+        ):
+            due.append(timed[self.next_contract][1])
+            self.next_contract += 1
+        if not due:
+            return
+        objs = [orjson.loads(raw) for raw in due]
+        # A contract bears on its own provider only: the lines of the providers
+        # it names are cut here; every other provider's batch keeps filling (a
+        # cut costs a message per provider).
+        await self.flush({obj["provider_agb"] for obj in objs})
+        if self.stats.messages:
+            await _call(self.sync, self.stats)
+        for raw, obj in zip(due, objs, strict=True):
+            key = f"{obj['provider_agb']}:{obj['year']}".encode()
+            await self.producer.send_and_wait(self.contracts_topic, raw, key=key)
+            self.stats.contracts += 1
+        await _call(self.after_contracts, self.stats.contracts)
 
 
 async def _call(hook: Callable[[Any], Any] | None, arg: Any) -> None:
@@ -412,36 +452,7 @@ def run_replay(args: Any, policy: Any) -> int:
         )
     )
     if not args.no_final_tick:
-        declarations = {
-            f"{settings.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()
-        }
-
-        async def flushed(offsets: dict[int, int]) -> None:
-            # The workers' progress, from their group's commits: the flush of a
-            # partition is processed once its declarations are.
-            targets = {f"{settings.topic_control}:{p}": o for p, o in offsets.items()}
-            if tty:
-                sys.stderr.write("\nwaiting for the workers to process the replay\n")
-            done = await wait_committed(
-                settings.broker or "", settings.app_id, targets | declarations, kw
-            )
-            if not done:
-                print(
-                    "warning: the workers' progress stalled before the end of the replay; "
-                    "the final evaluation may not see every provider's final figures",
-                    file=sys.stderr,
-                )
-
-        asyncio.run(
-            send_final_tick(
-                settings.broker,
-                settings.topic_control,
-                settings.partitions,
-                kw,
-                after=stats.end_offsets,
-                processed=flushed,
-            )
-        )
+        _final_tick(settings, stats, kw, tty)
     if tty:
         sys.stderr.write("\n")
     if settings.producer_idempotence and not stats.idempotent:
@@ -456,3 +467,36 @@ def run_replay(args: Any, policy: Any) -> int:
         f"({stats.unkeyed} unkeyed) and {stats.contracts} contracts in {stats.seconds:.1f} s"
     )
     return 0
+
+
+def _final_tick(settings: Any, stats: ProduceStats, kw: dict[str, Any], tty: bool) -> None:
+    """After a replay: a status flush and, once the workers processed every partition
+    of the replay, the final tick (SPEC §6: the structural rules' last evaluation)."""
+    declarations = {f"{settings.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
+
+    async def flushed(offsets: dict[int, int]) -> None:
+        # The workers' progress, from their group's commits: the flush of a
+        # partition is processed once its declarations are.
+        targets = {f"{settings.topic_control}:{p}": o for p, o in offsets.items()}
+        if tty:
+            sys.stderr.write("\nwaiting for the workers to process the replay\n")
+        done = await wait_committed(
+            settings.broker or "", settings.app_id, targets | declarations, kw
+        )
+        if not done:
+            print(
+                "warning: the workers' progress stalled before the end of the replay; "
+                "the final evaluation may not see every provider's final figures",
+                file=sys.stderr,
+            )
+
+    asyncio.run(
+        send_final_tick(
+            settings.broker,
+            settings.topic_control,
+            settings.partitions,
+            kw,
+            after=stats.end_offsets,
+            processed=flushed,
+        )
+    )
