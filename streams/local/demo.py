@@ -172,56 +172,8 @@ async def _run(
         )
     )
     alerts_task = asyncio.create_task(view.follow_alerts())
-    live = (
-        Live(view.render(), console=console, refresh_per_second=2, transient=False)
-        if console.is_terminal
-        else None
-    )
-    try:
-        if live is not None:
-            live.start()
-        stats: ProduceStats | None = None
-        last_print = 0.0
-        while True:
-            await view.refresh()
-            if live is not None:
-                live.update(view.render())
-            elif time.monotonic() - last_print > 5:
-                last_print = time.monotonic()
-                console.print(view.line())
-            if stats is None and producer.done():
-                stats = producer.result()
-                view.done_producing = True
-                if args.until_idle:
-                    break
-            await asyncio.sleep(0.5)
-    finally:
-        if live is not None:
-            live.stop()
-        if not producer.done():
-            producer.cancel()
-    assert stats is not None
-    # Everything produced: wait until processed, then one final evaluation of the
-    # structural rules, as the offline replay does at its end (after every worker
-    # has published its providers' final statuses: send_final_tick).
-    targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
-    await asyncio.to_thread(cluster.wait_processed, targets)
-
-    async def flushed(offsets: dict[int, int]) -> None:
-        flushes = {f"{s.topic_control}:{p}": o for p, o in offsets.items()}
-        await asyncio.to_thread(cluster.wait_processed, flushes)
-
-    ticks = await send_final_tick(
-        s.broker or "",
-        s.topic_control,
-        s.partitions,
-        s.kafka_client_kwargs(),
-        stats.end_offsets,
-        processed=flushed,
-    )
-    await asyncio.to_thread(
-        cluster.wait_processed, {f"{s.topic_control}:{p}": o for p, o in ticks.items()}
-    )
+    stats = await _watch(view, producer, console, until_idle=args.until_idle)
+    await _evaluate_at_end(cluster, stats)
     alerts_task.cancel()
     snapshot, firing = await asyncio.to_thread(cluster.snapshot, policy)
     alerts = [
@@ -242,6 +194,65 @@ async def _run(
         f"{sum(c['rejected'].values()):,} dead-lettered; {len(alerts)} alert transitions, {len(firing)} alerts firing"
     )
     return 0
+
+
+async def _watch(
+    view: LiveView, producer: asyncio.Task[ProduceStats], console: Console, until_idle: bool
+) -> ProduceStats:
+    """Show the live view until the production ends (``until_idle``) or Ctrl-C."""
+    live = (
+        Live(view.render(), console=console, refresh_per_second=2, transient=False)
+        if console.is_terminal
+        else None
+    )
+    stats: ProduceStats | None = None
+    try:
+        if live is not None:
+            live.start()
+        last_print = 0.0
+        while True:
+            await view.refresh()
+            if live is not None:
+                live.update(view.render())
+            elif time.monotonic() - last_print > 5:
+                last_print = time.monotonic()
+                console.print(view.line())
+            if stats is None and producer.done():
+                stats = producer.result()
+                view.done_producing = True
+                if until_idle:
+                    return stats
+            await asyncio.sleep(0.5)
+    finally:
+        if live is not None:
+            live.stop()
+        if not producer.done():
+            producer.cancel()
+
+
+async def _evaluate_at_end(cluster: Cluster, stats: ProduceStats) -> None:
+    """Everything produced: wait until processed, then one final evaluation of the
+    structural rules, as the offline replay does at its end (after every worker has
+    published its providers' final statuses: send_final_tick)."""
+    s = cluster.settings
+    targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
+    await asyncio.to_thread(cluster.wait_processed, targets)
+
+    async def flushed(offsets: dict[int, int]) -> None:
+        flushes = {f"{s.topic_control}:{p}": o for p, o in offsets.items()}
+        await asyncio.to_thread(cluster.wait_processed, flushes)
+
+    ticks = await send_final_tick(
+        s.broker or "",
+        s.topic_control,
+        s.partitions,
+        s.kafka_client_kwargs(),
+        stats.end_offsets,
+        processed=flushed,
+    )
+    await asyncio.to_thread(
+        cluster.wait_processed, {f"{s.topic_control}:{p}": o for p, o in ticks.items()}
+    )
 
 
 class LiveView:
