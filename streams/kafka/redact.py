@@ -14,7 +14,7 @@ reported upstream: logging payloads at DEBUG is their choice; ours is not to.)
 and handler: those records keep what they say about topics, partitions and
 request types and lose the payload, and any other record whose text quotes a
 declaration (it names ``client_ref``) is replaced by a line that says which logger
-wrote it. Pinned by tests/pipeline/test_redact.py and the real-worker leak test
+wrote it. Pinned by tests/kafka/test_redact.py and the real-worker leak test
 (tests/security/test_no_client_refs_leak.py).
 """
 

@@ -1,7 +1,7 @@
 """Reading a topic to its end on the embedded broker, whose producers batch.
 
 tansu answers ListOffsets with the base offset of a partition's last record batch + 1
-(tests/test_broker.py pins it). What reads a topic to its end (streams/kafka/offsets.py:
+(tests/local/test_broker.py pins it). What reads a topic to its end (streams/kafka/offsets.py:
 the worker's read-back of published alerts, the demo, these tests' harness) must get
 every record of that last batch all the same.
 """
