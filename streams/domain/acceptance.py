@@ -215,7 +215,7 @@ class Decoder:
             return _Fields(obj)
         return typed.unchecked(obj)
 
-    def check(self, item: Any, envelope: str | None) -> Line | Rejection:
+    def check(self, item: Any, envelope: str | None) -> Line | Rejection:  # noqa: C901 - per line (bench offline): inline checks, no calls
         """SPEC §2 steps 1–3 and §12 step 2b (and the batch provider check) for one
         line.
 

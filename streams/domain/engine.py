@@ -18,7 +18,6 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from streams.domain import rules
-from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.acceptance import (
     DeadLetter,
     Decoder,
@@ -41,6 +40,7 @@ from streams.domain.model import (
     is_agb,
 )
 from streams.domain.policy import Policy
+from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.snapshot import build_snapshot
 from streams.domain.state import Journal, ProviderState, Tables
 

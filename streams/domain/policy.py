@@ -44,7 +44,6 @@ P = TypeVar("P")
 ENGINE_SECTIONS = ("tick", "retention")
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.default.toml"
-SEVERITIES = ("warning", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,5 +238,3 @@ class _Reader:
                 f"{self._path}.{key}", f"must be one of {', '.join(SEVERITIES)}; not {value!r}"
             )
         return str(value)
-
-

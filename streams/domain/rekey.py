@@ -101,4 +101,3 @@ def split_unkeyed(
 def _named(item: Any) -> str | None:
     agb = item.get("provider_agb") if type(item) is dict else getattr(item, "provider_agb", None)
     return agb if is_agb(agb) else None
-

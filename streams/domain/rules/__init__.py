@@ -10,4 +10,15 @@ from streams.domain.rules.base import Rule, Tally, Tick
 from streams.domain.rules.group_share_low import peer_mean
 from streams.domain.rules.registry import RULES, message, register, rule, unregister
 
-__all__ = ["RULES", "Rule", "Tally", "Tick", "adhd_growth", "message", "peer_mean", "register", "rule", "unregister"]
+__all__ = [
+    "RULES",
+    "Rule",
+    "Tally",
+    "Tick",
+    "adhd_growth",
+    "message",
+    "peer_mean",
+    "register",
+    "rule",
+    "unregister",
+]

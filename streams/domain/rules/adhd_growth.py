@@ -15,7 +15,17 @@ from typing import Any
 
 from streams.domain.alerts import Finding
 from streams.domain.indicators import YearState
-from streams.domain.rules.base import Found, Rule, Tick, count, exact, fraction, holds, pct, severity
+from streams.domain.rules.base import (
+    Found,
+    Rule,
+    Tick,
+    count,
+    exact,
+    fraction,
+    holds,
+    pct,
+    severity,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,9 @@ def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> 
             f"{who} treated {ctx.get('clients', 0)} ADHD clients in {y}-{q}, {pct(f.value)} more than in the same quarter a year earlier "
             f"({ctx.get('base', 0)}); ADHD is the provider's registered diagnosis group."
         )
-    return f"{who}'s ADHD client growth in {y}-{q} is back below {pct(f.threshold)} ({pct(f.value)})."
+    return (
+        f"{who}'s ADHD client growth in {y}-{q} is back below {pct(f.threshold)} ({pct(f.value)})."
+    )
 
 
 RULE = Rule(

@@ -11,7 +11,17 @@ from typing import Any
 
 from streams.domain.alerts import Finding
 from streams.domain.indicators import YearState
-from streams.domain.rules.base import Found, Rule, Tick, below, count, fraction, holds, pct, severity
+from streams.domain.rules.base import (
+    Found,
+    Rule,
+    Tick,
+    below,
+    count,
+    fraction,
+    holds,
+    pct,
+    severity,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,9 @@ def _discover() -> None:
         module = importlib.import_module(f"{package.__name__}.{name}")
         rule = getattr(module, "RULE", None)
         if not isinstance(rule, Rule) or rule.name != name:
-            raise TypeError(f"streams/domain/rules/{name}.py must define RULE, a Rule named {name!r}")
+            raise TypeError(
+                f"streams/domain/rules/{name}.py must define RULE, a Rule named {name!r}"
+            )
         RULES.register(rule)
 
 
@@ -126,7 +128,9 @@ register = RULES.register
 unregister = RULES.unregister
 
 
-def message(finding: Finding, firing: bool, provider: str, name: str | None, ctx: dict[str, Any]) -> str:
+def message(
+    finding: Finding, firing: bool, provider: str, name: str | None, ctx: dict[str, Any]
+) -> str:
     """One English sentence a purchaser understands, by the finding's rule. Never
     contains a client reference."""
     who = f"{name} ({provider})" if name else f"Provider {provider}"
