@@ -182,7 +182,7 @@ class Decoder:
         costs), else from the whole batch, decoded once."""
         texts = self._typed.line_texts(raw) if self._typed is not None else None
         if texts is None:
-            return orjson.loads(raw)["lines"].__getitem__  # type: ignore[no-any-return]
+            return orjson.loads(raw)["lines"].__getitem__
         return lambda index: orjson.loads(texts[index])
 
     def provider_of(self, raw: bytes) -> str | None:

@@ -293,6 +293,7 @@ class Engine:
                 if not self.contain:
                     raise
                 if counted == index:  # the state counted it: count it as what it became
+                    assert st is not None  # it counted the line
                     st.counts.uncount(outcome)
                     owner = provider
                 else:

@@ -150,7 +150,9 @@ class YearState:
         """Read ``to_json``'s record. A tally it lacks starts at 0: right for a rule
         added before the state held lines it would count, and wrong otherwise (those
         lines are not counted until the state is rebuilt by replay)."""
-        state = cls(**{name: int(raw[name]) for name in _COUNTERS})
+        state = cls()
+        for name in _COUNTERS:
+            setattr(state, name, int(raw[name]))
         state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
         return state

@@ -64,36 +64,36 @@ class Policy:
 
     def of(self, rule: Rule[P]) -> P:
         """The section of ``rule``, typed as its module declares it."""
-        return self.rules[rule.name]  # type: ignore[no-any-return]
+        return self.rules[rule.name]
 
     # The sections of the shipped rules that other modules read, by short name.
     @property
     def ceiling(self) -> CeilingPolicy:
-        return self.rules["ceiling_utilisation"]  # type: ignore[no-any-return]
+        return self.rules["ceiling_utilisation"]
 
     @property
     def group_share(self) -> GroupSharePolicy:
-        return self.rules["group_share_low"]  # type: ignore[no-any-return]
+        return self.rules["group_share_low"]
 
     @property
     def staffing(self) -> StaffingPolicy:
-        return self.rules["group_consult_staffing"]  # type: ignore[no-any-return]
+        return self.rules["group_consult_staffing"]
 
     @property
     def detox(self) -> DetoxPolicy:
-        return self.rules["clinical_detox_high"]  # type: ignore[no-any-return]
+        return self.rules["clinical_detox_high"]
 
     @property
     def adhd(self) -> AdhdPolicy:
-        return self.rules["adhd_growth"]  # type: ignore[no-any-return]
+        return self.rules["adhd_growth"]
 
     @property
     def mismatch(self) -> MismatchPolicy:
-        return self.rules["zvt_setting_mismatch"]  # type: ignore[no-any-return]
+        return self.rules["zvt_setting_mismatch"]
 
     @property
     def digital(self) -> DigitalPolicy:
-        return self.rules["digital_share_low"]  # type: ignore[no-any-return]
+        return self.rules["digital_share_low"]
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -142,14 +142,14 @@ class _Reader:
         if not isinstance(value, dict):
             self.fail(f"[{name}]", "is missing")
         self._path = name
-        return dict(value)  # type: ignore[arg-type]
+        return dict(value)
 
     def rule_section(self, rule: Rule[Any]) -> Any:
         """The section of ``rule``, read field by field as its ``params`` declare."""
         table = self.section(rule.name)
         values = {
             f.name: self._read(table, f.name, f.metadata["param"])
-            for f in dataclasses.fields(rule.params)  # type: ignore[arg-type]
+            for f in dataclasses.fields(rule.params)
             if f.init
         }
         self.done(table, rule.name)
@@ -206,7 +206,7 @@ class _Reader:
         value = self._take(table, key)
         if not isinstance(value, list) or not value:
             self.fail(f"{self._path}.{key}", "must be a non-empty list")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def fraction_list(self, table: dict[str, Any], key: str, upper: float) -> list[float]:
         values = self._list(table, key)

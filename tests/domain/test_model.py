@@ -109,4 +109,3 @@ def test_the_decoder_names_no_provider_whose_agb_has_other_scripts_digits(engine
     raw = orjson.dumps({"provider_agb": "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"})
     assert engine.decoder.provider_of(raw) is None
     assert engine.decoder.provider_of(orjson.dumps({"provider_agb": "12345678"})) == "12345678"
-
