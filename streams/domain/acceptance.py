@@ -40,11 +40,13 @@ from streams.domain.model import (
     PROVIDER_MISMATCH,
     SCHEMA,
     Line,
+    is_agb,
     parse_time,
     service_day,
 )
 from streams.domain.nesting import MAX_DEPTH, too_deep
 from streams.domain.policy import Policy
+from streams.domain.rules import RULES
 from streams.domain.typed import as_dict
 
 __all__ = [  # the masking functions are this module's to offer (the worker uses them)
@@ -101,6 +103,8 @@ class Decoder:
         self._mm_settings = mismatch.settings
         self._mm_from = mismatch.from_year
         self._keep_years = policy.retention.line_index_years
+        # (flag bit, predicate) of the tallies rules declare; empty for the shipped rules
+        self._tallies = RULES.tally_flags()
         self._times: dict[str, float] = {}
         # service_date → (year, quarter, first and first-too-late instant of submitted_at)
         self._days: dict[Any, tuple[int, int, float, float]] = {}
@@ -178,7 +182,7 @@ class Decoder:
         costs), else from the whole batch, decoded once."""
         texts = self._typed.line_texts(raw) if self._typed is not None else None
         if texts is None:
-            return orjson.loads(raw)["lines"].__getitem__  # type: ignore[no-any-return]
+            return orjson.loads(raw)["lines"].__getitem__
         return lambda index: orjson.loads(texts[index])
 
     def provider_of(self, raw: bytes) -> str | None:
@@ -192,7 +196,7 @@ class Decoder:
         if not isinstance(obj, dict):
             return None
         agb = obj.get("provider_agb")
-        return agb if isinstance(agb, str) and len(agb) == 8 and agb.isdigit() else None
+        return agb if is_agb(agb) else None
 
     def record(self, obj: Any) -> Any:
         """A line as a typed record, or the Rejection of SPEC §2 steps 1–2."""
@@ -211,7 +215,7 @@ class Decoder:
             return _Fields(obj)
         return typed.unchecked(obj)
 
-    def check(self, item: Any, envelope: str | None) -> Line | Rejection:
+    def check(self, item: Any, envelope: str | None) -> Line | Rejection:  # noqa: C901 - per line (bench offline): inline checks, no calls
         """SPEC §2 steps 1–3 and §12 step 2b (and the batch provider check) for one
         line.
 
@@ -287,6 +291,10 @@ class Decoder:
             flags |= ADHD
         else:
             client = None  # kept only for distinct ADHD clients
+        if self._tallies:  # the lines rules asked to have counted (rules.base.Tally)
+            for bit, counts in self._tallies:
+                if counts(item):
+                    flags |= bit
         return _new_line(  # Line(...) through its generated __new__ costs 4x as much
             Line,
             (

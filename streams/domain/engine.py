@@ -37,8 +37,10 @@ from streams.domain.model import (
     PROVIDER_MISMATCH,
     Counts,
     Line,
+    is_agb,
 )
 from streams.domain.policy import Policy
+from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.snapshot import build_snapshot
 from streams.domain.state import Journal, ProviderState, Tables
 
@@ -96,8 +98,14 @@ class Engine:
         self.tables: Tables | None = None
         self.unattributed = Counts()  # rejections without a provider to own them
         self._ceiling_ids: dict[tuple[str, int], tuple[str, ...]] = {}
-        self._bps = policy.ceiling.thresholds_bp
-        self._margin = policy.ceiling.margin_bp
+        self._ceiling = policy.of(ceiling_utilisation.RULE)
+        self._mismatch = policy.of(zvt_setting_mismatch.RULE)
+        self._bps = self._ceiling.thresholds_bp
+        self._margin = self._ceiling.margin_bp
+        # The tick's rules with their policy sections, in registry order.
+        self._structural = [
+            (r.evaluate, policy.rules[r.name]) for r in rules.RULES.structural() if r.evaluate
+        ]
 
     # -- input --------------------------------------------------------------
     def state(self, provider: str) -> ProviderState:
@@ -285,6 +293,7 @@ class Engine:
                 if not self.contain:
                     raise
                 if counted == index:  # the state counted it: count it as what it became
+                    assert st is not None  # it counted the line
                     st.counts.uncount(outcome)
                     owner = provider
                 else:
@@ -330,7 +339,7 @@ class Engine:
         if not ys.band_low <= ys.net_cents * 10_000 < ys.band_high:
             self._check_ceiling(st, year, line.event_time, fx)
         if flags & MISMATCH:
-            finding = rules.mismatch_finding(ys, self.policy, year)
+            finding = zvt_setting_mismatch.finding(ys, self._mismatch, year)
             self._observe(st, finding, line.event_time, fx, {})
 
     def _reject(self, owner: str | None, fx: Effects, letter: DeadLetter) -> None:
@@ -363,7 +372,7 @@ class Engine:
         contract = self._contract((st.provider, year))
         if contract is not None:
             ctx = {"net_cents": ys.net_cents, "ceiling_cents": contract.ceiling_cents}
-            for finding in rules.ceiling_findings(ys, contract, self.policy, year):
+            for finding in ceiling_utilisation.findings(ys, contract, self._ceiling, year):
                 self._observe(st, finding, event_time, fx, ctx)
         ys.band_low, ys.band_high = self._band(st, year, contract)
 
@@ -382,8 +391,8 @@ class Engine:
         ids = self._ceiling_ids.get((st.provider, year))
         if ids is None:
             ids = tuple(
-                alert_id("ceiling_utilisation", st.provider, year, f.detail)
-                for f in rules.ceiling_findings(st.years[year], contract, self.policy, year)
+                alert_id(ceiling_utilisation.RULE.name, st.provider, year, f.detail)
+                for f in ceiling_utilisation.findings(st.years[year], contract, self._ceiling, year)
             )
             self._ceiling_ids[(st.provider, year)] = ids
         ceiling = contract.ceiling_cents
@@ -408,16 +417,18 @@ class Engine:
         if new is None:
             return
         fx.touched.add(st.provider)
+        contract = self.contracts.get(st.provider, finding.year)
+        name = contract.provider_name if contract else None
         fx.alerts.append(
             build_event(
                 finding=finding,
                 provider=st.provider,
                 state=new,
-                contract=self.contracts.get(st.provider, finding.year),
+                contract=contract,
                 event_time=event_time,
                 detected_at=self.clock(),
                 replay=self.replay,
-                context=ctx,
+                message=rules.message(finding, new.firing, st.provider, name, ctx),
             )
         )
 
@@ -433,8 +444,8 @@ class Engine:
         self, pairs: Mapping[int, Iterable[tuple[int, int]]] | None = None
     ) -> dict[int, Fraction | None]:
         pairs = pairs if pairs is not None else self.peer_pairs()
-        minimum = self.policy.group_share.min_consults
-        return {year: rules.peer_mean(p, minimum)[0] for year, p in pairs.items()}
+        minimum = self.policy.of(group_share_low.RULE).min_consults
+        return {year: group_share_low.peer_mean(p, minimum)[0] for year, p in pairs.items()}
 
     def tick(
         self,
@@ -455,11 +466,10 @@ class Engine:
                 continue
             for year in sorted(st.years):
                 ys = st.years[year]
-                found = rules.structural_findings(
-                    ys, st.years.get(year - 1), year, means.get(year), self.policy
-                )
-                for finding, ctx in found:
-                    self._observe(st, finding, st.watermark, fx, ctx)
+                tick = rules.Tick(year, st.years.get(year - 1), means.get(year))
+                for evaluate, params in self._structural:
+                    for finding, ctx in evaluate(ys, tick, params):
+                        self._observe(st, finding, st.watermark, fx, ctx)
         return fx
 
     # -- output -------------------------------------------------------------
@@ -504,6 +514,4 @@ def _name(exc: BaseException) -> str:
 def _provider_of(obj: Any) -> str | None:
     """The provider a rejected line names, if it names one that looks like an AGB code."""
     agb = obj.get("provider_agb") if isinstance(obj, dict) else getattr(obj, "provider_agb", None)
-    if isinstance(agb, str) and len(agb) == 8 and agb.isdigit() and agb.isascii():
-        return agb
-    return None
+    return agb if is_agb(agb) else None

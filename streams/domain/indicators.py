@@ -7,12 +7,17 @@ a credit removes a client exactly when its last uncredited ADHD line goes. A cli
 is its 60-bit key (``state.key_of`` of the ``client_ref``) in a streaming worker's
 state, so the reference itself never enters the persisted state or its changelog;
 the offline replay, which persists nothing, counts the references themselves.
+
+Besides the indicators of SPEC §4, named fields here, a year keeps the tallies rules
+declare (``rules.base.Tally``), by name, from the flag bits the registry allotted
+them (``TALLIES``). ``to_json`` writes every field by name, so a field or tally added
+later does not shift the others in a checkpoint.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from streams.domain.model import (
@@ -25,7 +30,12 @@ from streams.domain.model import (
     GROUP_GE4,
     GROUP_OVER2,
     MISMATCH,
+    TALLY_MASK,
 )
+
+# Flag bit → name of the tally it counts; the rule registry fills it
+# (streams/domain/rules/registry.py). Empty unless some rule declares a tally.
+TALLIES: dict[int, str] = {}
 
 
 @dataclass(slots=True)
@@ -42,13 +52,15 @@ class YearState:
     mismatch: int = 0
     # quarter (1..4) → client (key) → live ADHD lines of that client in the quarter
     adhd: dict[int, dict[int | str, int]] = field(default_factory=dict)
+    # tally name → net count of the lines it counts (see TALLIES)
+    tallies: dict[str, int] = field(default_factory=dict)
     # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
     # no ceiling alert of this year changes state (Engine._band). Empty until the
     # engine first computes it, so the first line takes the full check.
     band_low: float = field(default=math.inf, compare=False, repr=False)
     band_high: float = field(default=-math.inf, compare=False, repr=False)
 
-    def apply(
+    def apply(  # noqa: C901 - per line (bench offline): one pass of flat branches, no calls
         self, flags: int, amount_cents: int, quarter: int, client: int | str | None, sign: int
     ) -> None:
         self.net_cents += sign * amount_cents
@@ -78,6 +90,22 @@ class YearState:
                 clients[client] = live
             else:
                 clients.pop(client, None)
+        if flags & TALLY_MASK:  # only when a rule declares a tally
+            self._tally(flags, sign)
+
+    def _tally(self, flags: int, sign: int) -> None:
+        tallies = self.tallies
+        for bit, name in TALLIES.items():
+            if flags & bit:
+                n = tallies.get(name, 0) + sign
+                if n:
+                    tallies[name] = n
+                else:  # none held at 0: a state and its restored copy compare equal
+                    del tallies[name]
+
+    def tally(self, name: str) -> int:
+        """The net count of a rule's tally (0 before its first line)."""
+        return self.tallies.get(name, 0)
 
     # Derived ratios: None where the denominator is zero ("undefined" in SPEC §4).
     @property
@@ -108,28 +136,25 @@ class YearState:
         return sorted(self.adhd)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "c": [
-                self.net_cents,
-                self.lines,
-                self.consults,
-                self.group_consults,
-                self.group_ge4,
-                self.group_over2,
-                self.digital,
-                self.detox_clinical,
-                self.detox_ambulant,
-                self.mismatch,
-            ],
-            # sorted: the same clients give the same record, whatever order the
-            # journal replayed their debits and credits in
-            "adhd": {str(q): sorted(clients.items()) for q, clients in self.adhd.items()},
-        }
+        """The year by field name; a tally only while non-zero (absent reads as 0)."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
+        # sorted: the same clients give the same record, whatever order the journal
+        # replayed their debits and credits in
+        out["adhd"] = {str(q): sorted(clients.items()) for q, clients in self.adhd.items()}
+        if self.tallies:
+            out["tallies"] = dict(self.tallies)
+        return out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> YearState:
-        state = cls(*raw["c"])
+        """Read ``to_json``'s record. A tally it lacks starts at 0: right for a rule
+        added before the state held lines it would count, and wrong otherwise (those
+        lines are not counted until the state is rebuilt by replay)."""
+        state = cls()
+        for name in _COUNTERS:
+            setattr(state, name, int(raw[name]))
         state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
+        state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
         return state
 
 
@@ -137,6 +162,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
-def adhd_growth(current: int, base: int) -> float | None:
-    """Growth against the same quarter a year earlier; undefined without a base."""
-    return current / base - 1 if base > 0 else None
+# The integer indicators, written and read by name (every compared field but the
+# ADHD clients and the tallies).
+_COUNTERS = tuple(
+    f.name for f in fields(YearState) if f.compare and f.name not in ("adhd", "tallies")
+)

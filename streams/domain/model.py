@@ -23,6 +23,18 @@ DETOX_CLINICAL = 32
 DETOX_AMBULANT = 64
 MISMATCH = 128  # zorgvraagtype 1/2 in setting 5/6/8 from 2026
 ADHD = 256
+# Bits 9..15 are the tallies rules declare (streams/domain/rules/base.py ``Tally``):
+# the rule registry allots them, the decoder sets them, ``YearState`` counts them.
+# A line-index entry holds 16 flag bits (streams/domain/state.py).
+FIRST_TALLY_BIT = 9
+LAST_TALLY_BIT = 15
+TALLY_MASK = (1 << LAST_TALLY_BIT + 1) - (1 << FIRST_TALLY_BIT)
+
+
+def is_agb(value: object) -> bool:
+    """An AGB code: exactly 8 ASCII digits (a message key, an envelope's provider, a
+    line's ``provider_agb``). ``isdigit`` alone admits other scripts' digits."""
+    return isinstance(value, str) and len(value) == 8 and value.isdigit() and value.isascii()
 
 
 class Line(NamedTuple):

@@ -4,77 +4,46 @@ The shipped defaults live in ``streams/policy.default.toml``; operators point
 ``CLAIMWATCH_POLICY`` (or ``--policy``) at their own copy. A policy file is checked
 completely at start: an unknown key, a missing key or a value out of range raises
 :class:`PolicyError` naming it, so a typo never silently falls back to a default.
+
+Each rule of the registry (streams/domain/rules/) has a section named after it,
+read into the dataclass its module declares (``Rule.params``): its fields say how
+each key is read and checked, so a new rule needs nothing here. ``[tick]`` and
+``[retention]`` belong to the engine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from streams.domain.errors import PolicyError
+from streams.domain.rules import RULES, Rule
+from streams.domain.rules.adhd_growth import AdhdPolicy
+from streams.domain.rules.base import SEVERITIES, Param, ParamError
+from streams.domain.rules.ceiling_utilisation import CeilingPolicy
+from streams.domain.rules.clinical_detox_high import DetoxPolicy
+from streams.domain.rules.digital_share_low import DigitalPolicy
+from streams.domain.rules.group_consult_staffing import StaffingPolicy
+from streams.domain.rules.group_share_low import GroupSharePolicy
+from streams.domain.rules.zvt_setting_mismatch import MismatchPolicy
+
+__all__ = [
+    "DEFAULT_POLICY_PATH",
+    "SEVERITIES",
+    "Policy",
+    "RetentionPolicy",
+    "load_policy",
+    "parse_policy",
+]
+
+P = TypeVar("P")
+ENGINE_SECTIONS = ("tick", "retention")
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.default.toml"
-SEVERITIES = ("warning", "high", "critical")
-
-
-@dataclass(frozen=True, slots=True)
-class CeilingPolicy:
-    thresholds: tuple[float, ...]
-    severities: tuple[str, ...]
-    resolve_margin: float
-    # Thresholds and margin in basis points, so crossings are decided in exact
-    # integers; computed once, the ceiling rule reads them whenever it runs.
-    thresholds_bp: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    margin_bp: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "thresholds_bp", tuple(round(t * 10_000) for t in self.thresholds))
-        object.__setattr__(self, "margin_bp", round(self.resolve_margin * 10_000))
-
-
-@dataclass(frozen=True, slots=True)
-class GroupSharePolicy:
-    factor: float
-    min_consults: int
-    severity: str
-
-
-@dataclass(frozen=True, slots=True)
-class StaffingPolicy:
-    min_count: int
-    min_share: float
-    severity: str
-
-
-@dataclass(frozen=True, slots=True)
-class DetoxPolicy:
-    threshold: float
-    min_lines: int
-    severity: str
-
-
-@dataclass(frozen=True, slots=True)
-class AdhdPolicy:
-    threshold: float
-    min_base: int
-    severity: str
-
-
-@dataclass(frozen=True, slots=True)
-class MismatchPolicy:
-    care_demand_types: frozenset[int]
-    settings: frozenset[int]
-    from_year: int
-    severity: str
-
-
-@dataclass(frozen=True, slots=True)
-class DigitalPolicy:
-    target: float
-    min_consults: int
-    severity: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +56,44 @@ class RetentionPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    ceiling: CeilingPolicy
-    group_share: GroupSharePolicy
-    staffing: StaffingPolicy
-    detox: DetoxPolicy
-    adhd: AdhdPolicy
-    mismatch: MismatchPolicy
-    digital: DigitalPolicy
+    # rule name → its section, as the dataclass of ``Rule.params``
+    rules: Mapping[str, Any]
     tick_seconds: float
     retention: RetentionPolicy = RetentionPolicy(3)
     source: str = "defaults"
+
+    def of(self, rule: Rule[P]) -> P:
+        """The section of ``rule``, typed as its module declares it."""
+        return self.rules[rule.name]
+
+    # The sections of the shipped rules that other modules read, by short name.
+    @property
+    def ceiling(self) -> CeilingPolicy:
+        return self.rules["ceiling_utilisation"]
+
+    @property
+    def group_share(self) -> GroupSharePolicy:
+        return self.rules["group_share_low"]
+
+    @property
+    def staffing(self) -> StaffingPolicy:
+        return self.rules["group_consult_staffing"]
+
+    @property
+    def detox(self) -> DetoxPolicy:
+        return self.rules["clinical_detox_high"]
+
+    @property
+    def adhd(self) -> AdhdPolicy:
+        return self.rules["adhd_growth"]
+
+    @property
+    def mismatch(self) -> MismatchPolicy:
+        return self.rules["zvt_setting_mismatch"]
+
+    @property
+    def digital(self) -> DigitalPolicy:
+        return self.rules["digital_share_low"]
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -115,58 +112,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
 
 def parse_policy(raw: dict[str, Any], source: str = "<dict>") -> Policy:
     r = _Reader(raw, source)
-    ceiling = r.section("ceiling_utilisation")
-    thresholds = tuple(r.fraction_list(ceiling, "thresholds", upper=10.0))
-    severities = tuple(r.severity_list(ceiling, "severities"))
-    if list(thresholds) != sorted(set(thresholds)):
-        r.fail("ceiling_utilisation.thresholds", "must be strictly increasing")
-    if len(severities) != len(thresholds):
-        r.fail("ceiling_utilisation.severities", "needs one severity per threshold")
-    ceiling_policy = CeilingPolicy(
-        thresholds=thresholds,
-        severities=severities,
-        resolve_margin=r.fraction(ceiling, "resolve_margin", upper=1.0),
-    )
-    r.done(ceiling, "ceiling_utilisation")
-
-    gs = r.section("group_share_low")
-    group_share = GroupSharePolicy(
-        r.fraction(gs, "factor", upper=1.0), r.count(gs, "min_consults"), r.severity(gs)
-    )
-    r.done(gs, "group_share_low")
-
-    st = r.section("group_consult_staffing")
-    staffing = StaffingPolicy(
-        r.count(st, "min_count"), r.fraction(st, "min_share", upper=1.0), r.severity(st)
-    )
-    r.done(st, "group_consult_staffing")
-
-    dx = r.section("clinical_detox_high")
-    detox = DetoxPolicy(
-        r.fraction(dx, "threshold", upper=1.0), r.count(dx, "min_lines"), r.severity(dx)
-    )
-    r.done(dx, "clinical_detox_high")
-
-    ad = r.section("adhd_growth")
-    adhd = AdhdPolicy(
-        r.fraction(ad, "threshold", upper=100.0), r.count(ad, "min_base"), r.severity(ad)
-    )
-    r.done(ad, "adhd_growth")
-
-    mm = r.section("zvt_setting_mismatch")
-    mismatch = MismatchPolicy(
-        frozenset(r.int_list(mm, "care_demand_types", 0, 21)),
-        frozenset(r.int_list(mm, "settings", 1, 8)),
-        r.integer(mm, "from_year", 2000, 2100),
-        r.severity(mm),
-    )
-    r.done(mm, "zvt_setting_mismatch")
-
-    dg = r.section("digital_share_low")
-    digital = DigitalPolicy(
-        r.fraction(dg, "target", upper=1.0), r.count(dg, "min_consults"), r.severity(dg)
-    )
-    r.done(dg, "digital_share_low")
+    rules = {rule.name: r.rule_section(rule) for rule in RULES}
 
     tick = r.section("tick")
     tick_seconds = r.number(tick, "interval_seconds", 0.05, 86_400)
@@ -177,18 +123,7 @@ def parse_policy(raw: dict[str, Any], source: str = "<dict>") -> Policy:
     r.done(rt, "retention")
     r.done(raw, None)
 
-    return Policy(
-        ceiling_policy,
-        group_share,
-        staffing,
-        detox,
-        adhd,
-        mismatch,
-        digital,
-        tick_seconds,
-        retention,
-        source,
-    )
+    return Policy(rules, tick_seconds, retention, source)
 
 
 class _Reader:
@@ -199,7 +134,7 @@ class _Reader:
         self.source = source
         self._path = ""
 
-    def fail(self, key: str, why: str) -> None:
+    def fail(self, key: str, why: str) -> NoReturn:
         raise PolicyError(f"policy {self.source}: {key} {why}")
 
     def section(self, name: str) -> dict[str, Any]:
@@ -207,11 +142,39 @@ class _Reader:
         if not isinstance(value, dict):
             self.fail(f"[{name}]", "is missing")
         self._path = name
-        return dict(value)  # type: ignore[arg-type]
+        return dict(value)
+
+    def rule_section(self, rule: Rule[Any]) -> Any:
+        """The section of ``rule``, read field by field as its ``params`` declare."""
+        table = self.section(rule.name)
+        values = {
+            f.name: self._read(table, f.name, f.metadata["param"])
+            for f in dataclasses.fields(rule.params)
+            if f.init
+        }
+        self.done(table, rule.name)
+        try:
+            return rule.params(**values)
+        except ParamError as exc:
+            self.fail(f"{rule.name}.{exc.key}", exc.why)
+
+    def _read(self, table: dict[str, Any], key: str, p: Param) -> Any:
+        if p.kind == "number":
+            return self.number(table, key, p.lower, p.upper)
+        if p.kind == "integer":
+            return self.integer(table, key, int(p.lower), int(p.upper))
+        if p.kind == "numbers":
+            return tuple(self.fraction_list(table, key, p.upper))
+        if p.kind == "integers":
+            return frozenset(self.int_list(table, key, int(p.lower), int(p.upper)))
+        if p.kind == "severities":
+            return tuple(self.severity_list(table, key))
+        return self.severity(table, key)
 
     def done(self, table: dict[str, Any], name: str | None) -> None:
         if name is None:
-            unknown = [k for k in self.raw if k not in _SECTIONS]
+            known = {*RULES.names(), *ENGINE_SECTIONS}
+            unknown = [k for k in self.raw if k not in known]
             if unknown:
                 self.fail(f"[{unknown[0]}]", "is not a known section")
             return
@@ -231,9 +194,6 @@ class _Reader:
             self.fail(f"{self._path}.{key}", f"must be between {lower} and {upper}, not {value}")
         return float(value)
 
-    def fraction(self, table: dict[str, Any], key: str, upper: float) -> float:
-        return self.number(table, key, 0.0, upper)
-
     def integer(self, table: dict[str, Any], key: str, lower: int, upper: int) -> int:
         value = self._take(table, key)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -242,14 +202,11 @@ class _Reader:
             self.fail(f"{self._path}.{key}", f"must be between {lower} and {upper}, not {value}")
         return int(value)
 
-    def count(self, table: dict[str, Any], key: str) -> int:
-        return self.integer(table, key, 0, 10**9)
-
     def _list(self, table: dict[str, Any], key: str) -> list[Any]:
         value = self._take(table, key)
         if not isinstance(value, list) or not value:
             self.fail(f"{self._path}.{key}", "must be a non-empty list")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def fraction_list(self, table: dict[str, Any], key: str, upper: float) -> list[float]:
         values = self._list(table, key)
@@ -274,23 +231,10 @@ class _Reader:
                 self.fail(f"{self._path}.{key}", f"must hold {', '.join(SEVERITIES)}; not {v!r}")
         return [str(v) for v in values]
 
-    def severity(self, table: dict[str, Any]) -> str:
-        value = self._take(table, "severity")
+    def severity(self, table: dict[str, Any], key: str) -> str:
+        value = self._take(table, key)
         if value not in SEVERITIES:
             self.fail(
-                f"{self._path}.severity", f"must be one of {', '.join(SEVERITIES)}; not {value!r}"
+                f"{self._path}.{key}", f"must be one of {', '.join(SEVERITIES)}; not {value!r}"
             )
         return str(value)
-
-
-_SECTIONS = (
-    "ceiling_utilisation",
-    "group_share_low",
-    "group_consult_staffing",
-    "clinical_detox_high",
-    "adhd_growth",
-    "zvt_setting_mismatch",
-    "digital_share_low",
-    "tick",
-    "retention",
-)

@@ -29,8 +29,10 @@ from streams.domain.acceptance import (
     line_payload,
     message_payload,
 )
-from streams.domain.model import PROCESSING_ERROR, Counts, Line
+from streams.domain.model import PROCESSING_ERROR, Counts, Line, is_agb
 from streams.domain.state import key_of
+
+__all__ = ["CLIENT_KEY_MARK", "client_token", "is_agb", "pseudonymised", "split_unkeyed"]
 
 # A client_ref of the form CLIENT_KEY_MARK + 15 lower-case hex digits is the state key
 # of a client_ref that was pseudonymised on the way here (a NUL character cannot be
@@ -99,8 +101,3 @@ def split_unkeyed(
 def _named(item: Any) -> str | None:
     agb = item.get("provider_agb") if type(item) is dict else getattr(item, "provider_agb", None)
     return agb if is_agb(agb) else None
-
-
-def is_agb(value: object) -> bool:
-    """An AGB code: exactly 8 ASCII digits (a message key, an envelope's provider)."""
-    return isinstance(value, str) and len(value) == 8 and value.isdigit() and value.isascii()

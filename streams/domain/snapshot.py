@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from streams.domain.indicators import YearState
 from streams.domain.model import Counts
 from streams.domain.policy import Policy
-from streams.domain.rules import peer_mean
+from streams.domain.rules import adhd_growth, group_share_low
+from streams.domain.rules.adhd_growth import clients_and_base
+from streams.domain.rules.group_share_low import peer_mean
 
 if TYPE_CHECKING:
     from streams.domain.contracts import ContractBook
@@ -23,12 +25,12 @@ if TYPE_CHECKING:
 def year_indicators(
     ys: YearState, previous: YearState | None, year: int, ceiling_cents: int | None
 ) -> dict[str, Any]:
-    quarters = ys.adhd_quarters()
-    clients = {f"{year}-Q{q}": ys.adhd_clients(q) for q in quarters}
+    clients: dict[str, int] = {}
     growth: dict[str, float | None] = {}
-    for q in quarters:
-        base = previous.adhd_clients(q) if previous is not None else 0
-        growth[f"{year}-Q{q}"] = ys.adhd_clients(q) / base - 1 if base > 0 else None
+    for q in ys.adhd_quarters():
+        now, base = clients_and_base(ys, previous, q)
+        clients[f"{year}-Q{q}"] = now
+        growth[f"{year}-Q{q}"] = adhd_growth(now, base)
     return {
         "net_cents": ys.net_cents,
         "ceiling_utilisation": ys.net_cents / ceiling_cents if ceiling_cents else None,
@@ -84,7 +86,7 @@ def finish_snapshot(
             pairs.setdefault(year, []).append((ind["consults"], ind["group_consults"]))
     peers = {}
     for year in sorted(pairs):
-        mean, n = peer_mean(pairs[year], policy.group_share.min_consults)
+        mean, n = peer_mean(pairs[year], policy.of(group_share_low.RULE).min_consults)
         peers[year] = {
             "group_share_mean": float(mean) if mean is not None else None,
             "providers": n,

@@ -20,7 +20,7 @@ import orjson
 from xxhash import xxh3_64_intdigest
 
 from streams.domain.model import format_time
-from streams.domain.rules import peer_mean
+from streams.domain.rules.group_share_low import peer_mean
 from streams.domain.snapshot import year_indicators
 
 if TYPE_CHECKING:
@@ -134,7 +134,8 @@ class StatusBook:
         return out
 
     def means(self, min_consults: int) -> dict[int, Fraction | None]:
-        """The peer mean per year (``rules.peer_mean``), recomputed only after a change."""
+        """The peer mean per year (``group_share_low.peer_mean``), recomputed only after
+        a change."""
         cached = self._means
         if cached is not None and cached[0] == self._version and cached[1] == min_consults:
             return cached[2]

@@ -20,8 +20,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.domain.alerts import RULES
 from streams.domain.model import REJECT_REASONS
+from streams.domain.rules import RULES, adhd_growth, group_share_low
+from streams.domain.rules.adhd_growth import clients_and_base
+from streams.domain.rules.group_share_low import peer_mean
 
 if TYPE_CHECKING:
     from streams.domain.engine import Engine
@@ -267,11 +269,11 @@ class StateCollector:
                 previous = st.years.get(year - 1)
                 for q in ys.adhd_quarters():
                     ql = [*labels, f"{year}-Q{q}"]
-                    clients = ys.adhd_clients(q)
+                    clients, base = clients_and_base(ys, previous, q)
                     g["adhd"].add_metric(ql, clients)
-                    base = previous.adhd_clients(q) if previous is not None else 0
-                    if base > 0:
-                        g["adhd_growth"].add_metric(ql, clients / base - 1)
+                    growth = adhd_growth(clients, base)
+                    if growth is not None:
+                        g["adhd_growth"].add_metric(ql, growth)
         yield from g.values()
 
         peer = GaugeMetricFamily(
@@ -282,8 +284,6 @@ class StateCollector:
         peer_n = GaugeMetricFamily(
             "claimwatch_peer_providers", "Providers counted in the peer mean.", labels=["year"]
         )
-        from streams.domain.rules import peer_mean
-
         cluster = self.m.peer_source() if self.m.peer_source is not None else None
         for year in sorted(set(pairs) | set(cluster or {})):
             if year not in years_shown:
@@ -291,7 +291,7 @@ class StateCollector:
             source = (
                 cluster[year] if cluster is not None and year in cluster else pairs.get(year, [])
             )
-            mean, n = peer_mean(source, engine.policy.group_share.min_consults)
+            mean, n = peer_mean(source, engine.policy.of(group_share_low.RULE).min_consults)
             if mean is not None:
                 peer.add_metric([str(year)], float(mean))
             peer_n.add_metric([str(year)], n)
@@ -314,7 +314,7 @@ class StateCollector:
             ],
         )
         transitions: dict[tuple[str, str], int] = {
-            (r, s): 0 for r in RULES for s in ("firing", "resolved")
+            (r, s): 0 for r in RULES.names() for s in ("firing", "resolved")
         }
         for agb, st in engine.providers.items():
             for aid, a in st.alerts.states.items():

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from streams.domain.errors import ClaimwatchError
-from streams.domain.model import parse_time
+from streams.domain.model import is_agb, parse_time
 from streams.replay.files import iter_lines
 
 FLUSH_SECONDS = 1.0
@@ -55,7 +55,7 @@ def _provider_and_time(raw: bytes) -> tuple[str | None, float | None]:
     if not isinstance(obj, dict):
         return None, None
     agb = obj.get("provider_agb")
-    if not (isinstance(agb, str) and len(agb) == 8 and agb.isdigit() and agb.isascii()):
+    if not is_agb(agb):
         return None, None
     ts = obj.get("submitted_at")
     try:

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,6 +15,7 @@ from deploy_helpers import (
     DASHBOARDS,
     PROMETHEUS,
     RECORDING_RULES,
+    REGISTRY_RULES,
     ROUTING_LABELS,
     SPEC_RULES,
     alerting_rules,
@@ -123,6 +125,37 @@ def test_every_spec_rule_has_one_alerting_rule_carrying_the_routing_labels(spec_
     missing = set(ROUTING_LABELS) - carried
     assert not missing, f"{rule['alert']} does not carry {sorted(missing)}"
     assert rule.get("labels", {}).get("team") == "purchasing"
+
+
+def _pages(alert: dict[str, Any], rule: str) -> bool:
+    """Whether ``alert`` fires for a ``claimwatch_alert_firing`` series of ``rule``: its
+    selector names the rule (``rule="x"``) or excludes a list without it (``rule!~"a|b"``)."""
+    expr = alert["expr"]
+    if "claimwatch_alert_firing" not in expr:
+        return False
+    named = re.findall(r'\brule="([a-z0-9_]+)"', expr)
+    excluded = re.findall(r'\brule!~"([a-z0-9_|]+)"', expr)
+    if named:
+        return rule in named
+    return bool(excluded) and rule not in excluded[0].split("|")
+
+
+@pytest.mark.parametrize("rule", [*REGISTRY_RULES, "a_rule_added_later"])
+def test_every_rule_of_the_registry_pages_through_exactly_one_alert(rule: str) -> None:
+    paging = [a["alert"] for a in alerting_rules() if _pages(a, rule)]
+    assert len(paging) == 1, f"{rule}: {paging}"
+    if rule not in SPEC_RULES:
+        assert paging == ["ClaimwatchRuleFiring"]
+
+
+def test_the_generic_alert_excludes_exactly_the_rules_with_an_alert_of_their_own() -> None:
+    (generic,) = [a for a in alerting_rules() if a["alert"] == "ClaimwatchRuleFiring"]
+    (excluded,) = re.findall(r'\brule!~"([a-z0-9_|]+)"', generic["expr"])
+    assert sorted(excluded.split("|")) == sorted(SPEC_RULES)
+    assert set(SPEC_RULES) <= set(REGISTRY_RULES)
+    carried = carried_labels(generic["expr"], generic.get("labels", {}), alert_gauge_labels())
+    assert not set(ROUTING_LABELS) - carried
+    assert generic["labels"]["team"] == "purchasing"
 
 
 def test_purchasing_alerts_explain_themselves_and_link_to_the_purchasing_dashboard() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from streams.domain.model import format_time, parse_time
+from streams.domain.model import format_time, is_agb, parse_time
 
 MIDNIGHT = datetime(2026, 7, 1, tzinfo=UTC).timestamp()
 
@@ -87,3 +87,25 @@ def test_a_line_submitted_in_a_leap_second_alerts_at_the_next_second(engine, mak
     assert fx.dead_letters == []
     (alert,) = fx.alerts
     assert alert["event_time"] == "2026-07-01T00:00:00.500000Z"
+
+
+@pytest.mark.parametrize(
+    ("value", "agb"),
+    [
+        ("12345678", True),
+        ("1234567", False),
+        ("123456789", False),
+        ("1234567a", False),
+        ("\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668", False),  # Arabic-Indic digits
+        (12345678, False),
+        (None, False),
+    ],
+)
+def test_an_agb_code_is_exactly_eight_ascii_digits(value, agb):
+    assert is_agb(value) is agb
+
+
+def test_the_decoder_names_no_provider_whose_agb_has_other_scripts_digits(engine):
+    raw = orjson.dumps({"provider_agb": "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"})
+    assert engine.decoder.provider_of(raw) is None
+    assert engine.decoder.provider_of(orjson.dumps({"provider_agb": "12345678"})) == "12345678"

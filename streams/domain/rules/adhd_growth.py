@@ -1,0 +1,87 @@
+"""adhd_growth (SPEC §5): distinct ADHD clients of a quarter against the same quarter
+a year earlier.
+
+Structural: one alert per quarter (detail ``Q1``..``Q4``); fires when the base (the
+clients of the quarter a year earlier) is at least ``min_base`` and the growth at
+least ``threshold``. ``growth`` is the one definition of the figure: the snapshot,
+the provider status and the metrics call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from streams.domain.alerts import Finding
+from streams.domain.indicators import YearState
+from streams.domain.rules.base import (
+    Found,
+    Rule,
+    Tick,
+    count,
+    exact,
+    fraction,
+    holds,
+    pct,
+    severity,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AdhdPolicy:
+    threshold: float = fraction(upper=100.0)
+    min_base: int = count()
+    severity: str = severity()
+
+
+def clients_and_base(ys: YearState, previous: YearState | None, quarter: int) -> tuple[int, int]:
+    """(distinct ADHD clients of the quarter, those of the same quarter a year earlier)."""
+    return ys.adhd_clients(quarter), previous.adhd_clients(quarter) if previous is not None else 0
+
+
+def growth(clients: int, base: int) -> float | None:
+    """Growth against the same quarter a year earlier; undefined without a base."""
+    return clients / base - 1 if base > 0 else None
+
+
+def evaluate(ys: YearState, tick: Tick, ad: AdhdPolicy) -> Found:
+    out: Found = []
+    for quarter in ys.adhd_quarters():
+        clients, base = clients_and_base(ys, tick.previous, quarter)
+        grows = (
+            base >= ad.min_base and base > 0 and Fraction(clients, base) - 1 >= exact(ad.threshold)
+        )
+        finding = holds(
+            RULE.name,
+            tick.year,
+            f"Q{quarter}",
+            grows,
+            growth(clients, base),
+            ad.threshold,
+            ad.severity,
+        )
+        out.append((finding, {"clients": clients, "base": base}))
+    return out
+
+
+def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
+    q = f.detail
+    if firing:
+        return (
+            f"{who} treated {ctx.get('clients', 0)} ADHD clients in {y}-{q}, {pct(f.value)} more than in the same quarter a year earlier "
+            f"({ctx.get('base', 0)}); ADHD is the provider's registered diagnosis group."
+        )
+    return (
+        f"{who}'s ADHD client growth in {y}-{q} is back below {pct(f.threshold)} ({pct(f.value)})."
+    )
+
+
+RULE = Rule(
+    name="adhd_growth",
+    kind="structural",
+    params=AdhdPolicy,
+    reads="adhd",
+    message=message,
+    evaluate=evaluate,
+)

@@ -1,0 +1,198 @@
+"""What a rule is: the ``Rule`` object, the typed parameters of its policy section,
+the line facts it may ask to have counted, and the helpers rule modules share.
+
+A rule module (one per rule, in this package) declares everything about its rule:
+the dataclass of its policy section, whose fields say how each key is read
+(``fraction``, ``count``, ``severity``, ...), the indicator it reads, how it
+evaluates a provider-year into findings, and the message of a transition. The
+registry (``registry.py``) collects the modules; ``policy.py``, the engine, the
+alert events, the metrics and the deployment tests all read it.
+
+Thresholds are compared in exact arithmetic (integers, ``Fraction``) so a value
+exactly at a threshold is decided the same way on every machine and in every
+summation order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cache
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
+
+from streams.domain.alerts import Finding
+from streams.domain.indicators import YearState
+
+P = TypeVar("P")
+SEVERITIES = ("warning", "high", "critical")
+# A finding and the context its message needs.
+Found = list[tuple[Finding, dict[str, Any]]]
+Message = Callable[[str, int, Finding, bool, dict[str, Any]], str]
+
+
+# -- the parameters of a policy section ----------------------------------------------
+
+
+class ParamError(ValueError):
+    """A section's values that are each in range but wrong together; ``key`` is the
+    one the policy error names."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"{key} {why}")
+        self.key = key
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """How one key of a rule's policy section is read and checked.
+
+    ``kind``: ``number`` (in ``lower..upper``), ``integer`` (whole, in
+    ``lower..upper``), ``numbers`` (a non-empty list of numbers in ``(0, upper]``),
+    ``integers`` (a non-empty list of whole numbers in ``lower..upper``, read as a
+    frozenset), ``severity`` or ``severities`` (one of ``SEVERITIES``, or a
+    non-empty list of them)."""
+
+    kind: Literal["number", "integer", "numbers", "integers", "severity", "severities"]
+    lower: float = 0
+    upper: float = 0
+
+
+def _param(param: Param) -> Any:
+    return field(metadata={"param": param})
+
+
+def fraction(upper: float = 1.0) -> Any:
+    """A number in 0..upper (a share, a factor, a growth)."""
+    return _param(Param("number", 0.0, upper))
+
+
+def number(lower: float, upper: float) -> Any:
+    return _param(Param("number", lower, upper))
+
+
+def count() -> Any:
+    """A whole number of lines, consults, clients: 0..10**9."""
+    return _param(Param("integer", 0, 10**9))
+
+
+def integer(lower: int, upper: int) -> Any:
+    return _param(Param("integer", lower, upper))
+
+
+def fractions(upper: float) -> Any:
+    """A non-empty list of numbers in (0, upper], as a tuple."""
+    return _param(Param("numbers", 0.0, upper))
+
+
+def integer_set(lower: int, upper: int) -> Any:
+    """A non-empty list of whole numbers in lower..upper, as a frozenset."""
+    return _param(Param("integers", lower, upper))
+
+
+def severity() -> Any:
+    return _param(Param("severity"))
+
+
+def severities() -> Any:
+    """A non-empty list of severities, as a tuple."""
+    return _param(Param("severities"))
+
+
+# -- line facts a rule has counted ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """A count of accepted lines a rule needs beyond the named indicators.
+
+    ``counts`` sees the line as the decoder has it (the typed record of
+    ``acceptance.Decoder.check``: ``activity``, ``digital``, ``setting``,
+    ``care_demand_type``, ``diagnosis_group``, ...) and says whether it counts. The
+    registry allots the tally a flag bit of the line-index entry, the decoder sets
+    it, and ``YearState.tally(name)`` is the net count: a credit subtracts what its
+    debit added.
+    """
+
+    name: str
+    counts: Callable[[Any], bool]
+
+
+# -- the rule -------------------------------------------------------------------------
+
+
+class Tick(NamedTuple):
+    """What a structural rule sees of one provider-year besides its own state."""
+
+    year: int
+    previous: YearState | None  # the provider's state of the year before, if any
+    peer_mean: Fraction | None  # mean group share of the year's peers (group_share_low)
+
+
+@dataclass(frozen=True)
+class Rule(Generic[P]):
+    """One alert rule.
+
+    ``params`` is the dataclass of the rule's policy section (section name = rule
+    name; its defaults are that section of ``streams/policy.default.toml``).
+    ``kind``: a ``structural`` rule is evaluated on the tick by ``evaluate``; a
+    ``line`` rule (ceiling, zvt mismatch) after every accepted line, by the engine,
+    which calls its module directly. ``reads`` names the indicator it reads (a
+    ``YearState`` field or tally). ``message`` makes the sentence of a transition
+    from (who, year, finding, firing, context).
+    """
+
+    name: str
+    kind: Literal["line", "structural"]
+    params: type[P]
+    reads: str
+    message: Message
+    evaluate: Callable[[YearState, Tick, P], Found] | None = None
+    tallies: Sequence[Tally] = ()
+
+    def __post_init__(self) -> None:
+        if (self.kind == "structural") != (self.evaluate is not None):
+            raise ValueError(f"rule {self.name}: a structural rule, and only one, has evaluate")
+
+
+# -- shared by rule modules ----------------------------------------------------------
+
+
+@cache
+def exact(x: float) -> Fraction:
+    """The decimal the operator wrote (0.05 means 5/100, not the nearest double)."""
+    return Fraction(repr(x))
+
+
+def at_least(numerator: int, denominator: int, threshold: float) -> bool:
+    return denominator > 0 and Fraction(numerator, denominator) >= exact(threshold)
+
+
+def below(numerator: int, denominator: int, threshold: float) -> bool:
+    return denominator > 0 and Fraction(numerator, denominator) < exact(threshold)
+
+
+def holds(
+    rule: str,
+    year: int,
+    detail: str | None,
+    condition: bool,
+    value: float | None,
+    threshold: float | None,
+    severity: str,
+) -> Finding:
+    """A finding without hysteresis: fires while the condition holds, clears when not."""
+    return Finding(rule, year, detail, condition, not condition, value, threshold, severity)
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.1f}%"
+
+
+def euros(cents: int) -> str:
+    return f"EUR {cents / 100:,.0f}"

@@ -1,0 +1,74 @@
+"""group_share_low (SPEC §5): a provider's group-consult share far below its peers'.
+
+Structural: on the tick, a provider-year with at least ``min_consults`` consults
+fires when its share of group consults is below ``factor`` × the peer mean of the
+year. ``peer_mean`` is the one definition of that mean: the engine, the provider
+status book, the snapshot and the metrics all call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from streams.domain.alerts import Finding
+from streams.domain.indicators import YearState
+from streams.domain.rules.base import Found, Rule, Tick, count, exact, fraction, pct, severity
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSharePolicy:
+    factor: float = fraction(upper=1.0)
+    min_consults: int = count()
+    severity: str = severity()
+
+
+def peer_mean(pairs: Iterable[tuple[int, int]], min_consults: int) -> tuple[Fraction | None, int]:
+    """Mean group share over providers with >= min_consults consults, exactly, and
+    how many providers it is over.
+
+    ``pairs`` are (consults, group_consults) of the providers of one year. The exact
+    mean does not depend on the order providers are summed in, so every worker and
+    the offline replay agree on it to the last bit.
+    """
+    total = Fraction(0)
+    n = 0
+    for consults, group in pairs:
+        if consults >= min_consults and consults > 0:
+            total += Fraction(group, consults)
+            n += 1
+    return (total / n if n else None), n
+
+
+def evaluate(ys: YearState, tick: Tick, gs: GroupSharePolicy) -> Found:
+    mean = tick.peer_mean
+    low = (
+        mean is not None
+        and ys.consults >= gs.min_consults
+        and ys.consults > 0
+        and Fraction(ys.group_consults, ys.consults) < exact(gs.factor) * mean
+    )
+    threshold = float(exact(gs.factor) * mean) if mean is not None else None
+    finding = Finding(
+        RULE.name, tick.year, None, low, not low, ys.group_share, threshold, gs.severity
+    )
+    return [(finding, {"peer_mean": float(mean) if mean is not None else None})]
+
+
+def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
+    mean = pct(ctx.get("peer_mean"))
+    if firing:
+        return f"{who} declared {pct(f.value)} of its {y} consults as group consults, under half the peer average of {mean}."
+    return f"{who}'s {y} group-consult share ({pct(f.value)}) is no longer far below the peer average of {mean}."
+
+
+RULE = Rule(
+    name="group_share_low",
+    kind="structural",
+    params=GroupSharePolicy,
+    reads="group_share",
+    message=message,
+    evaluate=evaluate,
+)
