@@ -2,8 +2,12 @@
 
 The shipped defaults live in ``streams/policy.default.toml``; operators point
 ``CLAIMWATCH_POLICY`` (or ``--policy``) at their own copy. A policy file is checked
-completely at start: an unknown key, a missing key or a value out of range raises
-:class:`PolicyError` naming it, so a typo never silently falls back to a default.
+completely at start: an unknown section or key, a missing key or a value out of
+range raises :class:`PolicyError` naming it, so a typo never silently falls back to
+a default. A rule's section is the unit an operator takes over: one left out of an
+operator's file is read from the shipped defaults (``Policy.defaulted`` names it,
+and the worker says so at start), so a release that adds a rule runs on the
+operator's existing file; the defaults file itself must name every rule.
 
 Each rule of the registry (streams/domain/rules/) has a section named after it,
 read into the dataclass its module declares (``Rule.params``): its fields say how
@@ -61,6 +65,8 @@ class Policy:
     tick_seconds: float
     retention: RetentionPolicy = RetentionPolicy(3)
     source: str = "defaults"
+    # rule sections the file left out, read from the shipped defaults
+    defaulted: tuple[str, ...] = ()
 
     def of(self, rule: Rule[P]) -> P:
         """The section of ``rule``, typed as its module declares it."""
@@ -107,11 +113,20 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raise PolicyError(f"policy file {file} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy file {file} is not valid TOML: {exc}") from None
-    return parse_policy(raw, source=str(file))
+    shipped = file.resolve() == DEFAULT_POLICY_PATH
+    return parse_policy(raw, source=str(file), defaults={} if shipped else None)
 
 
-def parse_policy(raw: dict[str, Any], source: str = "<dict>") -> Policy:
-    r = _Reader(raw, source)
+def parse_policy(
+    raw: dict[str, Any], source: str = "<dict>", *, defaults: dict[str, Any] | None = None
+) -> Policy:
+    """Check ``raw`` and read it into a Policy. A rule section it lacks is taken from
+    ``defaults`` (the parsed shipped defaults unless given; pass ``{}`` to require
+    every section, as the defaults file itself must hold them all)."""
+    if defaults is None:
+        defaults = _shipped()
+    missing = [rule.name for rule in RULES if rule.name not in raw and rule.name in defaults]
+    r = _Reader({**raw, **{name: defaults[name] for name in missing}}, source)
     rules = {rule.name: r.rule_section(rule) for rule in RULES}
 
     tick = r.section("tick")
@@ -123,7 +138,15 @@ def parse_policy(raw: dict[str, Any], source: str = "<dict>") -> Policy:
     r.done(rt, "retention")
     r.done(raw, None)
 
-    return Policy(rules, tick_seconds, retention, source)
+    return Policy(rules, tick_seconds, retention, source, tuple(missing))
+
+
+def _shipped() -> dict[str, Any]:
+    """The shipped defaults file, parsed (read each time: tests register rules)."""
+    try:
+        return tomllib.loads(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"shipped policy {DEFAULT_POLICY_PATH} cannot be read: {exc}") from None
 
 
 class _Reader:

@@ -14,7 +14,8 @@ import yaml
 
 from streams.domain import schemas
 from streams.domain.engine import Engine
-from streams.domain.policy import DEFAULT_POLICY_PATH, ENGINE_SECTIONS
+from streams.domain.errors import PolicyError
+from streams.domain.policy import DEFAULT_POLICY_PATH, ENGINE_SECTIONS, load_policy, parse_policy
 from streams.domain.rules import RULES, rule
 from streams.domain.rules.base import Rule
 from tests.domain.rules.rule_helpers import (
@@ -66,15 +67,45 @@ def test_the_registry_holds_the_rules_of_spec_section_5_in_their_order():
         rule("no_such_rule")
 
 
-@pytest.mark.parametrize("name", list(POLICY_FILES))
-def test_every_policy_file_has_exactly_a_section_per_rule_and_the_engines(name):
-    sections = set(tomllib.loads(POLICY_FILES[name]()))
+def test_the_shipped_defaults_have_exactly_a_section_per_rule_and_the_engines():
+    sections = set(tomllib.loads(DEFAULT_POLICY_PATH.read_text("utf-8")))
     expected = {*RULES.names(), *ENGINE_SECTIONS}
     assert sections == expected, (
-        f"{name}: sections missing {sorted(expected - sections)}, unknown "
-        f"{sorted(sections - expected)}; a rule's defaults are its section of "
-        "streams/policy.default.toml (docs/adding-a-rule.md)"
+        f"streams/policy.default.toml: sections missing {sorted(expected - sections)}, "
+        f"unknown {sorted(sections - expected)}; a rule's defaults are its section there "
+        "(docs/adding-a-rule.md)"
     )
+
+
+@pytest.mark.parametrize("name", list(POLICY_FILES))
+def test_every_policy_file_loads_and_names_only_known_sections(name, tmp_path):
+    """An operator's copy may leave a rule out (it then runs on the shipped
+    defaults); whatever it names must be a rule or an engine section."""
+    text = POLICY_FILES[name]()
+    sections = set(tomllib.loads(text))
+    assert sections <= {*RULES.names(), *ENGINE_SECTIONS}
+    assert set(ENGINE_SECTIONS) <= sections
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load_policy(path).source == str(path)
+
+
+def test_a_rule_section_an_operators_file_leaves_out_is_the_shipped_default(tmp_path):
+    body = DEFAULT_POLICY_PATH.read_text("utf-8")
+    start = body.index("[digital_share_low]")
+    end = body.index("\n[", start + 1)
+    changed = body.replace("\nfactor = 0.5\n", "\nfactor = 0.4\n")
+    assert changed != body
+    path = tmp_path / "policy.toml"
+    path.write_text(changed[:start] + changed[end + 1 :], encoding="utf-8")
+    ours, shipped = load_policy(path), load_policy()
+    assert ours.defaulted == ("digital_share_low",) and shipped.defaulted == ()
+    assert ours.digital == shipped.digital
+    assert ours.group_share.factor == 0.4  # what the file does say still counts
+    # the defaults file itself must name every rule
+    path.write_text(body[:start] + body[end + 1 :], encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"\[digital_share_low\] is missing"):
+        parse_policy(tomllib.loads(path.read_text("utf-8")), defaults={})
 
 
 def test_the_alert_schema_admits_every_rule_name_without_listing_them():
