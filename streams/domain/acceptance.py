@@ -122,8 +122,14 @@ class Decoder:
                 if type(message) is self._record:
                     return None, [message], None
                 return message.provider_agb, message.lines, None
+        return self._split_slowly(raw)
+
+    def _split_slowly(self, raw: bytes) -> tuple[str | None, list[Any], Rejection | None]:
+        """``split`` for a message the strict typed records refuse: too deep, with
+        unknown properties, with lines to judge one by one, or no valid message."""
         if too_deep(raw):  # before anything that recurses
             return None, [], Rejection(INVALID_JSON, TOO_DEEP)
+        typed = self._typed
         if typed is not None:
             message = typed.decode_lenient(raw)
             if message is not None:
