@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import orjson
-from cykhash import (  # type: ignore[import-untyped]
+from cykhash import (
     Int64Set_from_buffer,
     Int64toInt64Map_from_buffers,
 )
