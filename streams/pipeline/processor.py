@@ -27,12 +27,11 @@ from streams.domain.model import PROCESSING_ERROR, Counts
 from streams.domain.rekey import is_agb, split_unkeyed
 from streams.domain.state import ProviderState
 from streams.store import codec
-from streams.store.codec import STATE_FORMAT as STATE_FORMAT
 from streams.store.codec import Journal
 from streams.store.layout import CHECKPOINT_CHUNK as CHECKPOINT_CHUNK
 from streams.store.layout import CHECKPOINT_SEGMENTS as CHECKPOINT_SEGMENTS
 from streams.store.layout import Chunk as Chunk
-from streams.store.layout import JournalLog as JournalLog
+from streams.store.layout import JournalLog
 from streams.store.layout import StateTable, Store, Value, contract_key, encoded, ledger_key
 
 log = logging.getLogger("claimwatch.worker")
@@ -66,6 +65,8 @@ class Output:
 
 
 class Processor:
+    """One worker's messages in, what to publish and write out (``Output``)."""
+
     def __init__(
         self, engine: Engine, store: Store, peers: Callable[[], dict[int, Any]] | None = None
     ) -> None:
