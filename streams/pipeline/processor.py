@@ -31,8 +31,15 @@ from streams.store.codec import Journal
 from streams.store.layout import CHECKPOINT_CHUNK as CHECKPOINT_CHUNK
 from streams.store.layout import CHECKPOINT_SEGMENTS as CHECKPOINT_SEGMENTS
 from streams.store.layout import Chunk as Chunk
-from streams.store.layout import JournalLog
-from streams.store.layout import StateTable, Store, Value, contract_key, encoded, ledger_key
+from streams.store.layout import (
+    JournalLog,
+    StateTable,
+    Store,
+    Value,
+    contract_key,
+    encoded,
+    ledger_key,
+)
 
 log = logging.getLogger("claimwatch.worker")
 
