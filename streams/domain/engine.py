@@ -42,7 +42,7 @@ from streams.domain.model import (
 from streams.domain.policy import Policy
 from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.snapshot import build_snapshot
-from streams.domain.state import Journal, ProviderState, Tables
+from streams.domain.state import ChangeLog, ProviderState, Tables
 
 Clock = Callable[[], float]
 _DEAD_LETTERED = frozenset({ORPHAN_CREDIT, LINE_INDEX_EXPIRED})  # outcomes of accept
@@ -96,6 +96,9 @@ class Engine:
         # Where new persisted states keep their line index (None: cykhash tables);
         # the RocksDB worker sets its off-heap tables (streams/store/offheap.py).
         self.tables: Tables | None = None
+        # What new persisted states record their changes in (None: nothing); the
+        # worker's processor sets the store's journal (streams/store/codec.py).
+        self.journals: Callable[[], ChangeLog] | None = None
         self.unattributed = Counts()  # rejections without a provider to own them
         self._ceiling_ids: dict[tuple[str, int], tuple[str, ...]] = {}
         self._ceiling = policy.of(ceiling_utilisation.RULE)
@@ -112,8 +115,8 @@ class Engine:
         st = self.providers.get(provider)
         if st is None:
             st = self.providers[provider] = self.new_state(provider)
-            if self.journal:
-                st.journal = Journal()
+            if self.journal and self.journals is not None:
+                st.journal = self.journals()
         return st
 
     def new_state(self, provider: str) -> ProviderState:

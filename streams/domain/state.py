@@ -22,28 +22,23 @@ event-time watermark closes a year, that year's index goes, its indicators stay,
 its later lines are refused as ``line_index_expired``.
 
 For durability the streaming worker needs the changes of one message as a small
-record rather than the whole state; ``journal`` (a ``Journal``) collects them column
-by column when enabled, and ``replay_journal`` rebuilds the line index and
-indicators from such records, on top of a ``checkpoint`` of the whole state.
+record rather than the whole state: ``accept`` tells them to ``journal``, a
+``ChangeLog`` (the protocol is the domain's; the packed journal the worker persists
+is ``streams/store/codec.py``'s), and ``Replay`` applies such changes to a state
+again when the store rebuilds it. Reading and writing a state's tables as checkpoint
+chunks and headers is the store's too (``streams/store/``): the domain persists
+nothing itself.
 """
 
 from __future__ import annotations
 
-import base64
 import math
-import sys
-from array import array
-from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
+from collections.abc import MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
-from cykhash import (  # type: ignore[import-untyped]
-    Int64Set,
-    Int64Set_from_buffer,
-    Int64toInt64Map,
-    Int64toInt64Map_from_buffers,
-)
+from cykhash import Int64Set, Int64toInt64Map
 from xxhash import xxh3_64_intdigest
 
 from streams.domain.alerts import AlertBook
@@ -63,8 +58,8 @@ from streams.domain.model import (
 # A line index entry packs what the debit added into one integer (32 bytes, where a
 # tuple of the same facts takes over 100): amount in bits 0-23, flags 24-39 (room for
 # the flag bits rules declare, streams/domain/model.py), quarter-1 40-41, year 44-57,
-# "credited" bit 58; below 2**60, so the int still takes 32 bytes. An ADHD line's client (its key) is kept
-# beside the index, for the distinct count a credit must leave.
+# "credited" bit 58; below 2**60, so the int still takes 32 bytes. An ADHD line's
+# client (its key) is kept beside the index, for the distinct count a credit must leave.
 _CREDITED = 1 << 58
 _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 
@@ -73,7 +68,7 @@ _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 # state that is persisted, the identifier itself in one that never is (``hashed``).
 Key = int | str
 # Per service year: line key → packed entry, line key → client key, event keys. C
-# tables of int64 in a hashed state, dicts and a set in the other (``_index``).
+# tables of int64 in a hashed state, dicts and a set in the other (``year_tables``).
 Index = MutableMapping[Key, int]
 Clients = MutableMapping[Key, Key]
 Events = MutableSet[Key]
@@ -105,145 +100,33 @@ def _client_key(client: str) -> int:
     return key_of(client)
 
 
-def _b64(packed: array[int]) -> str:
-    """64-bit integers (all below 2⁶³) as base64 of their little-endian bytes."""
-    if sys.byteorder == "big":  # pragma: no cover - x86 and arm64 are little-endian
-        packed = array(packed.typecode, packed)
-        packed.byteswap()
-    return base64.b64encode(packed).decode("ascii")
+class ChangeLog(Protocol):
+    """What ``ProviderState.accept`` tells of the changes it makes, for a store to
+    persist (one call per line; arguments as the state holds them):
+
+    - ``debit``: a line index entry ``packed`` (``pack_entry``) under line key
+      ``key``, with the client key of an ADHD line;
+    - ``credit``: the entry of ``key`` in ``debit_year``'s index credited by an event
+      of service year ``year`` (the two differ when the credit's service date does);
+    - ``judged``: an event judged without changing the index (a duplicate line or
+      credit, an orphan credit), whose id must still be known after a restart.
+
+    Replaying the same calls in order (``Replay``) rebuilds the line index, the
+    event ids and the indicators."""
+
+    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None: ...
+
+    def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None: ...
+
+    def judged(self, event: Key, year: int) -> None: ...
 
 
-def _unb64(text: str) -> array[int]:
-    """Signed int64, the type of the C tables: the values are all below 2⁶³, so the
-    bytes are those of the unsigned array ``checkpoint`` has always written."""
-    packed = array("q")
-    packed.frombytes(base64.b64decode(text))
-    if sys.byteorder == "big":  # pragma: no cover
-        packed.byteswap()
-    return packed
-
-
-def _int64s(values: Iterable[Any]) -> array[int]:
-    # ``extend``, not ``array(typecode, values)``: the constructor asks the iterator of a
-    # cykhash table for an iterator again, which it does not provide.
-    if type(values) is list:  # from a list the constructor is 3x as fast
-        return array("q", values)
-    packed = array("q")
-    packed.extend(values)
-    return packed
-
-
-class Journal:
-    """The line-index changes of one message, column by column, as ``pack`` writes
-    them: the worker persists a message's changes as one journal segment.
-
-    Appending a key to a packed array costs less than building a record per line and
-    packing the records afterwards (the worker's agent spent 8 % of its time there).
-    """
-
-    __slots__ = (
-        "keys",
-        "events",
-        "entries",
-        "adhd_at",
-        "adhd_clients",
-        "credit_keys",
-        "credit_events",
-        "credit_years",
-        "judged_events",
-        "judged_years",
-    )
-
-    def __init__(self) -> None:
-        # Only a hashed state keeps a journal: its keys are ints (``Key`` admits the
-        # identifiers of an unhashed one, which ``array`` would refuse).
-        # debits: line keys, event keys, entries as ``_pack``; the positions among
-        # them of the ADHD debits, and their client keys
-        self.keys: array[Any] = array("q")
-        self.events: array[Any] = array("q")
-        self.entries: array[int] = array("q")
-        self.adhd_at: array[int] = array("q")
-        self.adhd_clients: array[Any] = array("q")
-        # credits: line keys, event keys, year | debit year << 16
-        self.credit_keys: array[Any] = array("q")
-        self.credit_events: array[Any] = array("q")
-        self.credit_years: array[int] = array("q")
-        # events judged but not applied: event keys, years
-        self.judged_events: array[Any] = array("q")
-        self.judged_years: array[int] = array("q")
-
-    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
-        if client is not None:
-            self.adhd_at.append(len(self.keys))
-            self.adhd_clients.append(client)
-        self.keys.append(key)
-        self.events.append(event)
-        self.entries.append(packed)
-
-    def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
-        self.credit_keys.append(key)
-        self.credit_events.append(event)
-        self.credit_years.append(year | debit_year << 16)
-
-    def judged(self, event: Key, year: int) -> None:
-        self.judged_events.append(event)
-        self.judged_years.append(year)
-
-    def __len__(self) -> int:
-        return len(self.keys) + len(self.credit_keys) + len(self.judged_events)
-
-    def pack(self) -> dict[str, list[str]]:
-        """The segment: packed 64-bit arrays (``_b64``) by kind, 8 bytes a key where
-        JSON spends about 19 digits, so the changelog and a memory store carry about
-        half as much. ``d``: debits, ``a``: the ADHD debits among them, ``c``:
-        credits, ``e``: events judged but not applied (see ``__init__``).
-        ``unpack_journal`` gives the records back debits first, then credits, then
-        the rest: a segment's credit follows its debit either way, and the rest only
-        adds event keys, so the state replayed is the same."""
-        out: dict[str, list[str]] = {}
-        if self.keys:
-            out["d"] = [_b64(self.keys), _b64(self.events), _b64(self.entries)]
-            if self.adhd_at:
-                out["a"] = [_b64(self.adhd_at), _b64(self.adhd_clients)]
-        if self.credit_keys:
-            out["c"] = [_b64(self.credit_keys), _b64(self.credit_events), _b64(self.credit_years)]
-        if self.judged_events:
-            out["e"] = [_b64(self.judged_events), _b64(self.judged_years)]
-        return out
-
-    def records(self) -> list[list[Any]]:
-        """The records, in the form ``replay_journal`` takes them (kinds in the
-        order ``pack`` keeps)."""
-        return unpack_journal(self.pack())
-
-
-def unpack_journal(segment: dict[str, list[str]]) -> list[list[Any]]:
-    """The records of a ``Journal.pack`` segment, as ``replay_journal`` takes them."""
-
-    def columns(kind: str, width: int) -> list[array[int]]:
-        cols = [_unb64(text) for text in segment.get(kind, [""] * width)]
-        if len(cols) != width or any(len(col) != len(cols[0]) for col in cols):
-            raise ValueError(f"journal segment: columns of {kind!r} differ in length")
-        return cols
-
-    keys, events, entries = columns("d", 3)
-    clients = dict(zip(*columns("a", 2), strict=True))
-    records: list[list[Any]] = []
-    for i, (key, event, packed) in enumerate(zip(keys, events, entries, strict=True)):
-        year, quarter, flags, amount = _unpack(packed)
-        records.append([key, event, year, quarter, clients.get(i), flags, amount])
-    for key, event, years in zip(*columns("c", 3), strict=True):
-        year, debit_year = years & 0xFFFF, years >> 16
-        records.append([key, event, year] if debit_year == year else [key, event, year, debit_year])
-    records.extend([event, year] for event, year in zip(*columns("e", 2), strict=True))
-    return records
-
-
-def _pack(year: int, quarter: int, flags: int, amount: int) -> int:
+def pack_entry(year: int, quarter: int, flags: int, amount: int) -> int:
+    """A line index entry (layout above ``_CREDITED``)."""
     return amount | flags << 24 | (quarter - 1) << 40 | year << 44
 
 
-def _unpack(packed: int) -> tuple[int, int, int, int]:
+def unpack_entry(packed: int) -> tuple[int, int, int, int]:
     """(year, quarter, flags, amount)"""
     return (
         packed >> 44 & 0x3FFF,
@@ -273,7 +156,7 @@ class ProviderState:
     watermark: float = 0.0  # latest event time (submitted_at) seen, unix seconds
     # Streaming only: "<source><partition>" → offset of the last message applied here.
     applied: dict[str, int] = field(default_factory=dict)
-    journal: Journal | None = None  # None: not recording
+    journal: ChangeLog | None = None  # None: not recording
     # Retention (policy retention.line_index_years): the index and event ids of service
     # year Y are dropped once the watermark reaches 1 January of Y + keep_years + 1
     # (UTC). Event time only, never the wall clock, so a replay decides the same.
@@ -300,7 +183,7 @@ class ProviderState:
     # bytes a line (_share). The C tables store the value itself.
     _packs: dict[int, int] = field(default_factory=dict)
 
-    def accept(self, line: Line) -> str:
+    def accept(self, line: Line) -> str:  # noqa: C901 - the measured per-line path: one frame, no helper calls
         """Apply SPEC §2 steps 4–7 to a schema-valid line; return the outcome.
 
         A line of a service year whose index was dropped is refused first
@@ -331,7 +214,7 @@ class ProviderState:
         if not credit:
             if packed is not None:
                 return self._ignored(event, year, DUPLICATE_LINE)
-            packed = amount | flags << 24 | (quarter - 1) << 40 | year << 44  # _pack
+            packed = amount | flags << 24 | (quarter - 1) << 40 | year << 44  # pack_entry
             if hashed:
                 index[key] = packed
             else:
@@ -373,7 +256,7 @@ class ProviderState:
         return ACCEPTED
 
     def _select(self, year: int) -> None:
-        index, clients, events = self._index(year)
+        index, clients, events = self.year_tables(year)
         self._cy, self._cl, self._cc, self._ce = year, index, clients, events
         self._cys = self.years.get(year)
 
@@ -390,7 +273,7 @@ class ProviderState:
         self.open_from = open_from
         for table in (self.lines, self.clients, self.events):
             for year in [y for y in table if y < open_from]:
-                del table[year]  # type: ignore[attr-defined]
+                del table[year]
                 self.dropped = True
         self._cy = -1  # the cached year may be among those dropped
 
@@ -411,9 +294,9 @@ class ProviderState:
         key = key_of(line_id) if self.hashed else line_id
         index = self.lines.get(year)
         if index is not None and key in index:
-            return _unpack(index[key])
+            return unpack_entry(index[key])
         found = self._elsewhere(key, year)
-        return None if found is None else _unpack(found[1])
+        return None if found is None else unpack_entry(found[1])
 
     def _ignored(self, event: Key, year: int, outcome: str) -> str:
         if outcome == DUPLICATE_LINE:
@@ -426,7 +309,7 @@ class ProviderState:
 
     def _credit(self, index: Index, key: Key, packed: int) -> None:
         index[key] = packed | _CREDITED
-        year, quarter, flags, amount = _unpack(packed)
+        year, quarter, flags, amount = unpack_entry(packed)
         client = None
         if flags & ADHD:
             clients = self.clients[year]
@@ -448,7 +331,8 @@ class ProviderState:
             ys = self.years[year] = YearState()
         return ys
 
-    def _index(self, year: int) -> tuple[Index, Clients, Events]:
+    def year_tables(self, year: int) -> tuple[Index, Clients, Events]:
+        """The index, clients and event ids of service ``year``, made when missing."""
         index = self.lines.get(year)
         if index is None:
             index = self.lines[year] = self._new_map()
@@ -474,143 +358,51 @@ class ProviderState:
         tables = self.tables
         return Int64toInt64Map() if tables is None else tables.new_map()
 
-    def replay_journal(self, records: list[list[Any]] | dict[str, Any]) -> None:
-        """Re-apply journal records (see ``accept``) without counting or alerting.
-
-        A record is a debit ``[line key, event key, year, quarter, client key or
-        null, flags, amount]``, a credit ``[line key, event key, year]`` (``[…, debit
-        year]`` when its debit has another service year), or an event judged but not
-        applied ``[event key, year]``; or the records of one segment as
-        ``Journal.pack`` wrote them.
-        """
-        if isinstance(records, dict):
-            records = unpack_journal(records)
+    def reload(self) -> None:
+        """Tables or year states are being replaced from outside (a store restoring
+        the state): forget the cached year."""
         self._cy = -1
-        for rec in records:
-            n = len(rec)
-            if n == 2:
-                self._index(rec[1])[2].add(rec[0])
-            elif n <= 4:  # a credit; its debit's year when that differs
-                key, event, year = rec[:3]
-                self._index(year)[2].add(event)
-                index = self._index(rec[3] if n == 4 else year)[0]
-                self._credit(index, key, index[key])
-            else:
-                key, event, year, quarter, client, flags, amount = rec
-                index, clients, events = self._index(year)
-                events.add(event)
-                index[key] = _pack(year, quarter, flags, amount)
-                if client is not None:
-                    clients[key] = client
-                self._year(year).apply(flags, amount, quarter, client, 1)
 
-    def checkpoint(self, max_entries: int) -> list[dict[str, Any]]:
-        """All of ``iter_checkpoint``'s chunks at once."""
-        return list(self.iter_checkpoint(max_entries))
-
-    def checkpoint_chunks(self, max_entries: int) -> int:
-        """How many chunks ``iter_checkpoint(max_entries)`` yields: every chunk but
-        the last is full, and there is always one (it carries the indicators)."""
-        entries = sum(len(t) for t in self.lines.values())
-        entries += sum(len(t) for t in self.clients.values())
-        entries += sum(len(t) for t in self.events.values())
-        return max(1, -(-entries // max_entries))
-
-    def iter_checkpoint(self, max_entries: int) -> Iterator[dict[str, Any]]:
-        """Line index, clients, event ids and indicators as chunks of at most
-        ``max_entries`` keys each (the first chunk also holds the indicators), so no
-        single record of a large provider outgrows a Kafka message. Keys and entries
-        travel as packed 64-bit arrays (``_b64``), 8 bytes each, not as decimal text.
-
-        One chunk at a time: the worker encodes and writes each before the next is
-        made, so a large provider's checkpoint never sits in memory whole."""
-        if not self.hashed:
-            raise ValueError("a state keyed by identifiers (hashed=False) is never persisted")
-        chunk: dict[str, Any] = {
-            "years": {str(y): ys.to_json() for y, ys in self.years.items()},
-            "lines": {},
-            "clients": {},
-            "events": {},
-        }
-        room = max_entries
-        for kind, year, keys, values in self._arrays():
-            start = 0
-            while start < len(keys):
-                if room == 0:
-                    yield chunk
-                    chunk, room = {"lines": {}, "clients": {}, "events": {}}, max_entries
-                end = start + min(room, len(keys) - start)
-                chunk[kind][str(year)] = (
-                    _b64(keys[start:end])
-                    if values is None
-                    else [_b64(keys[start:end]), _b64(values[start:end])]
-                )
-                room -= end - start
-                start = end
-        yield chunk
-
-    def _arrays(self) -> Iterator[tuple[str, int, array[int], array[int] | None]]:
-        """Each year's tables as arrays of int64, one table at a time: a checkpoint of
-        a large provider builds no object per entry (a C table iterates in bucket
-        order, the same for its keys and its values)."""
-        maps: tuple[tuple[str, dict[int, Any]], ...] = (
-            ("lines", self.lines),
-            ("clients", self.clients),
-        )
-        for kind, tables in maps:
-            for year in sorted(tables):
-                table = tables[year]
-                if hasattr(table, "arrays"):  # off-heap: one pass over the table
-                    keys, values = table.arrays()
-                    yield kind, year, keys, values
-                else:
-                    yield kind, year, _int64s(table.keys()), _int64s(table.values())
-        for year in sorted(self.events):
-            events: Any = self.events[year]
-            keys = events.arrays() if hasattr(events, "arrays") else _int64s(events)
-            yield "events", year, keys, None
-
-    def restore_checkpoint(self, chunk: dict[str, Any]) -> None:
-        """Load one chunk of ``checkpoint``; chunks may come in any order."""
-        self._cy = -1
-        for y, raw in chunk.get("years", {}).items():
-            self.years[int(y)] = YearState.from_json(raw)
-        for kind, at in (("lines", 0), ("clients", 1)):
-            for y, (keys, values) in chunk[kind].items():
-                keys, values = _unb64(keys), _unb64(values)
-                if len(keys) != len(values):
-                    raise ValueError(f"checkpoint {kind} of {y}: keys and values differ in number")
-                table: Any = self._index(int(y))[at]
-                if hasattr(table, "fill"):
-                    table.fill(keys, values)
-                else:
-                    table.update(Int64toInt64Map_from_buffers(keys, values))
-        for y, keys in chunk["events"].items():
-            events: Any = self._index(int(y))[2]
-            if hasattr(events, "fill"):
-                events.fill(_unb64(keys))
-            else:
-                events.update(Int64Set_from_buffer(_unb64(keys)))
-
-    def header(self) -> dict[str, Any]:
-        """Everything not rebuilt from the journal: counters, alerts, offsets."""
-        return {
-            "counts": self.counts.as_dict(),
-            "alerts": self.alerts.to_json(),
-            "watermark": self.watermark,
-            "applied": dict(self.applied),
-        }
-
-    def restore_header(self, raw: dict[str, Any]) -> None:
-        self.counts = Counts.from_dict(raw["counts"])
-        self.alerts = AlertBook.from_json(raw["alerts"])
+    def settle(self) -> None:
+        """After the store restored counters, alerts and watermark (``streams/store/
+        codec.py``): what follows from them and is not stored."""
         for ys in self.years.values():  # ceiling bands follow the alert states
             ys.band_low, ys.band_high = math.inf, -math.inf
-        self.watermark = raw["watermark"]
-        self.applied = {str(p): int(o) for p, o in raw["applied"].items()}
         # Years the watermark had closed are dropped again (the journal may hold their
         # lines from before they closed); the retention decision is the watermark's.
         self._roll = 0.0
+        self._cy = -1
         if self.watermark >= self._roll:
             self._advance()
         self.dropped = False
+
+
+class Replay:
+    """A ``ChangeLog`` that applies the changes it is told to a state, without
+    counting or alerting: the store feeds a persisted journal through it to rebuild
+    the line index and indicators (streams/store/codec.py, ``replay``)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: ProviderState) -> None:
+        self.state = state
+        state.reload()
+
+    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
+        st = self.state
+        year, quarter, flags, amount = unpack_entry(packed)
+        index, clients, events = st.year_tables(year)
+        events.add(event)
+        index[key] = packed
+        if client is not None:
+            clients[key] = client
+        st._year(year).apply(flags, amount, quarter, client, 1)
+
+    def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
+        st = self.state
+        st.year_tables(year)[2].add(event)
+        index = st.year_tables(debit_year)[0]
+        st._credit(index, key, index[key])
+
+    def judged(self, event: Key, year: int) -> None:
+        self.state.year_tables(year)[2].add(event)

@@ -1,30 +1,10 @@
 """Between the Faust agents and the engine: what to persist, what to publish.
 
 No Faust import here: the agents hand each message to ``Processor`` and write what
-it returns. State lives in one table (a ``MutableMapping[str, bytes]``) per worker,
-keyed so that everything of a provider sits in the provider's partition:
-
-``h:<owner>``          header: counters, alert states, watermark, applied offsets,
-                       where the journal starts and ends, which checkpoint is current
-``j:<owner>:<n>``      journal segment n: the line-index changes of one message
-``k:<owner>:<g>:<i>``  chunk i of checkpoint g: line index, event ids and indicators
-``c:<agb>:<year>``     the contract version in force
-``l:<partition>``      ledger of a partition: rejections of messages without a key
-
-Only the changes of a message are written (one journal segment, one header), never
-the whole provider, so a write costs the size of the message, not of the state.
-
-The journal is bounded by checkpoints: once an owner's journal holds
-``CHECKPOINT_SEGMENTS`` segments *and* at least ``1/CHECKPOINT_TAIL_RATIO`` as many
-records as its line index has entries (so a checkpoint's size is paid for by the
-journal it replaces), and whenever the retention policy dropped a service year, the
-message writes the owner's whole state as a new checkpoint instead of a segment,
-then the header that points at it, then tombstones (``None`` values: the agent
-deletes those keys) for the old segments and the previous checkpoint. The compacted
-changelog keeps one checkpoint and a short journal per owner; recovery reads the
-checkpoint, then the journal after it. Keys a crash between those writes left behind
-(no header points at them) are found at recovery and deleted with the owner's next
-write.
+it returns. Per message it decodes, calls the engine, dead-letters what the engine
+cannot judge (rolling the provider back to the table when processing raised), and
+asks the state table (``streams/store/layout.py``: keys, journal, checkpoints,
+recovery) for the writes that persist what changed.
 
 Idempotency: a declarations message whose offset is at or below the owner's
 ``applied`` offset for that partition was already applied before a crash or
@@ -34,20 +14,33 @@ rebalance and is skipped whole, so reprocessing never changes a count.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from streams.domain.acceptance import DeadLetter, mask_bsn
-from streams.domain.contracts import Contract, ContractError, parse_contract
+from streams.domain.contracts import ContractError, parse_contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import PROCESSING_ERROR, Counts
 from streams.domain.rekey import is_agb, split_unkeyed
-from streams.domain.state import Journal, ProviderState
+from streams.domain.state import ProviderState
+from streams.store import codec
+from streams.store.codec import Journal
+from streams.store.layout import CHECKPOINT_CHUNK as CHECKPOINT_CHUNK
+from streams.store.layout import CHECKPOINT_SEGMENTS as CHECKPOINT_SEGMENTS
+from streams.store.layout import Chunk as Chunk
+from streams.store.layout import (
+    JournalLog,
+    StateTable,
+    Store,
+    Value,
+    contract_key,
+    encoded,
+    ledger_key,
+)
 
-Store = MutableMapping[str, bytes]
 log = logging.getLogger("claimwatch.worker")
 
 # The largest message the worker decodes (its Kafka clients are set up for it, and
@@ -56,54 +49,6 @@ log = logging.getLogger("claimwatch.worker")
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MESSAGE_TOO_LARGE = "message_too_large"
 
-# 2: journal records and line index per service year, checkpoints; 3: identifiers
-# as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays;
-# 5: 16 flag bits in a packed line-index entry
-STATE_FORMAT = 5
-CHECKPOINT_SEGMENTS = 64  # journal segments of an owner before a checkpoint is considered
-CHECKPOINT_TAIL_RATIO = 4  # ...and journal records >= index entries / this ratio
-# Index entries (and event ids) per checkpoint record at most: about 1.1 MB. Fewer
-# where the changelog's max.message.bytes asks for it (``chunk_entries``).
-CHECKPOINT_CHUNK = 50_000
-# The most a checkpoint entry takes in a chunk: a line-index or client entry is two
-# int64 in base64 (21⅓ bytes), an event id one (10⅔); the rest of the JSON is per
-# year and kind, not per entry.
-CHECKPOINT_ENTRY_BYTES = 22
-# Room kept in a chunk for its JSON framing, and below the topic's limit for the
-# record batch's own headers.
-CHECKPOINT_MARGIN_BYTES = 16 * 1024
-MIN_CHUNK_ENTRIES = 1_000  # below this, a chunk is mostly framing: the limit is wrong
-
-
-@dataclass(slots=True)
-class JournalLog:
-    """Where an owner's persisted state lies: checkpoint ``generation`` (``chunks``
-    records, none when 0) plus journal segments ``base`` .. ``end`` - 1 holding
-    ``records`` journal records."""
-
-    end: int = 0
-    base: int = 0
-    generation: int = 0
-    chunks: int = 0
-    records: int = 0
-
-
-class Chunk:
-    """A checkpoint chunk's table value, encoded only when it is written.
-
-    The chunks of one checkpoint share one generator and are encoded in key order,
-    one at a time, so the writer can hand each to the changelog before the next is
-    made: a large provider's checkpoint (tens of MB at a million lines) then never
-    sits in memory whole, as JSON, base64 and producer copies at once."""
-
-    __slots__ = ("_source",)
-
-    def __init__(self, source: Iterator[bytes]) -> None:
-        self._source = source
-
-    def encode(self) -> bytes:
-        return next(self._source)
-
 
 @dataclass(slots=True)
 class Output:
@@ -111,7 +56,7 @@ class Output:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # table writes, in order; None deletes the key (a changelog tombstone); a Chunk
     # is encoded when written, in this order (``encoded``)
-    writes: dict[str, bytes | Chunk | None] = field(default_factory=dict)
+    writes: dict[str, Value] = field(default_factory=dict)
     # publish the dirty provider statuses and wait for the broker (a tick, a status flush)
     flush: bool = False
     event_times: list[float] = field(default_factory=list)
@@ -123,68 +68,90 @@ class Output:
     def encoded(self) -> Iterator[tuple[str, bytes | None]]:
         """The table writes in order, checkpoint chunks encoded as they come: write
         each before taking the next."""
-        for key, value in self.writes.items():
-            yield key, value.encode() if isinstance(value, Chunk) else value
+        return encoded(self.writes.items())
 
 
 class Processor:
+    """One worker's messages in, what to publish and write out (``Output``)."""
+
     def __init__(
         self, engine: Engine, store: Store, peers: Callable[[], dict[int, Any]] | None = None
     ) -> None:
         self.engine = engine
-        self.store = store
+        # Every state the engine makes from now on records its changes for the table.
+        engine.journals = Journal
+        self.table = StateTable(store)
         self.peers = peers
         self.declarations_done: dict[int, int] = {}  # partition → last declarations offset seen
         self.pending_ticks: dict[int, int] = {}  # partition → declarations offset a tick waits for
         self.pending_flush: dict[int, int] = {}  # ... and a status flush
-        self.logs: dict[str, JournalLog] = {}
-        # owner → keys of the table its header no longer points at (left by a crash
-        # between a checkpoint's writes): deleted with the owner's next write
-        self.garbage: dict[str, list[str]] = {}
-        self.checkpoint_segments = CHECKPOINT_SEGMENTS
-        self.checkpoint_tail_ratio = CHECKPOINT_TAIL_RATIO
-        self.checkpoint_chunk = CHECKPOINT_CHUNK
-        # The changelog's max.message.bytes, read from the broker at the first
-        # recovery (streams/kafka/limits.py); None: not known, chunks of
-        # ``checkpoint_chunk`` entries.
-        self.max_record_bytes: int | None = None
         self.owner_partition: dict[str, int] = {}
         self.ledgers: dict[int, tuple[Counts, int]] = {}
         # Owners whose provider status (streams/domain/status.py) may have changed
         # since it was last published: marked here, published off the per-message path.
         self.dirty: set[str] = set()
 
+    # The state table's settings and bookkeeping, as the worker and tests set them.
+    @property
+    def store(self) -> Store:
+        return self.table.store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        self.table.store = store
+
+    @property
+    def logs(self) -> dict[str, JournalLog]:
+        return self.table.logs
+
+    @property
+    def garbage(self) -> dict[str, list[str]]:
+        return self.table.garbage
+
+    @property
+    def checkpoint_segments(self) -> int:
+        return self.table.checkpoint_segments
+
+    @checkpoint_segments.setter
+    def checkpoint_segments(self, n: int) -> None:
+        self.table.checkpoint_segments = n
+
+    @property
+    def checkpoint_tail_ratio(self) -> int:
+        return self.table.checkpoint_tail_ratio
+
+    @checkpoint_tail_ratio.setter
+    def checkpoint_tail_ratio(self, n: int) -> None:
+        self.table.checkpoint_tail_ratio = n
+
+    @property
+    def checkpoint_chunk(self) -> int:
+        return self.table.checkpoint_chunk
+
+    @checkpoint_chunk.setter
+    def checkpoint_chunk(self, n: int) -> None:
+        self.table.checkpoint_chunk = n
+
+    @property
+    def max_record_bytes(self) -> int | None:
+        return self.table.max_record_bytes
+
+    @max_record_bytes.setter
+    def max_record_bytes(self, n: int | None) -> None:
+        self.table.max_record_bytes = n
+
+    def chunk_entries(self, st: ProviderState) -> int:
+        return self.table.chunk_entries(st)
+
     # -- recovery -----------------------------------------------------------
     def load_owner(self, owner: str) -> ProviderState | None:
-        """Rebuild an owner's state from the table, if the table has it: its
-        checkpoint, then the journal segments after it, then the header."""
-        raw = self.store.get(f"h:{owner}")
-        if raw is None:
+        """Rebuild an owner's state from the table, if the table has it."""
+        loaded = self.table.load(owner, self.engine.new_state)
+        if loaded is None:
             return None
-        header = _decode(raw)
-        if header.get("format") != STATE_FORMAT:
-            raise RuntimeError(
-                f"the state table holds provider {owner} in the format of an earlier "
-                "claimwatch version; rebuild state under a new CLAIMWATCH_APP_ID "
-                "(docs/operations.md, 'Recovering')"
-            )
-        log = JournalLog(*header["log"])
-        st = self.engine.new_state(owner)
-        st.journal = Journal()
-        for i in range(log.chunks):
-            chunk = self.store.get(f"k:{owner}:{log.generation}:{i}")
-            if chunk is None:  # pragma: no cover - written before its header
-                raise RuntimeError(f"checkpoint chunk {i} of {owner} missing from the state table")
-            st.restore_checkpoint(_decode(chunk))
-        for n in range(log.base, log.end):
-            segment = self.store.get(f"j:{owner}:{n}")
-            if segment is None:  # pragma: no cover - written before its header
-                raise RuntimeError(f"journal segment {n} of {owner} missing from the state table")
-            st.replay_journal(_decode(segment))
-        st.restore_header(header)
+        st, partition = loaded
         self.engine.providers[owner] = st
-        self.logs[owner] = log
-        self.owner_partition[owner] = header["partition"]
+        self.owner_partition[owner] = partition
         return st
 
     def recover(self, keys: Iterable[str], partitions: set[int] | None = None) -> int:
@@ -197,43 +164,21 @@ class Processor:
         also holds the keys of partitions this worker does not own (standbys, and
         partitions it owned before a rebalance, as they were then): their owners are
         dropped, not loaded, or a stale copy would stand in for the state another
-        worker moved on. Unreferenced journal and checkpoint keys are looked for afresh,
-        among the owners loaded here only (an owner not loaded has no log to judge
-        its keys by)."""
+        worker moved on."""
         if partitions is not None:
             self.forget_partitions(set(self.owner_partition.values()) - partitions)
-        self.garbage.clear()
-        n = 0
-        keys = list(keys)
-        for key in keys:
-            if key.startswith("h:"):
-                if self._owned(key, partitions):
-                    self.load_owner(key[2:])
-                    n += 1
-            elif key.startswith("c:"):
-                raw = self.store.get(key)
-                if raw is not None:
-                    self.engine.contracts.apply(Contract(*_decode(raw)))
-            elif key.startswith("l:"):
-                raw = self.store.get(key)
-                if raw is not None and (partitions is None or int(key[2:]) in partitions):
-                    counts, offset = _decode(raw)
-                    self.ledgers[int(key[2:])] = (Counts.from_dict(counts), offset)
-        for key in keys:
-            owner = _unreferenced(key, self.logs)
-            if owner is not None and (partitions is None or owner in self.logs):
-                self.garbage.setdefault(owner, []).append(key)
+        found = self.table.recover(keys, partitions, self.engine.new_state)
+        for owner, (st, partition) in found.owners.items():
+            self.engine.providers[owner] = st
+            self.owner_partition[owner] = partition
+        for contract in found.contracts:
+            self.engine.contracts.apply(contract)
+        self.ledgers.update(found.ledgers)
         # A crash between a state write and the status publication left the status
         # topic behind: the statuses of the owners rebuilt here are published again
         # (an unchanged one is skipped against what the status reader holds).
         self.dirty.update(self.logs)
-        return n
-
-    def _owned(self, header_key: str, partitions: set[int] | None) -> bool:
-        if partitions is None:
-            return True
-        raw = self.store.get(header_key)
-        return raw is not None and _decode(raw)["partition"] in partitions
+        return len(found.owners)
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop the owners of partitions this worker no longer holds (rebalance)."""
@@ -241,8 +186,7 @@ class Processor:
         for owner, p in list(self.owner_partition.items()):
             if p in partitions:
                 self.engine.providers.pop(owner, None)
-                self.logs.pop(owner, None)
-                self.garbage.pop(owner, None)
+                self.table.forget(owner)
                 del self.owner_partition[owner]
                 gone.add(owner)
         self.dirty -= gone  # the next owner publishes them
@@ -259,8 +203,7 @@ class Processor:
             st = self.load_owner(owner)
         if st is None:
             st = self.engine.state(owner)
-            st.journal = Journal()
-            self.logs[owner] = JournalLog()
+            self.table.start(st)
         self.owner_partition[owner] = partition
         return st
 
@@ -360,7 +303,7 @@ class Processor:
                 out.rekey = {}
             self._collect(fx, out)
         self.ledgers[partition] = (counts, offset)
-        out.writes[f"l:{partition}"] = orjson.dumps([counts.as_dict(), offset])
+        out.writes[ledger_key(partition)] = codec.encode_ledger(counts, offset)
         return out
 
     def _processing_error(self, raw: bytes, key: str, partition: int, exc: Exception) -> Effects:
@@ -418,61 +361,9 @@ class Processor:
 
     def _persist(self, owner: str, out: Output) -> None:
         st = self.engine.providers[owner]
-        log = self.logs.get(owner)
-        if log is None:
-            log = self.logs[owner] = JournalLog()
-        for key in self.garbage.pop(owner, ()):  # unreferenced: safe to delete first
-            _put(out, key, None)
-        journal = st.journal
-        tombstones: list[str] = []
-        if journal:
-            st.journal = Journal()
-            log.records += len(journal)
-        if st.dropped or (
-            journal
-            and log.end + 1 - log.base >= self.checkpoint_segments
-            and log.records * self.checkpoint_tail_ratio >= st.index_entries()
-        ):
-            # The checkpoint replaces the segment this message would have written.
-            st.dropped = False
-            tombstones = [f"j:{owner}:{n}" for n in range(log.base, log.end)]
-            tombstones += [f"k:{owner}:{log.generation}:{i}" for i in range(log.chunks)]
-            log.generation += 1
-            # Encoded when written (Chunk), from the state as it is now: the writes
-            # of a message are made before the next message is processed.
-            entries = self.chunk_entries(st)
-            n = st.checkpoint_chunks(entries)
-            source = Chunk(orjson.dumps(c) for c in st.iter_checkpoint(entries))
-            for i in range(n):
-                _put(out, f"k:{owner}:{log.generation}:{i}", source)
-            log.base, log.chunks, log.records = log.end, n, 0
-        elif journal:
-            _put(out, f"j:{owner}:{log.end}", orjson.dumps(journal.pack()))
-            log.end += 1
-        header = st.header()
-        header["format"] = STATE_FORMAT
-        header["log"] = [log.end, log.base, log.generation, log.chunks, log.records]
-        header["partition"] = self.owner_partition[owner]
-        _put(out, f"h:{owner}", orjson.dumps(header))
-        for key in tombstones:  # only once the header no longer points at them
-            _put(out, key, None)
+        for key, value in self.table.persist(st, self.owner_partition[owner]):
+            _put(out, key, value)
         self.dirty.add(owner)
-
-    def chunk_entries(self, st: ProviderState) -> int:
-        """Entries per checkpoint chunk of ``st``, so that every chunk stays below the
-        changelog's max.message.bytes: the first chunk also carries the indicators of
-        every year, whose size is measured, not assumed."""
-        if self.max_record_bytes is None:
-            return self.checkpoint_chunk
-        years = len(orjson.dumps({str(y): ys.to_json() for y, ys in st.years.items()}))
-        room = self.max_record_bytes - CHECKPOINT_MARGIN_BYTES - years
-        if room < CHECKPOINT_ENTRY_BYTES * MIN_CHUNK_ENTRIES:
-            raise RuntimeError(
-                f"the indicators of provider {st.provider} take {years} bytes: a checkpoint "
-                f"chunk cannot stay below the changelog's max.message.bytes "
-                f"({self.max_record_bytes}); raise it (docs/operations.md, 'Topics')"
-            )
-        return min(self.checkpoint_chunk, room // CHECKPOINT_ENTRY_BYTES)
 
     # -- control: contracts and ticks -----------------------------------------
     def on_control(self, partition: int, raw: bytes) -> Output:
@@ -489,9 +380,8 @@ class Processor:
                 return out
             fx = self.engine.apply_contract(contract)
             if self.engine.contracts.get(contract.provider, contract.year) is contract:
-                out.writes[f"c:{contract.provider}:{contract.year}"] = orjson.dumps(
-                    list(_contract_fields(contract))
-                )
+                key = contract_key(contract.provider, contract.year)
+                out.writes[key] = codec.encode_contract(contract)
             self._collect(fx, out)
             if contract.provider in self.engine.providers:
                 self.dirty.add(contract.provider)  # ceiling and contract fields of its status
@@ -529,57 +419,15 @@ class Processor:
         out.flush = True
 
 
-def _unreferenced(key: str, logs: dict[str, JournalLog]) -> str | None:
-    """The owner of a journal or checkpoint key its header does not point at."""
-    if key.startswith("j:"):
-        owner, _, n = key[2:].rpartition(":")
-        log = logs.get(owner)
-        if log is None or not n.isdigit() or not log.base <= int(n) < log.end:
-            return owner
-    elif key.startswith("k:"):
-        owner, _, rest = key[2:].rpartition(":")
-        owner, _, generation = owner.rpartition(":")
-        log = logs.get(owner)
-        if (
-            log is None
-            or not (generation.isdigit() and rest.isdigit())
-            or int(generation) != log.generation
-            or int(rest) >= log.chunks
-        ):
-            return owner
-    return None
-
-
 def _bounded(payload: bytes) -> bytes:
     return payload if len(payload) <= MAX_MESSAGE_BYTES else payload[:MAX_MESSAGE_BYTES]
 
 
-def _put(out: Output, key: str, value: bytes | Chunk | None) -> None:
+def _put(out: Output, key: str, value: Value) -> None:
     """Add a table write at the end of the message's writes (order is what makes a
     crash between two writes safe: chunks, then header, then tombstones)."""
     out.writes.pop(key, None)
     out.writes[key] = value
-
-
-def _decode(value: Any) -> Any:
-    """A table value: bytes as written, or already JSON-decoded when Faust restored it
-    from the changelog (its changelog reader applies the app's json serializer)."""
-    if isinstance(value, bytes | bytearray | memoryview | str):
-        return orjson.loads(value)
-    return value
-
-
-def _contract_fields(c: Contract) -> tuple[Any, ...]:
-    return (
-        c.provider,
-        c.year,
-        c.ceiling_cents,
-        c.purchaser,
-        c.provider_name,
-        c.region,
-        c.version,
-        c.updated_at,
-    )
 
 
 def contract_control(contract_obj: dict[str, Any]) -> bytes:

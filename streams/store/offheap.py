@@ -37,8 +37,8 @@ from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
 from pathlib import Path
 from typing import Any
 
-from cykhash import Int64Set, Int64Set_from_buffer, Int64toInt64Map  # type: ignore[import-untyped]
-from rocksdict import (  # type: ignore[import-untyped]
+from cykhash import Int64Set, Int64Set_from_buffer, Int64toInt64Map
+from rocksdict import (
     BlockBasedOptions,
     Cache,
     DBCompressionType,
@@ -101,7 +101,8 @@ class OffHeapTables:
         opts.set_block_based_table_factory(table)
         self.db = Rdict(str(path), options=opts)
         no_wal = WriteOptions()
-        no_wal.disable_wal = True
+        # a property at runtime, a method in rocksdict's stub
+        no_wal.disable_wal = True  # type: ignore[method-assign,assignment]
         self.db.set_write_options(no_wal)
         self.front_entries = front_entries
         self.pending = 0  # keys in the fronts
@@ -287,11 +288,11 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
     def __getitem__(self, key: int) -> int:
         front = self._front
         if key in front:
-            return front[key]  # type: ignore[no-any-return]
+            return front[key]
         raw = self._stored(key)
         if raw is None:
             raise KeyError(key)
-        return _VALUE.unpack(raw)[0]  # type: ignore[no-any-return]
+        return _VALUE.unpack(raw)[0]
 
     def __setitem__(self, key: int, value: int) -> None:
         front = self._front
@@ -337,17 +338,18 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
         self._mk = _NOTHING
         table_id, db = self.id, self._db
         distinct = len(Int64Set_from_buffer(keys))
-        raw_keys = [_KEY.pack(table_id, k) for k in keys]
+        raw_keys: list[Any] = [_KEY.pack(table_id, k) for k in keys]
         if distinct < len(keys):  # a key twice: one at a time, as ``update`` would
             for i, k in enumerate(keys):
                 if values is None:
                     OffHeapSet.add(self, k)  # type: ignore[arg-type]
                 else:
-                    OffHeapMap.__setitem__(self, k, values[i])  # type: ignore[arg-type]
+                    OffHeapMap.__setitem__(self, k, values[i])
             self._tables.flush()
             return
         if self._n:  # keys already held are not counted again
-            self._n += sum(1 for found in db.get(raw_keys) if found is None)
+            stored: list[Any] = db.get(raw_keys) or []  # a list asked, a list answered
+            self._n += sum(1 for found in stored if found is None)
         else:
             self._n = distinct
         batch = WriteBatch(raw_mode=True)

@@ -21,7 +21,7 @@ from streams.domain.engine import Effects, Engine
 from streams.domain.errors import PolicyError
 from streams.domain.model import IMPLAUSIBLE_TIME, LINE_INDEX_EXPIRED, REJECT_REASONS
 from streams.domain.policy import DEFAULT_POLICY_PATH, load_policy
-from streams.domain.state import Journal, ProviderState
+from streams.domain.state import ProviderState
 from tests.conftest import AGB
 
 OTHER = "87654321"
@@ -232,118 +232,11 @@ def test_alert_state_of_a_dropped_year_is_kept(engine, make_line, contract_event
     ]
 
 
-# -- a rebuilt state decides the same ------------------------------------------------------
-
-
-def rebuilt(engine: Engine) -> Engine:
-    """Provider states from their journal and header only, through JSON."""
-    again = Engine(engine.policy, journal=True)
-    for agb, st in engine.providers.items():
-        fresh = again.new_state(agb)
-        assert st.journal is not None
-        fresh.replay_journal(orjson.loads(orjson.dumps(st.journal.pack())))
-        fresh.restore_header(orjson.loads(orjson.dumps(st.header())))
-        fresh.journal = Journal()
-        again.providers[agb] = fresh
-    return again
-
-
-def from_checkpoint(engine: Engine, chunk: int) -> Engine:
-    """Provider states from a checkpoint (in chunks) and header only, through JSON."""
-    again = Engine(engine.policy, journal=True)
-    for agb, st in engine.providers.items():
-        fresh = again.new_state(agb)
-        for part in st.checkpoint(chunk):
-            fresh.restore_checkpoint(orjson.loads(orjson.dumps(part)))
-        fresh.restore_header(orjson.loads(orjson.dumps(st.header())))
-        fresh.journal = Journal()
-        again.providers[agb] = fresh
-    return again
-
-
-def history(make_line: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Lines of 2021-2026 submitted 2024-2026, credits, an ADHD client; then what
-    comes after: redeliveries and credits of years dropped meanwhile, and new lines."""
-    adhd = {"diagnosis_group": "adhd", "client_ref": "client-x"}
-    d21 = line(make_line, 2021, "2024-03-01T00:00:00Z", amount_cents=100, **adhd)
-    d22 = line(make_line, 2022, "2024-04-01T00:00:00Z", amount_cents=200, **adhd)
-    d23 = line(make_line, 2023, "2024-05-01T00:00:00Z", amount_cents=300)
-    d24 = line(make_line, 2024, "2024-12-31T23:00:00Z", amount_cents=400)
-    first = [
-        d21,
-        d22,
-        d23,
-        credit(make_line, d21, "2024-06-01T00:00:00Z"),
-        d24,
-        line(make_line, 2025, "2025-01-01T00:00:00Z"),  # drops 2021
-        credit(make_line, d22, "2025-02-01T00:00:00Z"),
-        line(make_line, 2026, "2026-01-01T00:00:00Z"),  # drops 2022
-        d23,  # redelivery, 2023 still open
-    ]
-    d26 = line(make_line, 2026, "2026-03-01T00:00:00Z", amount_cents=600)
-    later = [
-        d21,
-        d22,
-        credit(make_line, d22, "2025-12-01T00:00:00Z"),
-        credit(make_line, d22, "2026-03-01T00:00:00Z"),  # implausible: after 2025
-        credit(make_line, d23, "2026-03-02T00:00:00Z"),
-        d26,
-        d26,
-        line(make_line, 2024, "2027-01-01T00:00:00Z"),  # drops 2023
-        credit(make_line, d23, "2026-12-31T00:00:00Z"),
-        credit(make_line, d24, "2027-01-03T00:00:00Z"),
-    ]
-    return first, later
-
-
-@pytest.mark.parametrize("how", ["journal", "checkpoint", "checkpoint in chunks of 2"])
-def test_a_rebuilt_state_equals_the_live_one_and_goes_on_the_same_way(policy, make_line, how):
-    first, later = history(make_line)
-    live = Engine(policy, journal=True)
-    send(live, *first)
-    if how == "journal":
-        copy = rebuilt(live)
-    else:
-        copy = from_checkpoint(live, 2 if "chunks" in how else 1_000)
-    assert copy.snapshot() == live.snapshot()
-    for agb, st in live.providers.items():
-        assert copy.providers[agb].lines == st.lines
-        assert copy.providers[agb].events == st.events
-        assert copy.providers[agb].open_from == st.open_from == 2023
-    fx_live, fx_copy = send(live, *later), send(copy, *later)
-    assert reasons(fx_copy) == reasons(fx_live)
-    assert reasons(fx_live).count(LINE_INDEX_EXPIRED) == 4
-    assert reasons(fx_live).count(IMPLAUSIBLE_TIME) == 1
-    assert copy.snapshot() == live.snapshot()
-
-
-def test_an_offline_run_of_everything_equals_live_and_rebuilt_states(policy, make_line):
-    first, later = history(make_line)
-    offline = Engine(policy)
-    send(offline, *first, *later)
-    live = Engine(policy, journal=True)
-    send(live, *first)
-    copy = rebuilt(live)
-    send(copy, *later)
-    assert copy.snapshot() == offline.snapshot()
-    snap = offline.snapshot()
-    assert snap["counts"]["rejected"] == {LINE_INDEX_EXPIRED: 4, IMPLAUSIBLE_TIME: 1}
-    # 2021 and 2022 keep what their lines and credits added before they closed
-    assert snap["providers"][AGB]["2021"]["net_cents"] == 0
-    assert snap["providers"][AGB]["2022"]["net_cents"] == 0
-    assert snap["providers"][AGB]["2023"]["net_cents"] == 0
-
-
 def test_a_credit_whose_service_date_differs_from_its_debit_still_finds_it(engine, make_line):
     debit = line(make_line, 2025, "2025-06-01T00:00:00Z", amount_cents=800)
     odd = {**credit(make_line, debit, "2025-07-01T00:00:00Z"), "service_date": "2024-01-01"}
-    journal_engine = Engine(engine.policy, journal=True)
-    for e in (engine, journal_engine):
-        assert send(e, debit, odd).dead_letters == []
-        assert net(e, 2025) == 0
-    st = journal_engine.providers[AGB]
-    assert st.journal is not None and st.journal.records()[-1][2:] == [2024, 2025]
-    assert rebuilt(journal_engine).snapshot() == engine.snapshot()
+    assert send(engine, debit, odd).dead_letters == []
+    assert net(engine, 2025) == 0
 
 
 def test_index_entries_count_the_lines_of_open_years(engine, make_line, with_2022):

@@ -16,6 +16,7 @@ from streams.kafka.limits import (
 )
 from streams.local.broker import EmbeddedBroker, TopicSpec, ensure_topics
 from streams.pipeline.processor import Processor
+from streams.store import codec
 from tests.conftest import AGB
 
 
@@ -66,7 +67,7 @@ def test_checkpoint_chunks_stay_below_the_changelogs_limit(policy, make_line) ->
     processor.max_record_bytes = 60_000
     st = engine.providers[AGB]
     entries = processor.chunk_entries(st)
-    chunks = [orjson.dumps(c) for c in st.iter_checkpoint(entries)]
+    chunks = [orjson.dumps(c) for c in codec.iter_checkpoint(st, entries)]
     assert len(chunks) > 3, "the state should need several chunks at this limit"
     assert max(len(c) for c in chunks) <= 60_000
     processor.max_record_bytes = None  # not known: the configured chunk size

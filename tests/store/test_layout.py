@@ -1,4 +1,5 @@
-"""The streaming worker's journal is bounded by checkpoints (no broker needed).
+"""The state table's layout (streams/store/layout.py): the journal is bounded by
+checkpoints, and recovery rebuilds exactly what was written (no broker needed).
 
 ``Processor`` is driven as the ingest agent drives it (``tests/security/worker_sim``),
 with a dict as the state table: each message writes a journal segment and a header;
@@ -18,7 +19,10 @@ import pytest
 
 from streams.domain.engine import Engine
 from streams.domain.policy import load_policy
-from streams.pipeline.processor import STATE_FORMAT, Chunk, Processor
+from streams.pipeline.processor import Processor
+from streams.store import codec
+from streams.store.codec import STATE_FORMAT
+from streams.store.layout import Chunk, JournalLog
 from tests.security.worker_sim import WorkerSim
 
 PROVIDERS = ("12345678", "23456789")
@@ -112,7 +116,8 @@ def assert_same_state(a: Engine, b: Engine) -> None:
         assert other.clients == st.clients
         assert other.open_from == st.open_from
         assert other.alerts.to_json() == st.alerts.to_json()
-        assert other.header() == st.header()
+        log = JournalLog().fields()
+        assert codec.header(other, log, 0) == codec.header(st, log, 0)
 
 
 def offline(messages: list[tuple[str, bytes]]) -> Engine:
@@ -172,8 +177,8 @@ def test_a_checkpoint_yields_as_many_chunks_as_its_header_counts(chunk):
     for key, raw in stream()[:80]:
         sim.declarations(key, raw)
         for st in sim.engine.providers.values():
-            n = st.checkpoint_chunks(chunk)
-            assert n == len(st.checkpoint(chunk))
+            n = codec.checkpoint_chunks(st, chunk)
+            assert n == len(codec.checkpoint(st, chunk))
             seen.add(n)
     assert len(seen) > 3 or chunk == 50_000  # sizes that cross chunk boundaries were seen
 
@@ -185,7 +190,7 @@ def test_checkpoint_chunks_are_encoded_when_written_in_key_order():
         chunks = [k for k, v in out.writes.items() if isinstance(v, Chunk)]
         if len(chunks) > 1:
             st = sim.engine.providers[key]
-            expected = [orjson.dumps(c) for c in st.checkpoint(7)]
+            expected = [orjson.dumps(c) for c in codec.checkpoint(st, 7)]
             assert [v for k, v in out.encoded() if k in chunks] == expected
             return
     pytest.fail("no checkpoint of several chunks in the stream")  # pragma: no cover
@@ -206,7 +211,8 @@ def test_the_table_holds_one_checkpoint_and_a_short_journal_per_provider():
             assert len(generations) <= 1
     header = orjson.loads(sim.store[f"h:{PROVIDERS[0]}"])
     assert header["format"] == STATE_FORMAT
-    end, base, generation, chunks, _records = header["log"]
+    log = header["log"]
+    end, base, generation, chunks = log["end"], log["base"], log["generation"], log["chunks"]
     assert [k for k in sim.store if k.startswith(f"j:{PROVIDERS[0]}:")] == [
         f"j:{PROVIDERS[0]}:{n}" for n in range(base, end)
     ]
@@ -271,7 +277,7 @@ def test_dropping_a_service_year_writes_a_checkpoint_without_it():
     (out,) = sim.declarations(agb, msg(3, 2026, "2026-01-01T00:00:00Z"))
     assert f"k:{agb}:1:0" in out.writes
     checkpoint = orjson.loads(sim.store[f"k:{agb}:1:0"])
-    assert sorted(checkpoint["lines"]) == ["2023", "2026"]
+    assert sorted(checkpoint["lines"]) == ["2023", "2026"]  # 2022's index dropped
     assert sorted(checkpoint["years"]) == ["2022", "2023", "2026"]  # indicators stay
     assert [k for k in sim.store if k.startswith("j:")] == []
     assert out.writes[f"j:{agb}:0"] is None and out.writes[f"j:{agb}:1"] is None

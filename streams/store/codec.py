@@ -1,0 +1,427 @@
+"""The state codec: how a provider's state is written to the state table and read back.
+
+Three kinds of value, each a JSON object whose fields are written by name:
+
+- a journal segment (``Journal.pack``): the line-index changes of one message;
+- a checkpoint chunk (``iter_checkpoint``): part of a provider's tables, the first
+  one with the indicators of every year (``YearState.to_json``);
+- a header (``header``): counters, alert states, watermark, applied offsets, and
+  where the provider's journal and checkpoint lie (``streams/store/layout.py``).
+
+Keys, line index entries and client keys travel as packed little-endian int64
+arrays in base64 (``_b64``): 8 bytes a key where JSON spends about 19 digits, and
+no Python object per entry when a large provider is written or read.
+
+``STATE_FORMAT`` names this layout. Every header records it; a table holding another
+format is refused (``check_format``), never guessed at: a change of any field here
+or in ``YearState.to_json`` raises it.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import orjson
+from cykhash import (
+    Int64Set_from_buffer,
+    Int64toInt64Map_from_buffers,
+)
+
+from streams.domain.alerts import AlertBook, AlertState
+from streams.domain.contracts import Contract
+from streams.domain.indicators import YearState
+from streams.domain.model import Counts
+from streams.domain.state import ChangeLog, Key, ProviderState, unpack_entry
+
+# 2: journal records and line index per service year, checkpoints; 3: identifiers
+# as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays;
+# 5: 16 flag bits in a packed line-index entry; 6: every value's fields by name
+STATE_FORMAT = 6
+_LOG_FIELDS = ("end", "base", "generation", "chunks", "records")
+_CONTRACT_FIELDS = (
+    "provider",
+    "year",
+    "ceiling_cents",
+    "purchaser",
+    "provider_name",
+    "region",
+    "version",
+    "updated_at",
+)
+
+
+def _b64(packed: array[int]) -> str:
+    """64-bit integers (all below 2⁶³) as base64 of their little-endian bytes."""
+    if sys.byteorder == "big":  # pragma: no cover - x86 and arm64 are little-endian
+        packed = array(packed.typecode, packed)
+        packed.byteswap()
+    return base64.b64encode(packed).decode("ascii")
+
+
+def _unb64(text: str) -> array[int]:
+    """Signed int64, the type of the C tables: the values are all below 2⁶³."""
+    packed = array("q")
+    packed.frombytes(base64.b64decode(text))
+    if sys.byteorder == "big":  # pragma: no cover
+        packed.byteswap()
+    return packed
+
+
+def _int64s(values: Iterable[Any]) -> array[int]:
+    # ``extend``, not ``array(typecode, values)``: the constructor asks the iterator of a
+    # cykhash table for an iterator again, which it does not provide.
+    if type(values) is list:  # from a list the constructor is 3x as fast
+        return array("q", values)
+    packed = array("q")
+    packed.extend(values)
+    return packed
+
+
+def decode(value: Any) -> Any:
+    """A table value: bytes as written, or already JSON-decoded when Faust restored it
+    from the changelog (its changelog reader applies the app's json serializer)."""
+    if isinstance(value, bytes | bytearray | memoryview | str):
+        return orjson.loads(value)
+    return value
+
+
+# -- journal segments ---------------------------------------------------------------
+
+
+class Debit(NamedTuple):
+    key: Key
+    event: Key
+    year: int
+    quarter: int
+    client: Key | None
+    flags: int
+    amount: int
+
+
+class Credit(NamedTuple):
+    key: Key
+    event: Key
+    year: int
+    debit_year: int
+
+
+class Judged(NamedTuple):
+    event: Key
+    year: int
+
+
+Record = Debit | Credit | Judged
+
+
+class Journal:
+    """The ``ChangeLog`` the worker persists: the line-index changes of one message,
+    column by column, as ``pack`` writes them (one journal segment a message).
+
+    Appending a key to a packed array costs less than building a record per line and
+    packing the records afterwards (the worker's agent spent 8 % of its time there).
+    """
+
+    __slots__ = (
+        "keys",
+        "events",
+        "entries",
+        "adhd_at",
+        "adhd_clients",
+        "credit_keys",
+        "credit_events",
+        "credit_years",
+        "credit_debit_years",
+        "judged_events",
+        "judged_years",
+    )
+
+    def __init__(self) -> None:
+        # Only a hashed state keeps a journal: its keys are ints (``Key`` admits the
+        # identifiers of an unhashed one, which ``array`` would refuse).
+        # debits: line keys, event keys, packed entries; the positions among them of
+        # the ADHD debits, and their client keys
+        self.keys: array[Any] = array("q")
+        self.events: array[Any] = array("q")
+        self.entries: array[int] = array("q")
+        self.adhd_at: array[int] = array("q")
+        self.adhd_clients: array[Any] = array("q")
+        # credits: line keys, event keys, the credit's and its debit's service years
+        self.credit_keys: array[Any] = array("q")
+        self.credit_events: array[Any] = array("q")
+        self.credit_years: array[int] = array("q")
+        self.credit_debit_years: array[int] = array("q")
+        # events judged but not applied: event keys, service years
+        self.judged_events: array[Any] = array("q")
+        self.judged_years: array[int] = array("q")
+
+    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
+        if client is not None:
+            self.adhd_at.append(len(self.keys))
+            self.adhd_clients.append(client)
+        self.keys.append(key)
+        self.events.append(event)
+        self.entries.append(packed)
+
+    def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
+        self.credit_keys.append(key)
+        self.credit_events.append(event)
+        self.credit_years.append(year)
+        self.credit_debit_years.append(debit_year)
+
+    def judged(self, event: Key, year: int) -> None:
+        self.judged_events.append(event)
+        self.judged_years.append(year)
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.credit_keys) + len(self.judged_events)
+
+    def pack(self) -> dict[str, dict[str, str]]:
+        """The segment: one object per kind of change that occurred, its columns by
+        name, each a packed int64 array (``_b64``). ``records`` gives them back
+        debits first, then credits, then the events judged: a segment's credit
+        follows its debit either way, and the rest only adds event keys, so the
+        state replayed is the same as the one recorded."""
+        out: dict[str, dict[str, str]] = {}
+        if self.keys:
+            debits = {
+                "lines": _b64(self.keys),
+                "events": _b64(self.events),
+                "entries": _b64(self.entries),
+            }
+            if self.adhd_at:
+                debits["adhd_at"] = _b64(self.adhd_at)
+                debits["adhd_clients"] = _b64(self.adhd_clients)
+            out["debits"] = debits
+        if self.credit_keys:
+            out["credits"] = {
+                "lines": _b64(self.credit_keys),
+                "events": _b64(self.credit_events),
+                "years": _b64(self.credit_years),
+                "debit_years": _b64(self.credit_debit_years),
+            }
+        if self.judged_events:
+            out["judged"] = {"events": _b64(self.judged_events), "years": _b64(self.judged_years)}
+        return out
+
+    def records(self) -> list[Record]:
+        """The records of this journal as ``pack`` would persist them."""
+        return records(self.pack())
+
+
+def _columns(segment: Mapping[str, Any], kind: str, names: tuple[str, ...]) -> list[array[int]]:
+    part = segment.get(kind) or {}
+    cols = [_unb64(part.get(name, "")) for name in names]
+    if any(len(col) != len(cols[0]) for col in cols):
+        raise ValueError(f"journal segment: columns of {kind!r} differ in length")
+    return cols
+
+
+def replay(segment: Mapping[str, Any], into: ChangeLog) -> None:
+    """Tell ``into`` (a ``state.Replay`` at recovery) the changes of a ``Journal.pack``
+    segment, debits first, then credits, then the events judged."""
+    keys, events, entries = _columns(segment, "debits", ("lines", "events", "entries"))
+    clients = dict(zip(*_columns(segment, "debits", ("adhd_at", "adhd_clients")), strict=True))
+    for i, (key, event, packed) in enumerate(zip(keys, events, entries, strict=True)):
+        into.debit(key, event, packed, clients.get(i))
+    credits = _columns(segment, "credits", ("lines", "events", "years", "debit_years"))
+    for key, event, year, debit_year in zip(*credits, strict=True):
+        into.credit(key, event, year, debit_year)
+    for event, year in zip(*_columns(segment, "judged", ("events", "years")), strict=True):
+        into.judged(event, year)
+
+
+class _Records:
+    """A ``ChangeLog`` that lists what it is told, as records."""
+
+    def __init__(self) -> None:
+        self.out: list[Record] = []
+
+    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
+        year, quarter, flags, amount = unpack_entry(packed)
+        self.out.append(Debit(key, event, year, quarter, client, flags, amount))
+
+    def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
+        self.out.append(Credit(key, event, year, debit_year))
+
+    def judged(self, event: Key, year: int) -> None:
+        self.out.append(Judged(event, year))
+
+
+def records(segment: Mapping[str, Any]) -> list[Record]:
+    """The records of a ``Journal.pack`` segment, in the order ``replay`` tells them."""
+    into = _Records()
+    replay(segment, into)
+    return into.out
+
+
+# -- checkpoint chunks --------------------------------------------------------------
+
+_KINDS = ("lines", "clients", "events")
+
+
+def checkpoint(st: ProviderState, max_entries: int) -> list[dict[str, Any]]:
+    """All of ``iter_checkpoint``'s chunks at once."""
+    return list(iter_checkpoint(st, max_entries))
+
+
+def checkpoint_chunks(st: ProviderState, max_entries: int) -> int:
+    """How many chunks ``iter_checkpoint(st, max_entries)`` yields: every chunk but
+    the last is full, and there is always one (it carries the indicators)."""
+    entries = sum(len(t) for t in st.lines.values())
+    entries += sum(len(t) for t in st.clients.values())
+    entries += sum(len(t) for t in st.events.values())
+    return max(1, -(-entries // max_entries))
+
+
+def iter_checkpoint(st: ProviderState, max_entries: int) -> Iterator[dict[str, Any]]:
+    """Line index, clients, event ids and indicators as chunks of at most
+    ``max_entries`` keys each (the first chunk also holds the indicators), so no
+    single record of a large provider outgrows a Kafka message. Per kind and service
+    year: ``{"keys": …, "values": …}`` (``values`` for the two maps only).
+
+    One chunk at a time: the worker encodes and writes each before the next is made,
+    so a large provider's checkpoint never sits in memory whole."""
+    if not st.hashed:
+        raise ValueError("a state keyed by identifiers (hashed=False) is never persisted")
+    chunk: dict[str, Any] = {
+        "years": {str(y): ys.to_json() for y, ys in st.years.items()},
+        **{kind: {} for kind in _KINDS},
+    }
+    room = max_entries
+    for kind, year, keys, values in _arrays(st):
+        start = 0
+        while start < len(keys):
+            if room == 0:
+                yield chunk
+                chunk, room = {kind: {} for kind in _KINDS}, max_entries
+            end = start + min(room, len(keys) - start)
+            part = {"keys": _b64(keys[start:end])}
+            if values is not None:
+                part["values"] = _b64(values[start:end])
+            chunk[kind][str(year)] = part
+            room -= end - start
+            start = end
+    yield chunk
+
+
+def _arrays(st: ProviderState) -> Iterator[tuple[str, int, array[int], array[int] | None]]:
+    """Each year's tables as arrays of int64, one table at a time: a checkpoint of
+    a large provider builds no object per entry (a C table iterates in bucket
+    order, the same for its keys and its values)."""
+    maps: tuple[tuple[str, Mapping[int, Any]], ...] = (
+        ("lines", st.lines),
+        ("clients", st.clients),
+    )
+    for kind, tables in maps:
+        for year in sorted(tables):
+            table = tables[year]
+            if hasattr(table, "arrays"):  # off-heap: one pass over the table
+                keys, values = table.arrays()
+                yield kind, year, keys, values
+            else:
+                yield kind, year, _int64s(table.keys()), _int64s(table.values())
+    for year in sorted(st.events):
+        events: Any = st.events[year]
+        keys = events.arrays() if hasattr(events, "arrays") else _int64s(events)
+        yield "events", year, keys, None
+
+
+def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
+    """Load one chunk of a checkpoint into ``st``; chunks may come in any order."""
+    st.reload()
+    for y, raw in chunk.get("years", {}).items():
+        st.years[int(y)] = YearState.from_json(raw)
+    for kind, at in (("lines", 0), ("clients", 1)):
+        for y, part in chunk[kind].items():
+            keys, values = _unb64(part["keys"]), _unb64(part["values"])
+            if len(keys) != len(values):
+                raise ValueError(f"checkpoint {kind} of {y}: keys and values differ in number")
+            table: Any = st.year_tables(int(y))[at]
+            if hasattr(table, "fill"):
+                table.fill(keys, values)
+            else:
+                table.update(Int64toInt64Map_from_buffers(keys, values))
+    for y, part in chunk["events"].items():
+        events: Any = st.year_tables(int(y))[2]
+        keys = _unb64(part["keys"])
+        if hasattr(events, "fill"):
+            events.fill(keys)
+        else:
+            events.update(Int64Set_from_buffer(keys))
+
+
+# -- headers, ledgers, contracts ------------------------------------------------------
+
+
+def header(st: ProviderState, log: Mapping[str, int], partition: int) -> dict[str, Any]:
+    """Everything of ``st`` a journal does not rebuild (counters, alerts, watermark,
+    applied offsets), where its journal and checkpoint lie, and its partition."""
+    return {
+        "format": STATE_FORMAT,
+        "partition": partition,
+        "log": {name: log[name] for name in _LOG_FIELDS},
+        "counts": st.counts.as_dict(),
+        "alerts": {
+            aid: {
+                "firing": s.firing,
+                "sequence": s.sequence,
+                "severity": s.severity,
+                "value": s.value,
+            }
+            for aid, s in st.alerts.states.items()
+        },
+        "watermark": st.watermark,
+        "applied": dict(st.applied),
+    }
+
+
+def check_format(raw: Mapping[str, Any], owner: str) -> None:
+    """Refuse a header of another state format, with what to do about it."""
+    if raw.get("format") != STATE_FORMAT:
+        raise RuntimeError(
+            f"the state table holds provider {owner} in the format of an earlier "
+            "claimwatch version; rebuild state under a new CLAIMWATCH_APP_ID "
+            "(docs/operations.md, 'Recovering')"
+        )
+
+
+def restore_header(st: ProviderState, raw: Mapping[str, Any]) -> None:
+    """Load a header's state fields into ``st`` (after its checkpoint and journal)."""
+    st.counts = Counts.from_dict(raw["counts"])
+    st.alerts = AlertBook(
+        {
+            aid: AlertState(bool(a["firing"]), int(a["sequence"]), str(a["severity"]), a["value"])
+            for aid, a in raw["alerts"].items()
+        }
+    )
+    st.watermark = raw["watermark"]
+    st.applied = {str(p): int(o) for p, o in raw["applied"].items()}
+    st.settle()
+
+
+def log_of(raw: Mapping[str, Any]) -> dict[str, int]:
+    """The journal log fields of a header, by name."""
+    return {name: int(raw["log"][name]) for name in _LOG_FIELDS}
+
+
+def encode_ledger(counts: Counts, offset: int) -> bytes:
+    """A partition's ledger: rejections of messages without a provider key."""
+    return orjson.dumps({"counts": counts.as_dict(), "offset": offset})
+
+
+def decode_ledger(value: Any) -> tuple[Counts, int]:
+    raw = decode(value)
+    return Counts.from_dict(raw["counts"]), int(raw["offset"])
+
+
+def encode_contract(contract: Contract) -> bytes:
+    return orjson.dumps({name: getattr(contract, name) for name in _CONTRACT_FIELDS})
+
+
+def decode_contract(value: Any) -> Contract:
+    raw = decode(value)
+    return Contract(**{name: raw[name] for name in _CONTRACT_FIELDS})

@@ -1,0 +1,355 @@
+"""The state codec (streams/store/codec.py): journal segments, checkpoint chunks and
+headers written by name, in packed int64 arrays, and read back exactly.
+
+A checkpoint must restore every table whatever order the tables iterate in and however
+the chunks are cut; a journal replayed on top of it (or alone) must rebuild the state
+that wrote it, which then goes on the same way (retention included); a header of
+another state format is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from array import array
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.domain.alerts import AlertState
+from streams.domain.contracts import Contract
+from streams.domain.engine import Effects, Engine
+from streams.domain.model import IMPLAUSIBLE_TIME, LINE_INDEX_EXPIRED, Counts
+from streams.domain.state import _CREDITED, ProviderState, Replay, key_of, pack_entry
+from streams.store import codec
+from streams.store.codec import Credit, Debit, Journal, Judged
+from streams.store.layout import JournalLog
+from tests.conftest import AGB
+
+
+def plain(st: ProviderState) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
+    """The tables as Python dicts and sets, for comparing across table types."""
+    return (
+        {y: dict(t.items()) for y, t in st.lines.items()},
+        {y: dict(t.items()) for y, t in st.clients.items()},
+        {y: set(t) for y, t in st.events.items()},
+    )
+
+
+def uint64s(text: str) -> list[int]:
+    packed = array("Q")
+    packed.frombytes(base64.b64decode(text))
+    return packed.tolist()
+
+
+def b64(values: list[int]) -> str:
+    return base64.b64encode(array("Q", values).tobytes()).decode()
+
+
+def journaled(policy: Any) -> Engine:
+    engine = Engine(policy, journal=True)
+    engine.journals = Journal
+    return engine
+
+
+@pytest.fixture
+def live(policy: Any, make_line: Any) -> ProviderState:
+    """A worker's state over three service years: ADHD lines (clients), credits,
+    a redelivered line."""
+    engine = journaled(policy)
+    sent = []
+    for n in range(60):
+        debit = make_line(
+            service_date=f"{2024 + n % 3}-0{1 + n % 9}-10",
+            diagnosis_group="adhd" if n % 4 == 0 else "depression",
+            amount_cents=1_000 + n,
+        )
+        sent.append(debit)
+        if n % 5 == 0:
+            sent.append(make_line.credit(debit))
+    sent.append(sent[3])
+    for obj in sent:
+        engine.process(orjson.dumps(obj), AGB)
+    return engine.providers[AGB]
+
+
+# -- checkpoint chunks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_entries", [1, 7, 10_000])
+def test_a_checkpoint_restores_every_table_whatever_the_chunks_and_their_order(live, max_entries):
+    lines, clients, events = plain(live)
+    assert len(lines) == 3 and sum(map(len, clients.values())) == 15
+    assert any(v & _CREDITED for t in lines.values() for v in t.values())
+    chunks = codec.checkpoint(live, max_entries)
+    assert len(chunks) == codec.checkpoint_chunks(live, max_entries)
+    random.Random(max_entries).shuffle(chunks)
+    copy = ProviderState(AGB)
+    for chunk in chunks:
+        codec.restore_checkpoint(copy, orjson.loads(orjson.dumps(chunk)))
+    assert plain(copy) == (lines, clients, events)
+    assert copy.lines == live.lines and copy.events == live.events  # C tables compare too
+    assert copy.years.keys() == live.years.keys()
+
+
+def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
+    lines, clients, events = plain(live)
+    (chunk,) = codec.checkpoint(live, 10_000)
+    assert sorted(chunk) == ["clients", "events", "lines", "years"]
+    for kind, tables in (("lines", lines), ("clients", clients)):
+        for y, part in chunk[kind].items():
+            assert sorted(part) == ["keys", "values"]
+            got = dict(zip(uint64s(part["keys"]), uint64s(part["values"]), strict=True))
+            assert got == tables[int(y)]
+    for y, part in chunk["events"].items():
+        assert sorted(part) == ["keys"]
+        assert sorted(uint64s(part["keys"])) == sorted(events[int(y)])
+
+
+def test_a_chunk_with_the_largest_keys_and_every_flag_bit_restores_exactly():
+    top = (1 << 60) - 1  # key_of is below 2**60
+    entry = pack_entry(2025, 4, 0xFFFF, 123) | _CREDITED  # every flag bit
+    chunk = {
+        "lines": {"2025": {"keys": b64([top, 0, key_of("l1")]), "values": b64([entry, 1, 2])}},
+        "clients": {"2025": {"keys": b64([top]), "values": b64([key_of("c1")])}},
+        "events": {"2025": {"keys": b64([top, 7])}},
+    }
+    st = ProviderState(AGB)
+    codec.restore_checkpoint(st, chunk)
+    assert plain(st) == (
+        {2025: {top: entry, 0: 1, key_of("l1"): 2}},
+        {2025: {top: key_of("c1")}},
+        {2025: {top, 7}},
+    )
+    again = ProviderState(AGB)
+    codec.restore_checkpoint(again, codec.checkpoint(st, 10_000)[0])
+    assert plain(again) == plain(st)
+
+
+def test_a_chunk_whose_keys_and_values_differ_in_number_is_refused():
+    chunk = {
+        "lines": {"2025": {"keys": b64([1, 2]), "values": b64([1])}},
+        "clients": {},
+        "events": {},
+    }
+    with pytest.raises(ValueError, match="keys and values"):
+        codec.restore_checkpoint(ProviderState(AGB), chunk)
+
+
+def test_a_state_keyed_by_identifiers_is_never_checkpointed(policy, make_line):
+    engine = Engine(policy)
+    engine.process(orjson.dumps(make_line()), AGB)
+    with pytest.raises(ValueError, match="never persisted"):
+        codec.checkpoint(engine.providers[AGB], 10)
+
+
+# -- journal segments ---------------------------------------------------------------------
+
+
+def test_a_segment_names_its_kinds_and_columns():
+    journal = Journal()
+    journal.debit(11, 21, pack_entry(2025, 2, 1, 500), None)
+    journal.debit(12, 22, pack_entry(2025, 3, 2, 700), 99)
+    journal.credit(11, 23, 2024, 2025)
+    journal.judged(24, 2025)
+    segment = orjson.loads(orjson.dumps(journal.pack()))
+    assert segment["debits"].keys() == {"lines", "events", "entries", "adhd_at", "adhd_clients"}
+    assert uint64s(segment["debits"]["adhd_at"]) == [1]
+    assert segment["credits"].keys() == {"lines", "events", "years", "debit_years"}
+    assert uint64s(segment["credits"]["years"]) == [2024]
+    assert uint64s(segment["credits"]["debit_years"]) == [2025]
+    assert segment["judged"].keys() == {"events", "years"}
+    assert codec.records(segment) == [
+        Debit(11, 21, 2025, 2, None, 1, 500),
+        Debit(12, 22, 2025, 3, 99, 2, 700),
+        Credit(11, 23, 2024, 2025),
+        Judged(24, 2025),
+    ]
+    assert len(journal) == 4
+    assert Journal().pack() == {}  # a message that changed nothing writes no columns
+
+
+def test_a_segment_whose_columns_differ_in_length_is_refused():
+    segment = {"debits": {"lines": b64([1, 2]), "events": b64([1]), "entries": b64([1, 2])}}
+    with pytest.raises(ValueError, match="differ in length"):
+        codec.replay(segment, Journal())
+
+
+# -- headers, ledgers, contracts -----------------------------------------------------------
+
+
+def test_a_header_names_its_fields_and_restores_counts_alerts_and_offsets(live):
+    live.applied["d3"] = 41
+    live.alerts.states[f"ceiling_utilisation:{AGB}:2024:70"] = AlertState(True, 3, "warning", 0.75)
+    live.alerts.states[f"adhd_growth:{AGB}:2025"] = AlertState(False, 2, "info", None)
+    log = JournalLog(end=5, base=2, generation=1, chunks=3, records=9)
+    raw = orjson.loads(orjson.dumps(codec.header(live, log.fields(), 3)))
+    assert raw["format"] == codec.STATE_FORMAT and raw["partition"] == 3
+    assert raw["log"] == {"end": 5, "base": 2, "generation": 1, "chunks": 3, "records": 9}
+    assert JournalLog(**codec.log_of(raw)) == log
+    for state in raw["alerts"].values():
+        assert state.keys() == {"firing", "sequence", "severity", "value"}
+    copy = ProviderState(AGB)
+    codec.restore_header(copy, raw)
+    assert copy.counts == live.counts and copy.applied == {"d3": 41}
+    assert copy.watermark == live.watermark
+    assert copy.alerts.states == live.alerts.states
+
+
+def test_a_header_of_another_format_is_refused_with_a_clear_message():
+    for fmt in (None, 5, codec.STATE_FORMAT + 1):
+        with pytest.raises(RuntimeError, match="earlier claimwatch version"):
+            codec.check_format({"format": fmt}, AGB)
+    codec.check_format({"format": codec.STATE_FORMAT}, AGB)
+
+
+def test_ledgers_and_contracts_are_written_by_name_and_read_back():
+    counts = Counts(accepted=0)
+    counts.reject("schema")
+    raw = codec.encode_ledger(counts, 17)
+    assert orjson.loads(raw).keys() == {"counts", "offset"}
+    assert codec.decode_ledger(raw) == (counts, 17)
+    contract = Contract(AGB, 2026, 1_000_000, "Team", "Praktijk", "Noord", 3, 1.5)
+    raw = codec.encode_contract(contract)
+    assert orjson.loads(raw)["ceiling_cents"] == 1_000_000
+    assert codec.decode_contract(raw) == contract
+    assert codec.decode_contract(orjson.loads(raw)) == contract  # as Faust restores it
+
+
+# -- a rebuilt state decides the same (retention included) --------------------------------
+
+
+def send(engine: Engine, *objs: Any) -> Effects:
+    fx = Effects()
+    for obj in objs:
+        engine.process(orjson.dumps(obj), None, fx)
+    return fx
+
+
+def reasons(fx: Effects) -> list[str]:
+    return [d.reason for d in fx.dead_letters]
+
+
+def line(make_line: Any, year: int, at: str, **fields: Any) -> dict[str, Any]:
+    return make_line(service_date=f"{year}-01-01", submitted_at=at, **fields)
+
+
+def credit(make_line: Any, debit: dict[str, Any], at: str) -> dict[str, Any]:
+    return make_line.credit(debit, submitted_at=at)
+
+
+def _header(st: ProviderState) -> Any:
+    return orjson.loads(orjson.dumps(codec.header(st, JournalLog().fields(), 0)))
+
+
+def rebuilt(engine: Engine) -> Engine:
+    """Provider states from their journal and header only, through JSON."""
+    again = journaled(engine.policy)
+    for agb, st in engine.providers.items():
+        fresh = again.new_state(agb)
+        assert isinstance(st.journal, Journal)
+        codec.replay(orjson.loads(orjson.dumps(st.journal.pack())), Replay(fresh))
+        codec.restore_header(fresh, _header(st))
+        fresh.journal = Journal()
+        again.providers[agb] = fresh
+    return again
+
+
+def from_checkpoint(engine: Engine, chunk: int) -> Engine:
+    """Provider states from a checkpoint (in chunks) and header only, through JSON."""
+    again = journaled(engine.policy)
+    for agb, st in engine.providers.items():
+        fresh = again.new_state(agb)
+        for part in codec.checkpoint(st, chunk):
+            codec.restore_checkpoint(fresh, orjson.loads(orjson.dumps(part)))
+        codec.restore_header(fresh, _header(st))
+        fresh.journal = Journal()
+        again.providers[agb] = fresh
+    return again
+
+
+def history(make_line: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Lines of 2021-2026 submitted 2024-2026, credits, an ADHD client; then what
+    comes after: redeliveries and credits of years dropped meanwhile, and new lines."""
+    adhd = {"diagnosis_group": "adhd", "client_ref": "client-x"}
+    d21 = line(make_line, 2021, "2024-03-01T00:00:00Z", amount_cents=100, **adhd)
+    d22 = line(make_line, 2022, "2024-04-01T00:00:00Z", amount_cents=200, **adhd)
+    d23 = line(make_line, 2023, "2024-05-01T00:00:00Z", amount_cents=300)
+    d24 = line(make_line, 2024, "2024-12-31T23:00:00Z", amount_cents=400)
+    first = [
+        d21,
+        d22,
+        d23,
+        credit(make_line, d21, "2024-06-01T00:00:00Z"),
+        d24,
+        line(make_line, 2025, "2025-01-01T00:00:00Z"),  # drops 2021
+        credit(make_line, d22, "2025-02-01T00:00:00Z"),
+        line(make_line, 2026, "2026-01-01T00:00:00Z"),  # drops 2022
+        d23,  # redelivery, 2023 still open
+    ]
+    d26 = line(make_line, 2026, "2026-03-01T00:00:00Z", amount_cents=600)
+    later = [
+        d21,
+        d22,
+        credit(make_line, d22, "2025-12-01T00:00:00Z"),
+        credit(make_line, d22, "2026-03-01T00:00:00Z"),  # implausible: after 2025
+        credit(make_line, d23, "2026-03-02T00:00:00Z"),
+        d26,
+        d26,
+        line(make_line, 2024, "2027-01-01T00:00:00Z"),  # drops 2023
+        credit(make_line, d23, "2026-12-31T00:00:00Z"),
+        credit(make_line, d24, "2027-01-03T00:00:00Z"),
+    ]
+    return first, later
+
+
+@pytest.mark.parametrize("how", ["journal", "checkpoint", "checkpoint in chunks of 2"])
+def test_a_rebuilt_state_equals_the_live_one_and_goes_on_the_same_way(policy, make_line, how):
+    first, later = history(make_line)
+    live = journaled(policy)
+    send(live, *first)
+    if how == "journal":
+        copy = rebuilt(live)
+    else:
+        copy = from_checkpoint(live, 2 if "chunks" in how else 1_000)
+    assert copy.snapshot() == live.snapshot()
+    for agb, st in live.providers.items():
+        assert copy.providers[agb].lines == st.lines
+        assert copy.providers[agb].events == st.events
+        assert copy.providers[agb].open_from == st.open_from == 2023
+    fx_live, fx_copy = send(live, *later), send(copy, *later)
+    assert reasons(fx_copy) == reasons(fx_live)
+    assert reasons(fx_live).count(LINE_INDEX_EXPIRED) == 4
+    assert reasons(fx_live).count(IMPLAUSIBLE_TIME) == 1
+    assert copy.snapshot() == live.snapshot()
+
+
+def test_an_offline_run_of_everything_equals_live_and_rebuilt_states(policy, make_line):
+    first, later = history(make_line)
+    offline = Engine(policy)
+    send(offline, *first, *later)
+    live = journaled(policy)
+    send(live, *first)
+    copy = rebuilt(live)
+    send(copy, *later)
+    assert copy.snapshot() == offline.snapshot()
+    snap = offline.snapshot()
+    assert snap["counts"]["rejected"] == {LINE_INDEX_EXPIRED: 4, IMPLAUSIBLE_TIME: 1}
+    # 2021 and 2022 keep what their lines and credits added before they closed
+    assert snap["providers"][AGB]["2021"]["net_cents"] == 0
+    assert snap["providers"][AGB]["2022"]["net_cents"] == 0
+    assert snap["providers"][AGB]["2023"]["net_cents"] == 0
+
+
+def test_a_credit_of_another_service_year_is_journaled_with_its_debits_year(policy, make_line):
+    debit = line(make_line, 2025, "2025-06-01T00:00:00Z", amount_cents=800)
+    odd = {**credit(make_line, debit, "2025-07-01T00:00:00Z"), "service_date": "2024-01-01"}
+    offline, live = Engine(policy), journaled(policy)
+    for e in (offline, live):
+        assert send(e, debit, odd).dead_letters == []
+    st = live.providers[AGB]
+    assert isinstance(st.journal, Journal)
+    last = st.journal.records()[-1]
+    assert isinstance(last, Credit) and (last.year, last.debit_year) == (2024, 2025)
+    assert rebuilt(live).snapshot() == offline.snapshot()
