@@ -18,6 +18,7 @@ from streams.domain.indicators import YearState
 from streams.domain.model import FIRST_TALLY_BIT
 from streams.domain.policy import DEFAULT_POLICY_PATH, Policy, parse_policy
 from streams.domain.rules import RULES, register, unregister
+from streams.store.codec import Journal
 from tests.domain.rules import example_digital_setting5 as example
 from tests.domain.rules.rule_helpers import AGB, NOW, ids, published
 
@@ -48,6 +49,8 @@ def test_the_new_rule_fires_and_resolves_through_the_engine_with_credits(
     policy_with_rule, line, send, journal
 ):
     eng = Engine(policy_with_rule, clock=lambda: NOW, journal=journal)
+    if journal:
+        eng.journals = Journal  # as the streaming worker's processor sets it
     digital = setting5(line, 4, True)
     # 4 of 12 consults in setting 5 digital (33%); digital consults elsewhere and
     # non-consults in setting 5 do not count
@@ -92,6 +95,7 @@ def test_tallies_travel_by_name_and_a_record_without_one_reads_as_zero(
     policy_with_rule, line, send
 ):
     eng = Engine(policy_with_rule, clock=lambda: NOW, journal=True)
+    eng.journals = Journal
     send(eng, *setting5(line, 2, True))
     record = eng.providers[AGB].years[2026].to_json()
     assert record["tallies"] == {"digital_setting5": 2, "consults_setting5": 2}
