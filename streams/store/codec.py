@@ -33,7 +33,7 @@ from cykhash import (
 
 from streams.domain.alerts import AlertBook, AlertState
 from streams.domain.contracts import Contract
-from streams.domain.indicators import YearState
+from streams.domain.indicators import TALLIES, YearState
 from streams.domain.model import Counts
 from streams.domain.state import ChangeLog, Key, ProviderState, unpack_entry
 
@@ -362,6 +362,8 @@ def header(st: ProviderState, log: Mapping[str, int], partition: int) -> dict[st
     applied offsets), where its journal and checkpoint lie, and its partition."""
     return {
         "format": STATE_FORMAT,
+        # which flag bit of the packed line-index entries counts which rule tally
+        "tallies": tally_bits(),
         "partition": partition,
         "log": {name: log[name] for name in _LOG_FIELDS},
         "counts": st.counts.as_dict(),
@@ -379,13 +381,29 @@ def header(st: ProviderState, log: Mapping[str, int], partition: int) -> dict[st
     }
 
 
+def tally_bits() -> dict[str, int]:
+    """Rule tally name → its flag bit in the line-index entries, as allotted now."""
+    return {name: bit for bit, name in sorted(TALLIES.items())}
+
+
 def check_format(raw: Mapping[str, Any], owner: str) -> None:
-    """Refuse a header of another state format, with what to do about it."""
+    """Refuse a header of another state format, or one whose line-index entries carry
+    a rule tally under a bit that no longer counts it (a tally-declaring rule was
+    removed or reordered: docs/adding-a-rule.md), with what to do about it."""
     if raw.get("format") != STATE_FORMAT:
         raise RuntimeError(
             f"the state table holds provider {owner} in the format of an earlier "
             "claimwatch version; rebuild state under a new CLAIMWATCH_APP_ID "
             "(docs/operations.md, 'Recovering')"
+        )
+    now = tally_bits()
+    moved = sorted(name for name, bit in raw.get("tallies", {}).items() if now.get(name) != bit)
+    if moved:
+        raise RuntimeError(
+            f"the state table holds provider {owner} with rule tallies {', '.join(moved)} "
+            "under flag bits that this claimwatch's rules allot otherwise (a rule that "
+            "declares tallies was removed or reordered); rebuild state under a new "
+            "CLAIMWATCH_APP_ID (docs/operations.md, 'Recovering')"
         )
 
 

@@ -21,11 +21,13 @@ from streams.domain.alerts import AlertState
 from streams.domain.contracts import Contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import IMPLAUSIBLE_TIME, LINE_INDEX_EXPIRED, Counts
+from streams.domain.rules import register, unregister
 from streams.domain.state import _CREDITED, ProviderState, Replay, key_of, pack_entry
 from streams.store import codec
 from streams.store.codec import Credit, Debit, Journal, Judged
 from streams.store.layout import JournalLog
 from tests.conftest import AGB
+from tests.domain.rules import example_digital_setting5 as example
 
 
 def plain(st: ProviderState) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
@@ -353,3 +355,25 @@ def test_a_credit_of_another_service_year_is_journaled_with_its_debits_year(poli
     last = st.journal.records()[-1]
     assert isinstance(last, Credit) and (last.year, last.debit_year) == (2024, 2025)
     assert rebuilt(live).snapshot() == offline.snapshot()
+
+
+def test_a_header_whose_tallies_moved_to_other_bits_is_refused():
+    """The line index stores rule tallies as flag bits: state written while a
+    tally-declaring rule was registered cannot be read once that rule is gone (its
+    bit may count another tally then), but may once a rule is added."""
+    register(example.RULE)
+    try:
+        raw = codec.header(ProviderState(AGB), JournalLog().fields(), 0)
+        assert set(raw["tallies"]) == {"digital_setting5", "consults_setting5"}
+        codec.check_format(raw, AGB)
+    finally:
+        unregister(example.RULE.name)
+    with pytest.raises(RuntimeError, match="rule tallies consults_setting5, digital_setting5"):
+        codec.check_format(raw, AGB)
+    older = codec.header(ProviderState(AGB), JournalLog().fields(), 0)
+    assert older["tallies"] == {}
+    register(example.RULE)
+    try:
+        codec.check_format(older, AGB)  # a rule added since: its tallies start at 0
+    finally:
+        unregister(example.RULE.name)
