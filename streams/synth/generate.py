@@ -23,9 +23,10 @@ any resemblance to a real organisation is a coincidence.
 from __future__ import annotations
 
 import gzip
+import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -70,7 +71,7 @@ def generate(
     run = EnginePass(policy, contracts)
     lines = 0
     with open(declarations_path, "wb") as raw:
-        sink: IO[bytes] = (
+        sink: gzip.GzipFile | io.BufferedWriter = (
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
             if options.gzip
             else raw

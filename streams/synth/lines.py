@@ -15,6 +15,7 @@ what a loop needs is bound to locals first.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from random import Random
 from typing import Any
 
@@ -47,6 +48,8 @@ Entry = tuple[dict[str, Any], int]  # a prepared line and its tag (tables.DEBIT,
 Pending = dict[int, dict[int, list[Entry]]]  # submission month -> provider index -> entries
 # activity, diagnosis, detox (0 none, 1 ambulant, 2 clinical), group, practitioners, digital
 Skeleton = tuple[int, int, int, int, int, int]
+# (activity, detox, group) -> (setting, day of month, prestatie code, amount, stay days)
+Place = Callable[[int, int, int], tuple[int, int, str, int, int]]
 
 
 class CellDrawer:
@@ -71,19 +74,55 @@ class CellDrawer:
         return self._schedule(p, plan, sub, pending, lines)
 
     def _skeleton(self, p: Provider, y: int, m: int, n: int) -> tuple[list[Skeleton], list[int]]:
-        rng = self.rng
-        rnd, grb = rng.random, rng.getrandbits
-        ov = p.overrides.get(y, {})
+        rnd, grb = self.rng.random, self.rng.getrandbits
         r_stay, r_other = p.stay, p.other
         r_adhd = p.adhd * p.adhd_boost.get((y, (m - 1) // 3 + 1), 1.0)
+        acc = p.acc
+        diag_consult = p.consult_diagnoses
+        diag_stay, diag_other = self.choices.diag_stay, self.choices.diag_other
+        detox_of, consult = self._draws(p, y)
+        counts = [0] * len(DIAGNOSES)
+        skeleton: list[Skeleton] = []
+        for _ in range(n):
+            a = acc[0] + r_stay * (0.5 + rnd())
+            if a >= 1.0:
+                acc[0] = a - 1.0
+                act = STAY
+                diag = diag_stay[grb(10)]
+            else:
+                acc[0] = a
+                a = acc[1] + r_other * (0.5 + rnd())
+                acc[1] = a - 1.0 if a >= 1.0 else a
+                act = OTHER if a >= 1.0 else CONSULT
+                a = acc[2] + r_adhd * (0.5 + rnd())
+                acc[2] = a - 1.0 if a >= 1.0 else a
+                if a >= 1.0:
+                    diag = ADHD
+                else:
+                    diag = diag_consult[grb(10)] if act == CONSULT else diag_other[grb(10)]
+            detox = 0
+            if diag == ADDICTION:
+                act, detox = detox_of(act)
+            counts[diag] += 1
+            if act == CONSULT:
+                skeleton.append((act, diag, detox, *consult()))
+            else:
+                skeleton.append((act, diag, detox, 0, 0, 0))
+        return skeleton, counts
+
+    def _draws(
+        self, p: Provider, y: int
+    ) -> tuple[Callable[[int], tuple[int, int]], Callable[[], tuple[int, int, int]]]:
+        """`detox_of(activity)` of an addiction line and `consult()` of a consult, drawn
+        with the provider's accumulators."""
+        rnd, grb = self.rng.random, self.rng.getrandbits
+        ov = p.overrides.get(y, {})
         r_group = p.group_rate(y)
         r_digital = p.digital
         r_ge4 = ov.get("ge4", 0.0)
         r_detox = ov.get("detox", p.detox)
         r_clin = ov.get("clinical_detox", p.clinical_detox)
         acc = p.acc
-        diag_consult = p.consult_diagnoses
-        diag_stay, diag_other = self.choices.diag_stay, self.choices.diag_other
         group_pract = self.choices.group_practitioners
         indiv_pract = self.choices.individual_practitioners
 
@@ -125,34 +164,7 @@ class CellDrawer:
             acc[6] = a
             return int(group_pract[grb(10)])
 
-        counts = [0] * len(DIAGNOSES)
-        skeleton: list[Skeleton] = []
-        for _ in range(n):
-            a = acc[0] + r_stay * (0.5 + rnd())
-            if a >= 1.0:
-                acc[0] = a - 1.0
-                act = STAY
-                diag = diag_stay[grb(10)]
-            else:
-                acc[0] = a
-                a = acc[1] + r_other * (0.5 + rnd())
-                acc[1] = a - 1.0 if a >= 1.0 else a
-                act = OTHER if a >= 1.0 else CONSULT
-                a = acc[2] + r_adhd * (0.5 + rnd())
-                acc[2] = a - 1.0 if a >= 1.0 else a
-                if a >= 1.0:
-                    diag = ADHD
-                else:
-                    diag = diag_consult[grb(10)] if act == CONSULT else diag_other[grb(10)]
-            detox = 0
-            if diag == ADDICTION:
-                act, detox = detox_of(act)
-            counts[diag] += 1
-            if act == CONSULT:
-                skeleton.append((act, diag, detox, *consult()))
-            else:
-                skeleton.append((act, diag, detox, 0, 0, 0))
-        return skeleton, counts
+        return detox_of, consult
 
     def _update_pool(self, p: Provider, diag: int, k: int) -> list[tuple[str, int, str]]:
         """Active clients of one diagnosis this month; every one of them gets a line.
@@ -187,43 +199,7 @@ class CellDrawer:
         skeleton: list[Skeleton],
         orders: list[list[tuple[str, int, str]]],
     ) -> list[Entry]:
-        rng, ch = self.rng, self.choices
-        rnd, grb = rng.random, rng.getrandbits
-        tariffs = ch.tariffs[y]
-        t_indiv, t_group, t_stay, t_other = (
-            tariffs["indiv"],
-            tariffs["group"],
-            tariffs["stay"],
-            tariffs["other"],
-        )
-        dim = days_in_month(y, m)
-        dates = [f"{y}-{m:02d}-{d:02d}" for d in range(dim + 1)]
-        weekdays = [d.day for d in business_days(y, m, 1, dim)]
-        n_wd = len(weekdays)
-        settings = p.consult_settings
-        ambulant = ch.ambulant_settings if p.institution else PRACTICE_SETTINGS_T
-        stay_days, detox_days = ch.stay_days, ch.detox_days
-        forensic = p.forensic
-
-        def place(act: int, detox: int, group: int) -> tuple[int, int, str, int, int]:
-            """(setting, day of month, prestatie code, amount, stay days) of a line."""
-            if act == STAY:
-                setting = 6 if forensic and rnd() < forensic and detox != 2 else 5
-                days = min((detox_days if detox == 2 else stay_days)[grb(10)], dim)
-                day = 1 if days == dim else 1 + int(rnd() * (dim - days + 1))
-                code, rate = t_stay[grb(10)]
-                return setting, day, code, rate * days, days
-            if detox == 2:
-                setting = 5
-            elif detox == 1:
-                setting = ambulant[grb(10)]
-            else:
-                setting = settings[grb(10)]
-            day = weekdays[int(rnd() * n_wd)]
-            table = (t_group if group else t_indiv) if act == CONSULT else t_other
-            code, amount = table[grb(10)]
-            return setting, day, code, amount, 0
-
+        place, dates = self._placer(p, y, m)
         department = self._departments(p)
         # Mismatching lines are re-typed at admission, but in a planted year.
         strict = y >= self.mismatch_from and y not in p.mismatch_years
@@ -273,6 +249,48 @@ class CellDrawer:
             d["prestatie_code"] = code
             lines.append((d, DEBIT))
         return lines
+
+    def _placer(self, p: Provider, y: int, m: int) -> tuple[Place, list[str]]:
+        """`place(activity, detox, group)` of a line of this cell, and the month's dates
+        (index: day of month)."""
+        ch = self.choices
+        rnd, grb = self.rng.random, self.rng.getrandbits
+        tariffs = ch.tariffs[y]
+        t_indiv, t_group, t_stay, t_other = (
+            tariffs["indiv"],
+            tariffs["group"],
+            tariffs["stay"],
+            tariffs["other"],
+        )
+        dim = days_in_month(y, m)
+        dates = [f"{y}-{m:02d}-{d:02d}" for d in range(dim + 1)]
+        weekdays = [d.day for d in business_days(y, m, 1, dim)]
+        n_wd = len(weekdays)
+        settings = p.consult_settings
+        ambulant = ch.ambulant_settings if p.institution else PRACTICE_SETTINGS_T
+        stay_days, detox_days = ch.stay_days, ch.detox_days
+        forensic = p.forensic
+
+        def place(act: int, detox: int, group: int) -> tuple[int, int, str, int, int]:
+            """(setting, day of month, prestatie code, amount, stay days) of a line."""
+            if act == STAY:
+                setting = 6 if forensic and rnd() < forensic and detox != 2 else 5
+                days = min((detox_days if detox == 2 else stay_days)[grb(10)], dim)
+                day = 1 if days == dim else 1 + int(rnd() * (dim - days + 1))
+                code, rate = t_stay[grb(10)]
+                return setting, day, code, rate * days, days
+            if detox == 2:
+                setting = 5
+            elif detox == 1:
+                setting = ambulant[grb(10)]
+            else:
+                setting = settings[grb(10)]
+            day = weekdays[int(rnd() * n_wd)]
+            table = (t_group if group else t_indiv) if act == CONSULT else t_other
+            code, amount = table[grb(10)]
+            return setting, day, code, amount, 0
+
+        return place, dates
 
     def _departments(self, p: Provider) -> Any:
         """`department(activity, setting, diagnosis)` of an institution; None for a practice."""

@@ -7,6 +7,7 @@ judge is read from the policy (``plants.py``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,7 +184,7 @@ HOLIDAYS = {(1, 1), (12, 25), (12, 26)}  # no consults on these days
 T = 1024  # size of the precomputed choice tables (indexed with getrandbits(10))
 
 
-def weighted_table(weights: dict[Any, float]) -> tuple[Any, ...]:
+def weighted_table(weights: Mapping[Any, float]) -> tuple[Any, ...]:
     """A T-long tuple with each value repeated in proportion to its weight."""
     total = sum(weights.values())
     raw = [(v, w * T / total) for v, w in weights.items()]
