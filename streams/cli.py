@@ -140,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not ask workers for a final rule evaluation",
     )
 
-    gen = sub.add_parser("generate", help="write a realistic synthetic history")
+    gen = sub.add_parser(
+        "generate",
+        help="write a realistic synthetic history (anomalies planted past the --policy thresholds)",
+    )
     gen.add_argument("--out", required=True, metavar="DIR", help="output directory")
     gen.add_argument("--providers", type=_positive(int), default=40)
     gen.add_argument("--lines", type=_positive(int), default=200_000)
@@ -233,10 +236,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     try:
         out.mkdir(parents=True, exist_ok=True)
-        summary = generate(out, options)
+        summary = generate(out, options, _policy(args))
     except OSError as exc:
         raise ClaimwatchError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    print(summary.describe() if hasattr(summary, "describe") else summary)
+    print(summary.describe())
     return 0
 
 
