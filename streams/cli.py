@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--years", type=_years, default=(2025, 2026), help="e.g. 2025,2026")
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--gzip", action="store_true", help="write declarations.ndjson.gz")
+    gen.add_argument(
+        "--policy",
+        default=argparse.SUPPRESS,  # unless given here, the one before the command holds
+        help="policy TOML file whose thresholds the anomalies are planted past",
+    )
 
     val = sub.add_parser("validate", help="check files against the schemas")
     val.add_argument("files", nargs="+", metavar="FILE")

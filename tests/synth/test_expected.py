@@ -82,10 +82,13 @@ def test_generate_on_the_command_line_plants_past_the_policy_it_is_given(
     text = Path(load_policy().source).read_text(encoding="utf-8")
     policy.write_text(text.replace("target = 0.25", "target = 0.08"), encoding="utf-8")
     out = tmp_path / "history"
-    argv = ["--policy", str(policy), "generate", "--out", str(out), "--lines", "20000"]
-    assert main([*argv, "--providers", "12", "--seed", "7"]) == 0
+    argv = ["generate", "--out", str(out), "--lines", "20000", "--providers", "12"]
+    assert main([*argv, "--seed", "7", "--policy", str(policy)]) == 0
     planted = orjson.loads((out / "planted.json").read_bytes())
     digital = [a for a in planted["anomalies"] if a["rule"] == "digital_share_low"]
     assert digital and all(a["expected"]["threshold"] == 0.08 for a in digital)
     assert planted["policy"] == str(policy)
     assert "planted anomalies" in capsys.readouterr().out
+    # before the command, as for the other commands
+    assert main(["--policy", str(policy), *argv, "--seed", "7"]) == 0
+    assert orjson.loads((out / "planted.json").read_bytes()) == planted
