@@ -143,13 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not ask workers for a final rule evaluation",
     )
 
-    gen = sub.add_parser("generate", help="write a realistic synthetic history")
+    gen = sub.add_parser(
+        "generate",
+        help="write a realistic synthetic history (anomalies planted past the --policy thresholds)",
+    )
     gen.add_argument("--out", required=True, metavar="DIR", help="output directory")
     gen.add_argument("--providers", type=_positive(int), default=40)
     gen.add_argument("--lines", type=_positive(int), default=200_000)
     gen.add_argument("--years", type=_years, default=(2025, 2026), help="e.g. 2025,2026")
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--gzip", action="store_true", help="write declarations.ndjson.gz")
+    gen.add_argument(
+        "--policy",
+        default=argparse.SUPPRESS,  # unless given here, the one before the command holds
+        help="policy TOML file whose thresholds the anomalies are planted past",
+    )
 
     val = sub.add_parser("validate", help="check files against the schemas")
     val.add_argument("files", nargs="+", metavar="FILE")
@@ -236,10 +244,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     try:
         out.mkdir(parents=True, exist_ok=True)
-        summary = generate(out, options)
+        summary = generate(out, options, _policy(args))
     except OSError as exc:
         raise ClaimwatchError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    print(summary.describe() if hasattr(summary, "describe") else summary)
+    print(summary.describe())
     return 0
 
 

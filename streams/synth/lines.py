@@ -1,0 +1,358 @@
+"""Drawing the lines of one (provider, service month) cell.
+
+First a skeleton per line (activity, diagnosis, detox, group, practitioners,
+digital), then the line's fields (client, setting, date, tariff, department), then
+the credits, corrections and one-off faults scheduled for later submissions.
+
+Shares that decide whether a rule fires (stays, other activities, ADHD, detox,
+group, 4+ practitioners, digital) are drawn with jittered accumulators instead of
+independent coin flips: the sequence still looks random, but a provider's yearly
+share stays within a line or two of its target, so normal providers stay clear of
+the thresholds and only the planted ones cross them. This runs for every line:
+what a loop needs is bound to locals first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from random import Random
+from typing import Any
+
+from streams.domain.policy import Policy
+from streams.synth.dates import business_days, days_in_month
+from streams.synth.plan import DUP_CREDIT_FLAG, DUP_LINE_FLAG, ORPHAN_FLAG, CellPlan
+from streams.synth.providers import Provider
+from streams.synth.tables import (
+    ADDICTION,
+    ADHD,
+    CLIENT_TURNOVER,
+    CONSULT,
+    CORRECTION,
+    CREDIT,
+    DEBIT,
+    DIAGNOSES,
+    DUP_CREDIT,
+    DUP_LINE,
+    MALFORMED,
+    ORPHAN,
+    OTHER,
+    PRACTICE_SETTINGS_T,
+    REDELIVERED,
+    STAY,
+    VISITS_PER_MONTH,
+    Choices,
+)
+
+Entry = tuple[dict[str, Any], int]  # a prepared line and its tag (tables.DEBIT, ...)
+Pending = dict[int, dict[int, list[Entry]]]  # submission month -> provider index -> entries
+# activity, diagnosis, detox (0 none, 1 ambulant, 2 clinical), group, practitioners, digital
+Skeleton = tuple[int, int, int, int, int, int]
+# (activity, detox, group) -> (setting, day of month, prestatie code, amount, stay days)
+Place = Callable[[int, int, int], tuple[int, int, str, int, int]]
+
+
+class CellDrawer:
+    def __init__(self, seed: int, rng: Random, choices: Choices, policy: Policy) -> None:
+        self.seed = seed
+        self.rng = rng
+        self.choices = choices
+        mm = policy.mismatch
+        self.mismatch_from = mm.from_year
+        self.mismatch_types = mm.care_demand_types
+        self.mismatch_settings = mm.settings
+        # A care demand type a clinic re-types a mismatching one to at admission.
+        self.retype = min(t for t in range(3, 9) if t not in mm.care_demand_types)
+
+    def draw(
+        self, p: Provider, y: int, m: int, plan: CellPlan, sub: int, pending: Pending
+    ) -> list[Entry]:
+        """The service month's debits of one provider; its credits go into `pending`."""
+        skeleton, counts = self._skeleton(p, y, m, plan.debits)
+        orders = [self._update_pool(p, d, counts[d]) for d in range(len(DIAGNOSES))]
+        lines = self._fields(p, y, m, skeleton, orders)
+        return self._schedule(p, plan, sub, pending, lines)
+
+    def _skeleton(self, p: Provider, y: int, m: int, n: int) -> tuple[list[Skeleton], list[int]]:
+        rnd, grb = self.rng.random, self.rng.getrandbits
+        r_stay, r_other = p.stay, p.other
+        r_adhd = p.adhd * p.adhd_boost.get((y, (m - 1) // 3 + 1), 1.0)
+        acc = p.acc
+        diag_consult = p.consult_diagnoses
+        diag_stay, diag_other = self.choices.diag_stay, self.choices.diag_other
+        detox_of, consult = self._draws(p, y)
+        counts = [0] * len(DIAGNOSES)
+        skeleton: list[Skeleton] = []
+        for _ in range(n):
+            a = acc[0] + r_stay * (0.5 + rnd())
+            if a >= 1.0:
+                acc[0] = a - 1.0
+                act = STAY
+                diag = diag_stay[grb(10)]
+            else:
+                acc[0] = a
+                a = acc[1] + r_other * (0.5 + rnd())
+                acc[1] = a - 1.0 if a >= 1.0 else a
+                act = OTHER if a >= 1.0 else CONSULT
+                a = acc[2] + r_adhd * (0.5 + rnd())
+                acc[2] = a - 1.0 if a >= 1.0 else a
+                if a >= 1.0:
+                    diag = ADHD
+                else:
+                    diag = diag_consult[grb(10)] if act == CONSULT else diag_other[grb(10)]
+            detox = 0
+            if diag == ADDICTION:
+                act, detox = detox_of(act)
+            counts[diag] += 1
+            if act == CONSULT:
+                skeleton.append((act, diag, detox, *consult()))
+            else:
+                skeleton.append((act, diag, detox, 0, 0, 0))
+        return skeleton, counts
+
+    def _draws(
+        self, p: Provider, y: int
+    ) -> tuple[Callable[[int], tuple[int, int]], Callable[[], tuple[int, int, int]]]:
+        """`detox_of(activity)` of an addiction line and `consult()` of a consult, drawn
+        with the provider's accumulators."""
+        rnd, grb = self.rng.random, self.rng.getrandbits
+        ov = p.overrides.get(y, {})
+        r_group = p.group_rate(y)
+        r_digital = p.digital
+        r_ge4 = ov.get("ge4", 0.0)
+        r_detox = ov.get("detox", p.detox)
+        r_clin = ov.get("clinical_detox", p.clinical_detox)
+        acc = p.acc
+        group_pract = self.choices.group_practitioners
+        indiv_pract = self.choices.individual_practitioners
+
+        def detox_of(act: int) -> tuple[int, int]:
+            """(activity, detox) of an addiction line: an ambulant detox is no stay."""
+            a = acc[3] + r_detox * (0.5 + rnd())
+            if a < 1.0:
+                acc[3] = a
+                return act, 0
+            acc[3] = a - 1.0
+            a = acc[4] + r_clin * (0.5 + rnd())
+            if a >= 1.0:
+                acc[4] = a - 1.0
+                return act, 2
+            acc[4] = a
+            return (CONSULT if act == STAY else act), 1
+
+        def consult() -> tuple[int, int, int]:
+            """(group, practitioners, digital) of a consult."""
+            a = acc[5] + r_group * (0.5 + rnd())
+            if a < 1.0:
+                acc[5] = a
+                group, pract = 0, indiv_pract[grb(10)]
+            else:
+                acc[5] = a - 1.0
+                group, pract = 1, ge4() if r_ge4 else group_pract[grb(10)]
+            a = acc[7] + r_digital * (0.5 + rnd())
+            if a >= 1.0:
+                acc[7] = a - 1.0
+                return group, pract, 1
+            acc[7] = a
+            return group, pract, 0
+
+        def ge4() -> int:
+            a = acc[6] + r_ge4 * (0.5 + rnd())
+            if a >= 1.0:
+                acc[6] = a - 1.0
+                return 4 + (grb(2) == 0)
+            acc[6] = a
+            return int(group_pract[grb(10)])
+
+        return detox_of, consult
+
+    def _update_pool(self, p: Provider, diag: int, k: int) -> list[tuple[str, int, str]]:
+        """Active clients of one diagnosis this month; every one of them gets a line.
+
+        The pool follows the month's line count with some turnover, so the distinct
+        clients of a quarter follow the volume closely instead of by chance.
+        """
+        pool = p.pools[diag]
+        if not k:
+            return pool
+        rng = self.rng
+        rng.shuffle(pool)
+        leave = int(len(pool) * CLIENT_TURNOVER + rng.random())
+        if leave:
+            del pool[len(pool) - leave :]
+        size = max(1, round(k / VISITS_PER_MONTH[diag]))
+        if len(pool) > size:
+            del pool[size:]
+        cdts = self.choices.care_demand_types[diag]
+        salt = f"{self.seed}/{p.agb}/".encode()
+        while len(pool) < size:
+            p.clients += 1
+            h = hashlib.blake2b(salt + str(p.clients).encode(), digest_size=10).hexdigest()
+            pool.append((f"c-{h}", cdts[rng.getrandbits(10)], f"zt-{p.agb}-{p.clients:06d}"))
+        return pool
+
+    def _fields(
+        self,
+        p: Provider,
+        y: int,
+        m: int,
+        skeleton: list[Skeleton],
+        orders: list[list[tuple[str, int, str]]],
+    ) -> list[Entry]:
+        place, dates = self._placer(p, y, m)
+        department = self._departments(p)
+        # Mismatching lines are re-typed at admission, but in a planted year.
+        strict = y >= self.mismatch_from and y not in p.mismatch_years
+        mm_types, mm_settings, retype = self.mismatch_types, self.mismatch_settings, self.retype
+        agb, region = p.agb, p.region
+        ysuffix = f"-{y}"
+        cursors = [0] * len(DIAGNOSES)
+        lines: list[Entry] = []
+        for act, diag, detox, group, pract, digital in skeleton:
+            order = orders[diag]
+            ref, cdt, traj = order[cursors[diag] % len(order)]
+            cursors[diag] += 1
+            setting, day, code, amount, days = place(act, detox, group)
+            if strict and cdt in mm_types and setting in mm_settings:
+                cdt = retype
+            d: dict[str, Any] = {
+                "schema": "ggz.declaration/1",
+                "event_id": "",
+                "line_id": f"{agb}-{p.lines:08d}",
+                "kind": "debit",
+                "provider_agb": agb,
+            }
+            p.lines += 1
+            if department is not None:
+                d["department"] = department(act, setting, diag)
+            d["region"] = region
+            d["client_ref"] = ref
+            d["trajectory_id"] = traj + ysuffix
+            d["service_date"] = dates[day]
+            d["submitted_at"] = ""
+            if act == CONSULT:
+                d["activity"] = "consult"
+                d["consult_mode"] = "group" if group else "individual"
+                d["practitioners"] = pract
+                d["digital"] = bool(digital)
+            elif act == STAY:
+                d["activity"] = "stay"
+                d["stay_days"] = days
+            else:
+                d["activity"] = "other"
+            d["setting"] = setting
+            d["care_demand_type"] = cdt
+            d["diagnosis_group"] = DIAGNOSES[diag]
+            if detox:
+                d["detox"] = "clinical" if detox == 2 else "ambulant"
+            d["amount_cents"] = amount
+            d["prestatie_code"] = code
+            lines.append((d, DEBIT))
+        return lines
+
+    def _placer(self, p: Provider, y: int, m: int) -> tuple[Place, list[str]]:
+        """`place(activity, detox, group)` of a line of this cell, and the month's dates
+        (index: day of month)."""
+        ch = self.choices
+        rnd, grb = self.rng.random, self.rng.getrandbits
+        tariffs = ch.tariffs[y]
+        t_indiv, t_group, t_stay, t_other = (
+            tariffs["indiv"],
+            tariffs["group"],
+            tariffs["stay"],
+            tariffs["other"],
+        )
+        dim = days_in_month(y, m)
+        dates = [f"{y}-{m:02d}-{d:02d}" for d in range(dim + 1)]
+        weekdays = [d.day for d in business_days(y, m, 1, dim)]
+        n_wd = len(weekdays)
+        settings = p.consult_settings
+        ambulant = ch.ambulant_settings if p.institution else PRACTICE_SETTINGS_T
+        stay_days, detox_days = ch.stay_days, ch.detox_days
+        forensic = p.forensic
+
+        def place(act: int, detox: int, group: int) -> tuple[int, int, str, int, int]:
+            """(setting, day of month, prestatie code, amount, stay days) of a line."""
+            if act == STAY:
+                setting = 6 if forensic and rnd() < forensic and detox != 2 else 5
+                days = min((detox_days if detox == 2 else stay_days)[grb(10)], dim)
+                day = 1 if days == dim else 1 + int(rnd() * (dim - days + 1))
+                code, rate = t_stay[grb(10)]
+                return setting, day, code, rate * days, days
+            if detox == 2:
+                setting = 5
+            elif detox == 1:
+                setting = ambulant[grb(10)]
+            else:
+                setting = settings[grb(10)]
+            day = weekdays[int(rnd() * n_wd)]
+            table = (t_group if group else t_indiv) if act == CONSULT else t_other
+            code, amount = table[grb(10)]
+            return setting, day, code, amount, 0
+
+        return place, dates
+
+    def _departments(self, p: Provider) -> Any:
+        """`department(activity, setting, diagnosis)` of an institution; None for a practice."""
+        if not p.institution:
+            return None
+        grb = self.rng.getrandbits
+        has_vz = "verslavingszorg" in p.departments
+        has_top = "topggz" in p.departments
+
+        def department(act: int, setting: int, diag: int) -> str:
+            if setting in (6, 7):
+                return "forensisch"
+            if act == STAY or setting == 5:
+                return "kliniek"
+            if setting == 8 and has_top:
+                return "topggz"
+            if diag == ADDICTION and has_vz:
+                return "verslavingszorg"
+            if setting == 4:
+                return "fact"
+            return "ouderen" if grb(3) == 0 else "ambulant"
+
+        return department
+
+    def _schedule(
+        self, p: Provider, plan: CellPlan, sub: int, pending: Pending, lines: list[Entry]
+    ) -> list[Entry]:
+        """Credits (with a later submission of the same provider, often together with
+        the corrected line), the one-off faults, redeliveries and malformed lines."""
+        rng = self.rng
+        n = plan.debits
+        credited = rng.sample(range(n), plan.credits) if plan.credits else []
+        for j, i in enumerate(credited):
+            target = sub + 1 + rng.randrange(3)
+            bucket = pending.setdefault(target, {}).setdefault(p.index, [])
+            bucket.append((lines[i][0], CREDIT))
+            if j < plan.corrections:
+                bucket.append((lines[i][0], CORRECTION))
+            if j == 0 and plan.flags & DUP_CREDIT_FLAG:
+                dup = pending.setdefault(target + 1, {}).setdefault(p.index, [])
+                dup.append((lines[i][0], DUP_CREDIT))
+        if plan.flags & DUP_LINE_FLAG:
+            free = sorted(set(range(n)) - set(credited))
+            i = free[rng.randrange(len(free))]
+            target = sub + 1 + rng.randrange(2)
+            pending.setdefault(target, {}).setdefault(p.index, []).append((lines[i][0], DUP_LINE))
+        for _ in range(plan.redeliveries):
+            i = rng.randrange(n)
+            lines[i] = (lines[i][0], REDELIVERED)
+        extra: list[Entry] = []
+        if plan.flags & ORPHAN_FLAG:
+            extra.append((self._copy(p, lines[rng.randrange(n)][0]), ORPHAN))
+        for _ in range(plan.malformed):
+            extra.append((self._copy(p, lines[rng.randrange(n)][0]), MALFORMED))
+        for e in extra:
+            lines.insert(rng.randrange(len(lines) + 1), e)
+        return lines
+
+    @staticmethod
+    def _copy(p: Provider, d: dict[str, Any]) -> dict[str, Any]:
+        """A copy of a line under a new line id."""
+        copy = dict(d)
+        copy["line_id"] = f"{p.agb}-{p.lines:08d}"
+        p.lines += 1
+        return copy

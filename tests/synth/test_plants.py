@@ -1,0 +1,131 @@
+"""Plants are sized from the policy: with thresholds far from the defaults every rule
+is still planted past them, and the alert ids and thresholds the engine reports are
+the policy's."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.domain.policy import DEFAULT_POLICY_PATH, Policy, parse_policy
+from streams.replay.offline import replay_offline
+from streams.synth.generate import GenerateOptions, GenerateSummary, generate
+from streams.synth.plants import plant
+from streams.synth.providers import build_providers
+from streams.synth.tables import weighted_table
+
+RULES = {
+    "ceiling_utilisation",
+    "group_share_low",
+    "group_consult_staffing",
+    "clinical_detox_high",
+    "adhd_growth",
+    "zvt_setting_mismatch",
+    "digital_share_low",
+}
+
+
+def _policy(**sections: dict[str, Any]) -> Policy:
+    raw = tomllib.loads(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    for name, values in sections.items():
+        raw[name].update(values)
+    return parse_policy(raw, source="test")
+
+
+# Each threshold moved to where a plant sized for the default policy would miss it.
+STRICT = _policy(
+    ceiling_utilisation={"thresholds": [1.5, 2.0, 2.5]},
+    group_share_low={"factor": 0.2},
+    group_consult_staffing={"min_count": 30, "min_share": 0.2},
+    clinical_detox_high={"threshold": 0.8},
+    adhd_growth={"threshold": 1.0, "min_base": 40},
+    zvt_setting_mismatch={"settings": [6], "care_demand_types": [3, 4]},
+    digital_share_low={"target": 0.08},
+)
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> GenerateSummary:
+    return generate(tmp_path_factory.mktemp("strict"), GenerateOptions(), STRICT)
+
+
+def test_every_rule_is_planted_past_a_policy_far_from_the_defaults(
+    strict: GenerateSummary,
+) -> None:
+    assert strict.skipped == ()
+    assert {a.rule for a in strict.planted} == RULES
+
+
+@pytest.mark.parametrize(
+    ("rule", "threshold"),
+    [
+        ("clinical_detox_high", 0.8),
+        ("adhd_growth", 1.0),
+        ("digital_share_low", 0.08),
+        ("group_consult_staffing", 0.2),
+        ("ceiling_utilisation", 1.5),
+    ],
+)
+def test_the_planted_alert_carries_the_policy_threshold(
+    strict: GenerateSummary, rule: str, threshold: float
+) -> None:
+    (anomaly,) = [a for a in strict.planted if a.rule == rule and a.year == 2026]
+    assert anomaly.expected["threshold"] == threshold
+    value = anomaly.expected["value"]
+    assert value < threshold if rule == "digital_share_low" else value >= threshold
+
+
+def test_the_planted_counts_clear_the_policy_minimums(strict: GenerateSummary) -> None:
+    by_rule = {a.rule: a.expected for a in strict.planted if a.year == 2026}
+    assert by_rule["group_consult_staffing"]["group_ge4"] >= 30
+    assert by_rule["adhd_growth"]["base_clients"] >= 40
+    assert (
+        by_rule["group_share_low"]["value"]
+        < 0.2 * by_rule["group_share_low"]["peer_group_share_mean"]
+    )
+    ceiling = next(a for a in strict.planted if a.rule == "ceiling_utilisation")
+    assert ceiling.alert_id.endswith(":2026:150")
+    assert ceiling.expected["event_time"] < "2026-07"
+
+
+def test_only_the_planted_provider_mismatches_the_policy_types_and_settings(
+    strict: GenerateSummary,
+) -> None:
+    (anomaly,) = [a for a in strict.planted if a.rule == "zvt_setting_mismatch"]
+    _, engine = replay_offline([strict.declarations_path], STRICT, contracts=strict.contracts_path)
+    mismatching = {
+        (st.provider, year)
+        for st in engine.providers.values()
+        for year, ys in st.years.items()
+        if ys.mismatch
+    }
+    assert mismatching == {(anomaly.provider_agb, 2026)}
+
+
+def test_the_mismatch_plant_gives_its_provider_a_setting_of_the_policy() -> None:
+    providers = build_providers(Random(3), 8)
+    for p in providers:  # no provider works in setting 7 of its own
+        p.consult_settings = weighted_table({1: 0.5, 3: 0.5})
+    volume = {(p.index, y): 10_000 for p in providers for y in (2025, 2026)}
+    policy = _policy(zvt_setting_mismatch={"settings": [7]})
+    planting = plant(Random(3), (2025, 2026), providers, volume, policy)
+    (planted,) = [x for x in planting.plants if x.rule == "zvt_setting_mismatch"]
+    assert 7 in planted.provider.consult_settings
+    assert planted.provider.mismatch_years == {2026}
+
+
+def test_a_minimum_no_provider_reaches_is_named_in_the_skip_reason(tmp_path: Path) -> None:
+    policy = _policy(group_share_low={"min_consults": 50_000})
+    summary = generate(tmp_path, GenerateOptions(providers=12, lines=20_000, seed=7), policy)
+    assert "group_share_low: no provider with 100000+ consults a year" in "\n".join(summary.skipped)
+    assert "group_share_low" not in {a.rule for a in summary.planted}
+
+
+def test_the_planted_file_names_the_policy(strict: GenerateSummary) -> None:
+    planted = orjson.loads(strict.planted_path.read_bytes())
+    assert planted["policy"] == "test"
