@@ -26,7 +26,7 @@ from streams.domain.contracts import parse_contract
 from streams.domain.engine import ContractFeed, Effects, Engine
 from streams.domain.indicators import YearState
 from streams.domain.policy import DEFAULT_POLICY_PATH, Policy
-from streams.domain.rules import ceiling_findings
+from streams.domain.rules import ceiling_utilisation
 from streams.synth.history import History
 from streams.synth.plants import Plant
 
@@ -177,7 +177,10 @@ def _judge_ceiling(
     contract = run.engine.contracts.get(agb, y)
     if contract is None:
         return None
-    ids = [alert_id(f.rule, agb, y, f.detail) for f in ceiling_findings(ys, contract, policy, y)]
+    ids = [
+        alert_id(f.rule, agb, y, f.detail)
+        for f in ceiling_utilisation.findings(ys, contract, policy.ceiling, y)
+    ]
     event = run.fired.get(ids[0], {})
     crossed = event.get("event_time", "")
     expected = {
