@@ -392,7 +392,7 @@ def render(amtool: str, template: str, data: Path, html: bool = False) -> str:
     return result.stdout
 
 
-def test_email_reads_as_a_message_to_the_purchaser(amtool: str, tmp_path: Path) -> None:
+def test_operations_email_lists_firing_and_resolved_alerts(amtool: str, tmp_path: Path) -> None:
     firing = {
         "status": "firing",
         "labels": ceiling("12345678", "2026", "high")

@@ -292,6 +292,13 @@ def test_prometheus_finds_every_scaled_worker_by_dns_and_alerts_through_alertman
     assert datasource["url"] == "http://prometheus:9090"
 
 
+def test_alertmanager_mail_lands_in_the_stacks_mail_catcher() -> None:
+    # A new operator sees the purchasers' digests without a mail server of their own.
+    host, port = load_yaml(ALERTMANAGER / "alertmanager.yml")["global"]["smtp_smarthost"].split(":")
+    assert host in SERVICES and host in SERVICES["alertmanager"]["depends_on"]
+    assert SERVICES[host]["image"].startswith("axllent/mailpit:") and port == "1025"
+
+
 # ---------------------------------------------------------------- topics
 
 
