@@ -7,6 +7,7 @@ Alertmanager started on a free local port (no clustering, a temporary data dir).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -133,6 +134,70 @@ def test_inhibition_rules_guard_both_sides_against_missing_labels() -> None:
             assert guard in rule["target_matchers"], (label, rule)
 
 
+# ---------------------------------------------------------------- digests and case systems
+
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def seconds(duration: str) -> float:
+    """An Alertmanager duration ("168h", "1w", "4h30m") in seconds."""
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * DURATION_UNITS[u] for n, u in parts)
+
+
+def purchasing_routes() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(route, its receiver) for every route that matches team="purchasing"."""
+    config = load_yaml(CONFIG)
+    receivers = {r["name"]: r for r in config["receivers"]}
+    return [
+        (route, receivers[route["receiver"]])
+        for route in config["route"]["routes"]
+        if 'team="purchasing"' in route.get("matchers", [])
+    ]
+
+
+def setting(route: dict[str, Any], key: str) -> Any:
+    """A route's own value for key, else the root route's (Alertmanager's inheritance)."""
+    return route.get(key, load_yaml(CONFIG)["route"].get(key))
+
+
+def test_purchasers_get_email_as_a_weekly_business_hours_digest_per_rule() -> None:
+    email_routes = [(r, rc) for r, rc in purchasing_routes() if "email_configs" in rc]
+    assert len(email_routes) >= 2  # the northern team and the purchasing desk
+    intervals = {i["name"]: i["time_intervals"] for i in load_yaml(CONFIG)["time_intervals"]}
+    for route, receiver in email_routes:
+        name = receiver["name"]
+        # One mail per purchaser and rule, whatever the number of provider-years.
+        assert sorted(setting(route, "group_by")) == ["alertname", "purchaser"], name
+        assert seconds(setting(route, "repeat_interval")) >= 7 * 86400, name
+        # Flushes come every group_interval from the group's creation, at any hour:
+        # at most half the 10-hour window, or every flush of a group may miss it.
+        assert seconds(setting(route, "group_interval")) <= 5 * 3600, name
+        assert route["active_time_intervals"] == ["business-hours"], name
+        assert "mute_time_intervals" not in route, name
+        for mail in receiver["email_configs"]:
+            assert "claimwatch.digest.text" in mail["text"], name
+            assert "claimwatch.digest.html" in mail["html"], name
+            assert "claimwatch.digest.subject" in mail["headers"]["Subject"], name
+    assert intervals["business-hours"] == [
+        {
+            "weekdays": ["monday:friday"],
+            "times": [{"start_time": "08:00", "end_time": "18:00"}],
+            "location": "Europe/Amsterdam",
+        }
+    ]
+
+
+def test_case_system_webhooks_keep_one_notification_per_provider_year_at_any_hour() -> None:
+    webhook_routes = [(r, rc) for r, rc in purchasing_routes() if "webhook_configs" in rc]
+    assert webhook_routes
+    for route, receiver in webhook_routes:
+        assert {"alertname", "provider", "year"} <= set(setting(route, "group_by")), receiver
+        assert "purchaser" not in setting(route, "group_by"), receiver
+        assert "active_time_intervals" not in route and "mute_time_intervals" not in route
+
+
 # ---------------------------------------------------------------- a real Alertmanager
 
 
@@ -255,6 +320,56 @@ def test_higher_ceiling_alerts_mute_lower_ones_of_the_same_provider_year(alertma
     assert {name for name, is_muted in current.items() if is_muted} == muted
 
 
+def alert(purchaser: str, provider: str, year: str = "2026", **extra: str) -> dict[str, str]:
+    return {
+        "alertname": "ClaimwatchCeilingUtilisation",
+        "team": "purchasing",
+        "severity": "warning",
+        "detail": "70",
+        "purchaser": purchaser,
+        "provider": provider,
+        "year": year,
+        "alert_id": f"ceiling_utilisation:{provider}:{year}:70",
+    } | extra
+
+
+def test_a_purchasers_alerts_share_one_digest_and_the_webhook_gets_one_per_provider(
+    alertmanager: str,
+) -> None:
+    noord = [alert("inkoop-ggz-noord", p) for p in ("11111111", "22222222", "33333333")]
+    noord.append(alert("inkoop-ggz-noord", "22222222", year="2025"))
+    noord_other_rule = alert(
+        "inkoop-ggz-noord", "44444444", alertname="ClaimwatchDigitalShareLow", detail="0"
+    )
+    zuid = [alert("inkoop-ggz-zuid", p) for p in ("55555555", "66666666")]
+    posted = noord + [noord_other_rule] + zuid
+    http_json(f"{alertmanager}/api/v2/alerts", [{"labels": labels} for labels in posted])
+
+    def groups() -> dict[str, list[list[dict[str, str]]]]:
+        by_receiver: dict[str, list[list[dict[str, str]]]] = {}
+        for group in http_json(f"{alertmanager}/api/v2/alerts/groups"):
+            alerts = [a["labels"] for a in group["alerts"]]
+            by_receiver.setdefault(group["receiver"]["name"], []).append(alerts)
+        return by_receiver
+
+    deadline = time.monotonic() + 15
+    while sum(len(a) for g in groups().values() for a in g) < len(posted):
+        assert time.monotonic() < deadline, groups()
+        time.sleep(0.2)
+    found = groups()
+
+    # E-mail: one digest per purchaser and rule, holding every provider-year.
+    digests = {frozenset(a["alertname"] for a in g): g for g in found["inkoop-ggz-noord"]}
+    assert len(found["inkoop-ggz-noord"]) == 2, found["inkoop-ggz-noord"]
+    ceiling = digests[frozenset({"ClaimwatchCeilingUtilisation"})]
+    key = lambda a: (a["provider"], a["year"])  # noqa: E731
+    assert sorted(map(key, ceiling)) == sorted(map(key, noord))
+    assert digests[frozenset({"ClaimwatchDigitalShareLow"})] == [noord_other_rule]
+    # Webhook: one notification (one case) per provider-year.
+    cases = sorted(key(a) for g in found["inkoop-ggz-zuid"] for a in g)
+    assert len(found["inkoop-ggz-zuid"]) == 2 and cases == sorted(map(key, zuid))
+
+
 # ---------------------------------------------------------------- the e-mail template
 
 
@@ -277,7 +392,7 @@ def render(amtool: str, template: str, data: Path, html: bool = False) -> str:
     return result.stdout
 
 
-def test_email_reads_as_a_message_to_the_purchaser(amtool: str, tmp_path: Path) -> None:
+def test_operations_email_lists_firing_and_resolved_alerts(amtool: str, tmp_path: Path) -> None:
     firing = {
         "status": "firing",
         "labels": ceiling("12345678", "2026", "high")
@@ -345,4 +460,74 @@ def test_email_reads_as_a_message_to_the_purchaser(amtool: str, tmp_path: Path) 
     assert (
         "<strong>GGZ Noorderlicht (12345678) has declared 90% of its 2026 cost ceiling</strong>"
         in html
+    )
+
+
+def test_the_digest_tells_a_purchaser_in_dutch_how_many_alerts_and_lists_each_provider(
+    amtool: str, tmp_path: Path
+) -> None:
+    def firing(provider: str, name: str, severity: str, percent: str) -> dict[str, Any]:
+        return {
+            "status": "firing",
+            "labels": ceiling(provider, "2026", severity) | {"provider_name": name},
+            "annotations": {
+                "summary": f"{name} ({provider}) has declared {percent}% of its 2026 cost ceiling",
+                "description": f"Net declared care is at {percent}.4% (EUR 1.23M of EUR 1.3M).",
+                "dashboard": f"http://grafana.example.org/d/x?var-provider={provider}",
+            },
+            "startsAt": "2026-03-02T09:15:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": provider,
+        }
+
+    alerts = [
+        firing("11111111", "GGZ Noorderlicht", "high", "90"),
+        firing("22222222", "Lentis Ambulant", "warning", "70"),
+        firing("33333333", "Zorggroep Wad", "critical", "100"),
+    ]
+    resolved = firing("44444444", "Accare", "warning", "70") | {
+        "status": "resolved",
+        "endsAt": "2026-03-05T10:00:00Z",
+    }
+    payload = {
+        "receiver": "inkoop-ggz-noord",
+        "status": "firing",
+        "alerts": alerts + [resolved],
+        "groupLabels": {
+            "alertname": "ClaimwatchCeilingUtilisation",
+            "purchaser": "inkoop-ggz-noord",
+        },
+        "commonLabels": {"alertname": "ClaimwatchCeilingUtilisation"},
+        "commonAnnotations": {},
+        "externalURL": "http://localhost:9093",
+    }
+    data = tmp_path / "digest.json"
+    data.write_text(json.dumps(payload))
+    subject = render(amtool, "claimwatch.digest.subject", data).strip()
+    assert subject == "claimwatch: 3 meldingen voor inkoper inkoop-ggz-noord: zorgkostenplafond"
+
+    text = render(amtool, "claimwatch.digest.text", data)
+    active, gone = text.split("Opgelost (1):")
+    assert active.startswith("3 meldingen voor inkoper inkoop-ggz-noord: zorgkostenplafond.")
+    for item in alerts:
+        labels, annotations = item["labels"], item["annotations"]
+        entry = f"- {labels['provider_name']} ({labels['provider']}), 2026, ernst "
+        assert entry in active, entry
+        # The rule's own text, amounts included, reaches the purchaser unchanged.
+        assert f"  {annotations['summary']}\n  {annotations['description']}\n" in active
+        assert f"Kenmerk: {labels['alert_id']}" in active
+    assert "ernst hoog" in active and "ernst kritiek" in active and "ernst waarschuwing" in active
+    assert "Accare" not in active and "- Accare (44444444), 2026" in gone
+    assert "opgelost 2026-03-05 10:00 UTC" in gone
+
+    html = render(amtool, "claimwatch.digest.html", data, html=True)
+    assert "Actief (3)" in html and "Opgelost (1)" in html
+    assert html.count('<a href="http://grafana.example.org/d/x?var-provider=') == 4
+    assert "<strong>Zorggroep Wad</strong>" in html
+
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(payload | {"alerts": alerts[:1]}))
+    assert render(amtool, "claimwatch.digest.subject", one).strip() == (
+        "claimwatch: 1 melding voor inkoper inkoop-ggz-noord: zorgkostenplafond"
     )

@@ -89,6 +89,72 @@ def host_ports() -> list[tuple[str, str]]:
     return ports
 
 
+def published_addresses(spec: str | dict[str, Any]) -> tuple[str, str]:
+    """(the host address a `ports:` entry listens on with .env unset, its raw form)."""
+    if isinstance(spec, dict):  # long syntax
+        raw = str(spec.get("host_ip", ""))
+    else:
+        parts = str(spec).rsplit(":", 2)
+        raw = parts[0] if len(parts) == 3 else ""
+    return interpolate_default(raw), raw
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in SERVICES.items() if "ports" in s))
+def test_published_ports_listen_on_loopback_unless_the_operator_says_otherwise(name: str) -> None:
+    # Kafka's host listener is plaintext, Prometheus and Alertmanager have no login:
+    # nothing may answer on a non-loopback address of a host that runs the stack
+    # with the defaults. An entry without an address publishes on all interfaces.
+    for spec in SERVICES[name]["ports"]:
+        address, raw = published_addresses(spec)
+        assert address == "127.0.0.1", f"{name}: {spec} listens on {address or 'every address'}"
+        assert raw == "${CLAIMWATCH_BIND:-127.0.0.1}", (
+            f"{name}: {spec}: one variable, CLAIMWATCH_BIND, moves every published port"
+        )
+
+
+def test_no_service_uses_the_host_network() -> None:
+    assert not [n for n, s in SERVICES.items() if s.get("network_mode") == "host"]
+
+
+def test_prometheus_offers_no_lifecycle_or_admin_endpoint() -> None:
+    # --web.enable-lifecycle lets anyone who reaches port 9090 stop or reload Prometheus.
+    for name, service in SERVICES.items():
+        command = " ".join(str(part) for part in service.get("command", []))
+        assert "--web.enable-lifecycle" not in command, name
+        assert "--web.enable-admin-api" not in command, name
+    assert any(a.startswith("--config.file=") for a in SERVICES["prometheus"]["command"])
+
+
+def test_grafana_requires_an_admin_password_and_has_no_anonymous_access() -> None:
+    env = environment("grafana")
+    # `${VAR:?message}`: compose stops with the message when VAR is unset or empty.
+    # `${VAR:-admin}` or a literal would start Grafana with a known password.
+    assert re.fullmatch(r"\$\{GF_ADMIN_PASSWORD:\?[^}]+\}", env["GF_SECURITY_ADMIN_PASSWORD"]), env[
+        "GF_SECURITY_ADMIN_PASSWORD"
+    ]
+    assert env.get("GF_AUTH_ANONYMOUS_ENABLED", "false").lower() == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in env
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE" not in env
+
+
+def test_the_env_example_names_the_stack_variables_and_env_stays_out_of_git() -> None:
+    example = (REPO / ".env.example").read_text(encoding="utf-8")
+    assignments = dict(
+        line.lstrip("#").split("=", 1)
+        for line in example.splitlines()
+        if re.match(r"#?[A-Z][A-Z0-9_]*=", line)
+    )
+    text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+    assert {"GF_ADMIN_PASSWORD", "CLAIMWATCH_BIND"} <= set(assignments)
+    assert set(assignments) <= used, sorted(set(assignments) - used)
+    assert assignments["GF_ADMIN_PASSWORD"] == "", "the example must not suggest a password"
+    assert (
+        "/.env" in (REPO / ".gitignore").read_text().split()
+        or ".env" in (REPO / ".gitignore").read_text().split()
+    )
+
+
 def test_host_ports_are_unique() -> None:
     seen = [port for _, port in host_ports()]
     assert len(seen) == len(set(seen)), host_ports()
@@ -218,11 +284,19 @@ def test_prometheus_finds_every_scaled_worker_by_dns_and_alerts_through_alertman
     assert "replay-worker" not in str(config), "the replay worker must not be scraped (SPEC §6)"
     (targets,) = [t for am in config["alerting"]["alertmanagers"] for t in am["static_configs"]]
     host, port = targets["targets"][0].split(":")
-    assert host == "alertmanager" and f"{port}:{port}" in SERVICES["alertmanager"]["ports"]
+    assert host == "alertmanager"
+    assert any(str(p).endswith(f":{port}:{port}") for p in SERVICES["alertmanager"]["ports"])
     datasource = load_yaml(GRAFANA / "provisioning" / "datasources" / "prometheus.yml")[
         "datasources"
     ][0]
     assert datasource["url"] == "http://prometheus:9090"
+
+
+def test_alertmanager_mail_lands_in_the_stacks_mail_catcher() -> None:
+    # A new operator sees the purchasers' digests without a mail server of their own.
+    host, port = load_yaml(ALERTMANAGER / "alertmanager.yml")["global"]["smtp_smarthost"].split(":")
+    assert host in SERVICES and host in SERVICES["alertmanager"]["depends_on"]
+    assert SERVICES[host]["image"].startswith("axllent/mailpit:") and port == "1025"
 
 
 # ---------------------------------------------------------------- topics
