@@ -19,10 +19,9 @@ leader past the retries) sets an exception on its future, Faust logs a warning
 and commits the offsets anyway, so the state those offsets stand for was never
 written and the next recovery finds a header pointing at a missing chunk.
 ``DrainingBuffer`` watches every record it hands to the driver, and a refused one
-stops the worker (``stop_unprocessed``) before another commit can run: the
-producer's ``flush``, which Faust awaits before every commit, looks at every
-record sent since and stops the worker when one failed, and a failure seen
-earlier stops it at once.
+stops the worker (``stop_unprocessed``) before another commit can run: a failure
+seen when it happens stops it at once, and the commit (streams/kafka/commit.py,
+step 7) looks at every record sent since and stops the worker when one failed.
 
 **Idempotence.** aiokafka retries a produce request that failed on the network (a
 connection reset, a request timeout). When the broker had already appended the
@@ -105,8 +104,8 @@ class DrainingBuffer(ProducerBuffer):
 
 
 class DrainingProducer(Producer):
-    """The aiokafka driver's producer with a ``DrainingBuffer``, whose ``flush`` (run
-    before every commit) stops the worker if a record was refused."""
+    """The aiokafka driver's producer with a ``DrainingBuffer``: its ``flush`` (step 6
+    of streams/kafka/commit.py) waits for the record in hand too."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,12 +114,6 @@ class DrainingProducer(Producer):
         self.buffer.app = stock.app
         if getattr(stock, "threaded_producer", None) is not None:
             self.buffer.threaded_producer = stock.threaded_producer
-
-    async def flush(self) -> None:
-        await super().flush()
-        buffer = self.buffer
-        if isinstance(buffer, DrainingBuffer):
-            buffer.check_sent()
 
 
 def _refused(fut: Any, exc: BaseException) -> None:

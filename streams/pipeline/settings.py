@@ -54,12 +54,12 @@ class Settings:
     ssl_keyfile: str | None = None
     log_level: str = "info"
     rebalance_timeout: float = 10.0
-    # aiokafka's batch size in bytes (see create_app). A message's changelog records
+    # aiokafka's batch size in bytes (see streams/pipeline/app.py). A message's changelog records
     # are tens of KB each, so the default holds several; on Kafka and on the
     # embedded tansu broker alike (1 would put every record in a batch of its own).
     producer_batch_bytes: int = 524288
     # How long the broker may hold the worker's fetch when no data is there (aiokafka's
-    # fetch_max_wait_ms; Faust fixes it at 1500, see create_app).
+    # fetch_max_wait_ms; Faust fixes it at 1500, see streams/kafka/transport.py).
     fetch_wait_ms: int = 50
     # Idempotent producer (Kafka's enable.idempotence): a produce retried after a
     # network fault is not written twice. tansu has no InitProducerId, so the embedded
