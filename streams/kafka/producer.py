@@ -43,7 +43,6 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-import faust
 from faust.transport.drivers.aiokafka import Producer
 from faust.transport.producer import ProducerBuffer
 
@@ -109,11 +108,12 @@ class DrainingProducer(Producer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        stock = self.buffer
-        self.buffer = DrainingBuffer(loop=self.loop, beacon=self.beacon)
-        self.buffer.app = stock.app
+        stock: Any = self.buffer
+        buffer = DrainingBuffer(loop=self.loop, beacon=self.beacon)
+        buffer.app = stock.app
         if getattr(stock, "threaded_producer", None) is not None:
-            self.buffer.threaded_producer = stock.threaded_producer
+            buffer.threaded_producer = stock.threaded_producer
+        self.buffer = buffer
 
 
 def _refused(fut: Any, exc: BaseException) -> None:
@@ -131,10 +131,8 @@ def _refused(fut: Any, exc: BaseException) -> None:
 
 
 class IdempotentProducer(DrainingProducer):
+    """A ``DrainingProducer`` that asks aiokafka for idempotence (the transport's
+    producer when ``Settings.producer_idempotence`` is on, streams/kafka/transport.py)."""
+
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-
-def use_idempotent_producer(app: faust.App) -> None:
-    """Make ``app`` create its producer idempotent (call before anything sends)."""
-    app.transport.Producer = IdempotentProducer

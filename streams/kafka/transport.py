@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
-from streams.kafka.producer import DrainingProducer
+from streams.kafka.producer import DrainingProducer, IdempotentProducer
 
 if TYPE_CHECKING:
     from streams.pipeline.settings import Settings
@@ -19,8 +19,12 @@ def broker_urls(broker: str) -> str:
     return ";".join(f"kafka://{b.strip()}" for b in broker.split(",") if b.strip())
 
 
-def transport_class(fetch_wait_ms: int) -> type[aiokafka_driver.Transport]:
-    """Faust's aiokafka transport, its consumer fetching with ``fetch_wait_ms``.
+def transport_class(
+    fetch_wait_ms: int, idempotent: bool = False
+) -> type[aiokafka_driver.Transport]:
+    """Faust's aiokafka transport, its consumer fetching with ``fetch_wait_ms``, its
+    producer draining before commits and, when ``idempotent``, idempotent
+    (streams/kafka/producer.py).
 
     Faust's driver fixes the consumer's fetch_max_wait_ms at 1500 and offers no
     setting. aiokafka keeps one fetch in flight per broker, for the partitions that
@@ -44,9 +48,11 @@ def transport_class(fetch_wait_ms: int) -> type[aiokafka_driver.Transport]:
         def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    producer = IdempotentProducer if idempotent else DrainingProducer
+
     class Transport(aiokafka_driver.Transport):
         Consumer = WaitConsumer
-        Producer = DrainingProducer  # drained for real before a commit (commit.py)
+        Producer = producer  # drained for real before a commit (commit.py)
 
     return Transport
 

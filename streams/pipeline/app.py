@@ -25,7 +25,6 @@ import faust
 
 from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import Policy
-from streams.kafka.producer import use_idempotent_producer
 from streams.kafka.recovery import table_manager
 from streams.kafka.topics import BIG, control_configs
 from streams.kafka.transport import broker_urls, credentials, transport_class
@@ -44,7 +43,6 @@ ROCKSDB_OPTIONS = {
 # 4,096) is sized for small messages: of 500-line batches (~250 KB each) it let a
 # worker that fell behind a fast producer hold over 100 MB of input.
 STREAM_BUFFER_MESSAGES = 128
-RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 
 
 @dataclass(frozen=True)
@@ -120,29 +118,33 @@ def build_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         logging_config=None,
     )
-    app.transport = transport_class(settings.fetch_wait_ms)(app.conf.broker_consumer, app)
-    if settings.producer_idempotence:
-        use_idempotent_producer(app)
+    transport = transport_class(settings.fetch_wait_ms, settings.producer_idempotence)
+    app.transport = transport(app.conf.broker_consumer, app)
     return app
 
 
 def build_channels(app: faust.App, settings: Settings) -> Channels:
     """The worker's topics and its state table, declared on ``app``."""
-    app.topic(settings.topic_declarations, partitions=settings.partitions, **RAW)
-    control = app.topic(
+    _raw(app, settings.topic_declarations, partitions=settings.partitions)
+    control = _raw(
+        app,
         settings.topic_control,
         partitions=settings.partitions,
         internal=True,
         config=control_configs(),
-        **RAW,
     )
     # The stream buffer is set on this channel only: the same setting also sizes the
     # queue of changelog records at recovery, which stays as Faust tests it. (App.topic
     # takes ``maxsize`` but does not pass it on; the queue is made, and the channel
     # cloned, with the attribute.)
-    ingest = app.topic(settings.topic_declarations, settings.topic_control, **RAW)
+    ingest = _raw(app, settings.topic_declarations, settings.topic_control)
     ingest.maxsize = STREAM_BUFFER_MESSAGES
-    rocksdb = settings.store.startswith("rocksdb:")
+    # Faust's defaults per partition database (64 MiB memtables, up to 3, and a
+    # 2 GiB block cache) let RSS grow with the changelog written; the table is
+    # written far more than read (reads: recovery), so little of either helps.
+    options: dict[str, Any] = {}
+    if settings.store.startswith("rocksdb:"):
+        options["options"] = dict(ROCKSDB_OPTIONS)
     state = app.Table(
         "state",
         default=None,
@@ -152,20 +154,22 @@ def build_channels(app: faust.App, settings: Settings) -> Channels:
         ),
         # Created by Faust when missing: with the limit its records need (topics.py).
         extra_topic_configs=dict(BIG),
-        # Faust's defaults per partition database (64 MiB memtables, up to 3, and a
-        # 2 GiB block cache) let RSS grow with the changelog written; the table is
-        # written far more than read (reads: recovery), so little of either helps.
-        **({"options": dict(ROCKSDB_OPTIONS)} if rocksdb else {}),
+        **options,
     )
     return Channels(
         ingest=ingest,
         control=control,
-        contracts=app.topic(settings.topic_contracts, **RAW),
-        alerts=app.topic(settings.topic_alerts, **RAW),
-        rejected=app.topic(settings.topic_rejected, **RAW),
-        status=app.topic(settings.topic_provider_status, **RAW),
+        contracts=_raw(app, settings.topic_contracts),
+        alerts=_raw(app, settings.topic_alerts),
+        rejected=_raw(app, settings.topic_rejected),
+        status=_raw(app, settings.topic_provider_status),
         state=state,
     )
+
+
+def _raw(app: faust.App, *topics: str, **options: Any) -> Any:
+    """A topic of raw bytes: keys and values are decoded by the worker, not Faust."""
+    return app.topic(*topics, key_serializer="raw", value_serializer="raw", **options)
 
 
 def create_app(settings: Settings, policy: Policy) -> faust.App:

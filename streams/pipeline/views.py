@@ -45,7 +45,9 @@ def snapshot(worker: Worker) -> bytes:
     counts = [c for c, _ in worker.processor.ledgers.values()]
     counts.append(engine.counts())
     snap = build_snapshot(engine.providers.values(), engine.contracts, counts, worker.policy)
-    snap["firing"] = sorted(aid for st in engine.providers.values() for aid, _ in st.alerts.firing())
+    snap["firing"] = sorted(
+        aid for st in engine.providers.values() for aid, _ in st.alerts.firing()
+    )
     return orjson.dumps(snap)
 
 

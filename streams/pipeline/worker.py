@@ -14,7 +14,7 @@ import atexit
 import logging
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import faust
 import orjson
@@ -46,6 +46,9 @@ from streams.pipeline.processor import (
 from streams.pipeline.settings import Settings
 from streams.pipeline.status import ProviderStatus
 from streams.store.offheap import OffHeapTables
+
+if TYPE_CHECKING:
+    from streams.domain.state import Tables
 
 log = logging.getLogger("claimwatch.worker")
 
@@ -122,18 +125,16 @@ class Worker:
         self.policy = policy
         self.app = build_app(settings)
         self.channels = build_channels(self.app, settings)
-        self.state: MutableMapping[str, Any] = (
-            self.channels.state if state is None else state
-        )
+        self.state: MutableMapping[str, Any] = self.channels.state if state is None else state
         self.outbox: Outbox = outbox or TopicOutbox(self.app, self.channels)
-        engine_kw = {} if clock is None else {"clock": clock}
-        self.engine = Engine(policy, replay=settings.replay, journal=True, **engine_kw)
+        self.engine = Engine(policy, replay=settings.replay, journal=True, clock=clock or time.time)
         if settings.line_index == "disk":
             # The line index off the heap, so RSS does not grow with it: a local cache
             # rebuilt at recovery like the C tables (streams/store/offheap.py).
             tables = OffHeapTables(settings.data_dir / OFFHEAP_DIR)
             atexit.register(tables.close)
-            self.engine.tables = tables
+            # an Index and Events by behaviour; their structural types are the store's
+            self.engine.tables = cast("Tables", tables)
         self.processor = Processor(self.engine, self.state)
         self.processor.checkpoint_chunk = settings.checkpoint_chunk
         self.processor.checkpoint_segments = settings.checkpoint_segments
@@ -159,8 +160,9 @@ class Worker:
         timers.install(self)
         views.install(self)
         self.channels.state.on_recover(self.recovered)
-        self.app.on_partitions_assigned.connect(self.on_assigned)
-        self.app.on_partitions_revoked.connect(self.on_revoked)
+        # mode types a receiver as taking any positionals; Faust sends (app, tps)
+        self.app.on_partitions_assigned.connect(cast(Any, self.on_assigned))
+        self.app.on_partitions_revoked.connect(cast(Any, self.on_revoked))
 
     # -- one message (step 2 of streams/kafka/commit.py) -----------------------------
     async def handle(self, msg: Any) -> Output:
@@ -271,7 +273,9 @@ class Worker:
     def active_partitions(self) -> list[int]:
         """The declarations partitions assigned to this worker, in order."""
         topic = self.settings.topic_declarations
-        return sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
+        return sorted(
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic
+        )
 
     async def recovered(self) -> None:
         """After the table's recovery: the transitions already published, the
