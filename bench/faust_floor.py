@@ -30,7 +30,8 @@ from typing import Any
 import faust
 import orjson
 
-from streams.pipeline.app import STREAM_BUFFER_MESSAGES, _transport
+from streams.kafka.transport import transport_class
+from streams.pipeline.app import STREAM_BUFFER_MESSAGES
 from streams.pipeline.processor import MAX_MESSAGE_BYTES
 from streams.pipeline.run import tune_malloc
 from streams.pipeline.settings import Settings
@@ -53,7 +54,7 @@ def create_floor_app(settings: Settings, app_id: str, targets: dict[int, int], o
         broker_commit_interval=1.0,
         logging_config=None,
     )
-    app.transport = _transport(settings.fetch_wait_ms)(app.conf.broker_consumer, app)
+    app.transport = transport_class(settings.fetch_wait_ms)(app.conf.broker_consumer, app)
     channel = app.topic(settings.topic_declarations, key_serializer="raw", value_serializer="raw")
     channel.maxsize = STREAM_BUFFER_MESSAGES
     remaining = {p: o for p, o in targets.items() if o >= 0}

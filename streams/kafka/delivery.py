@@ -65,7 +65,8 @@ class DeliveryGuard:
     def install(self) -> None:
         """Wrap the consumer's ``ack`` (once): refuse the acknowledgement of a message
         skipped here, or skipped by Faust during a rebalance. A refused message is read
-        again after the rebalance, or after the re-read asked for here."""
+        again after the rebalance, or after the re-read asked for here. (Commits are
+        held by ``committable``, step 5 of streams/kafka/commit.py.)"""
         if self._installed:
             return
         consumer = self.app.consumer
@@ -83,12 +84,6 @@ class DeliveryGuard:
             return bool(ack(message))
 
         consumer.ack = guarded_ack
-        commit_offsets = consumer._commit_offsets  # noqa: SLF001
-
-        async def guarded_commit(offsets: Mapping[Any, int], *args: Any, **kwargs: Any) -> bool:
-            return bool(await commit_offsets(self.committable(offsets), *args, **kwargs))
-
-        consumer._commit_offsets = guarded_commit  # noqa: SLF001
         self._installed = True
 
     def committable(self, offsets: Mapping[Any, int]) -> dict[Any, int]:

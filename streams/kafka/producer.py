@@ -19,10 +19,9 @@ leader past the retries) sets an exception on its future, Faust logs a warning
 and commits the offsets anyway, so the state those offsets stand for was never
 written and the next recovery finds a header pointing at a missing chunk.
 ``DrainingBuffer`` watches every record it hands to the driver, and a refused one
-stops the worker (``stop_unprocessed``) before another commit can run: the
-producer's ``flush``, which Faust awaits before every commit, looks at every
-record sent since and stops the worker when one failed, and a failure seen
-earlier stops it at once.
+stops the worker (``stop_unprocessed``) before another commit can run: a failure
+seen when it happens stops it at once, and the commit (streams/kafka/commit.py,
+step 7) looks at every record sent since and stops the worker when one failed.
 
 **Idempotence.** aiokafka retries a produce request that failed on the network (a
 connection reset, a request timeout). When the broker had already appended the
@@ -44,7 +43,6 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-import faust
 from faust.transport.drivers.aiokafka import Producer
 from faust.transport.producer import ProducerBuffer
 
@@ -105,22 +103,17 @@ class DrainingBuffer(ProducerBuffer):
 
 
 class DrainingProducer(Producer):
-    """The aiokafka driver's producer with a ``DrainingBuffer``, whose ``flush`` (run
-    before every commit) stops the worker if a record was refused."""
+    """The aiokafka driver's producer with a ``DrainingBuffer``: its ``flush`` (step 6
+    of streams/kafka/commit.py) waits for the record in hand too."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        stock = self.buffer
-        self.buffer = DrainingBuffer(loop=self.loop, beacon=self.beacon)
-        self.buffer.app = stock.app
+        stock: Any = self.buffer
+        buffer = DrainingBuffer(loop=self.loop, beacon=self.beacon)
+        buffer.app = stock.app
         if getattr(stock, "threaded_producer", None) is not None:
-            self.buffer.threaded_producer = stock.threaded_producer
-
-    async def flush(self) -> None:
-        await super().flush()
-        buffer = self.buffer
-        if isinstance(buffer, DrainingBuffer):
-            buffer.check_sent()
+            buffer.threaded_producer = stock.threaded_producer
+        self.buffer = buffer
 
 
 def _refused(fut: Any, exc: BaseException) -> None:
@@ -138,10 +131,8 @@ def _refused(fut: Any, exc: BaseException) -> None:
 
 
 class IdempotentProducer(DrainingProducer):
+    """A ``DrainingProducer`` that asks aiokafka for idempotence (the transport's
+    producer when ``Settings.producer_idempotence`` is on, streams/kafka/transport.py)."""
+
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-
-def use_idempotent_producer(app: faust.App) -> None:
-    """Make ``app`` create its producer idempotent (call before anything sends)."""
-    app.transport.Producer = IdempotentProducer

@@ -75,7 +75,7 @@ class FetchedHighwaterRecovery(Recovery):
     async def _build_highwaters(
         self, consumer: Any, tps: Set[TP], destination: Counter[TP], title: str
     ) -> None:
-        await super()._build_highwaters(consumer, tps, destination, title)
+        await super()._build_highwaters(consumer, set(tps), destination, title)
         # Faust stores "last offset" (end - 1); -1 for an empty partition.
         listed = {tp: destination[tp] + 1 for tp in tps}
         corrected = 0

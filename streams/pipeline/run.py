@@ -68,13 +68,13 @@ def run_worker(policy: Policy, settings: Settings | None = None) -> int:
     from streams.kafka.redact import install as redact_logs
     from streams.kafka.topics import topic_specs
     from streams.local.broker import ensure_topics_sync
-    from streams.pipeline.app import create_app
+    from streams.pipeline.worker import Worker
 
     redact_logs()  # before anything logs: Faust's DEBUG records carry payloads
     settings = settings or Settings.from_env()
     if settings.malloc == "compact":
         tune_malloc()
-    app = create_app(settings, policy)
+    app = Worker(settings, policy).app
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -54,12 +54,12 @@ class Settings:
     ssl_keyfile: str | None = None
     log_level: str = "info"
     rebalance_timeout: float = 10.0
-    # aiokafka's batch size in bytes (see create_app). A message's changelog records
+    # aiokafka's batch size in bytes (see streams/pipeline/app.py). A message's changelog records
     # are tens of KB each, so the default holds several; on Kafka and on the
     # embedded tansu broker alike (1 would put every record in a batch of its own).
     producer_batch_bytes: int = 524288
     # How long the broker may hold the worker's fetch when no data is there (aiokafka's
-    # fetch_max_wait_ms; Faust fixes it at 1500, see create_app).
+    # fetch_max_wait_ms; Faust fixes it at 1500, see streams/kafka/transport.py).
     fetch_wait_ms: int = 50
     # Idempotent producer (Kafka's enable.idempotence): a produce retried after a
     # network fault is not written twice. tansu has no InitProducerId, so the embedded
@@ -107,49 +107,12 @@ class Settings:
                 )
             return value
 
-        store = get("STORE", "memory://")
-        assert store is not None
-        if store.split("://")[0] not in ("memory", "rocksdb"):
-            raise ClaimwatchError(f"CLAIMWATCH_STORE={store!r}: use memory:// or rocksdb://")
-        rocksdb = store.startswith("rocksdb:")
-        line_index = (get("LINE_INDEX", "disk" if rocksdb else "heap") or "").lower()
-        if line_index not in ("heap", "disk"):
-            raise ClaimwatchError(f"CLAIMWATCH_LINE_INDEX={line_index!r}: use heap or disk")
-        if line_index == "disk" and not rocksdb:
-            raise ClaimwatchError(
-                "CLAIMWATCH_LINE_INDEX=disk needs CLAIMWATCH_STORE=rocksdb:// (the memory "
-                "store keeps the state in memory anyway)"
-            )
+        store, line_index = _store(get)
         malloc = (get("MALLOC", "compact") or "").lower()
         if malloc not in ("compact", "glibc"):
             raise ClaimwatchError(f"CLAIMWATCH_MALLOC={malloc!r}: use compact or glibc")
-        protocol = (get("SECURITY_PROTOCOL", "PLAINTEXT") or "").upper()
-        if protocol not in SECURITY_PROTOCOLS:
-            raise ClaimwatchError(
-                f"CLAIMWATCH_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(SECURITY_PROTOCOLS)}"
-            )
-        mechanism = (get("SASL_MECHANISM", "PLAIN") or "").upper()
-        if mechanism not in SASL_MECHANISMS:
-            raise ClaimwatchError(
-                f"CLAIMWATCH_SASL_MECHANISM={mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}"
-            )
-        _check_security(protocol, get)
-        tick = get("TICK_SECONDS")
-        try:
-            tick_seconds = float(tick) if tick is not None else None
-        except ValueError:
-            raise ClaimwatchError(f"CLAIMWATCH_TICK_SECONDS={tick!r} is not a number") from None
-        if tick_seconds is not None and tick_seconds <= 0:
-            raise ClaimwatchError("CLAIMWATCH_TICK_SECONDS must be > 0")
-        interval = get("STATUS_INTERVAL", "5")
-        try:
-            status_interval = float(interval or "5")
-        except ValueError:
-            raise ClaimwatchError(
-                f"CLAIMWATCH_STATUS_INTERVAL={interval!r} is not a number"
-            ) from None
-        if not 0 < status_interval <= 3600:
-            raise ClaimwatchError("CLAIMWATCH_STATUS_INTERVAL must be > 0 and at most 3600")
+        protocol, mechanism = _security(get)
+        tick_seconds, status_interval = _intervals(get)
         app_id = get("APP_ID", "claimwatch") or "claimwatch"
         replay = (get("REPLAY", "false") or "").lower() in ("1", "true", "yes")
         # A replay's summaries must not enter the live topic, nor the live ones its
@@ -256,3 +219,59 @@ def _check_security(protocol: str, get: Callable[[str], str | None]) -> None:
         raise ClaimwatchError(
             "CLAIMWATCH_SSL_KEYFILE needs CLAIMWATCH_SSL_CERTFILE (the client certificate)"
         )
+
+
+Get = Callable[..., str | None]
+
+
+def _store(get: Get) -> tuple[str, str]:
+    """CLAIMWATCH_STORE and CLAIMWATCH_LINE_INDEX, checked together."""
+    store = get("STORE", "memory://")
+    assert store is not None
+    if store.split("://")[0] not in ("memory", "rocksdb"):
+        raise ClaimwatchError(f"CLAIMWATCH_STORE={store!r}: use memory:// or rocksdb://")
+    rocksdb = store.startswith("rocksdb:")
+    line_index = (get("LINE_INDEX", "disk" if rocksdb else "heap") or "").lower()
+    if line_index not in ("heap", "disk"):
+        raise ClaimwatchError(f"CLAIMWATCH_LINE_INDEX={line_index!r}: use heap or disk")
+    if line_index == "disk" and not rocksdb:
+        raise ClaimwatchError(
+            "CLAIMWATCH_LINE_INDEX=disk needs CLAIMWATCH_STORE=rocksdb:// (the memory "
+            "store keeps the state in memory anyway)"
+        )
+    return store, line_index
+
+
+def _security(get: Get) -> tuple[str, str]:
+    """CLAIMWATCH_SECURITY_PROTOCOL and CLAIMWATCH_SASL_MECHANISM, and what they need."""
+    protocol = (get("SECURITY_PROTOCOL", "PLAINTEXT") or "").upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ClaimwatchError(
+            f"CLAIMWATCH_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(SECURITY_PROTOCOLS)}"
+        )
+    mechanism = (get("SASL_MECHANISM", "PLAIN") or "").upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise ClaimwatchError(
+            f"CLAIMWATCH_SASL_MECHANISM={mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}"
+        )
+    _check_security(protocol, get)
+    return protocol, mechanism
+
+
+def _intervals(get: Get) -> tuple[float | None, float]:
+    """CLAIMWATCH_TICK_SECONDS (None: the policy's) and CLAIMWATCH_STATUS_INTERVAL."""
+    tick = get("TICK_SECONDS")
+    try:
+        tick_seconds = float(tick) if tick is not None else None
+    except ValueError:
+        raise ClaimwatchError(f"CLAIMWATCH_TICK_SECONDS={tick!r} is not a number") from None
+    if tick_seconds is not None and tick_seconds <= 0:
+        raise ClaimwatchError("CLAIMWATCH_TICK_SECONDS must be > 0")
+    interval = get("STATUS_INTERVAL", "5")
+    try:
+        status_interval = float(interval or "5")
+    except ValueError:
+        raise ClaimwatchError(f"CLAIMWATCH_STATUS_INTERVAL={interval!r} is not a number") from None
+    if not 0 < status_interval <= 3600:
+        raise ClaimwatchError("CLAIMWATCH_STATUS_INTERVAL must be > 0 and at most 3600")
+    return tick_seconds, status_interval

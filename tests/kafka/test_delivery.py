@@ -184,28 +184,6 @@ async def test_offsets_deleted_before_they_were_read_are_not_waited_for() -> Non
 
 
 @pytest.mark.asyncio
-async def test_a_commit_never_passes_the_next_offset_to_process() -> None:
-    """Faust counts offsets its fetcher skipped past as acknowledged; a commit of
-    them would lose them in a crash. The guard holds each commit to what the agent
-    processed in this assignment."""
-    app = App()
-    app.consumer._committed_offset[P0] = 5
-    g = guard(app)
-    p1, ctl = TP("decl", 1), TP("contracts", 0)
-    await app.consumer._commit_offsets({P0: 9, p1: 4, ctl: 3})
-    assert app.consumer.commits == [{ctl: 3}]  # nothing processed here yet
-    for n in (5, 6):
-        await deliver(g, app, Message(P0, n))
-    await app.consumer._commit_offsets({P0: 12})
-    assert app.consumer.commits[-1] == {P0: 7}
-    await app.consumer._commit_offsets({P0: 12})  # nothing new processed
-    assert app.consumer.commits[-1] == {}
-    await deliver(g, app, Message(P0, 7))
-    await app.consumer._commit_offsets({P0: 8})
-    assert app.consumer.commits[-1] == {P0: 8}
-
-
-@pytest.mark.asyncio
 async def test_reset_forgets_what_came_before_a_rebalance() -> None:
     app = App()
     g = guard(app)

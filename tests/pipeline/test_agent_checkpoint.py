@@ -14,7 +14,7 @@ from tests.pipeline.test_agents import SETTINGS, batch, harness  # noqa: F401 - 
 
 
 async def test_a_checkpoint_deletes_the_journal_segments_it_replaces(harness, make_line):  # noqa: F811
-    processor = harness.app.claimwatch["processor"]
+    processor = harness.worker.processor
     processor.checkpoint_segments = 2
     ingest = harness.app.agents["ingest"]
     async with ingest.test_context() as agent:

@@ -1,6 +1,6 @@
 """The Faust plumbing itself, driven with ``agent.test_context()`` (no broker).
 
-The agents of ``create_app`` get messages put straight into their stream; what they
+The agents of a ``Worker`` get messages put straight into their stream; what they
 send to other topics is recorded instead of produced (``Topic.send`` is replaced), and
 the state table is Faust's memory store. The real-broker tests in ``test_streaming``
 and ``test_faults`` cover the same agents end to end; these pin the wiring: which
@@ -25,9 +25,9 @@ from streams.domain.errors import ClaimwatchError
 from streams.domain.model import format_time
 from streams.domain.policy import load_policy
 from streams.domain.rekey import client_token
-from streams.pipeline.app import create_app
 from streams.pipeline.processor import contract_control, status_flush_control, tick_control
 from streams.pipeline.settings import Settings
+from streams.pipeline.worker import Worker
 from tests.conftest import AGB
 
 SETTINGS = Settings(broker="127.0.0.1:9", app_id="agents-test", partitions=1)
@@ -43,17 +43,21 @@ class Sent:
 
 @dataclass
 class Harness:
-    app: faust.App
+    worker: Worker
     sent: list[Sent]
     putting: int = 0  # the offset the test context gives the message being put
 
     @property
+    def app(self) -> faust.App:
+        return self.worker.app
+
+    @property
     def engine(self) -> Any:
-        return self.app.claimwatch["engine"]  # type: ignore[attr-defined]
+        return self.worker.engine
 
     @property
     def progress(self) -> dict[str, int]:
-        return self.app.claimwatch["progress"]  # type: ignore[attr-defined]
+        return self.worker.progress
 
     def state_keys(self) -> set[str]:
         return {k.decode() if isinstance(k, bytes) else k for k in self.app.tables["state"]}
@@ -85,11 +89,12 @@ async def harness(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
         return done
 
     monkeypatch.setattr(faust.topics.Topic, "send", send)
-    app = create_app(SETTINGS, load_policy())
+    worker = Worker(SETTINGS, load_policy())
+    app = worker.app
     app.finalize()
     app.conf.store = "memory://"
     app.flow_control.resume()  # without this put() waits for ever (Faust testing docs)
-    harness = Harness(app, sent)
+    harness = Harness(worker, sent)
 
     async def log_start(*tps: Any) -> dict[Any, int]:
         return {tp: harness.putting for tp in tps}
@@ -190,7 +195,7 @@ async def test_provider_statuses_go_out_at_a_status_flush_and_a_tick_not_per_mes
     harness, make_line
 ):
     status_topic = SETTINGS.topic_provider_status
-    processor = harness.app.claimwatch["processor"]
+    processor = harness.worker.processor
     ingest = harness.app.agents["ingest"]
     async with ingest.test_context() as agent:
         await harness.put(agent, SETTINGS.topic_declarations, batch(make_line(), make_line()), AGB)
@@ -325,7 +330,7 @@ async def test_fausts_own_sensor_reports_into_the_registry_our_metrics_page_serv
     from faust.sensors.prometheus import PrometheusMonitor
 
     assert isinstance(harness.app.monitor, PrometheusMonitor)
-    body, _ = harness.app.claimwatch["metrics"].exposition()  # what GET /metrics returns
+    body, _ = harness.worker.metrics.exposition()  # what GET /metrics returns
     text = body.decode()
     for name in ("faust_messages_received_total", "faust_total_rebalances"):
         assert f"\n{name} " in text, name
@@ -333,13 +338,13 @@ async def test_fausts_own_sensor_reports_into_the_registry_our_metrics_page_serv
 
 
 async def test_the_workers_consumer_fetches_with_its_own_fetch_wait_not_fausts_1500_ms():
-    # Faust's driver hard-codes fetch_max_wait_ms=1500; create_app's transport sets
+    # Faust's driver hard-codes fetch_max_wait_ms=1500; the worker's transport sets
     # CLAIMWATCH_FETCH_WAIT_MS on the consumer before it starts (docs/configuration.md).
     import inspect
 
     from aiokafka import AIOKafkaConsumer
 
-    app = create_app(SETTINGS.with_(fetch_wait_ms=25), load_policy())
+    app = Worker(SETTINGS.with_(fetch_wait_ms=25), load_policy()).app
     consumer = app.consumer._thread._create_worker_consumer(app.transport)  # noqa: SLF001
     try:
         assert consumer._fetch_max_wait_ms == 25  # noqa: SLF001
@@ -351,7 +356,7 @@ async def test_the_workers_consumer_fetches_with_its_own_fetch_wait_not_fausts_1
 
 def test_the_producer_batches_a_messages_changelog_records_and_the_fetch_wait_is_short():
     settings = Settings.from_env({})
-    app = create_app(settings.with_(broker="127.0.0.1:9"), load_policy())
+    app = Worker(settings.with_(broker="127.0.0.1:9"), load_policy()).app
     assert app.conf.producer_max_batch_size == settings.producer_batch_bytes == 524288
     assert settings.fetch_wait_ms == 50
     assert Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "10"}).fetch_wait_ms == 10
@@ -363,8 +368,8 @@ def test_checkpoint_sizes_come_from_the_settings_and_bad_values_are_refused():
     default = Settings.from_env({})
     assert (default.checkpoint_chunk, default.checkpoint_segments) == (50_000, 64)
     env = {"CLAIMWATCH_CHECKPOINT_CHUNK": "15000", "CLAIMWATCH_CHECKPOINT_SEGMENTS": "8"}
-    app = create_app(Settings.from_env(env).with_(broker="127.0.0.1:9"), load_policy())
-    processor = app.claimwatch["processor"]  # type: ignore[attr-defined]
+    worker = Worker(Settings.from_env(env).with_(broker="127.0.0.1:9"), load_policy())
+    processor = worker.processor
     assert (processor.checkpoint_chunk, processor.checkpoint_segments) == (15_000, 8)
     for name, bad in (("CHECKPOINT_CHUNK", "0"), ("CHECKPOINT_SEGMENTS", "many")):
         with pytest.raises(ClaimwatchError, match=f"CLAIMWATCH_{name}"):
@@ -375,11 +380,11 @@ async def test_the_workers_producer_is_idempotent_unless_the_setting_turns_it_of
     # Faust asks aiokafka for idempotence only under exactly_once; create_app's
     # transport asks for it whenever CLAIMWATCH_PRODUCER_IDEMPOTENCE is on (the default).
     assert Settings.from_env({}).producer_idempotence is True
-    on = create_app(SETTINGS.with_(producer_idempotence=True), load_policy())
+    on = Worker(SETTINGS.with_(producer_idempotence=True), load_policy()).app
     # the aiokafka producers, constructed (options checked) but not started; aiokafka
     # keeps a transaction manager exactly when the producer is idempotent
     producer = on.producer._new_producer()  # noqa: SLF001
-    off = create_app(SETTINGS.with_(producer_idempotence=False), load_policy())
+    off = Worker(SETTINGS.with_(producer_idempotence=False), load_policy()).app
     plain = off.producer._new_producer()  # noqa: SLF001
     try:
         assert producer._txn_manager is not None  # noqa: SLF001
@@ -397,11 +402,9 @@ def test_the_line_index_goes_to_disk_with_the_rocksdb_store_unless_set_to_heap(t
     assert Settings.from_env(rocks).line_index == "disk"
     heap = Settings.from_env({**rocks, "CLAIMWATCH_LINE_INDEX": "heap"})
     assert heap.line_index == "heap"
-    app = create_app(heap.with_(broker="127.0.0.1:9"), load_policy())
-    assert app.claimwatch["engine"].tables is None  # type: ignore[attr-defined]
+    assert Worker(heap.with_(broker="127.0.0.1:9"), load_policy()).engine.tables is None
     disk = Settings.from_env(rocks).with_(broker="127.0.0.1:9")
-    app = create_app(disk, load_policy())
-    tables = app.claimwatch["engine"].tables  # type: ignore[attr-defined]
+    tables = Worker(disk, load_policy()).engine.tables
     assert isinstance(tables, OffHeapTables)
     tables.close()
     with pytest.raises(ClaimwatchError, match="needs CLAIMWATCH_STORE=rocksdb"):

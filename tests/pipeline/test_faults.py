@@ -25,8 +25,8 @@ import pytest
 
 from streams.domain.model import format_time, parse_time
 from streams.local.cluster import Cluster
-from streams.pipeline.app import DEAD_LETTER_MAX_BYTES
 from streams.pipeline.processor import MAX_MESSAGE_BYTES
+from streams.pipeline.worker import DEAD_LETTER_MAX_BYTES
 from streams.replay.offline import replay_offline
 from tests.pipeline.harness import (
     Background,

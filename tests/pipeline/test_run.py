@@ -131,12 +131,12 @@ def test_claimwatch_malloc_chooses_whether_the_worker_tunes_the_allocator(
     class Started(Exception):
         pass
 
-    def create_app(*_args: object) -> None:
+    def worker(*_args: object) -> None:
         raise Started
 
     tuned: list[bool] = []
     monkeypatch.setattr(run, "tune_malloc", lambda: tuned.append(True) or True)
-    monkeypatch.setattr("streams.pipeline.app.create_app", create_app)
+    monkeypatch.setattr("streams.pipeline.worker.Worker", worker)
     for value, expected in ((None, [True]), ("compact", [True]), ("GLIBC", [])):
         tuned.clear()
         env = {"CLAIMWATCH_BROKER": "127.0.0.1:9"}

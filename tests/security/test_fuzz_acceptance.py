@@ -1,8 +1,8 @@
 """Fuzzing the decode/acceptance path the worker runs (SPEC §2, §12), without a broker.
 
 Hostile bytes, arbitrary JSON, mutated declarations and mutated batch envelopes go
-through ``Processor.on_declarations`` exactly as the ingest agent calls it
-(``tests/security/worker_sim.py``) and through ``Engine.process`` as the offline
+through the worker's own message handler, ``Worker.handle`` (fed without a broker
+by ``tests/pipeline/feed.py``), and through ``Engine.process`` as the offline
 replay calls it. Properties:
 
 - nothing raises;
@@ -39,10 +39,9 @@ from hypothesis import strategies as st
 from streams.domain.engine import Effects, Engine
 from streams.domain.nesting import MAX_DEPTH
 from streams.domain.policy import load_policy
-from streams.pipeline.processor import Processor
 from streams.replay.validate import raw_problem
 from tests.domain.test_bsn import LOOK_ALIKES, spec_bsn_like
-from tests.security.worker_sim import SPEC_REASONS, WorkerSim, diff, outcomes
+from tests.pipeline.feed import SPEC_REASONS, Feed, diff, outcomes
 
 POLICY = load_policy()
 BATCH = "ggz.declaration-batch/1"
@@ -365,7 +364,7 @@ def bsn_in_detail(text: str) -> bool:
     return any(spec_bsn_like(text[i : j + 1]) for i in starts for j in ends if i <= j < i + 40)
 
 
-def check_message(sim: WorkerSim, key: str | None, raw: bytes) -> None:
+def check_message(sim: Feed, key: str | None, raw: bytes) -> None:
     before = sim.totals()
     outs = sim.declarations(key, raw)
     after = sim.totals()
@@ -380,7 +379,7 @@ def check_message(sim: WorkerSim, key: str | None, raw: bytes) -> None:
         assert letter.reason in SPEC_REASONS, letter
         assert isinstance(letter.payload, bytes)
         assert no_bsn_in_text(letter.payload), letter.payload
-    for headers in sim.published.headers[-len(letters) :] if letters else ():
+    for headers in [d.headers for d in sim.dead_letters[-len(letters) :]] if letters else ():
         assert set(headers) == {"reason", "detail"}
         assert not _NINE.search(headers["detail"]), headers
         assert not bsn_in_detail(headers["detail"].decode()), headers
@@ -410,7 +409,7 @@ def check_message(sim: WorkerSim, key: str | None, raw: bytes) -> None:
 @FUZZ
 @given(st.lists(message(), min_size=1, max_size=10))
 def test_worker_path_accounts_for_every_line_and_never_raises(msgs: list) -> None:
-    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    sim = Feed(POLICY, clock=lambda: 0.0)
     for key, raw in msgs:
         check_message(sim, key, raw)
     sim.tick()  # structural rules over whatever state the input left
@@ -419,7 +418,7 @@ def test_worker_path_accounts_for_every_line_and_never_raises(msgs: list) -> Non
 @FUZZ
 @given(st.lists(st.tuples(line_variant(AGBS[0], pool=3), st.booleans()), min_size=4, max_size=30))
 def test_redelivered_lines_and_credits_account_for_every_line(items: list) -> None:
-    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    sim = Feed(POLICY, clock=lambda: 0.0)
     for obj, keyed in items:
         check_message(sim, AGBS[0] if keyed else None, to_json(obj))
 
@@ -427,7 +426,7 @@ def test_redelivered_lines_and_credits_account_for_every_line(items: list) -> No
 @FUZZ
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_under_a_key_or_none_are_one_dead_letter_or_lines(raw: bytes) -> None:
-    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    sim = Feed(POLICY, clock=lambda: 0.0)
     check_message(sim, None, raw)
     check_message(sim, AGBS[0], raw)
 
@@ -435,7 +434,7 @@ def test_arbitrary_bytes_under_a_key_or_none_are_one_dead_letter_or_lines(raw: b
 @FUZZ
 @given(st.lists(st.tuples(st.sampled_from(AGBS), batch()), min_size=1, max_size=5))
 def test_batches_with_duplicates_and_credits_account_for_every_line(items: list) -> None:
-    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    sim = Feed(POLICY, clock=lambda: 0.0)
     for key, env in items:
         check_message(sim, key, to_json(env))
         check_message(sim, None, to_json(env))  # the keyless copy is re-keyed, then judged
@@ -463,12 +462,10 @@ def test_offline_engine_accounts_for_every_line_and_never_raises(msgs: list) -> 
 @FUZZ
 @given(st.lists(message(), min_size=1, max_size=6))
 def test_state_written_for_any_input_rebuilds_the_same_state(msgs: list) -> None:
-    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    sim = Feed(POLICY, clock=lambda: 0.0)
     for key, raw in msgs:
         sim.declarations(key, raw)
-    restarted = Engine(POLICY, journal=True, clock=lambda: 0.0)
-    processor = Processor(restarted, dict(sim.store))
-    processor.recover(list(sim.store))
+    restarted = Feed(POLICY, clock=lambda: 0.0, store=dict(sim.store)).recover().engine
     assert restarted.snapshot() == sim.engine.snapshot()
     for owner, st_ in sim.engine.providers.items():
         again = restarted.providers[owner]
@@ -501,7 +498,7 @@ def test_contract_topic_input_is_parsed_or_refused_never_raises(value: Any) -> N
             contract = parse_contract(obj)
         except (orjson.JSONDecodeError, ContractError):
             continue
-        sim = WorkerSim(POLICY, clock=lambda: 0.0)
+        sim = Feed(POLICY, clock=lambda: 0.0)
         sim.control(0, contract_control(obj))
         assert sim.engine.contracts.get(contract.provider, contract.year) == contract
 
@@ -509,7 +506,7 @@ def test_contract_topic_input_is_parsed_or_refused_never_raises(value: Any) -> N
 @FUZZ
 @given(st.binary(max_size=200) | json_values.map(to_json))
 def test_control_topic_garbage_is_ignored(raw: bytes) -> None:
-    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    sim = Feed(POLICY, clock=lambda: 0.0)
     sim.control(0, raw)
 
 
@@ -535,7 +532,7 @@ def test_the_oracle_knows_the_shapes() -> None:
     ids=["invalid_batch", "json_array"],
 )
 def test_escaped_bsn_in_a_message_rejected_whole_is_masked(raw: bytes) -> None:
-    sim = WorkerSim(POLICY)
+    sim = Feed(POLICY)
     (out,) = sim.declarations(None, raw)
     (letter,) = out.dead_letters
     assert not bsn_refs(orjson.loads(letter.payload)), letter.payload
@@ -689,11 +686,11 @@ def engine_outcome(how: str, raw: bytes) -> dict[str, int]:
 
 
 def worker_outcome(key: str | None, raw: bytes) -> dict[str, int]:
-    sim = WorkerSim(POLICY, clock=lambda: 0.0)
+    sim = Feed(POLICY, clock=lambda: 0.0)
     before = sim.totals()
     outs = sim.declarations(key, raw)
     assert_clean([d for o in outs for d in o.dead_letters])
-    for headers in sim.published.headers:
+    for headers in [d.headers for d in sim.dead_letters]:
         assert not bsn_in_detail(headers["detail"].decode())
     return diff(sim.totals(), before)
 

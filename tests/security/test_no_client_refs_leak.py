@@ -43,8 +43,8 @@ from streams.pipeline.metrics import WorkerMetrics
 from streams.pipeline.settings import Settings
 from streams.replay.producer import send_final_tick
 from streams.synth.generate import GenerateOptions, generate
+from tests.pipeline.feed import Feed
 from tests.security.leakscan import Surface, fingerprint, needles, report, scan, shape
-from tests.security.worker_sim import WorkerSim
 
 POLICY = load_policy()
 # Six seconds: tansu finishes a group join after half the session timeout
@@ -479,7 +479,7 @@ def test_a_hostile_region_reaches_neither_metrics_nor_alerts() -> None:
     from streams.domain.contracts import Contract
     from tests.security.test_fuzz_acceptance import valid_line
 
-    sim = WorkerSim(POLICY, clock=lambda: 1_780_000_000.0)
+    sim = Feed(POLICY, clock=lambda: 1_780_000_000.0)
     # zorgvraagtype 1 in setting 5 in 2026: the line fires zvt_setting_mismatch itself
     mismatch = valid_line(1, region=BSN_CLIENT, care_demand_type=1, setting=5)
     sim.declarations("12345678", orjson.dumps(mismatch))
@@ -489,7 +489,7 @@ def test_a_hostile_region_reaches_neither_metrics_nor_alerts() -> None:
     firing = [ln for ln in text.splitlines() if ln.startswith("claimwatch_alert_firing{")]
     assert len(net) == 1 and 'region="unknown"' in net[0]
     assert len(firing) == 1 and 'region="unknown"' in firing[0]
-    (alert,) = sim.published.alerts
+    (alert,) = sim.alerts
     assert alert["rule"] == "zvt_setting_mismatch"
     assert alert["region"] is None  # no contract: no region, as alert.v1.json allows
     assert BSN_CLIENT not in orjson.dumps(alert).decode()

@@ -1,0 +1,35 @@
+"""The worker's two agents.
+
+``ingest`` reads the declarations and the control topic (co-partitioned, one agent:
+a provider's state is touched by one coroutine, in order) and hands every message to
+the commit protocol (streams/kafka/commit.py), which applies it with
+``Worker.handle``. ``contracts`` re-keys contracts by provider onto the control topic.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import faust
+
+if TYPE_CHECKING:
+    from streams.pipeline.worker import Worker
+
+
+def install(worker: Worker) -> None:
+    app = worker.app
+    commit = worker.commit
+    progress = worker.progress
+
+    @app.agent(worker.channels.ingest, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        commit.install()
+        async for event in stream.events():
+            msg = event.message
+            if await commit.process(msg, worker.handle):
+                progress[f"{msg.topic}:{msg.partition}"] = msg.offset
+
+    @app.agent(worker.channels.contracts, name="contracts")
+    async def contracts(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await worker.forward_contract(event.message.key, event.message.value or b"")

@@ -1,0 +1,79 @@
+"""The worker's web views: ``/metrics``, ``/health``, ``/status``, ``/snapshot``.
+
+All GET-only; every view but ``/health`` asks for the bearer token when one is set
+(``CLAIMWATCH_WEB_TOKEN``). Faust's own views stay off (streams/pipeline/app.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from streams.domain.snapshot import build_snapshot
+
+if TYPE_CHECKING:
+    from streams.pipeline.worker import Worker
+
+
+def authorised(token: str | None, request: Any) -> bool:
+    if not token:
+        return True
+    given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+    return hmac.compare_digest(given, f"Bearer {token}".encode())
+
+
+def status(worker: Worker) -> dict[str, Any]:
+    """What ``/status`` serves: progress and sizes, no client data."""
+    engine = worker.engine
+    return {
+        "progress": worker.progress,
+        "messages": worker.metrics.messages,
+        "lines": worker.metrics.lines,
+        "providers": len(engine.providers),
+        "contracts": len(engine.contracts),
+        "contract_versions": sum(c.version for c in engine.contracts),
+        "provider_statuses": len(worker.statuses.book),  # as this worker's reader holds them
+        "assigned": worker.active_partitions(),
+    }
+
+
+def snapshot(worker: Worker) -> bytes:
+    """What ``/snapshot`` serves: the indicators and firing alerts (SPEC §8)."""
+    engine = worker.engine
+    counts = [c for c, _ in worker.processor.ledgers.values()]
+    counts.append(engine.counts())
+    snap = build_snapshot(engine.providers.values(), engine.contracts, counts, worker.policy)
+    snap["firing"] = sorted(
+        aid for st in engine.providers.values() for aid, _ in st.alerts.firing()
+    )
+    return orjson.dumps(snap)
+
+
+def install(worker: Worker) -> None:
+    app = worker.app
+    token = worker.settings.web_token
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        if not authorised(token, request):
+            return web.text("unauthorised\n", status=401)
+        body, content_type = worker.metrics.exposition()
+        return web.bytes(body, content_type=content_type)
+
+    @app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "app_id": worker.settings.app_id})
+
+    @app.page("/status")
+    async def status_view(web: Any, request: Any) -> Any:
+        if not authorised(token, request):
+            return web.text("unauthorised\n", status=401)
+        return web.json(status(worker))
+
+    @app.page("/snapshot")
+    async def snapshot_view(web: Any, request: Any) -> Any:
+        if not authorised(token, request):
+            return web.text("unauthorised\n", status=401)
+        return web.bytes(snapshot(worker), content_type="application/json")
