@@ -178,10 +178,20 @@ class StateCollector:
         self.m = metrics
 
     def collect(self) -> Iterator[Any]:
-        engine = self.m.engine
         this_year = datetime.now(UTC).year
         years_shown = {this_year, this_year - 1}
+        pairs: dict[int, list[tuple[int, int]]] = {}
+        yield from self._providers(years_shown, pairs)
+        yield from self._peers(years_shown, pairs)
+        yield from self._alerts()
+        yield from self._throughput()
 
+    def _providers(
+        self, years_shown: set[int], pairs: dict[int, list[tuple[int, int]]]
+    ) -> Iterator[Any]:
+        """The indicator gauges per provider-year (this year and the last); fills
+        ``pairs`` with every provider-year's (consults, group consults)."""
+        engine = self.m.engine
         g = {
             "net": GaugeMetricFamily(
                 "claimwatch_provider_net_declared_euros",
@@ -238,7 +248,6 @@ class StateCollector:
                 labels=[*PROVIDER_LABELS, "quarter"],
             ),
         }
-        pairs: dict[int, list[tuple[int, int]]] = {}
         for agb in sorted(engine.providers):
             st = engine.providers[agb]
             for year, ys in st.years.items():
@@ -276,6 +285,12 @@ class StateCollector:
                         g["adhd_growth"].add_metric(ql, growth)
         yield from g.values()
 
+    def _peers(
+        self, years_shown: set[int], pairs: dict[int, list[tuple[int, int]]]
+    ) -> Iterator[Any]:
+        """The peer mean per year: cluster-wide from the status topic where it is read,
+        else from this worker's own providers."""
+        engine = self.m.engine
         peer = GaugeMetricFamily(
             "claimwatch_peer_group_consult_share_mean_ratio",
             "Mean group share of the providers (cluster-wide) with enough consults.",
@@ -298,6 +313,9 @@ class StateCollector:
         yield peer
         yield peer_n
 
+    def _alerts(self) -> Iterator[Any]:
+        """Alerts firing now, and transitions published, from the alert states."""
+        engine = self.m.engine
         firing = GaugeMetricFamily(
             "claimwatch_alert_firing",
             "1 for every alert currently firing.",
@@ -349,6 +367,9 @@ class StateCollector:
             alerts_total.add_metric([rule, state], n)
         yield alerts_total
 
+    def _throughput(self) -> Iterator[Any]:
+        """Lines by outcome, messages, dead letters, lag, the line index, the build."""
+        engine = self.m.engine
         counts = engine.counts()
         lines = CounterMetricFamily(
             "claimwatch_lines", "Declaration lines by outcome.", labels=["result", "reason"]
