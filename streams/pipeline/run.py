@@ -74,11 +74,19 @@ def run_worker(policy: Policy, settings: Settings | None = None) -> int:
     settings = settings or Settings.from_env()
     if settings.malloc == "compact":
         tune_malloc()
-    app = Worker(settings, policy).app
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log.info("policy: %s", policy.source)
+    if policy.defaulted:  # a release added rules the operator's file does not name yet
+        log.warning(
+            "policy %s names no section for %s: the shipped defaults apply "
+            "(streams/policy.default.toml)",
+            policy.source,
+            ", ".join(f"[{name}]" for name in policy.defaulted),
+        )
+    app = Worker(settings, policy).app
     # Creating missing topics with explicit configs is harmless on a cluster where
     # they exist (nothing is altered) and required on tansu.
     ensure_topics_sync(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import platform
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +149,35 @@ def test_claimwatch_malloc_chooses_whether_the_worker_tunes_the_allocator(
         assert tuned == expected, value
     with pytest.raises(ClaimwatchError, match="CLAIMWATCH_MALLOC='jemalloc': use compact or glibc"):
         Settings.from_env({"CLAIMWATCH_MALLOC": "jemalloc"})
+
+
+def test_the_worker_names_the_rule_sections_its_policy_file_left_to_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from streams.domain.policy import DEFAULT_POLICY_PATH, load_policy
+    from streams.pipeline import run
+    from streams.pipeline.settings import Settings
+
+    class Started(Exception):
+        pass
+
+    def worker(*_args: object) -> None:
+        raise Started
+
+    body = DEFAULT_POLICY_PATH.read_text("utf-8")
+    start = body.index("[digital_share_low]")
+    path = tmp_path / "policy.toml"
+    path.write_text(body[:start] + body[body.index("\n[", start + 1) + 1 :], "utf-8")
+    monkeypatch.setattr(run, "tune_malloc", lambda: True)
+    monkeypatch.setattr("streams.pipeline.worker.Worker", worker)
+    with caplog.at_level(logging.INFO, logger="claimwatch.worker"), pytest.raises(Started):
+        run.run_worker(load_policy(path), Settings.from_env({"CLAIMWATCH_BROKER": "127.0.0.1:9"}))
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        f"policy {path} names no section for [digital_share_low]: the shipped defaults "
+        "apply (streams/policy.default.toml)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="claimwatch.worker"), pytest.raises(Started):
+        run.run_worker(load_policy(), Settings.from_env({"CLAIMWATCH_BROKER": "127.0.0.1:9"}))
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
