@@ -12,7 +12,7 @@ three ways:
 - it fetched a partition's first message and never delivered it.
 
 Two more were found by logging every offset processed and committed while the crash
-test (tests/pipeline/test_streaming.py) ran in a loop (bench/RESULTS.md, session 11):
+test (tests/pipeline/test_streaming.py) ran in a loop (bench/history/2026-11-23_to_2026-12-06.md):
 
 - a partition with no committed offset (a new application id, or a worker killed
   before its first commit) starts at the log's first offset, but the out-of-order

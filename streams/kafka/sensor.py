@@ -2,8 +2,8 @@
 
 ``faust.sensors.prometheus.PrometheusMonitor`` updates labelled prometheus_client
 metrics on every message, stream event, table access and send: a label lookup and a
-lock each, about a sixth of a worker's CPU on single-line messages (bench/RESULTS.md,
-session 10). Faust's plain ``Monitor``, which it extends, already counts all of those
+lock each, about a sixth of a worker's CPU on single-line messages. Faust's plain
+``Monitor``, which it extends, already counts all of those
 in ints and dicts. ``ScrapedMonitor`` keeps only those counts on the hot path, and a
 collector turns them into the same metric families at scrape time (STYLE: the hot
 path never touches metric objects per event). Two unlabelled histograms (event

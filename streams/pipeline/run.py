@@ -27,22 +27,22 @@ def tune_malloc(threshold: int = MMAP_THRESHOLD_BYTES, arenas: int = ARENA_MAX) 
     KB, journal segments, checkpoint chunks of up to 2.5 MB) between long-lived small
     objects (the line index). By default glibc raises its mmap threshold to the
     largest such buffer it has freed, after which they all come from the heap, and the
-    heap cannot shrink below the small objects allocated after them: measured on a
-    million lines in 500-line batches, 454 bytes of RSS a line of state with the
-    default, 331 with a fixed threshold (bench/RESULTS.md, session 3).
+    heap cannot shrink below the small objects allocated after them: on a million
+    lines in 500-line batches, about a quarter less RSS a line of state with a fixed
+    threshold than with the default.
 
     The threshold is 1 MiB: a message comes from the heap and its space serves the
     next one, while checkpoint chunks and fetch responses are mappings given back
-    when freed. At 64 KiB (sessions 3 to 7) every message was a fresh mapping whose
-    pages were faulted in and returned: the worker read a fifth fewer lines a second
-    for 10-15 fewer bytes of RSS a line (bench/RESULTS.md, session 8).
+    when freed. At 64 KiB every message is a fresh mapping whose pages are faulted in
+    and returned: the worker reads a fifth fewer lines a second for 10-15 fewer
+    bytes of RSS a line.
 
     glibc also gives each thread that allocates its own arena (up to 8 per core), and
     memory freed in one arena serves no other: Faust's consumer thread decodes the
     fetched records in its arena, the event loop keeps the state in another, and each
-    holds on to its own free space. With two arenas a memory-store worker took 167 to
-    189 bytes of RSS a line of state (four runs, mean 178), against 175 and 202 with
-    glibc's default (a million lines; bench/RESULTS.md). ``MALLOC_MMAP_THRESHOLD_`` and
+    holds on to its own free space. Two arenas keep a memory-store worker near 180
+    bytes of RSS a line of state, below glibc's default (measurements:
+    bench/history/2026-11-23_to_2026-12-06.md). ``MALLOC_MMAP_THRESHOLD_`` and
     ``MALLOC_ARENA_MAX`` in the environment win; elsewhere than glibc nothing is
     changed. True when anything was set here. Call it before threads start.
     """

@@ -68,7 +68,7 @@ class Settings:
     # glibc's allocator: "compact" fixes the mmap threshold and arena count
     # (streams/pipeline/run.py, tune_malloc): about 160 bytes of RSS a line of state
     # in a memory-store worker; "glibc" leaves glibc's defaults: 205-220 bytes a
-    # line, but a quarter more lines a second (bench/RESULTS.md, session 7).
+    # line, but a quarter more lines a second (bench/RESULTS.md).
     malloc: str = "compact"
     # A provider's state is checkpointed into the changelog in records of this many
     # line-index entries (about 50 bytes each as JSON: 2.5 MB at the default; lower it

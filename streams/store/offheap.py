@@ -52,9 +52,9 @@ from rocksdict import (
 FRONT_ENTRIES = 100_000  # keys in the fronts of all tables before they go to RocksDB
 WRITE_BUFFER_BYTES = 2 << 20  # per memtable, two at most
 BLOCK_CACHE_BYTES = 4 << 20
-# Each table's own filter in Python: 8 to 32 bits a key (rebuilt 4x as large when full;
-# until session 8 it grew 8x, 8 to 64 bits a key: 7.3 MB a million lines instead of 4.7
-# at the same speed; doubling, 3.0 MB, was 8 % slower broker-free, bench/RESULTS.md)
+# Each table's own filter in Python: 8 to 32 bits a key, rebuilt 4x as large when full:
+# growing 8x costs half as much memory again at the same speed, doubling is slower
+# (more rebuilds) for a third less.
 FILTER_BITS_PER_KEY = 8
 _FILTER_WORDS = 8  # 64-bit words of a new table's filter
 _MIX = 0x9E3779B97F4A7C15  # odd: key * _MIX mod 2**64 spreads any keys over the bits
@@ -96,7 +96,7 @@ class OffHeapTables:
         # own filter (below) has passed it, so the key is mostly there, where a
         # filter does not help. RocksDB keeps its filter blocks outside the block
         # cache, 10 bits a key: without them, 5 MB less at a million lines and a
-        # peak 12 MB lower, at the same speed (broker-free; bench/RESULTS.md, session 9).
+        # peak 12 MB lower, at the same speed.
         table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
         opts.set_block_based_table_factory(table)
         self.db = Rdict(str(path), options=opts)
