@@ -18,7 +18,7 @@ demo: $(STAMP)
 system-deps:
 	./scripts/system-deps.sh
 
-test: $(STAMP) system-deps audit
+test: $(STAMP) system-deps audit lint
 	$(PY) -m pytest -q
 
 # pip-audit over the venv: fails on a known vulnerability, warns (and passes) when
@@ -34,9 +34,12 @@ $(VENV)/.installed-bench: $(STAMP)
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench
 
+# ruff (with its complexity rule on streams/), the format, and mypy over streams/
+# (pyproject.toml [tool.mypy])
 lint: $(STAMP)
 	$(VENV)/bin/ruff check streams tests bench
 	$(VENV)/bin/ruff format --check streams tests bench
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) var
