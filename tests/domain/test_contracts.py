@@ -112,6 +112,7 @@ def test_the_hot_path_lookup_sees_what_get_sees():
     book = ContractBook()
     book.apply(contract(version=1))
     book.apply(contract(version=2, ceiling=222))
-    assert book.lookup((AGB, 2026)) is book.get(AGB, 2026)
-    assert book.lookup((AGB, 2026)).ceiling_cents == 222
+    current = book.lookup((AGB, 2026))
+    assert current is book.get(AGB, 2026)
+    assert current is not None and current.ceiling_cents == 222
     assert book.lookup((OTHER, 2026)) is None

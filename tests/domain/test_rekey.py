@@ -31,7 +31,7 @@ def batch(lines: list[Any], agb: str = AGB) -> bytes:
 
 
 def split(raw: bytes, policy: Any) -> tuple[int, dict[str, bytes], Counts, list[DeadLetter]]:
-    counts, dead = Counts(), []
+    counts, dead = Counts(), list[DeadLetter]()
     judged, batches = split_unkeyed(Decoder(policy), raw, counts, dead)
     return judged, batches, counts, dead
 
