@@ -70,7 +70,8 @@ def test_indicator_is_net_of_a_credit(engine, mix, make_line, feed, name, _, val
     assert same(ind(engine)[name], value)
 
 
-def test_snapshot_holds_exactly_the_indicators_of_spec_section_4(engine, mix):
+def test_the_hand_made_table_covers_every_indicator_of_the_snapshot(engine, mix):
+    # which indicators the snapshot holds is tested in test_snapshot.py
     assert set(ind(engine)) == {e[0] for e in EXPECTED}
 
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from streams.domain.state import ProviderState
 from streams.store import codec
 from streams.store.offheap import OffHeapMap, OffHeapSet, OffHeapTables
-from tests.domain.test_properties import Builder, encode, new_engine, op
+from tests.domain.histories import Builder, encode, new_engine, op
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 SMALL = st.integers(-3, 40)  # keys that repeat
