@@ -125,6 +125,27 @@ def test_prometheus_offers_no_lifecycle_or_admin_endpoint() -> None:
     assert any(a.startswith("--config.file=") for a in SERVICES["prometheus"]["command"])
 
 
+def _hours(duration: str) -> float:
+    """An Alertmanager duration (``168h``, ``4h``, ``30m``, ``1d``) in hours."""
+    units = {"m": 1 / 60, "h": 1.0, "d": 24.0, "w": 168.0}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9.]+)([mhdw])", duration))
+
+
+def test_alertmanager_keeps_its_notification_log_longer_than_the_longest_repeat() -> None:
+    """A notification log shorter than a route's repeat_interval forgets that a weekly
+    digest went out, and the purchaser gets it again after the retention (120h by
+    default)."""
+
+    def repeats(route: dict[str, Any]) -> list[str]:
+        own = [route["repeat_interval"]] if "repeat_interval" in route else []
+        return own + [r for child in route.get("routes", []) for r in repeats(child)]
+
+    longest = max(map(_hours, repeats(load_yaml(ALERTMANAGER / "alertmanager.yml")["route"])))
+    flags = [str(a) for a in SERVICES["alertmanager"]["command"]]
+    (retention,) = [a.split("=", 1)[1] for a in flags if a.startswith("--data.retention=")]
+    assert _hours(retention) > longest
+
+
 def test_grafana_requires_an_admin_password_and_has_no_anonymous_access() -> None:
     env = environment("grafana")
     # `${VAR:?message}`: compose stops with the message when VAR is unset or empty.
