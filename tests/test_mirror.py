@@ -30,12 +30,10 @@ ALLOWED: dict[str, str] = {
     "local/cluster.py": "the local worker cluster, a test bed; exercised by "
     "tests/pipeline/test_faults.py and tests/e2e",
     "replay/files.py": "archive file reading; tested through tests/replay/test_offline.py",
-    "replay/producer.py": "same name as tests/kafka/test_producer.py; "
-    "tested in tests/replay/test_producer_online.py",
     # The generator's parts, tested as one generator: test_generate.py (format, realism,
     # determinism), test_expected.py (its expectations) and test_plants.py (anomalies).
-    "synth/contracts.py": "same name as tests/domain/test_contracts.py; "
-    "through tests/synth/test_generate.py",
+    "synth/contracts.py": "the generator's contracts; through tests/synth/test_generate.py "
+    "and tests/synth/test_plants.py",
     "synth/dates.py": "the generator's calendar; through tests/synth/test_generate.py",
     "synth/history.py": "the generator's main loop; through tests/synth/test_generate.py",
     "synth/lines.py": "the generator's lines; through tests/synth/test_generate.py",
@@ -52,8 +50,6 @@ ALLOWED: dict[str, str] = {
     "pipeline/app.py": "to be written; exercised by tests/pipeline/test_agents.py",
     "pipeline/processor.py": "to be written; exercised by tests/pipeline/test_agents.py",
     "pipeline/settings.py": "to be written; exercised by tests/pipeline/test_run.py",
-    "pipeline/status.py": "same name as tests/domain/test_status.py; "
-    "tested by tests/pipeline/test_status_publish.py",
 }
 
 
