@@ -337,16 +337,6 @@ async def test_fausts_own_sensor_reports_into_the_registry_our_metrics_page_serv
     assert "claimwatch_lines_total" in text
 
 
-def test_the_producer_batches_a_messages_changelog_records_and_the_fetch_wait_is_short():
-    settings = Settings.from_env({})
-    app = Worker(settings.with_(broker="127.0.0.1:9"), load_policy()).app
-    assert app.conf.producer_max_batch_size == settings.producer_batch_bytes == 524288
-    assert settings.fetch_wait_ms == 50
-    assert Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "10"}).fetch_wait_ms == 10
-    with pytest.raises(ClaimwatchError, match="CLAIMWATCH_FETCH_WAIT_MS"):
-        Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "0"})
-
-
 def test_checkpoint_sizes_come_from_the_settings_and_bad_values_are_refused():
     default = Settings.from_env({})
     assert (default.checkpoint_chunk, default.checkpoint_segments) == (50_000, 64)
