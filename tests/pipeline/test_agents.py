@@ -21,7 +21,6 @@ import faust.topics
 import orjson
 import pytest
 
-from streams.domain.errors import ClaimwatchError
 from streams.domain.model import format_time
 from streams.domain.policy import load_policy
 from streams.domain.rekey import client_token
@@ -335,34 +334,3 @@ async def test_fausts_own_sensor_reports_into_the_registry_our_metrics_page_serv
     for name in ("faust_messages_received_total", "faust_total_rebalances"):
         assert f"\n{name} " in text, name
     assert "claimwatch_lines_total" in text
-
-
-def test_checkpoint_sizes_come_from_the_settings_and_bad_values_are_refused():
-    default = Settings.from_env({})
-    assert (default.checkpoint_chunk, default.checkpoint_segments) == (50_000, 64)
-    env = {"CLAIMWATCH_CHECKPOINT_CHUNK": "15000", "CLAIMWATCH_CHECKPOINT_SEGMENTS": "8"}
-    worker = Worker(Settings.from_env(env).with_(broker="127.0.0.1:9"), load_policy())
-    processor = worker.processor
-    assert (processor.checkpoint_chunk, processor.checkpoint_segments) == (15_000, 8)
-    for name, bad in (("CHECKPOINT_CHUNK", "0"), ("CHECKPOINT_SEGMENTS", "many")):
-        with pytest.raises(ClaimwatchError, match=f"CLAIMWATCH_{name}"):
-            Settings.from_env({f"CLAIMWATCH_{name}": bad})
-
-
-def test_the_line_index_goes_to_disk_with_the_rocksdb_store_unless_set_to_heap(tmp_path):
-    from streams.store.offheap import OffHeapTables
-
-    assert Settings.from_env({}).line_index == "heap"
-    rocks = {"CLAIMWATCH_STORE": "rocksdb://", "CLAIMWATCH_DATA_DIR": str(tmp_path)}
-    assert Settings.from_env(rocks).line_index == "disk"
-    heap = Settings.from_env({**rocks, "CLAIMWATCH_LINE_INDEX": "heap"})
-    assert heap.line_index == "heap"
-    assert Worker(heap.with_(broker="127.0.0.1:9"), load_policy()).engine.tables is None
-    disk = Settings.from_env(rocks).with_(broker="127.0.0.1:9")
-    tables = Worker(disk, load_policy()).engine.tables
-    assert isinstance(tables, OffHeapTables)
-    tables.close()
-    with pytest.raises(ClaimwatchError, match="needs CLAIMWATCH_STORE=rocksdb"):
-        Settings.from_env({"CLAIMWATCH_LINE_INDEX": "disk"})
-    with pytest.raises(ClaimwatchError, match="use heap or disk"):
-        Settings.from_env({**rocks, "CLAIMWATCH_LINE_INDEX": "ssd"})
