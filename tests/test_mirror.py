@@ -42,8 +42,6 @@ ALLOWED: dict[str, str] = {
     "synth/providers.py": "the generator's providers; through tests/synth/test_plants.py",
     "synth/tables.py": "the generator's tables; through tests/synth/test_plants.py",
     "synth/writer.py": "the generator's output files; through tests/synth/test_generate.py",
-    # To be written: tests/kafka and tests/pipeline are being restructured in the same
-    # issue (#20, the worker part); until then these modules are tested under other names.
 }
 
 
