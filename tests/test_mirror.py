@@ -7,10 +7,9 @@ listed below, each with its reason; an ``__init__.py`` that only re-exports need
 test file of its own. An entry whose module now has its test file, or is gone, must
 leave the list, so the list stays as short as the truth.
 
-Named test_mirror.py, not test_layout.py: pytest imports test modules by their file
-name (tests/ has no ``__init__.py``), and tests/store/test_layout.py has that name.
-For the same reason a test file's name must be unique across tests/, which three
-modules cannot meet yet (marked "same name" below).
+tests/ and each folder of test files are packages (an ``__init__.py`` each), so pytest
+imports a test file by its dotted path (``tests.kafka.test_producer``) and two modules of
+the same name in different packages can each have their mirrored test file.
 """
 
 from __future__ import annotations
@@ -31,12 +30,10 @@ ALLOWED: dict[str, str] = {
     "local/cluster.py": "the local worker cluster, a test bed; exercised by "
     "tests/pipeline/test_faults.py and tests/e2e",
     "replay/files.py": "archive file reading; tested through tests/replay/test_offline.py",
-    "replay/producer.py": "same name as tests/kafka/test_producer.py; "
-    "tested in tests/replay/test_producer_online.py",
     # The generator's parts, tested as one generator: test_generate.py (format, realism,
     # determinism), test_expected.py (its expectations) and test_plants.py (anomalies).
-    "synth/contracts.py": "same name as tests/domain/test_contracts.py; "
-    "through tests/synth/test_generate.py",
+    "synth/contracts.py": "the generator's contracts; through tests/synth/test_generate.py "
+    "and tests/synth/test_plants.py",
     "synth/dates.py": "the generator's calendar; through tests/synth/test_generate.py",
     "synth/history.py": "the generator's main loop; through tests/synth/test_generate.py",
     "synth/lines.py": "the generator's lines; through tests/synth/test_generate.py",
@@ -45,16 +42,6 @@ ALLOWED: dict[str, str] = {
     "synth/providers.py": "the generator's providers; through tests/synth/test_plants.py",
     "synth/tables.py": "the generator's tables; through tests/synth/test_plants.py",
     "synth/writer.py": "the generator's output files; through tests/synth/test_generate.py",
-    # To be written: tests/kafka and tests/pipeline are being restructured in the same
-    # issue (#20, the worker part); until then these modules are tested under other names.
-    "kafka/recovery.py": "to be written; exercised by tests/store/test_rocksdb_store.py",
-    "kafka/stop.py": "to be written; exercised by tests/kafka/test_producer.py",
-    "kafka/topics.py": "to be written; exercised by tests/pipeline/test_peer_mean.py",
-    "pipeline/app.py": "to be written; exercised by tests/pipeline/test_agents.py",
-    "pipeline/processor.py": "to be written; exercised by tests/pipeline/test_agents.py",
-    "pipeline/settings.py": "to be written; exercised by tests/pipeline/test_run.py",
-    "pipeline/status.py": "same name as tests/domain/test_status.py; "
-    "tested by tests/pipeline/test_status_publish.py",
 }
 
 
@@ -100,22 +87,27 @@ def test_every_module_has_its_same_named_test_file_or_a_reason():
     missing = {m: t for m, t in untested().items() if m not in ALLOWED}
     assert not missing, "\n".join(
         f"streams/{m}: no {t.relative_to(ROOT)} (write it, or add the module to ALLOWED "
-        "in tests/test_layout.py with the reason)"
+        "in tests/test_mirror.py with the reason)"
         for m, t in missing.items()
     )
 
 
 def test_every_allowed_module_exists_and_still_lacks_its_test_file():
     stale = sorted(set(ALLOWED) - set(untested()))
-    assert not stale, f"remove from ALLOWED in tests/test_layout.py: {stale}"
+    assert not stale, f"remove from ALLOWED in tests/test_mirror.py: {stale}"
 
 
-def test_test_file_names_are_unique_as_pytest_imports_them_by_name():
-    names: dict[str, list[str]] = {}
-    for path in TESTS.rglob("test_*.py"):
-        names.setdefault(path.name, []).append(path.relative_to(ROOT).as_posix())
-    clashes = {n: p for n, p in names.items() if len(p) > 1}
-    assert not clashes, f"rename one of each (or make tests/ a package): {clashes}"
+def test_every_folder_of_test_files_is_a_package_so_names_may_repeat():
+    """Without its ``__init__.py`` a folder's test files are imported by their bare name,
+    and a second ``test_producer.py`` elsewhere would collide with the first."""
+    folders = {path.parent for path in TESTS.rglob("test_*.py")}
+    bare = sorted(
+        folder.relative_to(ROOT).as_posix()
+        for folder in folders
+        if not (folder / "__init__.py").is_file()
+    )
+    assert not bare, f"add an __init__.py to: {bare}"
+    assert (TESTS / "__init__.py").is_file()
 
 
 def test_every_reason_is_one_line():

@@ -8,7 +8,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from deploy_helpers import need_binary
+
+from tests.deploy.deploy_helpers import need_binary
 
 
 @pytest.fixture(scope="session")

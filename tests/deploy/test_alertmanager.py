@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import ALERTMANAGER, alerting_rules, load_yaml
+
+from tests.deploy.deploy_helpers import ALERTMANAGER, alerting_rules, load_yaml
 
 CONFIG = ALERTMANAGER / "alertmanager.yml"
 

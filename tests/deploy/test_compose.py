@@ -9,7 +9,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from deploy_helpers import (
+
+from streams.kafka.topics import topic_specs
+from streams.pipeline.settings import Settings
+from tests.deploy.deploy_helpers import (
     ALERTMANAGER,
     DEPLOY,
     GRAFANA,
@@ -21,9 +24,6 @@ from deploy_helpers import (
     interpolate_default,
     load_yaml,
 )
-
-from streams.kafka.topics import topic_specs
-from streams.pipeline.settings import Settings
 
 SERVICES = compose()["services"]
 CLAIMWATCH_SERVICES = [name for name, s in SERVICES.items() if "build" in s]

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import DASHBOARDS, GRAFANA, load_yaml
+
+from tests.deploy.deploy_helpers import DASHBOARDS, GRAFANA, load_yaml
 
 PANEL_TYPES = {
     "timeseries",

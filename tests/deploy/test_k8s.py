@@ -18,7 +18,11 @@ from typing import Any
 import fastjsonschema
 import pytest
 import yaml
-from deploy_helpers import (
+
+from streams.domain.policy import load_policy, parse_policy
+from streams.kafka.topics import leader_topic, state_changelog, topic_specs
+from streams.pipeline.settings import Settings
+from tests.deploy.deploy_helpers import (
     GRAFANA,
     K8S,
     PROMETHEUS,
@@ -27,10 +31,6 @@ from deploy_helpers import (
     load_yaml,
     load_yaml_documents,
 )
-
-from streams.domain.policy import load_policy, parse_policy
-from streams.kafka.topics import leader_topic, state_changelog, topic_specs
-from streams.pipeline.settings import Settings
 
 MANIFEST_FILES = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 MANIFESTS = [(path.name, doc) for path in MANIFEST_FILES for doc in load_yaml_documents(path)]

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
-from deploy_helpers import (
+
+from tests.deploy.deploy_helpers import (
     ALERT_RULES,
     DASHBOARDS,
     RECORDING_RULES,

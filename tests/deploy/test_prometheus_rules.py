@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import (
+
+from tests.deploy.deploy_helpers import (
     ALERT_RULES,
     DASHBOARDS,
     PROMETHEUS,

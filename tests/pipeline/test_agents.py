@@ -21,7 +21,6 @@ import faust.topics
 import orjson
 import pytest
 
-from streams.domain.errors import ClaimwatchError
 from streams.domain.model import format_time
 from streams.domain.policy import load_policy
 from streams.domain.rekey import client_token
@@ -335,79 +334,3 @@ async def test_fausts_own_sensor_reports_into_the_registry_our_metrics_page_serv
     for name in ("faust_messages_received_total", "faust_total_rebalances"):
         assert f"\n{name} " in text, name
     assert "claimwatch_lines_total" in text
-
-
-async def test_the_workers_consumer_fetches_with_its_own_fetch_wait_not_fausts_1500_ms():
-    # Faust's driver hard-codes fetch_max_wait_ms=1500; the worker's transport sets
-    # CLAIMWATCH_FETCH_WAIT_MS on the consumer before it starts (docs/configuration.md).
-    import inspect
-
-    from aiokafka import AIOKafkaConsumer
-
-    app = Worker(SETTINGS.with_(fetch_wait_ms=25), load_policy()).app
-    consumer = app.consumer._thread._create_worker_consumer(app.transport)  # noqa: SLF001
-    try:
-        assert consumer._fetch_max_wait_ms == 25  # noqa: SLF001
-    finally:
-        await consumer.stop()
-    # ... which is where AIOKafkaConsumer.start() takes its fetcher's wait from.
-    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
-
-
-def test_the_producer_batches_a_messages_changelog_records_and_the_fetch_wait_is_short():
-    settings = Settings.from_env({})
-    app = Worker(settings.with_(broker="127.0.0.1:9"), load_policy()).app
-    assert app.conf.producer_max_batch_size == settings.producer_batch_bytes == 524288
-    assert settings.fetch_wait_ms == 50
-    assert Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "10"}).fetch_wait_ms == 10
-    with pytest.raises(ClaimwatchError, match="CLAIMWATCH_FETCH_WAIT_MS"):
-        Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "0"})
-
-
-def test_checkpoint_sizes_come_from_the_settings_and_bad_values_are_refused():
-    default = Settings.from_env({})
-    assert (default.checkpoint_chunk, default.checkpoint_segments) == (50_000, 64)
-    env = {"CLAIMWATCH_CHECKPOINT_CHUNK": "15000", "CLAIMWATCH_CHECKPOINT_SEGMENTS": "8"}
-    worker = Worker(Settings.from_env(env).with_(broker="127.0.0.1:9"), load_policy())
-    processor = worker.processor
-    assert (processor.checkpoint_chunk, processor.checkpoint_segments) == (15_000, 8)
-    for name, bad in (("CHECKPOINT_CHUNK", "0"), ("CHECKPOINT_SEGMENTS", "many")):
-        with pytest.raises(ClaimwatchError, match=f"CLAIMWATCH_{name}"):
-            Settings.from_env({f"CLAIMWATCH_{name}": bad})
-
-
-async def test_the_workers_producer_is_idempotent_unless_the_setting_turns_it_off():
-    # Faust asks aiokafka for idempotence only under exactly_once; create_app's
-    # transport asks for it whenever CLAIMWATCH_PRODUCER_IDEMPOTENCE is on (the default).
-    assert Settings.from_env({}).producer_idempotence is True
-    on = Worker(SETTINGS.with_(producer_idempotence=True), load_policy()).app
-    # the aiokafka producers, constructed (options checked) but not started; aiokafka
-    # keeps a transaction manager exactly when the producer is idempotent
-    producer = on.producer._new_producer()  # noqa: SLF001
-    off = Worker(SETTINGS.with_(producer_idempotence=False), load_policy()).app
-    plain = off.producer._new_producer()  # noqa: SLF001
-    try:
-        assert producer._txn_manager is not None  # noqa: SLF001
-        assert plain._txn_manager is None  # noqa: SLF001
-    finally:
-        await producer.stop()
-        await plain.stop()
-
-
-def test_the_line_index_goes_to_disk_with_the_rocksdb_store_unless_set_to_heap(tmp_path):
-    from streams.store.offheap import OffHeapTables
-
-    assert Settings.from_env({}).line_index == "heap"
-    rocks = {"CLAIMWATCH_STORE": "rocksdb://", "CLAIMWATCH_DATA_DIR": str(tmp_path)}
-    assert Settings.from_env(rocks).line_index == "disk"
-    heap = Settings.from_env({**rocks, "CLAIMWATCH_LINE_INDEX": "heap"})
-    assert heap.line_index == "heap"
-    assert Worker(heap.with_(broker="127.0.0.1:9"), load_policy()).engine.tables is None
-    disk = Settings.from_env(rocks).with_(broker="127.0.0.1:9")
-    tables = Worker(disk, load_policy()).engine.tables
-    assert isinstance(tables, OffHeapTables)
-    tables.close()
-    with pytest.raises(ClaimwatchError, match="needs CLAIMWATCH_STORE=rocksdb"):
-        Settings.from_env({"CLAIMWATCH_LINE_INDEX": "disk"})
-    with pytest.raises(ClaimwatchError, match="use heap or disk"):
-        Settings.from_env({**rocks, "CLAIMWATCH_LINE_INDEX": "ssd"})

@@ -1,20 +1,26 @@
-"""The worker's web server: read-only, and behind a bearer token when one is set.
+"""The worker's web views (streams/pipeline/views.py): read-only, behind a bearer token
+when one is set, and what ``/health``, ``/status`` and ``/snapshot`` say.
 
 The Faust app's aiohttp application is served by aiohttp's test server, without a
 broker or a running worker: routes and views are exactly those ``claimwatch worker``
-serves (``create_app`` + Faust's ``init_server``).
+serves (``Worker`` + Faust's ``init_server``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from streams.domain.policy import load_policy
-from streams.pipeline.app import create_app
+from streams.pipeline import views
+from streams.pipeline.processor import contract_control
 from streams.pipeline.settings import Settings
+from streams.pipeline.worker import Worker
+from tests.conftest import AGB, make_contract
+from tests.pipeline.feed import Message, Recorder
 
 TOKEN = "n0t-a-real-t0ken"
 OURS = {"/metrics", "/health", "/status", "/snapshot"}
@@ -22,11 +28,14 @@ PROTECTED = sorted(OURS - {"/health"})
 WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 
 
+def client_of(worker: Worker) -> TestClient:
+    worker.app.web.init_server()
+    return TestClient(TestServer(worker.app.web.web_app))
+
+
 async def client_for(tmp_path, token: str | None) -> TestClient:
     settings = Settings(broker="127.0.0.1:9", web_token=token, data_dir=tmp_path)
-    app = create_app(settings, load_policy())
-    app.web.init_server()
-    return TestClient(TestServer(app.web.web_app))
+    return client_of(Worker(settings, load_policy()))
 
 
 @pytest.fixture
@@ -111,3 +120,50 @@ async def test_health_stays_open_for_probes_and_says_nothing_else(token_web: Tes
     resp = await token_web.get("/health")
     assert resp.status == 200
     assert set(await resp.json()) == {"status", "app_id"}
+
+
+class Request:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+
+def test_authorised_compares_the_whole_bearer_header() -> None:
+    assert views.authorised(None, Request({}))  # no token configured: open
+    assert views.authorised("", Request({}))
+    assert views.authorised(TOKEN, Request({"Authorization": f"Bearer {TOKEN}"}))
+    for given in (TOKEN, f"Bearer {TOKEN} ", f"Bearer {TOKEN[:-1]}", "Bearer ünïcode"):
+        assert not views.authorised(TOKEN, Request({"Authorization": given})), given
+    assert not views.authorised(TOKEN, Request({}))
+
+
+async def test_health_names_the_app(open_web: TestClient) -> None:
+    assert await (await open_web.get("/health")).json() == {"status": "ok", "app_id": "claimwatch"}
+
+
+async def test_status_and_snapshot_serve_the_workers_progress_and_indicators(make_line) -> None:
+    settings = Settings(broker="127.0.0.1:9", partitions=1)
+    worker = Worker(settings, load_policy(), state={}, outbox=Recorder())
+    control = contract_control(make_contract(AGB, ceiling_cents=20_000))
+    await worker.handle(Message(settings.topic_control, 0, 0, AGB.encode(), control))
+    batch = {"schema": "ggz.declaration-batch/1", "provider_agb": AGB}
+    lines = [make_line(), make_line()]  # 100 % of the ceiling
+    raw = orjson.dumps(batch | {"lines": lines})
+    await worker.handle(Message(settings.topic_declarations, 0, 0, AGB.encode(), raw))
+    worker.progress["ggz.declarations.v1:0"] = 0  # what the agent records
+    async with client_of(worker) as web:
+        status = await (await web.get("/status")).json()
+        snapshot = await (await web.get("/snapshot")).json()
+    assert status == {
+        "progress": {"ggz.declarations.v1:0": 0},
+        "messages": 1,
+        "lines": 2,
+        "providers": 1,
+        "contracts": 1,
+        "contract_versions": 1,
+        "provider_statuses": 0,
+        "assigned": [],
+    }
+    assert snapshot["providers"][AGB]["2026"]["net_cents"] == 20_000
+    assert snapshot["counts"]["accepted"] == 2
+    assert snapshot["firing"] == [f"ceiling_utilisation:{AGB}:2026:{pct}" for pct in (100, 70, 90)]
+    assert "client_ref" not in orjson.dumps(snapshot).decode()

@@ -1,6 +1,6 @@
 """The processor's side of the provider-status topic: what it marks, when it flushes.
 
-The summaries themselves are tested in tests/domain/test_provider_status.py; the whole path on
+The summaries themselves are tested in tests/domain/test_status.py; the whole path on
 a real broker with two workers in tests/pipeline/test_peer_mean.py.
 """
 
