@@ -29,7 +29,6 @@ from streams.domain.acceptance import (
 )
 from streams.domain.alerts import Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
-from streams.domain.months import covered_month, month_index, month_of, next_month_start
 from streams.domain.model import (
     ACCEPTED,
     LINE_INDEX_EXPIRED,
@@ -41,6 +40,7 @@ from streams.domain.model import (
     Line,
     is_agb,
 )
+from streams.domain.months import covered_month, month_index, month_of, next_month_start
 from streams.domain.policy import Policy
 from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.snapshot import build_snapshot
@@ -461,8 +461,10 @@ class Engine:
         with ``event_time`` as the evaluation's time. A state's first line has no
         state before it to evaluate."""
         watermark = st.watermark
-        if st.years and watermark > 0 and month_index(*month_of(event_time)) > month_index(
-            *month_of(watermark)
+        if (
+            st.years
+            and watermark > 0
+            and month_index(*month_of(event_time)) > month_index(*month_of(watermark))
         ):
             peers = self._boundary_peers(event_time)
             self._evaluate(st, self._structural, peers, event_time, fx)

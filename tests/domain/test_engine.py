@@ -18,7 +18,6 @@ from streams.domain.engine import Effects, Engine
 from streams.domain.model import parse_time
 from streams.domain.policy import load_policy
 from tests.conftest import AGB
-
 from tests.domain.histories import (
     PROVIDERS,
     SETTINGS,
@@ -152,7 +151,7 @@ def test_each_provider_year_is_judged_at_the_boundary_with_its_covered_month(mak
     line in the same month as the watermark evaluates nothing."""
     seen: list[tuple[str, int, float, int]] = []
 
-    def capture(ys, tick, params):  # type: ignore[no-untyped-def]
+    def capture(ys, tick, params):
         seen.append((params, tick.year, tick.at, tick.covered_month))
         return []
 

@@ -3,7 +3,7 @@ the next month boundary; UTC throughout."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
