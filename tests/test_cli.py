@@ -251,9 +251,9 @@ def test_replay_offline_writes_alerts_snapshot_and_rejected_lines(capsys, tmp_pa
     out, err = capsys.readouterr()
     assert "replayed 43 lines" in out
     assert "36 accepted" in out
-    assert "14 alert transitions" in out
+    assert "22 alert transitions" in out
     written = [orjson.loads(x) for x in alerts.read_bytes().splitlines()]
-    assert len(written) == 14 and all(a["replay"] for a in written)
+    assert len(written) == 22 and all(a["replay"] for a in written)
     snap = orjson.loads(snapshot.read_bytes())
     assert snap["counts"]["accepted"] == 36
     assert sorted(orjson.loads(x)["reason"] for x in rejected.read_bytes().splitlines()) == [

@@ -20,6 +20,9 @@ class Contract:
     region: str
     version: int
     updated_at: float  # unix seconds
+    # SPEC §8.4: the share of consult clients with digital care the purchaser agreed
+    # with this provider (0..1); None: the policy's default target applies.
+    digital_target: float | None = None
 
     @property
     def key(self) -> str:
@@ -37,7 +40,12 @@ class Contract:
             obj["region"],
             obj["version"],
             parse_time(obj["updated_at"]),
+            _target(obj.get("digital_target")),
         )
+
+
+def _target(value: Any) -> float | None:
+    return None if value is None else float(value)  # the schema allows an integer 0 or 1
 
 
 class ContractError(ValueError):

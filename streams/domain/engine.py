@@ -2,7 +2,8 @@
 
 ``Engine`` is the whole product without Kafka: it decodes a message, accepts or
 dead-letters each line, updates the provider's state, evaluates the line-driven
-rules, and on ``tick`` the structural ones. The offline replay drives it from files;
+rules, and the structural ones at each event-time month boundary of a provider and
+on ``tick`` (SPEC §8.1). The offline replay drives it from files;
 the Faust worker drives one per worker process for the providers of its partitions
 and persists what changed. Both call the same methods, so both compute the same
 results.
@@ -39,6 +40,7 @@ from streams.domain.model import (
     Line,
     is_agb,
 )
+from streams.domain.months import covered_month, month_index, month_of, next_month_start
 from streams.domain.policy import Policy
 from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.snapshot import build_snapshot
@@ -105,10 +107,21 @@ class Engine:
         self._mismatch = policy.of(zvt_setting_mismatch.RULE)
         self._bps = self._ceiling.thresholds_bp
         self._margin = self._ceiling.margin_bp
-        # The tick's rules with their policy sections, in registry order.
-        self._structural = [
-            (r.evaluate, policy.rules[r.name]) for r in rules.RULES.structural() if r.evaluate
+        # The structural rules with their policy sections, in registry order: all of
+        # them at month boundaries and the end of input, the peer rules alone on the
+        # streaming worker's wall-clock tick (SPEC §8.1).
+        structural = rules.RULES.structural()
+        self._structural = [(r.evaluate, policy.rules[r.name]) for r in structural if r.evaluate]
+        self._peer_rules = [
+            (r.evaluate, policy.rules[r.name]) for r in structural if r.evaluate and r.peers
         ]
+        self._lag_days = policy.months.lag_days
+        # Where a month boundary's peer rules get the peer means per year: the
+        # streaming worker sets the cluster-wide ones (its status topic); None: those
+        # of the providers held here, computed once per calendar month of event time
+        # (``_boundary_peers``) so boundaries cost no pass over every provider each.
+        self.peers: Callable[[], Mapping[int, Fraction | None]] | None = None
+        self._peer_cache: tuple[int, Mapping[int, Fraction | None]] | None = None
 
     # -- input --------------------------------------------------------------
     def state(self, provider: str) -> ProviderState:
@@ -276,6 +289,8 @@ class Engine:
                     if st is None:
                         st = self.state(provider)
                     touched.add(provider)  # before: a caller rolls back what may have changed
+                    if event_time >= st.next_month_start:  # SPEC §8.1, on the state before it
+                        self._month_boundary(st, event_time, fx)
                     outcome = st.accept(checked)
                     counted = index
                     if outcome == ACCEPTED:
@@ -435,6 +450,54 @@ class Engine:
             )
         )
 
+    # -- month boundaries (SPEC §8.1) ----------------------------------------
+    def _month_boundary(self, st: ProviderState, event_time: float, fx: Effects) -> None:
+        """A line at ``event_time`` reached a provider's state at or after the start
+        of the month following its watermark's (``st.next_month_start``; 0 in a
+        state just made or rebuilt, which is worked out here from the watermark).
+
+        When it moves the watermark into a later calendar month, the structural
+        rules are evaluated for every provider-year on the state before the line,
+        with ``event_time`` as the evaluation's time. A state's first line has no
+        state before it to evaluate."""
+        watermark = st.watermark
+        if (
+            st.years
+            and watermark > 0
+            and month_index(*month_of(event_time)) > month_index(*month_of(watermark))
+        ):
+            peers = self._boundary_peers(event_time)
+            self._evaluate(st, self._structural, peers, event_time, fx)
+        st.next_month_start = next_month_start(max(watermark, event_time))
+
+    def _boundary_peers(self, event_time: float) -> Mapping[int, Fraction | None]:
+        if self.peers is not None:
+            return self.peers()
+        month = month_index(*month_of(event_time))
+        cached = self._peer_cache
+        if cached is None or cached[0] != month:
+            cached = self._peer_cache = (month, self.peer_means())
+        return cached[1]
+
+    def _evaluate(
+        self,
+        st: ProviderState,
+        evaluated: list[tuple[Any, Any]],
+        means: Mapping[int, Fraction | None],
+        at: float,
+        fx: Effects,
+    ) -> None:
+        """The ``evaluated`` rules for every provider-year of ``st``, at event time ``at``."""
+        lag = self._lag_days
+        for year in sorted(st.years):
+            ys = st.years[year]
+            tick = rules.Tick(
+                year, st.years.get(year - 1), means.get(year), at, covered_month(year, at, lag)
+            )
+            for evaluate, params in evaluated:
+                for finding, ctx in evaluate(ys, tick, params):
+                    self._observe(st, finding, at, fx, ctx)
+
     def peer_pairs(self) -> dict[int, list[tuple[int, int]]]:
         """(consults, group_consults) per year of the providers held here."""
         out: dict[int, list[tuple[int, int]]] = {}
@@ -455,24 +518,27 @@ class Engine:
         peers: Mapping[int, Fraction | None] | None = None,
         providers: Iterable[str] | None = None,
         effects: Effects | None = None,
+        *,
+        only_peers: bool = False,
     ) -> Effects:
-        """Evaluate the structural rules for (some of) the providers held here.
+        """Evaluate the structural rules for (some of) the providers held here, each
+        at its provider's watermark (SPEC §8.1).
 
-        ``peers`` are the peer means per year; the offline replay computes them from
-        its own providers, a streaming worker passes the cluster-wide ones.
+        The end of input (the offline replay's end, a replay's final tick) evaluates
+        them all; the streaming worker's wall-clock tick passes ``only_peers``: a rule
+        on the provider's own state is decided by event time alone. ``peers`` are the
+        peer means per year; the offline replay computes them from its own providers,
+        a streaming worker passes the cluster-wide ones.
         """
         fx = effects if effects is not None else Effects()
+        evaluated = self._peer_rules if only_peers else self._structural
+        if not evaluated:
+            return fx
         means = peers if peers is not None else self.peer_means()
         for provider in sorted(providers if providers is not None else self.providers):
             st = self.providers.get(provider)
-            if st is None:
-                continue
-            for year in sorted(st.years):
-                ys = st.years[year]
-                tick = rules.Tick(year, st.years.get(year - 1), means.get(year))
-                for evaluate, params in self._structural:
-                    for finding, ctx in evaluate(ys, tick, params):
-                        self._observe(st, finding, st.watermark, fx, ctx)
+            if st is not None:
+                self._evaluate(st, evaluated, means, st.watermark, fx)
         return fx
 
     # -- output -------------------------------------------------------------

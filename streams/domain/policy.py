@@ -11,8 +11,9 @@ operator's existing file; the defaults file itself must name every rule.
 
 Each rule of the registry (streams/domain/rules/) has a section named after it,
 read into the dataclass its module declares (``Rule.params``): its fields say how
-each key is read and checked, so a new rule needs nothing here. ``[tick]`` and
-``[retention]`` belong to the engine.
+each key is read and checked, so a new rule needs nothing here. ``[tick]``,
+``[retention]`` and ``[months]`` belong to the engine; ``[months]`` is optional in an
+operator's file as a rule section is (added in a release: the shipped default applies).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from streams.domain.rules.zvt_setting_mismatch import MismatchPolicy
 __all__ = [
     "DEFAULT_POLICY_PATH",
     "SEVERITIES",
+    "MonthsPolicy",
     "Policy",
     "RetentionPolicy",
     "load_policy",
@@ -45,7 +47,9 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-ENGINE_SECTIONS = ("tick", "retention")
+ENGINE_SECTIONS = ("tick", "retention", "months")
+# Engine sections an operator's file may leave out: the shipped defaults apply.
+OPTIONAL_ENGINE_SECTIONS = ("months",)
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.default.toml"
 
@@ -59,14 +63,22 @@ class RetentionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class MonthsPolicy:
+    # SPEC §8.1: a calendar month of a service year counts as covered once it ended at
+    # least this many days before the provider's watermark (late declarations).
+    lag_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     # rule name → its section, as the dataclass of ``Rule.params``
     rules: Mapping[str, Any]
     tick_seconds: float
     retention: RetentionPolicy = RetentionPolicy(3)
     source: str = "defaults"
-    # rule sections the file left out, read from the shipped defaults
+    # rule (and optional engine) sections the file left out, read from the shipped defaults
     defaulted: tuple[str, ...] = ()
+    months: MonthsPolicy = MonthsPolicy(30)
 
     def of(self, rule: Rule[P]) -> P:
         """The section of ``rule``, typed as its module declares it."""
@@ -120,12 +132,14 @@ def load_policy(path: str | Path | None = None) -> Policy:
 def parse_policy(
     raw: dict[str, Any], source: str = "<dict>", *, defaults: dict[str, Any] | None = None
 ) -> Policy:
-    """Check ``raw`` and read it into a Policy. A rule section it lacks is taken from
-    ``defaults`` (the parsed shipped defaults unless given; pass ``{}`` to require
-    every section, as the defaults file itself must hold them all)."""
+    """Check ``raw`` and read it into a Policy. A rule section (or optional engine
+    section) it lacks is taken from ``defaults`` (the parsed shipped defaults unless
+    given; pass ``{}`` to require every section, as the defaults file itself must hold
+    them all)."""
     if defaults is None:
         defaults = _shipped()
-    missing = [rule.name for rule in RULES if rule.name not in raw and rule.name in defaults]
+    optional = [*RULES.names(), *OPTIONAL_ENGINE_SECTIONS]
+    missing = [name for name in optional if name not in raw and name in defaults]
     r = _Reader({**raw, **{name: defaults[name] for name in missing}}, source)
     rules = {rule.name: r.rule_section(rule) for rule in RULES}
 
@@ -136,9 +150,13 @@ def parse_policy(
     rt = r.section("retention")
     retention = RetentionPolicy(r.integer(rt, "line_index_years", 1, 100))
     r.done(rt, "retention")
+
+    mo = r.section("months")
+    months = MonthsPolicy(r.integer(mo, "lag_days", 0, 366))
+    r.done(mo, "months")
     r.done(raw, None)
 
-    return Policy(rules, tick_seconds, retention, source, tuple(missing))
+    return Policy(rules, tick_seconds, retention, source, tuple(missing), months)
 
 
 def _shipped() -> dict[str, Any]:

@@ -154,6 +154,10 @@ class ProviderState:
     alerts: AlertBook = field(default_factory=AlertBook)
     counts: Counts = field(default_factory=Counts)
     watermark: float = 0.0  # latest event time (submitted_at) seen, unix seconds
+    # The engine's month boundary (SPEC §8.1): the start of the calendar month after the
+    # watermark's. Not stored: 0 in a new or rebuilt state, worked out again from the
+    # watermark by the engine at its next line.
+    next_month_start: float = 0.0
     # Streaming only: "<source><partition>" → offset of the last message applied here.
     applied: dict[str, int] = field(default_factory=dict)
     journal: ChangeLog | None = None  # None: not recording

@@ -399,7 +399,8 @@ class Processor:
             if isinstance(after, int) and self.declarations_done.get(partition, -1) < after:
                 self.pending_ticks[partition] = after
             else:
-                self._tick(partition, out)
+                # the wall-clock timer's tick evaluates only the rules on peers (SPEC §8.1)
+                self._tick(partition, out, only_peers=msg.get("final") is not True)
         elif kind == "status_flush":
             # End of input, first phase: the statuses of this partition's providers are
             # published once its declarations up to ``after`` are processed.
@@ -410,9 +411,14 @@ class Processor:
                 out.flush = True
         return out
 
-    def _tick(self, partition: int, out: Output) -> None:
+    def _tick(self, partition: int, out: Output, only_peers: bool = False) -> None:
+        """A tick: a final one (the end of a replay's input; one that waited for its
+        ``after`` offset is one) evaluates every structural rule, another only
+        those that read other providers' state."""
         peers = self.peers() if self.peers is not None else None
-        fx = self.engine.tick(peers=peers, providers=self.owners_of(partition))
+        fx = self.engine.tick(
+            peers=peers, providers=self.owners_of(partition), only_peers=only_peers
+        )
         self._collect(fx, out)
         for owner in sorted(fx.touched):
             self._persist(owner, out)

@@ -38,6 +38,9 @@ def install(worker: Worker) -> None:
 
     if settings.replay:
         return  # replays are judged by event time: only the replay's final tick evaluates them
+    # The wall-clock tick evaluates only the rules that read other providers' state (the
+    # processor passes only_peers for a tick that is not final); the others follow
+    # event time alone (SPEC §8.1: month boundaries and the end of input).
     tick_seconds = settings.tick_seconds
     if tick_seconds is None:
         tick_seconds = worker.policy.tick_seconds

@@ -149,6 +149,7 @@ class Worker:
         self.statuses = ProviderStatus(settings, self.engine, self.processor, self._send_status)
         self.metrics.peer_source = self.statuses.book.pairs
         self.processor.peers = self.statuses.peer_means
+        self.engine.peers = self.statuses.peer_means  # for month boundaries (SPEC §8.1)
         # Faust can lose messages between its fetcher and the agent around rebalances;
         # the guard makes the agent see every offset of a partition, in order.
         self.delivery = DeliveryGuard(

@@ -51,6 +51,7 @@ _CONTRACT_FIELDS = (
     "region",
     "version",
     "updated_at",
+    "digital_target",
 )
 
 
@@ -442,4 +443,5 @@ def encode_contract(contract: Contract) -> bytes:
 
 def decode_contract(value: Any) -> Contract:
     raw = decode(value)
-    return Contract(**{name: raw[name] for name in _CONTRACT_FIELDS})
+    # .get: a contract written before digital_target existed has none (the default)
+    return Contract(**{name: raw.get(name) for name in _CONTRACT_FIELDS})

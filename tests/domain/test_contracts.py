@@ -116,3 +116,19 @@ def test_the_hot_path_lookup_sees_what_get_sees():
     assert current is book.get(AGB, 2026)
     assert current is not None and current.ceiling_cents == 222
     assert book.lookup((OTHER, 2026)) is None
+
+
+# -- digital_target (SPEC §8.4) -------------------------------------------------------------
+
+
+def test_digital_target_is_optional_and_read_as_a_fraction():
+    assert parse_contract(make_contract()).digital_target is None
+    assert parse_contract(make_contract(digital_target=0.3)).digital_target == 0.3
+    got = parse_contract(make_contract(digital_target=1))
+    assert got.digital_target == 1.0 and isinstance(got.digital_target, float)
+
+
+@pytest.mark.parametrize("target", [-0.01, 1.01, "0.3", True, None])
+def test_a_digital_target_outside_0_to_1_is_a_contract_error_naming_it(target):
+    with pytest.raises(ContractError, match="digital_target"):
+        parse_contract(make_contract(digital_target=target))

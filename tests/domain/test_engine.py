@@ -8,9 +8,16 @@ tests/store/test_codec.py.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.domain.engine import Effects, Engine
+from streams.domain.model import parse_time
+from streams.domain.policy import load_policy
+from tests.conftest import AGB
 from tests.domain.histories import (
     PROVIDERS,
     SETTINGS,
@@ -125,3 +132,70 @@ def test_interleaving_of_providers_streams_does_not_change_per_provider_results(
     for agb in PROVIDERS:
         mine = [a for a in alerts_a if a[0].split(":")[1] == agb]
         assert [a for a in alerts_b if a[0].split(":")[1] == agb] == mine
+
+
+# -- when the structural rules are evaluated (SPEC §8.1) -----------------------------------
+
+
+def _stays(make_line, n: int, day: str, **fields: object) -> list[bytes]:
+    return [
+        orjson.dumps(
+            make_line(activity="stay", stay_days=1, detox="clinical", submitted_at=day, **fields)
+        )
+        for _ in range(n)
+    ]
+
+
+def test_each_provider_year_is_judged_at_the_boundary_with_its_covered_month(make_line):
+    """The rules see the line's time and the covered month of each year at it; a
+    line in the same month as the watermark evaluates nothing."""
+    seen: list[tuple[str, int, float, int]] = []
+
+    def capture(ys, tick, params):
+        seen.append((params, tick.year, tick.at, tick.covered_month))
+        return []
+
+    eng = Engine(load_policy())
+    eng._structural = [(capture, "all")]  # the rules, replaced by a witness
+    fx = Effects()
+    first = make_line(service_date="2025-11-03", submitted_at="2025-12-01T10:00:00Z")
+    eng.process(orjson.dumps(first), None, fx)
+    for raw in _stays(make_line, 2, "2026-03-20T10:00:00Z", service_date="2026-03-02"):
+        eng.process(raw, None, fx)  # the first: a boundary (December → March)
+    assert seen == [("all", 2025, parse_time("2026-03-20T10:00:00Z"), 12)]
+    later = make_line(service_date="2026-03-03", submitted_at="2026-05-10T00:00:00Z")
+    eng.process(orjson.dumps(later), None, fx)
+    at = parse_time("2026-05-10T00:00:00Z")
+    assert seen[1:] == [("all", 2025, at, 12), ("all", 2026, at, 3)]  # SPEC: M = 3
+
+
+def test_the_wall_clock_tick_evaluates_only_the_rules_on_peers(make_line):
+    policy = load_policy()
+    eng = Engine(policy)
+    lines = _stays(make_line, 20, "2026-03-20T10:00:00Z")  # clinical detox: 20 of 20
+    for raw in lines:
+        eng.process(raw, None)
+    assert eng.tick(peers={2026: Fraction(1)}, only_peers=True).alerts == []
+    consults = [make_line(submitted_at="2026-03-21T10:00:00Z") for _ in range(200)]
+    for obj in consults:
+        eng.process(orjson.dumps(obj), None)
+    fired = eng.tick(peers={2026: Fraction(1)}, only_peers=True).alerts
+    assert [a["rule"] for a in fired] == ["group_share_low"]  # share 0 < 0.5 x 1
+    at_end = eng.tick(peers={2026: Fraction(1)}).alerts  # the end of input: all of them
+    assert [a["rule"] for a in at_end] == ["clinical_detox_high", "digital_share_low"]
+
+
+def test_a_rebuilt_state_finds_its_month_from_the_watermark(make_line):
+    """``next_month_start`` is not stored: a state rebuilt (0) judges again only when
+    a line is in a later month than its watermark."""
+    eng = Engine(load_policy())
+    for raw in _stays(make_line, 20, "2026-03-20T10:00:00Z"):
+        eng.process(raw, None)
+    st = eng.providers[AGB]
+    st.next_month_start = 0.0  # as in a state just rebuilt from the table
+    same = make_line(submitted_at="2026-03-31T23:59:59Z", activity="other")
+    assert eng.process(orjson.dumps(same), None).alerts == []
+    assert st.next_month_start == parse_time("2026-04-01T00:00:00Z")
+    april = make_line(submitted_at="2026-04-01T00:00:00Z", activity="other")
+    (fired,) = eng.process(orjson.dumps(april), None).alerts
+    assert (fired["rule"], fired["event_time"]) == ("clinical_detox_high", "2026-04-01T00:00:00Z")

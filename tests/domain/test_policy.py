@@ -11,7 +11,7 @@ import pytest
 from streams.domain.contracts import Contract
 from streams.domain.engine import Engine
 from streams.domain.errors import PolicyError
-from streams.domain.policy import DEFAULT_POLICY_PATH, load_policy
+from streams.domain.policy import DEFAULT_POLICY_PATH, SEVERITIES, load_policy
 
 DEFAULTS = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
 
@@ -197,3 +197,41 @@ def test_a_custom_resolve_margin_changes_when_the_ceiling_alert_resolves(tmp_pat
 def _credit(raw: bytes) -> bytes:
     obj = orjson.loads(raw)
     return orjson.dumps({**obj, "kind": "credit", "event_id": obj["event_id"] + "-credit"})
+
+
+# -- [months] (SPEC §8.1) -----------------------------------------------------------------
+
+
+def test_months_lag_days_defaults_to_30_and_an_operators_file_may_leave_it_out(tmp_path):
+    assert load_policy().months.lag_days == 30
+    start = DEFAULTS.index("[months]")
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULTS[:start], encoding="utf-8")
+    ours = load_policy(path)
+    assert ours.months.lag_days == 30 and ours.defaulted == ("months",)
+    path.write_text(DEFAULTS.replace("lag_days = 30", "lag_days = 45"), encoding="utf-8")
+    assert load_policy(path).months.lag_days == 45
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("-1", "months.lag_days must be between 0 and 366, not -1"),
+        ("30.5", "months.lag_days must be a whole number, not 30.5"),
+    ],
+)
+def test_a_bad_lag_days_is_one_error_naming_it(tmp_path, value, error):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULTS.replace("lag_days = 30", f"lag_days = {value}"), encoding="utf-8")
+    with pytest.raises(PolicyError, match=error.replace(".", r"\.")):
+        load_policy(path)
+
+
+def test_info_is_a_severity_below_warning(tmp_path):
+    assert SEVERITIES[0] == "info" and SEVERITIES.index("info") < SEVERITIES.index("warning")
+    start = DEFAULTS.index("[digital_share_low]")
+    end = DEFAULTS.index("\n[", start)
+    section = DEFAULTS[start:end].replace('severity = "warning"', 'severity = "info"')
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULTS[:start] + section + DEFAULTS[end:], encoding="utf-8")
+    assert load_policy(path).digital.severity == "info"

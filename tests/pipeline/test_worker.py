@@ -4,11 +4,17 @@ already on the alerts topic is not sent again."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
-from streams.domain.policy import load_policy
-from streams.pipeline.processor import contract_control
-from tests.conftest import AGB
+import orjson
+
+from streams.domain.policy import DEFAULT_POLICY_PATH, Policy, load_policy, parse_policy
+from streams.domain.rules import RULES
+from streams.pipeline.processor import contract_control, tick_control
+from streams.replay.offline import replay_offline
+from tests.conftest import AGB, make_contract
 from tests.pipeline.feed import Feed, Recorder
 from tests.pipeline.test_agents import batch, contract
 
@@ -67,3 +73,116 @@ def test_a_transition_already_on_the_alerts_topic_is_not_sent_again(make_line):
     again.declarations(AGB, batch(*lines))
     assert again.alerts == []
     assert again.engine.snapshot()["providers"] == first.engine.snapshot()["providers"]
+
+
+# -- month boundaries (SPEC §8.1): the worker and the offline replay alike ------------
+
+OTHER = "87654321"
+
+
+def _boundary_history(make_line) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Two providers' lines over January-May 2026 (in submission order) and their
+    contracts. AGB's group consults with 4 practitioners become a problem in January
+    (staffing: seen at the first February line) and are credited in March (resolved
+    at the first April line); OTHER's clinical detox stays of February fire at the first
+    March line and an ambulant wave in April resolves it at the first May line. Each
+    month-opening line would, if it were counted, change the figure the rule judges.
+    OTHER's last clinical stays (May) are judged at the end of input."""
+    lines: list[dict[str, Any]] = []
+
+    def at(day: str, agb: str, **fields: Any) -> dict[str, Any]:
+        obj = make_line(provider_agb=agb, service_date=day[:10], submitted_at=day, **fields)
+        lines.append(obj)
+        return obj
+
+    group = {"consult_mode": "group", "practitioners": 4}
+    staffed = [at(f"2026-01-{d:02d}T10:00:00Z", AGB, **group) for d in (5, 6, 7)]
+    at("2026-01-08T10:00:00Z", OTHER)
+    at("2026-02-02T10:00:00Z", AGB, consult_mode="group", practitioners=2)  # boundary
+    for d in (3, 4, 5, 6):
+        at(f"2026-02-{d:02d}T10:00:00Z", OTHER, activity="stay", stay_days=1, detox="clinical")
+    at("2026-03-02T10:00:00Z", OTHER, activity="other", detox="ambulant")  # boundary
+    for debit in staffed[:2]:
+        credit = make_line.credit(debit, submitted_at="2026-03-10T10:00:00Z")
+        lines.append(credit)
+    at("2026-04-01T00:00:00Z", AGB, **group)  # boundary: the credits count now
+    for d in (2, 3, 6, 7):
+        at(f"2026-04-{d:02d}T10:00:00Z", OTHER, activity="other", detox="ambulant")
+    at("2026-05-04T10:00:00Z", OTHER, activity="other", detox="ambulant")  # boundary
+    for d in (10, 11):
+        at(f"2026-05-{d:02d}T10:00:00Z", OTHER, activity="stay", stay_days=1, detox="clinical")
+    at("2026-05-20T10:00:00Z", AGB)  # boundary: April's group consult counts now
+    contracts = [
+        make_contract(AGB, ceiling_cents=10_000_000, provider_name="GGZ A"),
+        make_contract(OTHER, ceiling_cents=10_000_000, provider_name="GGZ B"),
+    ]
+    return lines, contracts
+
+
+def _own_state_transitions(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The transitions of the structural rules that read only the provider's own
+    state, as (alert_id, state, sequence, event_time, value): SPEC §8.1 promises them
+    equal in streaming and offline (peer rules: only the final firing set)."""
+    own = {r.name for r in RULES.structural() if not r.peers}
+    found = [
+        (a["alert_id"], a["state"], a["sequence"], a["event_time"], a["value"])
+        for a in alerts
+        if a["rule"] in own
+    ]
+    # by event time: the worker publishes the end of input partition by partition
+    return sorted(found, key=lambda t: (t[3], t[0], t[2]))
+
+
+def test_streaming_and_offline_give_the_same_month_boundary_transitions(make_line, tmp_path):
+    policy = boundary_policy()
+    lines, contracts = _boundary_history(make_line)
+
+    feed = Feed(policy, partitions=2)
+    for c in contracts:
+        feed.control(feed.partition_of(c["provider_agb"]), contract_control(c))
+    for i, obj in enumerate(lines):
+        if i == 9:  # a wall-clock tick, when OTHER's detox already holds: not decided by it
+            feed.tick()
+        # one provider's lines keyed, the other's unkeyed (re-keyed by the worker)
+        feed.declarations(AGB if obj["provider_agb"] == AGB else None, orjson.dumps(obj))
+    for p in range(feed.partitions):  # a replay's final tick: the end of input
+        feed.control(p, tick_control(final=True))
+
+    declarations = tmp_path / "declarations.ndjson"
+    declarations.write_bytes(b"".join(orjson.dumps(o) + b"\n" for o in lines))
+    contract_file = tmp_path / "contracts.ndjson"
+    contract_file.write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in contracts))
+    alerts_out = tmp_path / "alerts.ndjson"
+    replay_offline([declarations], policy, contracts=contract_file, alerts_out=alerts_out)
+    offline = [orjson.loads(x) for x in alerts_out.read_bytes().splitlines()]
+
+    streaming = _own_state_transitions(feed.alerts)
+    assert streaming == _own_state_transitions(offline)
+    # ... and they are the month each problem appeared and went, not the end of input
+    assert streaming == [
+        (f"group_consult_staffing:{AGB}:2026", "firing", 1, "2026-02-02T10:00:00Z", 1.0),
+        (f"clinical_detox_high:{OTHER}:2026", "firing", 1, "2026-03-02T10:00:00Z", 1.0),
+        (f"group_consult_staffing:{AGB}:2026", "resolved", 2, "2026-04-01T00:00:00Z", 0.5),
+        (f"clinical_detox_high:{OTHER}:2026", "resolved", 2, "2026-05-04T10:00:00Z", 4 / 9),
+        # the end of input, at OTHER's watermark: 6 clinical of 12 detox lines
+        (f"clinical_detox_high:{OTHER}:2026", "firing", 3, "2026-05-11T10:00:00Z", 0.5),
+        (f"group_consult_staffing:{AGB}:2026", "firing", 3, "2026-05-20T10:00:00Z", 2 / 3),
+    ]
+    assert feed.engine.snapshot()["providers"] == offline_snapshot(tmp_path, policy, lines)
+
+
+def boundary_policy() -> Policy:
+    """The shipped policy with minimum counts small enough for a few lines."""
+    raw = tomllib.loads(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    raw["group_consult_staffing"].update(min_count=1, min_share=0.6)
+    raw["clinical_detox_high"].update(min_lines=4, threshold=0.5)
+    return parse_policy(raw)
+
+
+def offline_snapshot(tmp_path: Path, policy: Policy, lines: list[dict[str, Any]]) -> Any:
+    declarations = tmp_path / "again.ndjson"
+    declarations.write_bytes(b"".join(orjson.dumps(o) + b"\n" for o in lines))
+    _summary, engine = replay_offline(
+        [declarations], policy, contracts=tmp_path / "contracts.ndjson"
+    )
+    return engine.snapshot()["providers"]

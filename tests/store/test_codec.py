@@ -220,6 +220,11 @@ def test_ledgers_and_contracts_are_written_by_name_and_read_back():
     assert orjson.loads(raw)["ceiling_cents"] == 1_000_000
     assert codec.decode_contract(raw) == contract
     assert codec.decode_contract(orjson.loads(raw)) == contract  # as Faust restores it
+    targeted = Contract(AGB, 2026, 1_000_000, "Team", "Praktijk", "Noord", 4, 1.5, 0.3)
+    assert codec.decode_contract(codec.encode_contract(targeted)) == targeted
+    older = orjson.loads(raw)  # written before contracts had a digital_target
+    del older["digital_target"]
+    assert codec.decode_contract(older) == contract
 
 
 # -- a rebuilt state decides the same (retention included) --------------------------------

@@ -25,7 +25,7 @@ from streams.domain.alerts import Finding
 from streams.domain.indicators import YearState
 
 P = TypeVar("P")
-SEVERITIES = ("warning", "high", "critical")
+SEVERITIES = ("info", "warning", "high", "critical")  # lowest first
 # A finding and the context its message needs.
 Found = list[tuple[Finding, dict[str, Any]]]
 Message = Callable[[str, int, Finding, bool, dict[str, Any]], str]
@@ -128,6 +128,11 @@ class Tick(NamedTuple):
     year: int
     previous: YearState | None  # the provider's state of the year before, if any
     peer_mean: Fraction | None  # mean group share of the year's peers (group_share_low)
+    # The evaluation's event time (SPEC §8.1): the submitted_at of the line that crossed
+    # a month boundary, or at the end of input the provider's watermark.
+    at: float = 0.0
+    # The covered month M of ``year`` at ``at`` (months.covered_month), 0..12.
+    covered_month: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,9 +141,13 @@ class Rule(Generic[P]):
 
     ``params`` is the dataclass of the rule's policy section (section name = rule
     name; its defaults are that section of ``streams/policy.default.toml``).
-    ``kind``: a ``structural`` rule is evaluated on the tick by ``evaluate``; a
-    ``line`` rule (ceiling, zvt mismatch) after every accepted line, by the engine,
-    which calls its module directly. ``reads`` names the indicator it reads (a
+    ``kind``: a ``structural`` rule is evaluated by ``evaluate`` at each event-time
+    month boundary of a provider and at the end of input (SPEC §8.1); a ``line``
+    rule (ceiling, zvt mismatch) after every accepted line, by the engine, which
+    calls its module directly. ``peers``: the rule reads other providers' state
+    (through ``Tick.peer_mean``), so the streaming worker's wall-clock tick
+    evaluates it too; for such a rule only the set firing once all input is
+    processed is the same in streaming and offline. ``reads`` names the indicator it reads (a
     ``YearState`` field or tally). ``message`` makes the sentence of a transition
     from (who, year, finding, firing, context).
     """
@@ -150,10 +159,13 @@ class Rule(Generic[P]):
     message: Message
     evaluate: Callable[[YearState, Tick, P], Found] | None = None
     tallies: Sequence[Tally] = ()
+    peers: bool = False
 
     def __post_init__(self) -> None:
         if (self.kind == "structural") != (self.evaluate is not None):
             raise ValueError(f"rule {self.name}: a structural rule, and only one, has evaluate")
+        if self.peers and self.kind != "structural":
+            raise ValueError(f"rule {self.name}: only a structural rule reads its peers")
 
 
 # -- shared by rule modules ----------------------------------------------------------

@@ -71,4 +71,5 @@ RULE = Rule(
     reads="group_share",
     message=message,
     evaluate=evaluate,
+    peers=True,
 )

@@ -15,7 +15,13 @@ import yaml
 from streams.domain import schemas
 from streams.domain.engine import Engine
 from streams.domain.errors import PolicyError
-from streams.domain.policy import DEFAULT_POLICY_PATH, ENGINE_SECTIONS, load_policy, parse_policy
+from streams.domain.policy import (
+    DEFAULT_POLICY_PATH,
+    ENGINE_SECTIONS,
+    OPTIONAL_ENGINE_SECTIONS,
+    load_policy,
+    parse_policy,
+)
 from streams.domain.rules import RULES, rule
 from streams.domain.rules.base import Rule
 from tests.domain.rules.rule_helpers import (
@@ -85,7 +91,7 @@ def test_every_policy_file_loads_and_names_only_known_sections(name, tmp_path):
     text = POLICY_FILES[name]()
     sections = set(tomllib.loads(text))
     assert sections <= {*RULES.names(), *ENGINE_SECTIONS}
-    assert set(ENGINE_SECTIONS) <= sections
+    assert set(ENGINE_SECTIONS) - set(OPTIONAL_ENGINE_SECTIONS) <= sections
     path = tmp_path / "policy.toml"
     path.write_text(text, encoding="utf-8")
     assert load_policy(path).source == str(path)
@@ -168,9 +174,28 @@ def test_every_rule_fires_and_resolves_once_with_valid_alert_events(policy, line
 
 
 def test_tick_alerts_carry_the_providers_latest_event_time(eng, line, send):
-    send(eng, *detox(line, 20, 0), line(submitted_at="2026-08-08T08:00:00+02:00", activity="other"))
+    # the lines are of March 2026: the last one is in the same month (no month boundary)
+    send(eng, *detox(line, 20, 0), line(submitted_at="2026-03-28T08:00:00+01:00", activity="other"))
     (event,) = published(eng.tick())
-    assert event["event_time"] == "2026-08-08T06:00:00Z"
+    assert event["event_time"] == "2026-03-28T07:00:00Z"
+
+
+def test_a_line_in_a_later_month_evaluates_the_state_before_it_at_its_time(eng, line, send):
+    """SPEC §8.1: the line that moves the watermark into August is not yet counted
+    (an ambulant detox line would bring the clinical share to 20/21, still firing;
+    20 clinical of 40 is exactly the threshold, so a counted line could not decide)."""
+    fx = send(
+        eng,
+        *detox(line, 20, 0),
+        line(submitted_at="2026-08-08T08:00:00+02:00", activity="other", detox="ambulant"),
+    )
+    (event,) = published(fx)
+    assert (event["alert_id"], event["event_time"]) == (
+        "clinical_detox_high:12345678:2026",
+        "2026-08-08T06:00:00Z",
+    )
+    assert event["value"] == 1.0  # 20 of 20: the August line is not in it
+    assert eng.tick().alerts == []  # the end of input has nothing new to say
 
 
 def test_tick_of_some_providers_leaves_the_others_alone(eng, line, send):
