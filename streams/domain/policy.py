@@ -11,8 +11,9 @@ operator's existing file; the defaults file itself must name every rule.
 
 Each rule of the registry (streams/domain/rules/) has a section named after it,
 read into the dataclass its module declares (``Rule.params``): its fields say how
-each key is read and checked, so a new rule needs nothing here. ``[tick]`` and
-``[retention]`` belong to the engine.
+each key is read and checked, so a new rule needs nothing here. ``[tick]``,
+``[retention]`` and ``[messages]`` belong to the engine; ``[messages]`` (the language
+of alert messages) is optional like a rule section: left out, the shipped default holds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from streams.domain.alerts import LANGUAGES, Language
 from streams.domain.errors import PolicyError
 from streams.domain.rules import RULES, Rule
 from streams.domain.rules.adhd_growth import AdhdPolicy
@@ -45,7 +47,8 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-ENGINE_SECTIONS = ("tick", "retention")
+ENGINE_SECTIONS = ("tick", "retention", "messages")
+OPTIONAL_SECTIONS = ("messages",)  # engine sections an operator's file may leave out
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.default.toml"
 
@@ -67,6 +70,8 @@ class Policy:
     source: str = "defaults"
     # rule sections the file left out, read from the shipped defaults
     defaulted: tuple[str, ...] = ()
+    # the language of alert messages and ``claimwatch explain`` ([messages])
+    language: Language = "nl"
 
     def of(self, rule: Rule[P]) -> P:
         """The section of ``rule``, typed as its module declares it."""
@@ -126,6 +131,7 @@ def parse_policy(
     if defaults is None:
         defaults = _shipped()
     missing = [rule.name for rule in RULES if rule.name not in raw and rule.name in defaults]
+    missing += [name for name in OPTIONAL_SECTIONS if name not in raw and name in defaults]
     r = _Reader({**raw, **{name: defaults[name] for name in missing}}, source)
     rules = {rule.name: r.rule_section(rule) for rule in RULES}
 
@@ -136,9 +142,20 @@ def parse_policy(
     rt = r.section("retention")
     retention = RetentionPolicy(r.integer(rt, "line_index_years", 1, 100))
     r.done(rt, "retention")
+
+    ms = r.section("messages")
+    language = _take_language(r, ms)
+    r.done(ms, "messages")
     r.done(raw, None)
 
-    return Policy(rules, tick_seconds, retention, source, tuple(missing))
+    return Policy(rules, tick_seconds, retention, source, tuple(missing), language)
+
+
+def _take_language(r: _Reader, table: dict[str, Any]) -> Language:
+    value = r._take(table, "language")
+    if value not in LANGUAGES:
+        r.fail("messages.language", f"must be one of {', '.join(LANGUAGES)}; not {value!r}")
+    return value  # type: ignore[no-any-return]
 
 
 def _shipped() -> dict[str, Any]:

@@ -21,14 +21,15 @@ from fractions import Fraction
 from functools import cache
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language
 from streams.domain.indicators import YearState
 
 P = TypeVar("P")
 SEVERITIES = ("warning", "high", "critical")
-# A finding and the context its message needs.
+# A finding and its context: what its message and its explanation need
+# (``numerator``/``denominator`` of the value and more, see streams/domain/explain.py).
 Found = list[tuple[Finding, dict[str, Any]]]
-Message = Callable[[str, int, Finding, bool, dict[str, Any]], str]
+Message = Callable[[str, int, Finding, bool, dict[str, Any], Language], str]
 
 
 # -- the parameters of a policy section ----------------------------------------------
@@ -140,7 +141,8 @@ class Rule(Generic[P]):
     ``line`` rule (ceiling, zvt mismatch) after every accepted line, by the engine,
     which calls its module directly. ``reads`` names the indicator it reads (a
     ``YearState`` field or tally). ``message`` makes the sentence of a transition
-    from (who, year, finding, firing, context).
+    from (who, year, finding, firing, context, language), in the language the
+    policy's ``[messages]`` section names (``alerts.pct``/``euros`` format figures).
     """
 
     name: str
@@ -190,9 +192,3 @@ def ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
-def pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.1f}%"
-
-
-def euros(cents: int) -> str:
-    return f"EUR {cents / 100:,.0f}"
