@@ -7,7 +7,7 @@ finding into a transition only when the state changes, so evaluating the same st
 twice (a redelivery, a second tick) never publishes anything twice. Each transition
 gets the next ``sequence`` number of its alert id.
 
-The wording helpers at the end (``euros``, ``pct``, ``who``) format what rule
+The wording helpers at the end (``euros``, ``number``, ``pct``, ``who``) format what rule
 messages and ``claimwatch explain`` show purchasers, in Dutch (the default) or
 English (policy ``[messages] language``).
 """
@@ -148,6 +148,11 @@ def euros(cents: int, language: Language = "nl") -> str:
     if language == "nl":
         return f"€ {sign}{digits.replace(',', '.')}"
     return f"{sign}€{digits}"
+
+
+def number(n: int, language: Language = "nl") -> str:
+    """A count with thousands grouped: ``1.234`` (nl), ``1,234`` (en)."""
+    return f"{n:,}".replace(",", ".") if language == "nl" else f"{n:,}"
 
 
 def pct(x: float | None, language: Language = "nl") -> str:

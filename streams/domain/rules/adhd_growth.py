@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from streams.domain.alerts import Finding, Language, pct
+from streams.domain.alerts import Finding, Language, number, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import (
     Found,
@@ -68,7 +68,7 @@ def message(
     who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
 ) -> str:
     q = (f.detail or "Q?").removeprefix("Q")
-    clients, base = ctx.get("numerator", 0), ctx.get("denominator", 0)
+    clients, base = (number(ctx.get(k, 0), language) for k in ("numerator", "denominator"))
     value, threshold = pct(f.value, language), pct(f.threshold, language)
     if language == "nl":
         if firing:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.domain.alerts import Finding, Language, pct
+from streams.domain.alerts import Finding, Language, number, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import (
     Found,
@@ -43,7 +43,7 @@ def evaluate(ys: YearState, tick: Tick, dx: DetoxPolicy) -> Found:
 def message(
     who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
 ) -> str:
-    n, total = ctx.get("numerator", 0), ctx.get("denominator", 0)
+    n, total = (number(ctx.get(k, 0), language) for k in ("numerator", "denominator"))
     value, threshold = pct(f.value, language), pct(f.threshold, language)
     if language == "nl":
         if firing:

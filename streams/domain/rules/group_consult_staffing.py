@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.domain.alerts import Finding, Language, pct
+from streams.domain.alerts import Finding, Language, number, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import (
     Found,
@@ -44,7 +44,7 @@ def evaluate(ys: YearState, tick: Tick, st: StaffingPolicy) -> Found:
 def message(
     who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
 ) -> str:
-    n, value = ctx.get("numerator", 0), pct(f.value, language)
+    n, value = number(ctx.get("numerator", 0), language), pct(f.value, language)
     if language == "nl":
         if firing:
             return (

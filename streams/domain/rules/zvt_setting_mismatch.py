@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.domain.alerts import Finding, Language
+from streams.domain.alerts import Finding, Language, number
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import Rule, integer, integer_set, severity
 
@@ -48,10 +48,11 @@ def context(ys: YearState) -> dict[str, Any]:
 def message(
     who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
 ) -> str:
-    n = ctx.get("numerator", 0)
+    count = ctx.get("numerator", 0)
+    n = number(count, language)
     if language == "nl":
         if firing:
-            regels = "declaratieregel" if n == 1 else "declaratieregels"
+            regels = "declaratieregel" if count == 1 else "declaratieregels"
             return (
                 f"{who} declareerde in {y} zorg voor zorgvraagtype 1 of 2 in een klinische of "
                 f"hoogspecialistische setting ({n} {regels}); die wordt vanaf 2026 niet meer vergoed."
