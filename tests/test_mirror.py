@@ -31,6 +31,8 @@ ALLOWED: dict[str, str] = {
     "local/cluster.py": "the local worker cluster, a test bed; exercised by "
     "tests/pipeline/test_faults.py and tests/e2e",
     "replay/files.py": "archive file reading; tested through tests/replay/test_offline.py",
+    "replay/explain.py": "same name as tests/domain/test_explain.py; "
+    "tested in tests/replay/test_explain_offline.py",
     "replay/producer.py": "same name as tests/kafka/test_producer.py; "
     "tested in tests/replay/test_producer_online.py",
     # The generator's parts, tested as one generator: test_generate.py (format, realism,

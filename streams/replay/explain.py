@@ -98,7 +98,10 @@ _TEXT = {
     "breakdown": ("Uitsplitsing (top 5 per kenmerk)", "Breakdown (top 5 per dimension)"),
     "breakdown_row": ("{by} {key}: {cents} in {lines} regels", "{by} {key}: {cents} in {lines} lines"),
     "no_key": ("(geen)", "(none)"),
-    "monthly": ("Declaratieregels {year} per servicemaand", "Declaration lines {year} by service month"),
+    "monthly": (
+        "Declaratieregels {year} per servicemaand (tot het eind van de invoer)",
+        "Declaration lines {year} by service month (to the end of the input)",
+    ),
     "monthly_head": (
         ("maand", "regels", "gecred.", "gedeclareerd", "gecrediteerd", "netto", "cumulatief"),
         ("month", "lines", "credited", "declared", "credited", "net", "cumulative"),
