@@ -163,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "explain",
         help="replay offline and show why one alert fired: computation, breakdown, its lines",
     )
-    exp.add_argument("alert_id", metavar="ALERT_ID", help="e.g. ceiling_utilisation:12345678:2026:70")
+    exp.add_argument(
+        "alert_id", metavar="ALERT_ID", help="e.g. ceiling_utilisation:12345678:2026:70"
+    )
     exp.add_argument("files", nargs="+", metavar="FILE", help="NDJSON archives (.gz allowed)")
     exp.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON)")
 

@@ -155,7 +155,7 @@ def _take_language(r: _Reader, table: dict[str, Any]) -> Language:
     value = r._take(table, "language")
     if value not in LANGUAGES:
         r.fail("messages.language", f"must be one of {', '.join(LANGUAGES)}; not {value!r}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _shipped() -> dict[str, Any]:

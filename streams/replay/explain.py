@@ -45,13 +45,34 @@ COUNTED = frozenset({"zvt_setting_mismatch"})  # value and threshold are counts,
 ACTIVITIES = {"nl": {"consult": "consult", "stay": "verblijf", "other": "overig"}, "en": {}}
 
 MONTHS = {
-    "nl": (
-        "januari februari maart april mei juni juli augustus september oktober november "
-        "december"
-    ).split(),
-    "en": (
-        "January February March April May June July August September October November December"
-    ).split(),
+    "nl": [
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ],
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
 }
 
 # What numerator and denominator count, per rule: (Dutch, English) each.
@@ -86,7 +107,10 @@ _TEXT = {
     "policy": ("beleid [{rule}]: {params}", "policy [{rule}]: {params}"),
     "numerator": ("teller ({what}): {n}", "numerator ({what}): {n}"),
     "denominator": ("noemer ({what}): {n}", "denominator ({what}): {n}"),
-    "cause": ("oorzaak: {cause} (contractversie {version})", "cause: {cause} (contract version {version})"),
+    "cause": (
+        "oorzaak: {cause} (contractversie {version})",
+        "cause: {cause} (contract version {version})",
+    ),
     "declarations": ("declaraties", "declarations"),
     "contract_change": ("contractwijziging", "contract change"),
     "pace": (
@@ -96,7 +120,10 @@ _TEXT = {
         "projected {projected} against ceiling {ceiling}",
     ),
     "breakdown": ("Uitsplitsing (top 5 per kenmerk)", "Breakdown (top 5 per dimension)"),
-    "breakdown_row": ("{by} {key}: {cents} in {lines} regels", "{by} {key}: {cents} in {lines} lines"),
+    "breakdown_row": (
+        "{by} {key}: {cents} in {lines} regels",
+        "{by} {key}: {cents} in {lines} lines",
+    ),
     "no_key": ("(geen)", "(none)"),
     "monthly": (
         "Declaratieregels {year} per servicemaand (tot het eind van de invoer)",
@@ -198,7 +225,9 @@ def explain_alert(
 def _unknown(alert_id: str, language: Language) -> str:
     shown = mask_text(alert_id[:120])
     if language == "nl":
-        return f"explain: geen alert {shown!r} in deze replay (vorm: <regel>:<agb>:<jaar>[:<detail>])"
+        return (
+            f"explain: geen alert {shown!r} in deze replay (vorm: <regel>:<agb>:<jaar>[:<detail>])"
+        )
     return f"explain: no alert {shown!r} in this replay (form: <rule>:<agb>:<year>[:<detail>])"
 
 
@@ -212,9 +241,7 @@ def _read_lines(
 ) -> _Lines:
     """The second pass: the provider's accepted lines of ``year``."""
     decoder = Decoder(policy)
-    state = ProviderState(
-        provider, keep_years=policy.retention.line_index_years, hashed=False
-    )
+    state = ProviderState(provider, keep_years=policy.retention.line_index_years, hashed=False)
     found = _Lines()
     needle = provider.encode()
     done = offset
@@ -276,8 +303,8 @@ class _Report:
         self.language = language
         self.out: list[str] = []
 
-    def t(self, key: str, **kw: Any) -> str:
-        return str(_t(key, self.language)).format(**kw)
+    def t(self, text: str, **kw: Any) -> str:
+        return str(_t(text, self.language)).format(**kw)
 
     def add(self, text: str = "") -> None:
         self.out.append(text)
@@ -337,7 +364,9 @@ class _Report:
             for row in breakdown:
                 key = self.t("no_key") if row["key"] is None else mask_text(str(row["key"]))
                 cents, n = euros(row["cents"], lang), number(row["lines"], lang)
-                self.add("  " + self.t("breakdown_row", by=row["by"], key=key, cents=cents, lines=n))
+                self.add(
+                    "  " + self.t("breakdown_row", by=row["by"], key=key, cents=cents, lines=n)
+                )
 
     def _pace(self, pace: dict[str, Any]) -> str:
         lang = self.language
@@ -375,7 +404,9 @@ class _Report:
         )
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         for r in rows:
-            cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+            cells = [r[0].ljust(widths[0])] + [
+                c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
+            ]
             self.add("  " + "  ".join(cells))
 
     def _month_row(self, label: str, mo: _Month, net: int, cumulative: int) -> tuple[str, ...]:

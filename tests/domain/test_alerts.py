@@ -269,7 +269,11 @@ def test_percentages_have_a_decimal_comma_and_drop_a_zero_decimal(share, nl, en)
 
 
 def test_counts_group_thousands():
-    assert (number(1_234_567), number(1_234_567, "en"), number(12)) == ("1.234.567", "1,234,567", "12")
+    assert (number(1_234_567), number(1_234_567, "en"), number(12)) == (
+        "1.234.567",
+        "1,234,567",
+        "12",
+    )
 
 
 def test_a_provider_is_named_by_contract_name_and_agb_code():

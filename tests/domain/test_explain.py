@@ -155,8 +155,9 @@ def test_structural_rules_explain_their_value(policy_with, feed, make_line):
     assert events["group_consult_staffing"]["explain"] == {"numerator": 3, "denominator": 4}
     assert events["clinical_detox_high"]["explain"] == {"numerator": 1, "denominator": 2}
     assert events["digital_share_low"]["explain"] == {"numerator": 0, "denominator": 8}
-    assert "3 groepsconsulten met 4 of meer behandelaars (75% van de groepsconsulten)" in (
-        events["group_consult_staffing"]["message"]
+    assert (
+        "3 groepsconsulten met 4 of meer behandelaars (75% van de groepsconsulten)"
+        in (events["group_consult_staffing"]["message"])
     )
 
 

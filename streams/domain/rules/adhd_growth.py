@@ -81,6 +81,7 @@ def message(
         return f"{who} treated {clients} ADHD clients in {y}-Q{q}, {value} more than in the same quarter a year earlier ({base})."
     return f"{who}'s ADHD client growth in {y}-Q{q} is back below {threshold} ({value})."
 
+
 RULE = Rule(
     name="adhd_growth",
     kind="structural",

@@ -190,5 +190,3 @@ def holds(
 
 def ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
-
-

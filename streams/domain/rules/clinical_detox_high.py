@@ -56,6 +56,7 @@ def message(
         return f"{who} delivered {value} of its {y} detoxification clinically ({n} of {total} detox lines); ambulant detox is expected where possible."
     return f"{who}'s {y} clinical detoxification share is back below {threshold} ({value})."
 
+
 RULE = Rule(
     name="clinical_detox_high",
     kind="structural",

@@ -48,6 +48,7 @@ def message(
         return f"{who} delivered {value} of its {y} consults digitally (label S01), under the {threshold} target."
     return f"{who}'s {y} digital consult share reached {value}, meeting the {threshold} target."
 
+
 RULE = Rule(
     name="digital_share_low",
     kind="structural",

@@ -57,6 +57,7 @@ def message(
         return f"{who} declared {n} group consults in {y} with 4 or more practitioners ({value} of its group consults); at most 2 are expected."
     return f"{who}'s {y} group consults with 4 or more practitioners are back within bounds ({n}, {value})."
 
+
 RULE = Rule(
     name="group_consult_staffing",
     kind="structural",

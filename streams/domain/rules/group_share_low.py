@@ -80,6 +80,7 @@ def message(
         return f"{who} declared {value} of its {y} consults as group consults, under {factor} of the peer average of {mean}."
     return f"{who}'s {y} group-consult share ({value}) is no longer far below the peer average of {mean}."
 
+
 RULE = Rule(
     name="group_share_low",
     kind="structural",

@@ -62,6 +62,7 @@ def message(
         return f"{who} declared care for zorgvraagtype 1 or 2 in a clinical or high-specialist setting in {y} ({n} lines), which is not reimbursed from 2026."
     return f"{who}'s {y} declarations of zorgvraagtype 1 or 2 in a clinical or high-specialist setting have all been credited."
 
+
 RULE = Rule(
     name="zvt_setting_mismatch",
     kind="line",
