@@ -159,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="policy TOML file whose thresholds the anomalies are planted past",
     )
 
+    exp = sub.add_parser(
+        "explain",
+        help="replay offline and show why one alert fired: computation, breakdown, its lines",
+    )
+    exp.add_argument(
+        "alert_id", metavar="ALERT_ID", help="e.g. ceiling_utilisation:12345678:2026:70"
+    )
+    exp.add_argument("files", nargs="+", metavar="FILE", help="NDJSON archives (.gz allowed)")
+    exp.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON)")
+
     val = sub.add_parser("validate", help="check files against the schemas")
     val.add_argument("files", nargs="+", metavar="FILE")
     val.add_argument("--kind", choices=("auto", "declaration", "contract"), default="auto")
@@ -233,6 +243,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from streams.replay.explain import explain_alert
+
+    policy = _policy(args)
+    bar, update = _progress_bar(sys.stderr.isatty())
+    if bar is not None:
+        bar.start()
+    try:
+        report = explain_alert(
+            args.alert_id, args.files, policy, contracts=args.contracts, progress=update
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    sys.stdout.write(report)
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from streams.synth.generate import GenerateOptions, generate
 
@@ -279,6 +307,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay,
     "generate": cmd_generate,
     "validate": cmd_validate,
+    "explain": cmd_explain,
 }
 
 

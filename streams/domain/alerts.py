@@ -6,12 +6,17 @@ An alert is identified by ``<rule>:<agb>:<year>[:<detail>]``. Rules
 finding into a transition only when the state changes, so evaluating the same state
 twice (a redelivery, a second tick) never publishes anything twice. Each transition
 gets the next ``sequence`` number of its alert id.
+
+The wording helpers at the end (``euros``, ``number``, ``pct``, ``who``) format what rule
+messages and ``claimwatch explain`` show purchasers, in Dutch (the default) or
+English (policy ``[messages] language``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from fractions import Fraction
+from typing import Any, Literal, NamedTuple
 
 from streams.domain.contracts import Contract
 from streams.domain.model import format_time
@@ -91,9 +96,11 @@ def build_event(
     detected_at: float,
     replay: bool,
     message: str,
+    explain: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The alert event for one transition; ``message`` is its rule's sentence
-    (``rules.message``).
+    (``rules.message``), ``explain`` the figures behind it (``explain.build``,
+    SPEC §8.3), left out when there are none.
 
     Provider name, purchaser and region come from the contract of the provider-year
     (the insurer's own data), and are null without one, as the alert schema allows.
@@ -120,6 +127,47 @@ def build_event(
         "message": message,
         "sequence": state.sequence,
     }
+    if explain:
+        event["explain"] = explain
     if replay:
         event["replay"] = True
     return event
+
+
+# -- wording ----------------------------------------------------------------------------
+
+Language = Literal["nl", "en"]
+LANGUAGES: tuple[Language, ...] = ("nl", "en")
+
+
+def euros(cents: int, language: Language = "nl") -> str:
+    """Whole euros, rounded half to even: ``€ 1.234.567`` (nl), ``€1,234,567`` (en)."""
+    whole = round(Fraction(cents, 100))
+    digits = f"{abs(whole):,}"
+    sign = "-" if whole < 0 else ""
+    if language == "nl":
+        return f"€ {sign}{digits.replace(',', '.')}"
+    return f"{sign}€{digits}"
+
+
+def number(n: int, language: Language = "nl") -> str:
+    """A count with thousands grouped: ``1.234`` (nl), ``1,234`` (en)."""
+    return f"{n:,}".replace(",", ".") if language == "nl" else f"{n:,}"
+
+
+def pct(x: float | None, language: Language = "nl") -> str:
+    """A share as a percentage with one decimal, a whole one without: ``72,5%``,
+    ``70%`` (nl), ``72.5%`` (en); ``n.v.t.``/``n/a`` when undefined."""
+    if x is None:
+        return "n.v.t." if language == "nl" else "n/a"
+    text = f"{x * 100:.1f}".removesuffix(".0")
+    if text == "-0":
+        text = "0"
+    return f"{text.replace('.', ',') if language == 'nl' else text}%"
+
+
+def who(provider: str, name: str | None, language: Language = "nl") -> str:
+    """The provider as a message names it: by contract name and AGB code."""
+    if language == "nl":
+        return f"{name} (AGB-code {provider})" if name else f"Zorgaanbieder met AGB-code {provider}"
+    return f"{name} ({provider})" if name else f"Provider {provider}"

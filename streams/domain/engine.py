@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from streams.domain import rules
+from streams.domain import explain, rules
 from streams.domain.acceptance import (
     DeadLetter,
     Decoder,
@@ -358,7 +358,7 @@ class Engine:
             self._check_ceiling(st, year, line.event_time, fx)
         if flags & MISMATCH:
             finding = zvt_setting_mismatch.finding(ys, self._mismatch, year)
-            self._observe(st, finding, line.event_time, fx, {})
+            self._observe(st, finding, line.event_time, fx, zvt_setting_mismatch.context(ys))
 
     def _reject(self, owner: str | None, fx: Effects, letter: DeadLetter) -> None:
         fx.dead_letters.append(letter)
@@ -376,11 +376,18 @@ class Engine:
             return fx
         st = self.providers.get(contract.provider)
         if st is not None and contract.year in st.years:
-            self._check_ceiling(st, contract.year, contract.updated_at, fx)
+            self._check_ceiling(st, contract.year, contract.updated_at, fx, "contract_change")
         return fx
 
     # -- rules --------------------------------------------------------------
-    def _check_ceiling(self, st: ProviderState, year: int, event_time: float, fx: Effects) -> None:
+    def _check_ceiling(
+        self,
+        st: ProviderState,
+        year: int,
+        event_time: float,
+        fx: Effects,
+        cause: ceiling_utilisation.Cause = "declarations",
+    ) -> None:
         """The ceiling rule for one provider-year, then the band it can rest in.
 
         Called when a line moved ``net_cents`` out of its year's band, or the
@@ -389,7 +396,7 @@ class Engine:
         ys = st.years[year]
         contract = self._contract((st.provider, year))
         if contract is not None:
-            ctx = {"net_cents": ys.net_cents, "ceiling_cents": contract.ceiling_cents}
+            ctx = ceiling_utilisation.context(ys, contract, cause)
             for finding in ceiling_utilisation.findings(ys, contract, self._ceiling, year):
                 self._observe(st, finding, event_time, fx, ctx)
         ys.band_low, ys.band_high = self._band(st, year, contract)
@@ -446,7 +453,10 @@ class Engine:
                 event_time=event_time,
                 detected_at=self.clock(),
                 replay=self.replay,
-                message=rules.message(finding, new.firing, st.provider, name, ctx),
+                message=rules.message(
+                    finding, new.firing, st.provider, name, ctx, self.policy.language
+                ),
+                explain=explain.build(ctx),
             )
         )
 

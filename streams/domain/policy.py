@@ -12,8 +12,9 @@ operator's existing file; the defaults file itself must name every rule.
 Each rule of the registry (streams/domain/rules/) has a section named after it,
 read into the dataclass its module declares (``Rule.params``): its fields say how
 each key is read and checked, so a new rule needs nothing here. ``[tick]``,
-``[retention]`` and ``[months]`` belong to the engine; ``[months]`` is optional in an
-operator's file as a rule section is (added in a release: the shipped default applies).
+``[retention]``, ``[months]`` and ``[messages]`` belong to the engine; ``[months]`` and
+``[messages]`` (the language of alert messages) are optional in an operator's file as a
+rule section is (added in a release: the shipped default applies).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from streams.domain.alerts import LANGUAGES, Language
 from streams.domain.errors import PolicyError
 from streams.domain.rules import RULES, Rule
 from streams.domain.rules.adhd_growth import AdhdPolicy
@@ -47,9 +49,9 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-ENGINE_SECTIONS = ("tick", "retention", "months")
+ENGINE_SECTIONS = ("tick", "retention", "months", "messages")
 # Engine sections an operator's file may leave out: the shipped defaults apply.
-OPTIONAL_ENGINE_SECTIONS = ("months",)
+OPTIONAL_ENGINE_SECTIONS = ("months", "messages")
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.default.toml"
 
@@ -79,6 +81,8 @@ class Policy:
     # rule (and optional engine) sections the file left out, read from the shipped defaults
     defaulted: tuple[str, ...] = ()
     months: MonthsPolicy = MonthsPolicy(30)
+    # the language of alert messages and ``claimwatch explain`` ([messages])
+    language: Language = "nl"
 
     def of(self, rule: Rule[P]) -> P:
         """The section of ``rule``, typed as its module declares it."""
@@ -154,9 +158,20 @@ def parse_policy(
     mo = r.section("months")
     months = MonthsPolicy(r.integer(mo, "lag_days", 0, 366))
     r.done(mo, "months")
+
+    ms = r.section("messages")
+    language = _take_language(r, ms)
+    r.done(ms, "messages")
     r.done(raw, None)
 
-    return Policy(rules, tick_seconds, retention, source, tuple(missing), months)
+    return Policy(rules, tick_seconds, retention, source, tuple(missing), months, language)
+
+
+def _take_language(r: _Reader, table: dict[str, Any]) -> Language:
+    value = r._take(table, "language")
+    if value not in LANGUAGES:
+        r.fail("messages.language", f"must be one of {', '.join(LANGUAGES)}; not {value!r}")
+    return value
 
 
 def _shipped() -> dict[str, Any]:

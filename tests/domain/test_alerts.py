@@ -16,9 +16,20 @@ import fastjsonschema
 import pytest
 
 from streams.domain import schemas
-from streams.domain.alerts import AlertBook, AlertState, Finding, alert_id, build_event
+from streams.domain.alerts import (
+    AlertBook,
+    AlertState,
+    Finding,
+    alert_id,
+    build_event,
+    euros,
+    number,
+    pct,
+    who,
+)
 from streams.domain.contracts import Contract
 from streams.domain.model import parse_time
+from streams.domain.rules import RULES, message
 from tests.conftest import AGB
 
 AID = f"ceiling_utilisation:{AGB}:2026:70"
@@ -140,7 +151,11 @@ DETECTED = parse_time("2026-06-01T00:00:00Z")
 
 
 def event(
-    state: AlertState, contract: Contract | None, replay: bool = False, f: Finding = FIRE
+    state: AlertState,
+    contract: Contract | None,
+    replay: bool = False,
+    f: Finding = FIRE,
+    explain: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return build_event(
         finding=f,
@@ -151,6 +166,7 @@ def event(
         detected_at=DETECTED,
         replay=replay,
         message="Het plafond is voor 70% benut.",
+        explain=explain,
     )
 
 
@@ -202,3 +218,88 @@ def test_an_event_with_a_field_the_schema_does_not_name_would_be_refused():
     # the schema is closed (additionalProperties: false): the checks above can fail
     with pytest.raises(fastjsonschema.JsonSchemaValueException):
         VALIDATE({**event(AlertState(True, 1, "warning", 0.75), CONTRACT), "client_ref": "x"})
+
+
+def test_the_explain_object_is_carried_and_valid_and_absent_when_there_is_none():
+    why = {
+        "cause": "contract_change",
+        "contract_version": 2,
+        "numerator": 750_000,
+        "denominator": 1_000_000,
+    }
+    got = event(AlertState(True, 1, "warning", 0.75), CONTRACT, explain=why)
+    VALIDATE(got)
+    assert got["explain"] == why
+    assert "explain" not in event(AlertState(True, 1, "warning", 0.75), CONTRACT)
+
+
+def test_the_schema_refuses_an_unknown_cause_and_allows_the_info_severity():
+    got = event(AlertState(True, 1, "info", 0.75), CONTRACT, explain={"cause": "weather"})
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        VALIDATE(got)
+    VALIDATE({**got, "explain": {"cause": "declarations"}})
+
+
+# -- wording ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cents", "nl", "en"),
+    [
+        (123_456_789, "€ 1.234.568", "€1,234,568"),
+        (100_000, "€ 1.000", "€1,000"),
+        (99, "€ 1", "€1"),
+        (50, "€ 0", "€0"),  # half to even
+        (150, "€ 2", "€2"),
+        (0, "€ 0", "€0"),
+        (-250_000, "€ -2.500", "-€2,500"),
+    ],
+)
+def test_euros_are_whole_with_dutch_or_english_thousands(cents, nl, en):
+    assert (euros(cents), euros(cents, "en")) == (nl, en)
+
+
+@pytest.mark.parametrize(
+    ("share", "nl", "en"),
+    [(0.725, "72,5%", "72.5%"), (0.7, "70%", "70%"), (1 / 3, "33,3%", "33.3%"), (0.0, "0%", "0%")],
+)
+def test_percentages_have_a_decimal_comma_and_drop_a_zero_decimal(share, nl, en):
+    assert (pct(share), pct(share, "en")) == (nl, en)
+    assert (pct(None), pct(None, "en")) == ("n.v.t.", "n/a")
+
+
+def test_counts_group_thousands():
+    assert (number(1_234_567), number(1_234_567, "en"), number(12)) == (
+        "1.234.567",
+        "1,234,567",
+        "12",
+    )
+
+
+def test_a_provider_is_named_by_contract_name_and_agb_code():
+    assert who(AGB, "GGZ Voorbeeld") == f"GGZ Voorbeeld (AGB-code {AGB})"
+    assert who(AGB, None) == f"Zorgaanbieder met AGB-code {AGB}"
+    assert who(AGB, None, "en") == f"Provider {AGB}"
+
+
+@pytest.mark.parametrize("rule_name", RULES.names())
+@pytest.mark.parametrize("firing", [True, False])
+def test_every_rule_words_its_transitions_in_dutch_by_default_and_in_english(rule_name, firing):
+    f = Finding(rule_name, 2026, "Q2", firing, not firing, 0.125, 0.25, "warning")
+    ctx = {
+        "numerator": 7_654_321,
+        "denominator": 9_876_543,
+        "peer_mean": 0.3,
+        "factor": 0.5,
+        "cause": "declarations",
+        "contract_version": 1,
+    }
+    nl = message(f, firing, AGB, "GGZ Voorbeeld", ctx)
+    en = message(f, firing, AGB, "GGZ Voorbeeld", ctx, "en")
+    assert f"GGZ Voorbeeld (AGB-code {AGB})" in nl and "2026" in nl
+    if rule_name != "zvt_setting_mismatch":  # says lines, not a share
+        assert "12,5%" in nl and "12.5%" not in nl
+        assert "12.5%" in en and "12,5%" not in en
+    assert "7654321" not in nl and "7,654,321" not in nl  # counts and cents grouped, Dutch
+    for english in ("EUR", " of its ", "consults", "threshold", "n/a"):
+        assert english not in nl, (english, nl)

@@ -98,7 +98,21 @@ BROKEN = {
     ),
     "tick too fast": (("interval_seconds = 60", "interval_seconds = 0"), "tick.interval_seconds"),
     "nan": (("threshold = 0.5", "threshold = nan"), "clinical_detox_high.threshold"),
+    "unknown language": (('language = "nl"', 'language = "fr"'), "messages.language"),
 }
+
+
+def test_messages_are_dutch_unless_the_policy_says_english(tmp_path):
+    assert load_policy().language == "nl"
+    path = tmp_path / "policy.toml"
+    path.write_text(_edit(DEFAULTS, 'language = "nl"', 'language = "en"'), encoding="utf-8")
+    assert load_policy(path).language == "en"
+    start = DEFAULTS.index("[messages]")
+    end = DEFAULTS.find("\n[", start)
+    rest = DEFAULTS[end + 1 :] if end >= 0 else ""
+    path.write_text(DEFAULTS[:start] + rest, encoding="utf-8")  # an older file without it
+    older = load_policy(path)
+    assert older.language == "nl" and older.defaulted == ("messages",)
 
 
 @pytest.mark.parametrize("case", list(BROKEN))

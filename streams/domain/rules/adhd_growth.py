@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, number, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import (
     Found,
@@ -23,7 +23,6 @@ from streams.domain.rules.base import (
     exact,
     fraction,
     holds,
-    pct,
     severity,
 )
 
@@ -61,20 +60,26 @@ def evaluate(ys: YearState, tick: Tick, ad: AdhdPolicy) -> Found:
             ad.threshold,
             ad.severity,
         )
-        out.append((finding, {"clients": clients, "base": base}))
+        out.append((finding, {"numerator": clients, "denominator": base}))
     return out
 
 
-def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
-    q = f.detail
+def message(
+    who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
+) -> str:
+    q = (f.detail or "Q?").removeprefix("Q")
+    clients, base = (number(ctx.get(k, 0), language) for k in ("numerator", "denominator"))
+    value, threshold = pct(f.value, language), pct(f.threshold, language)
+    if language == "nl":
+        if firing:
+            return (
+                f"{who} behandelde in het {q}e kwartaal van {y} {clients} cliënten met ADHD, "
+                f"{value} meer dan in hetzelfde kwartaal een jaar eerder ({base})."
+            )
+        return f"De groei van het aantal cliënten met ADHD bij {who} in het {q}e kwartaal van {y} is weer onder {threshold} ({value})."
     if firing:
-        return (
-            f"{who} treated {ctx.get('clients', 0)} ADHD clients in {y}-{q}, {pct(f.value)} more than in the same quarter a year earlier "
-            f"({ctx.get('base', 0)}); ADHD is the provider's registered diagnosis group."
-        )
-    return (
-        f"{who}'s ADHD client growth in {y}-{q} is back below {pct(f.threshold)} ({pct(f.value)})."
-    )
+        return f"{who} treated {clients} ADHD clients in {y}-Q{q}, {value} more than in the same quarter a year earlier ({base})."
+    return f"{who}'s ADHD client growth in {y}-Q{q} is back below {threshold} ({value})."
 
 
 RULE = Rule(

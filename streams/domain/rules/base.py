@@ -21,14 +21,15 @@ from fractions import Fraction
 from functools import cache
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language
 from streams.domain.indicators import YearState
 
 P = TypeVar("P")
 SEVERITIES = ("info", "warning", "high", "critical")  # lowest first
-# A finding and the context its message needs.
+# A finding and its context: what its message and its explanation need
+# (``numerator``/``denominator`` of the value and more, see streams/domain/explain.py).
 Found = list[tuple[Finding, dict[str, Any]]]
-Message = Callable[[str, int, Finding, bool, dict[str, Any]], str]
+Message = Callable[[str, int, Finding, bool, dict[str, Any], Language], str]
 
 
 # -- the parameters of a policy section ----------------------------------------------
@@ -149,7 +150,8 @@ class Rule(Generic[P]):
     evaluates it too; for such a rule only the set firing once all input is
     processed is the same in streaming and offline. ``reads`` names the indicator it reads (a
     ``YearState`` field or tally). ``message`` makes the sentence of a transition
-    from (who, year, finding, firing, context).
+    from (who, year, finding, firing, context, language), in the language the
+    policy's ``[messages]`` section names (``alerts.pct``/``euros`` format figures).
     """
 
     name: str
@@ -200,11 +202,3 @@ def holds(
 
 def ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
-
-
-def pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.1f}%"
-
-
-def euros(cents: int) -> str:
-    return f"EUR {cents / 100:,.0f}"

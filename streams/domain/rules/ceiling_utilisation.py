@@ -4,16 +4,24 @@ A line rule: the engine evaluates it after every accepted line that moves a
 provider-year's ``net_cents`` out of the band in which no threshold changes state
 (``Engine._band``), and on every contract change. One alert per threshold, named by
 the threshold in whole percent; a firing one resolves below threshold − margin.
+
+Its explanation (SPEC §8.3) says whether the crossing came from declarations or from
+a contract change: with the provider's spending unchanged, a firing on a contract
+event can only be a lowered ceiling (or the first contract of a year that already
+had lines), and a resolve on one a raised ceiling.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, euros, pct
 from streams.domain.contracts import Contract
 from streams.domain.indicators import YearState
-from streams.domain.rules.base import ParamError, Rule, euros, fraction, fractions, pct, severities
+from streams.domain.rules.base import ParamError, Rule, fraction, fractions, severities
+
+Cause = Literal["declarations", "contract_change"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +64,65 @@ def findings(ys: YearState, contract: Contract, cp: CeilingPolicy, year: int) ->
     return out
 
 
-def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, object]) -> str:
-    used = f"{euros(ctx['net_cents'])} of {euros(ctx['ceiling_cents'])}"  # type: ignore[arg-type]
-    if firing:
-        return f"{who} has reached {pct(f.value)} of its {y} cost ceiling ({used}), passing the {pct(f.threshold)} threshold."
-    return f"{who} is back below the {pct(f.threshold)} threshold of its {y} cost ceiling at {pct(f.value)} ({used})."
+def context(ys: YearState, contract: Contract, cause: Cause) -> dict[str, Any]:
+    """What the message and the explanation of a transition need: the figures of the
+    utilisation, the contract version they were computed against, and whether a line
+    (``declarations``) or a contract event (``contract_change``) made it."""
+    return {
+        "numerator": ys.net_cents,
+        "denominator": contract.ceiling_cents,
+        "cause": cause,
+        "contract_version": contract.version,
+    }
+
+
+def _cause_nl(y: int, firing: bool, ctx: dict[str, Any]) -> str:
+    """What made the transition, as a Dutch phrase."""
+    if ctx.get("cause") != "contract_change":
+        return "" if firing else " na creditering"
+    version = ctx.get("contract_version")
+    if version == 1:
+        return f", nu het zorgkostenplafond {y} is vastgelegd (contractversie 1),"
+    change = "verlaging" if firing else "verhoging"
+    return f" na {change} van het zorgkostenplafond {y} (contractversie {version})"
+
+
+def _cause_en(y: int, firing: bool, ctx: dict[str, Any]) -> str:
+    if ctx.get("cause") != "contract_change":
+        return "" if firing else " after credits"
+    version = ctx.get("contract_version")
+    if version == 1:
+        return f" now that its {y} cost ceiling is set (contract version 1)"
+    change = "lowered" if firing else "raised"
+    return f" after its {y} cost ceiling was {change} (contract version {version})"
+
+
+def message(
+    who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
+) -> str:
+    net, ceiling = ctx["numerator"], ctx["denominator"]
+    value, threshold = pct(f.value, language), pct(f.threshold, language)
+    used = (
+        f"{euros(net, language)} van {euros(ceiling, language)}"
+        if language == "nl"
+        else f"{euros(net, language)} of {euros(ceiling, language)}"
+    )
+    lowered = ctx.get("cause") == "contract_change" and ctx.get("contract_version") != 1
+    if language == "nl":
+        cause = _cause_nl(y, firing, ctx)
+        if not firing:
+            return f"{who} zit{cause} weer onder de drempel van {threshold} van het zorgkostenplafond {y}: {value} benut ({used})."
+        if not cause:
+            return f"{who} heeft {value} van het zorgkostenplafond {y} benut ({used}) en is daarmee over de drempel van {threshold}."
+        same = ", terwijl de declaraties niet zijn gestegen" if lowered else ""
+        return f"{who} is{cause} over de drempel van {threshold}: {value} benut ({used}){same}."
+    cause = _cause_en(y, firing, ctx)
+    if not firing:
+        return f"{who} is back below the {threshold} threshold of its {y} cost ceiling{cause}: {value} used ({used})."
+    if not cause:
+        return f"{who} has used {value} of its {y} cost ceiling ({used}), passing the {threshold} threshold."
+    same = ", while its declarations did not grow" if lowered else ""
+    return f"{who} has passed the {threshold} threshold{cause}: {value} used ({used}){same}."
 
 
 RULE = Rule(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, number, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import (
     Found,
@@ -20,7 +20,6 @@ from streams.domain.rules.base import (
     count,
     fraction,
     holds,
-    pct,
     severity,
 )
 
@@ -38,13 +37,24 @@ def evaluate(ys: YearState, tick: Tick, dx: DetoxPolicy) -> Found:
     finding = holds(
         RULE.name, tick.year, None, high, ys.clinical_detox_share, dx.threshold, dx.severity
     )
-    return [(finding, {"detox_lines": detox_lines})]
+    return [(finding, {"numerator": ys.detox_clinical, "denominator": detox_lines})]
 
 
-def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
+def message(
+    who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
+) -> str:
+    n, total = (number(ctx.get(k, 0), language) for k in ("numerator", "denominator"))
+    value, threshold = pct(f.value, language), pct(f.threshold, language)
+    if language == "nl":
+        if firing:
+            return (
+                f"{who} detoxte in {y} {value} klinisch ({n} van {total} detoxregels); het beleid "
+                "verwacht ambulante detox waar dat kan."
+            )
+        return f"Het aandeel klinische detox {y} van {who} is weer onder {threshold} ({value})."
     if firing:
-        return f"{who} delivered {pct(f.value)} of its {y} detoxification clinically ({ctx.get('detox_lines', 0)} detox lines); ambulant detox is expected where possible."
-    return f"{who}'s {y} clinical detoxification share is back below {pct(f.threshold)} ({pct(f.value)})."
+        return f"{who} delivered {value} of its {y} detoxification clinically ({n} of {total} detox lines); ambulant detox is expected where possible."
+    return f"{who}'s {y} clinical detoxification share is back below {threshold} ({value})."
 
 
 RULE = Rule(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import (
     Found,
@@ -19,7 +19,6 @@ from streams.domain.rules.base import (
     count,
     fraction,
     holds,
-    pct,
     severity,
 )
 
@@ -34,13 +33,20 @@ class DigitalPolicy:
 def evaluate(ys: YearState, tick: Tick, dg: DigitalPolicy) -> Found:
     low = ys.consults >= dg.min_consults and below(ys.digital, ys.consults, dg.target)
     finding = holds(RULE.name, tick.year, None, low, ys.digital_share, dg.target, dg.severity)
-    return [(finding, {})]
+    return [(finding, {"numerator": ys.digital, "denominator": ys.consults})]
 
 
-def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
+def message(
+    who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
+) -> str:
+    value, threshold = pct(f.value, language), pct(f.threshold, language)
+    if language == "nl":
+        if firing:
+            return f"{who} leverde in {y} {value} van de consulten digitaal (label S01), onder de doelstelling van {threshold}."
+        return f"Het aandeel digitale consulten {y} van {who} is {value} en haalt daarmee de doelstelling van {threshold}."
     if firing:
-        return f"{who} delivered {pct(f.value)} of its {y} consults digitally (label S01), under the {pct(f.threshold)} target."
-    return f"{who}'s {y} digital consult share reached {pct(f.value)}, meeting the {pct(f.threshold)} target."
+        return f"{who} delivered {value} of its {y} consults digitally (label S01), under the {threshold} target."
+    return f"{who}'s {y} digital consult share reached {value}, meeting the {threshold} target."
 
 
 RULE = Rule(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, number, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import (
     Found,
@@ -20,7 +20,6 @@ from streams.domain.rules.base import (
     count,
     fraction,
     holds,
-    pct,
     severity,
 )
 
@@ -39,14 +38,24 @@ def evaluate(ys: YearState, tick: Tick, st: StaffingPolicy) -> Found:
     finding = holds(
         RULE.name, tick.year, None, staffed, ys.group_ge4_share, st.min_share, st.severity
     )
-    return [(finding, {"group_ge4": ys.group_ge4})]
+    return [(finding, {"numerator": ys.group_ge4, "denominator": ys.group_consults})]
 
 
-def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
-    n = ctx.get("group_ge4", 0)
+def message(
+    who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
+) -> str:
+    n, value = number(ctx.get("numerator", 0), language), pct(f.value, language)
+    if language == "nl":
+        if firing:
+            return (
+                f"{who} declareerde in {y} {n} groepsconsulten met 4 of meer behandelaars ({value} "
+                "van de groepsconsulten); het beleid verwacht hooguit 2 consultregistrerende "
+                "behandelaars per groepsconsult."
+            )
+        return f"De groepsconsulten {y} van {who} met 4 of meer behandelaars zijn weer binnen de norm ({n}, {value} van de groepsconsulten)."
     if firing:
-        return f"{who} declared {n} group consults in {y} with 4 or more practitioners ({pct(f.value)} of its group consults); at most 2 are expected."
-    return f"{who}'s {y} group consults with 4 or more practitioners are back within bounds ({n}, {pct(f.value)})."
+        return f"{who} declared {n} group consults in {y} with 4 or more practitioners ({value} of its group consults); at most 2 are expected."
+    return f"{who}'s {y} group consults with 4 or more practitioners are back within bounds ({n}, {value})."
 
 
 RULE = Rule(

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, pct
 from streams.domain.indicators import YearState
-from streams.domain.rules.base import Found, Rule, Tick, count, exact, fraction, pct, severity
+from streams.domain.rules.base import Found, Rule, Tick, count, exact, fraction, severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +54,31 @@ def evaluate(ys: YearState, tick: Tick, gs: GroupSharePolicy) -> Found:
     finding = Finding(
         RULE.name, tick.year, None, low, not low, ys.group_share, threshold, gs.severity
     )
-    return [(finding, {"peer_mean": float(mean) if mean is not None else None})]
+    ctx = {
+        "peer_mean": float(mean) if mean is not None else None,
+        "factor": gs.factor,
+        "numerator": ys.group_consults,
+        "denominator": ys.consults,
+    }
+    return [(finding, ctx)]
 
 
-def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
-    mean = pct(ctx.get("peer_mean"))
+def message(
+    who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
+) -> str:
+    mean, value = pct(ctx.get("peer_mean"), language), pct(f.value, language)
+    factor = pct(ctx.get("factor"), language)
+    if language == "nl":
+        if firing:
+            return (
+                f"{who} declareerde in {y} {value} van de consulten als groepsconsult; dat is minder "
+                f"dan {factor} van het gemiddelde bij vergelijkbare aanbieders ({mean}). Het beleid "
+                "vraagt om behandeling in groepen waar dat kan."
+            )
+        return f"Het aandeel groepsconsulten {y} van {who} ({value}) ligt niet langer ver onder het gemiddelde bij vergelijkbare aanbieders ({mean})."
     if firing:
-        return f"{who} declared {pct(f.value)} of its {y} consults as group consults, under half the peer average of {mean}."
-    return f"{who}'s {y} group-consult share ({pct(f.value)}) is no longer far below the peer average of {mean}."
+        return f"{who} declared {value} of its {y} consults as group consults, under {factor} of the peer average of {mean}."
+    return f"{who}'s {y} group-consult share ({value}) is no longer far below the peer average of {mean}."
 
 
 RULE = Rule(

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from streams.domain import indicators
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, who
 from streams.domain.model import FIRST_TALLY_BIT, LAST_TALLY_BIT
 from streams.domain.rules.base import Rule
 
@@ -129,9 +129,14 @@ unregister = RULES.unregister
 
 
 def message(
-    finding: Finding, firing: bool, provider: str, name: str | None, ctx: dict[str, Any]
+    finding: Finding,
+    firing: bool,
+    provider: str,
+    name: str | None,
+    ctx: dict[str, Any],
+    language: Language = "nl",
 ) -> str:
-    """One English sentence a purchaser understands, by the finding's rule. Never
-    contains a client reference."""
-    who = f"{name} ({provider})" if name else f"Provider {provider}"
-    return rule(finding.rule).message(who, finding.year, finding, firing, ctx)
+    """The sentence a purchaser reads, by the finding's rule, in Dutch (the
+    default) or English. Never contains a client reference."""
+    named = who(provider, name, language)
+    return rule(finding.rule).message(named, finding.year, finding, firing, ctx, language)

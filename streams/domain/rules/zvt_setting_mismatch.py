@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, number
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import Rule, integer, integer_set, severity
 
@@ -39,9 +39,27 @@ def finding(ys: YearState, mp: MismatchPolicy, year: int) -> Finding:
     )
 
 
-def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
+def context(ys: YearState) -> dict[str, Any]:
+    """What the explanation of a transition needs (SPEC §8.3): mismatching lines
+    against the lines of the provider-year."""
+    return {"numerator": ys.mismatch, "denominator": ys.lines, "lines": ys.mismatch}
+
+
+def message(
+    who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
+) -> str:
+    count = ctx.get("numerator", 0)
+    n = number(count, language)
+    if language == "nl":
+        if firing:
+            regels = "declaratieregel" if count == 1 else "declaratieregels"
+            return (
+                f"{who} declareerde in {y} zorg voor zorgvraagtype 1 of 2 in een klinische of "
+                f"hoogspecialistische setting ({n} {regels}); die wordt vanaf 2026 niet meer vergoed."
+            )
+        return f"Alle declaraties {y} van {who} voor zorgvraagtype 1 of 2 in een klinische of hoogspecialistische setting zijn gecrediteerd."
     if firing:
-        return f"{who} declared care for zorgvraagtype 1 or 2 in a clinical or high-specialist setting in {y}, which is not reimbursed from 2026."
+        return f"{who} declared care for zorgvraagtype 1 or 2 in a clinical or high-specialist setting in {y} ({n} lines), which is not reimbursed from 2026."
     return f"{who}'s {y} declarations of zorgvraagtype 1 or 2 in a clinical or high-specialist setting have all been credited."
 
 

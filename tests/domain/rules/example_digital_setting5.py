@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from streams.domain.alerts import Finding
+from streams.domain.alerts import Finding, Language, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import (
     Found,
@@ -28,7 +28,6 @@ from streams.domain.rules.base import (
     exact,
     fraction,
     holds,
-    pct,
     ratio,
     severity,
 )
@@ -59,13 +58,20 @@ def evaluate(ys: YearState, tick: Tick, p: DigitalSetting5Policy) -> Found:
     )
     share = ratio(digital, consults)
     finding = holds(RULE.name, tick.year, None, high, share, p.max_share, p.severity)
-    return [(finding, {"consults": consults})]
+    return [(finding, {"numerator": digital, "denominator": consults})]
 
 
-def message(who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any]) -> str:
+def message(
+    who: str, y: int, f: Finding, firing: bool, ctx: dict[str, Any], language: Language
+) -> str:
+    value, threshold, n = pct(f.value, language), pct(f.threshold, language), ctx["denominator"]
+    if language == "nl":
+        if firing:
+            return f"{who} leverde in {y} {value} van de {n} consulten in setting 5 digitaal, meer dan {threshold}."
+        return f"Het aandeel digitale consulten in setting 5 van {who} in {y} is weer {value}, binnen {threshold}."
     if firing:
-        return f"{who} delivered {pct(f.value)} of its {ctx['consults']} consults in setting 5 in {y} digitally, more than {pct(f.threshold)}."
-    return f"{who}'s {y} digital share of consults in setting 5 is back at {pct(f.value)}, within {pct(f.threshold)}."
+        return f"{who} delivered {value} of its {n} consults in setting 5 in {y} digitally, more than {threshold}."
+    return f"{who}'s {y} digital share of consults in setting 5 is back at {value}, within {threshold}."
 
 
 RULE = Rule(

@@ -67,7 +67,8 @@ def test_the_new_rule_fires_and_resolves_through_the_engine_with_credits(
     assert (fired["alert_id"], fired["state"], fired["severity"]) == (ALERT_ID, "firing", "warning")
     assert fired["value"] == pytest.approx(4 / 12)
     assert fired["threshold"] == 0.30
-    assert "33.3% of its 12 consults in setting 5" in fired["message"]
+    assert "33,3% van de 12 consulten in setting 5" in fired["message"]
+    assert fired["explain"] == {"numerator": 4, "denominator": 12}
     assert eng.tick().alerts == []
     # a credit takes back what its debit added: 3 of 11 (27%) resolves
     send(eng, line.credit(digital[0]))
