@@ -219,8 +219,9 @@ def _credit(raw: bytes) -> bytes:
 def test_months_lag_days_defaults_to_30_and_an_operators_file_may_leave_it_out(tmp_path):
     assert load_policy().months.lag_days == 30
     start = DEFAULTS.index("[months]")
+    end = DEFAULTS.index("\n[", start + 1) + 1
     path = tmp_path / "policy.toml"
-    path.write_text(DEFAULTS[:start], encoding="utf-8")
+    path.write_text(DEFAULTS[:start] + DEFAULTS[end:], encoding="utf-8")
     ours = load_policy(path)
     assert ours.months.lag_days == 30 and ours.defaulted == ("months",)
     path.write_text(DEFAULTS.replace("lag_days = 30", "lag_days = 45"), encoding="utf-8")

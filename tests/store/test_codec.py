@@ -372,14 +372,14 @@ def test_a_header_whose_tallies_moved_to_other_bits_is_refused():
     register(example.RULE)
     try:
         raw = codec.header(ProviderState(AGB), JournalLog().fields(), 0)
-        assert set(raw["tallies"]) == {"digital_setting5", "consults_setting5"}
+        assert {"digital_setting5", "consults_setting5"} <= set(raw["tallies"])
         codec.check_format(raw, AGB)
     finally:
         unregister(example.RULE.name)
     with pytest.raises(RuntimeError, match="rule tallies consults_setting5, digital_setting5"):
         codec.check_format(raw, AGB)
     older = codec.header(ProviderState(AGB), JournalLog().fields(), 0)
-    assert older["tallies"] == {}
+    assert not {"digital_setting5", "consults_setting5"} & set(older["tallies"])
     register(example.RULE)
     try:
         codec.check_format(older, AGB)  # a rule added since: its tallies start at 0
