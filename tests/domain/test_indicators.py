@@ -56,6 +56,15 @@ EXPECTED = [
     ("ceiling_utilisation", None, None),  # no contract
     ("adhd_clients", {}, {}),
     ("adhd_growth", {}, {}),
+    # SPEC §8.1: by service month (all in March), net of the credit
+    ("net_cents_by_month", [0, 0, 160_000, *[0] * 9], [0, 0, 120_000, *[0] * 9]),
+    # SPEC §8.4: every line has its own client here (shared clients: below)
+    ("detox_clients_all", 3, 3),
+    ("detox_clients_clinical", 1, 1),
+    ("clinical_detox_client_share", 1 / 3, 1 / 3),
+    ("consult_clients", 4, 3),
+    ("digital_clients", 2, 1),  # the digital `other` line has no consult client
+    ("digital_client_share", 2 / 4, 1 / 3),
 ]
 
 
@@ -296,10 +305,15 @@ def test_peer_group_share_mean_at_the_default_min_of_200_consults(engine, make_l
 
 def test_year_state_returns_to_zero_after_applying_and_reversing_a_line():
     ys = YearState()
-    ys.apply(0b1_1111_1111, 123, 2, "client", 1)
-    ys.apply(0b1_1111_1111, 123, 2, "client", -1)
+    ys.apply(0b1_1111_1111, 123, 5, 7, "client", 1)
+    ys.apply(0b1_1111_1111, 123, 5, 7, "client", -1)
     record = ys.to_json()
     assert record.pop("adhd") == {"2": []}  # the quarter is kept, emptied (adhd_quarters)
+    assert record.pop("by_month") == [0] * 12
+    for emptied in ("clients_detox", "clients_clinical", "clients_consult", "clients_digital"):
+        assert record.pop(emptied) == []
+    assert record.pop("spent") == []  # a cell whose lines are all credited goes
+    assert record.pop("mismatch_ids") == []  # kept by the provider state, not apply
     assert record == {
         "net_cents": 0,
         "lines": 0,

@@ -16,7 +16,7 @@ import orjson
 
 import streams.domain
 from streams.domain.engine import Engine
-from streams.domain.state import Key, ProviderState, Replay
+from streams.domain.state import Dims, Key, ProviderState, Replay
 from tests.conftest import AGB
 
 
@@ -26,8 +26,13 @@ class Calls:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
-        self.calls.append(("debit", key, event, packed, client))
+    def interned(self, dims_id: int, dims: Dims) -> None:
+        self.calls.append(("interned", dims_id, dims))
+
+    def debit(
+        self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
+    ) -> None:
+        self.calls.append(("debit", key, event, year, packed, client, line_id))
 
     def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
         self.calls.append(("credit", key, event, year, debit_year))
@@ -66,8 +71,8 @@ def test_any_changelog_hears_every_change_and_replay_rebuilds_the_state(policy, 
     assert isinstance(st.journal, Calls)
     # repeats (same event id) are redeliveries: no call; the second credit of the line
     # and the orphan credit are judged, so their event ids survive a restart
-    assert [c[0] for c in st.journal.calls] == ["debit", "credit", "judged", "judged"]
-    assert st.journal.calls[1][3:] == (2024, 2025)
+    assert [c[0] for c in st.journal.calls] == ["interned", "debit", "credit", "judged", "judged"]
+    assert st.journal.calls[2][3:] == (2024, 2025)
     copy = ProviderState(AGB)
     replay = Replay(copy)
     for name, *args in st.journal.calls:
