@@ -361,3 +361,79 @@ def test_a_credit_subtracts_what_its_debit_added_whatever_the_credit_says(engine
     assert (got["detox_clinical"], got["detox_ambulant"], got["zvt_setting_mismatch"]) == (0, 0, 0)
     assert got["digital_share"] == 0.0
     assert got["adhd_clients"] == {"2026-Q1": 0}
+
+
+# -- SPEC §8.4: distinct clients, credit-aware ---------------------------------------------
+
+
+def test_detox_counts_clients_so_a_stay_declared_per_day_weighs_as_one_stay(
+    engine, make_line, feed
+):
+    per_day = [
+        make_line(activity="stay", stay_days=1, detox="clinical", client_ref="x")
+        for _ in range(10)
+    ]
+    feed(
+        engine,
+        *per_day,
+        make_line(activity="stay", stay_days=10, detox="ambulant", client_ref="y"),
+        make_line(activity="other", detox="ambulant", client_ref="z"),
+        make_line(activity="other", detox="ambulant", client_ref="x"),  # x once more
+    )
+    got = ind(engine)
+    assert (got["detox_clients_clinical"], got["detox_clients_all"]) == (1, 3)
+    assert got["clinical_detox_client_share"] == 1 / 3
+    assert got["clinical_detox_share"] == 10 / 13  # the line share it replaces
+    feed(engine, *(make_line.credit(d) for d in per_day[:9]))
+    assert ind(engine)["detox_clients_clinical"] == 1  # one clinical line of x is left
+    feed(engine, make_line.credit(per_day[9]))
+    got = ind(engine)
+    # x leaves the clinical clients but stays among all: its ambulant line is live
+    assert (got["detox_clients_clinical"], got["detox_clients_all"]) == (0, 3)
+    assert got["clinical_detox_client_share"] == 0.0
+
+
+def test_digital_counts_clients_with_a_digital_consult_among_consult_clients(
+    engine, make_line, feed
+):
+    digital = make_line(client_ref="a", digital=True)
+    feed(
+        engine,
+        make_line(client_ref="a"),
+        digital,
+        make_line(client_ref="a", digital=True, consult_mode="group", practitioners=2),
+        make_line(client_ref="b"),
+        make_line(client_ref="b"),
+        make_line(client_ref="c", activity="other", digital=True),  # not a consult
+    )
+    got = ind(engine)
+    assert (got["digital_clients"], got["consult_clients"]) == (1, 2)
+    assert got["digital_client_share"] == 0.5
+    assert got["digital_share"] == 2 / 5  # lines: the figure SPEC keeps
+    feed(engine, make_line.credit(digital))
+    assert ind(engine)["digital_clients"] == 1  # a's group consult is digital too
+
+
+def test_a_credit_takes_back_its_debits_client_whatever_client_the_credit_names(
+    engine, make_line, feed
+):
+    debit = make_line(client_ref="a", digital=True)
+    feed(engine, debit, make_line(client_ref="b"))
+    feed(engine, make_line.credit(debit, client_ref="b"))
+    got = ind(engine)
+    assert (got["consult_clients"], got["digital_clients"]) == (1, 0)  # b stays, a goes
+
+
+def test_net_cents_by_month_follow_the_service_month_and_a_credit_its_debits_month(
+    engine, make_line, feed
+):
+    jan = make_line(service_date="2026-01-31", amount_cents=100)
+    feed(
+        engine,
+        jan,
+        make_line(service_date="2026-12-01", amount_cents=20),
+        make_line(service_date="2026-01-01", amount_cents=3),
+    )
+    assert ind(engine)["net_cents_by_month"] == [103, *[0] * 10, 20]
+    feed(engine, make_line.credit(jan, service_date="2026-02-15"))  # says February: January
+    assert ind(engine)["net_cents_by_month"] == [3, *[0] * 10, 20]
