@@ -8,9 +8,10 @@ import pytest
 
 from streams.domain.contracts import Contract
 from streams.domain.engine import Engine
-from streams.domain.indicators import YearState
+from streams.domain.indicators import YearState, breakdown
 
 A, B, C = "11111111", "22222222", "33333333"
+AGB_ = "12345678"
 
 
 def same(got: Any, want: Any) -> bool:
@@ -437,3 +438,72 @@ def test_net_cents_by_month_follow_the_service_month_and_a_credit_its_debits_mon
     assert ind(engine)["net_cents_by_month"] == [103, *[0] * 10, 20]
     feed(engine, make_line.credit(jan, service_date="2026-02-15"))  # says February: January
     assert ind(engine)["net_cents_by_month"] == [3, *[0] * 10, 20]
+
+
+# -- SPEC §8.3: breakdown aggregates -------------------------------------------------------
+
+
+def _by(rows: list[dict[str, Any]], by: str) -> list[tuple[Any, int, int]]:
+    return [(r["key"], r["cents"], r["lines"]) for r in rows if r["by"] == by]
+
+
+def test_a_breakdown_gives_the_top_five_per_dimension_largest_cents_first_ties_by_key(
+    engine, make_line, feed
+):
+    # departments d0..d6 with 700, 600, ... 100 cents; d7 ties the line without
+    # department or prestatie code (a missing field goes after a tied key)
+    feed(
+        engine,
+        *(
+            make_line(department=f"d{i}", prestatie_code="CO1", amount_cents=700 - 100 * i)
+            for i in range(7)
+        ),
+        make_line(department="d7", prestatie_code="CO2", amount_cents=650, setting=3),
+        make_line(amount_cents=650, setting=3),
+    )
+    dimensions = ["department", "prestatie_code", "setting"]
+    rows = breakdown(engine.providers[AGB_], 2026, "all", dimensions)
+    assert _by(rows, "department") == [
+        ("d0", 700, 1),
+        ("d7", 650, 1),
+        (None, 650, 1),
+        ("d1", 600, 1),
+        ("d2", 500, 1),
+    ]
+    assert _by(rows, "prestatie_code") == [("CO1", 2800, 7), ("CO2", 650, 1), (None, 650, 1)]
+    assert _by(rows, "setting") == [(1, 2800, 7), (3, 1300, 2)]
+    feed(engine, make_line(department="c9", amount_cents=500))  # ties with d2: key first
+    tied = breakdown(engine.providers[AGB_], 2026, "all", ["department"])
+    assert [r["key"] for r in tied] == ["d0", "d7", None, "d1", "c9"]
+
+
+def test_a_breakdown_is_per_subset_and_net_of_credits(engine, make_line, feed):
+    mism = make_line(care_demand_type=1, setting=5, department="kliniek", amount_cents=900)
+    feed(
+        engine,
+        mism,
+        make_line(care_demand_type=2, setting=8, department="topggz", amount_cents=500),
+        make_line(setting=5, department="kliniek", amount_cents=70),  # zvt 3: no mismatch
+        make_line(diagnosis_group="adhd", service_date="2026-05-01", amount_cents=40),
+        make_line(activity="other", detox="clinical", department="kliniek", amount_cents=8),
+    )
+    st = engine.providers[AGB_]
+    assert _by(breakdown(st, 2026, "mismatch", ["department"]), "department") == [
+        ("kliniek", 900, 1),
+        ("topggz", 500, 1),
+    ]
+    assert _by(breakdown(st, 2026, "adhd2", ["department"]), "department") == [(None, 40, 1)]
+    assert breakdown(st, 2026, "adhd1", ["department"]) == []
+    assert _by(breakdown(st, 2026, "detox", ["setting"]), "setting") == [(1, 8, 1)]
+    assert _by(breakdown(st, 2026, "consult", ["setting"]), "setting") == [
+        (5, 970, 2),
+        (8, 500, 1),
+        (1, 40, 1),
+    ]
+    feed(engine, make_line.credit(mism))
+    assert _by(breakdown(st, 2026, "mismatch", ["department"]), "department") == [
+        ("topggz", 500, 1)
+    ]
+    assert breakdown(st, 2025, "all", ["setting"]) == []  # no such year
+    with pytest.raises(ValueError, match="unknown subset"):
+        breakdown(st, 2026, "everything", ["setting"])
