@@ -69,6 +69,9 @@ def live(policy: Any, make_line: Any) -> ProviderState:
             service_date=f"{2024 + n % 3}-0{1 + n % 9}-10",
             diagnosis_group="adhd" if n % 4 == 0 else "depression",
             activity="consult" if n % 4 == 0 else "other",
+            department=f"d{n % 3}",
+            care_demand_type=1 if n % 7 == 0 else 3,  # zvt-mismatching in setting 5
+            setting=5,
             amount_cents=1_000 + n,
         )
         sent.append(debit)
@@ -96,14 +99,18 @@ def test_a_checkpoint_restores_every_table_whatever_the_chunks_and_their_order(l
         codec.restore_checkpoint(copy, orjson.loads(orjson.dumps(chunk)))
     assert plain(copy) == (lines, clients, events)
     assert copy.lines == live.lines and copy.events == live.events  # C tables compare too
-    assert copy.years.keys() == live.years.keys()
+    assert {y: ys.to_json() for y, ys in copy.years.items()} == {
+        y: ys.to_json() for y, ys in live.years.items()
+    }
+    assert copy.dims == live.dims and copy._dim_ids == live._dim_ids
+    assert any(ys.mismatch_ids for ys in copy.years.values())
 
 
 def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
     lines, clients, events = plain(live)
     (chunk,) = codec.checkpoint(live, 10_000)
     assert sorted(chunk) == ["clients", "dims", "events", "lines", "years"]
-    assert chunk["dims"] == [[0, None, None], [1, None, None]]
+    assert chunk["dims"] == [[0, None, None], [5, "d0", None], [5, "d1", None], [5, "d2", None]]
     for kind, tables in (("lines", lines), ("clients", clients)):
         for y, part in chunk[kind].items():
             assert sorted(part) == ["keys", "values"]
