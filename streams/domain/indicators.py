@@ -51,9 +51,13 @@ TALLIES: dict[int, str] = {}
 Client = int | str
 # The subsets of lines a breakdown can be asked for (SPEC §8.3): every line, the
 # zvt-mismatching ones, detox lines, consults, and the ADHD lines of quarter q.
-ALL = "all"
 SUBSETS = ("all", "mismatch", "detox", "consult", "adhd1", "adhd2", "adhd3", "adhd4")
-_ADHD_SUBSET = ("", "adhd1", "adhd2", "adhd3", "adhd4")  # by quarter
+_DETOX = DETOX_CLINICAL | DETOX_AMBULANT
+# A breakdown cell key: the flags that decide a line's subsets (bits 0-8), the
+# quarter-1 of an ADHD line (bits 9-10), the dims id (from bit 11).
+_SUBSET_FLAGS = CONSULT | _DETOX | MISMATCH | ADHD
+_QUARTER_AT = 9
+_DIMS_AT = 11
 # The distinct-client maps (client → live lines), by field name (SPEC §8.4).
 CLIENT_MAPS = ("clients_detox", "clients_clinical", "clients_consult", "clients_digital")
 
@@ -81,10 +85,13 @@ class YearState:
     clients_clinical: dict[Client, int] = field(default_factory=dict)
     clients_consult: dict[Client, int] = field(default_factory=dict)
     clients_digital: dict[Client, int] = field(default_factory=dict)
-    # (subset, dims id) → [net cents, net lines]: what explain breaks down (SPEC §8.3;
-    # ``breakdown``). Per (setting, department, prestatie) triple of the provider
-    # (``ProviderState.dims``), not per line; a cell whose lines are all credited goes.
-    spent: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    # Breakdown cell → [net cents, net lines]: what explain breaks down (SPEC §8.3;
+    # ``breakdown``). A cell is a dims id (the provider's (setting, department,
+    # prestatie) triple, ``ProviderState.dims``), the flags that decide the subsets
+    # (``_SUBSET_FLAGS``) and, for ADHD lines, the quarter (``_cell``): one cell a
+    # line, so a line costs one update, and ``breakdown`` sums the cells of a subset.
+    # A cell whose lines are all credited goes.
+    spent: dict[int, list[int]] = field(default_factory=dict)
     # line key → line_id of the accepted, uncredited zvt-mismatching debits, in arrival
     # order (explain's first ten, SPEC §8.3). Line ids are the provider's references,
     # not client data.
@@ -97,7 +104,7 @@ class YearState:
     band_low: float = field(default=math.inf, compare=False, repr=False)
     band_high: float = field(default=-math.inf, compare=False, repr=False)
 
-    def apply(  # noqa: C901 - per line (bench offline): one pass of flat branches, few calls
+    def apply(  # noqa: C901 - per line (bench offline): one pass of flat branches, no calls
         self,
         flags: int,
         amount_cents: int,
@@ -113,8 +120,11 @@ class YearState:
         self.net_cents += cents
         self.lines += sign
         self.by_month[month - 1] += cents
+        # one breakdown cell a line: its dims, subset flags, ADHD quarter (``_cell``)
+        key = dims << _DIMS_AT | flags & _SUBSET_FLAGS
+        if flags & ADHD:
+            key |= (month - 1) // 3 << _QUARTER_AT
         spent = self.spent
-        key = (ALL, dims)
         cell = spent.get(key)
         if cell is None:
             cell = spent[key] = [0, 0]
@@ -124,41 +134,41 @@ class YearState:
             del spent[key]
         if flags & CONSULT:
             self.consults += sign
-            _spend(spent, ("consult", dims), cents, sign)
             if client is not None:
-                _count(self.clients_consult, client, sign)
-                if flags & DIGITAL:
-                    _count(self.clients_digital, client, sign)
+                clients = self.clients_consult
+                live = clients.get(client, 0) + sign
+                if live > 0:
+                    clients[client] = live
+                else:
+                    clients.pop(client, None)
             if flags & DIGITAL:
                 self.digital += sign
+                if client is not None:
+                    _count(self.clients_digital, client, sign)
             if flags & GROUP:
                 self.group_consults += sign
                 if flags & GROUP_OVER2:
                     self.group_over2 += sign
                     if flags & GROUP_GE4:
                         self.group_ge4 += sign
-        if flags & (DETOX_CLINICAL | DETOX_AMBULANT):
-            self._detox(flags, cents, dims, client, sign)
+        if flags & _DETOX:
+            self._detox(flags, client, sign)
         if flags & MISMATCH:
             self.mismatch += sign
-            _spend(spent, ("mismatch", dims), cents, sign)
-        if flags & ADHD:
+        if flags & ADHD and client is not None:
             quarter = (month + 2) // 3
-            _spend(spent, (_ADHD_SUBSET[quarter], dims), cents, sign)
-            if client is not None:
-                clients = self.adhd.get(quarter)
-                if clients is None:
-                    clients = self.adhd[quarter] = {}
-                _count(clients, client, sign)
+            by_quarter = self.adhd.get(quarter)
+            if by_quarter is None:
+                by_quarter = self.adhd[quarter] = {}
+            _count(by_quarter, client, sign)
         if flags & TALLY_MASK:  # only when a rule declares a tally
             self._tally(flags, sign)
 
-    def _detox(self, flags: int, cents: int, dims: int, client: Client | None, sign: int) -> None:
+    def _detox(self, flags: int, client: Client | None, sign: int) -> None:
         if flags & DETOX_CLINICAL:
             self.detox_clinical += sign
         else:
             self.detox_ambulant += sign
-        _spend(self.spent, ("detox", dims), cents, sign)
         if client is not None:
             _count(self.clients_detox, client, sign)
             if flags & DETOX_CLINICAL:
@@ -244,7 +254,8 @@ class YearState:
         out["adhd"] = {str(q): sorted(clients.items()) for q, clients in self.adhd.items()}
         for name in CLIENT_MAPS:
             out[name] = sorted(getattr(self, name).items())
-        out["spent"] = sorted([subset, dims, *cell] for (subset, dims), cell in self.spent.items())
+        # a cell by name: [dims id, subset flags, ADHD quarter (0: none), cents, lines]
+        out["spent"] = sorted([*_cell(key), *cell] for key, cell in self.spent.items())
         # arrival order is the point: not sorted
         out["mismatch_ids"] = [[key, line_id] for key, line_id in self.mismatch_ids.items()]
         if self.tallies:
@@ -267,23 +278,34 @@ class YearState:
         for name in CLIENT_MAPS:
             setattr(state, name, dict(raw[name]))
         state.spent = {
-            (str(subset), int(dims)): [int(cents), int(lines)]
-            for subset, dims, cents, lines in raw["spent"]
+            int(dims) << _DIMS_AT | int(flags) | max(int(quarter) - 1, 0) << _QUARTER_AT: [
+                int(cents),
+                int(lines),
+            ]
+            for dims, flags, quarter, cents, lines in raw["spent"]
         }
         state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
         return state
 
 
-def _spend(spent: dict[tuple[str, int], list[int]], key: tuple[str, int], cents: int, sign: int) -> None:
-    """``YearState.apply`` on one breakdown cell (as it does inline for ``all``)."""
-    cell = spent.get(key)
-    if cell is None:
-        cell = spent[key] = [0, 0]
-    cell[0] += cents
-    cell[1] += sign
-    if not cell[1]:
-        del spent[key]
+def _cell(key: int) -> tuple[int, int, int]:
+    """A breakdown cell key → (dims id, subset flags, ADHD quarter 1..4 or 0)."""
+    flags = key & _SUBSET_FLAGS
+    quarter = (key >> _QUARTER_AT & 3) + 1 if flags & ADHD else 0
+    return key >> _DIMS_AT, flags, quarter
+
+
+def _in_subset(subset: str, flags: int, quarter: int) -> bool:
+    if subset == "all":
+        return True
+    if subset == "consult":
+        return bool(flags & CONSULT)
+    if subset == "detox":
+        return bool(flags & _DETOX)
+    if subset == "mismatch":
+        return bool(flags & MISMATCH)
+    return quarter == int(subset[4:])  # adhd1..adhd4; 0 for a line not ADHD
 
 
 def _count(clients: dict[Client, int], client: Client, sign: int) -> None:
@@ -324,7 +346,11 @@ def breakdown(
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; one of {', '.join(SUBSETS)}")
     ys = st.years.get(year)
-    cells = [] if ys is None else [(d, c) for (s, d), c in ys.spent.items() if s == subset]
+    cells = []
+    for key, cell in ys.spent.items() if ys is not None else ():
+        dims, flags, quarter = _cell(key)
+        if _in_subset(subset, flags, quarter):
+            cells.append((dims, cell))
     out: list[dict[str, Any]] = []
     for by in dimensions:
         at = DIMENSIONS[by]

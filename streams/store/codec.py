@@ -273,7 +273,9 @@ def replay(segment: Mapping[str, Any], into: ChangeLog) -> None:
     cols = _columns(segment, "debits", ("lines", "events", "years", "entries"))
     clients = dict(zip(*_columns(segment, "debits", ("client_at", "clients")), strict=True))
     debits = segment.get("debits") or {}
-    line_ids = dict(zip(_unb64(debits.get("mismatch_at", "")), debits.get("line_ids", []), strict=True))
+    line_ids = dict(
+        zip(_unb64(debits.get("mismatch_at", "")), debits.get("line_ids", []), strict=True)
+    )
     for i, (key, event, year, packed) in enumerate(zip(*cols, strict=True)):
         into.debit(key, event, year, packed, clients.get(i), line_ids.get(i))
     credits = _columns(segment, "credits", ("lines", "events", "years", "debit_years"))

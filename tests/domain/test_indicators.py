@@ -371,8 +371,7 @@ def test_detox_counts_clients_so_a_stay_declared_per_day_weighs_as_one_stay(
     engine, make_line, feed
 ):
     per_day = [
-        make_line(activity="stay", stay_days=1, detox="clinical", client_ref="x")
-        for _ in range(10)
+        make_line(activity="stay", stay_days=1, detox="clinical", client_ref="x") for _ in range(10)
     ]
     feed(
         engine,

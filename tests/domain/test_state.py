@@ -144,7 +144,12 @@ def test_a_state_rebuilt_from_its_changelog_has_the_same_dims_clients_and_line_i
     for obj in (*sent, make_line.credit(sent[0]), make_line.credit(sent[1])):
         engine.process(orjson.dumps(obj), AGB)
     st = engine.providers[AGB]
-    assert st.dims == [(0, None, None), (5, "kliniek", "CO1"), (1, "ambulant", None), (1, None, None)]
+    assert st.dims == [
+        (0, None, None),
+        (5, "kliniek", "CO1"),
+        (1, "ambulant", None),
+        (1, None, None),
+    ]
     copy = ProviderState(AGB)
     replay = Replay(copy)
     assert isinstance(st.journal, Calls)
@@ -160,7 +165,11 @@ def test_a_state_rebuilt_from_its_changelog_has_the_same_dims_clients_and_line_i
 def test_a_debit_keeps_its_month_flags_amount_and_dims_in_the_index(policy, make_line):
     engine = Engine(policy, journal=True)
     line = make_line(
-        service_date="2026-02-28", setting=4, department="fact", prestatie_code="CO7", amount_cents=321
+        service_date="2026-02-28",
+        setting=4,
+        department="fact",
+        prestatie_code="CO7",
+        amount_cents=321,
     )
     engine.process(orjson.dumps(line), AGB)
     st = engine.providers[AGB]
