@@ -356,10 +356,10 @@ def breakdown(
         at = DIMENSIONS[by]
         sums: dict[Any, list[int]] = {}
         for dims, (cents, lines) in cells:
-            key = st.dims[dims][at] or None  # setting 0: the overflow triple, no setting
-            total = sums.get(key)
+            value = st.dims[dims][at] or None  # setting 0: the overflow triple, no setting
+            total = sums.get(value)
             if total is None:
-                total = sums[key] = [0, 0]
+                total = sums[value] = [0, 0]
             total[0] += cents
             total[1] += lines
         ranked = sorted(sums.items(), key=lambda kv: (-kv[1][0], kv[0] is None, kv[0] or 0))
