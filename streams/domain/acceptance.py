@@ -27,6 +27,7 @@ from streams.domain.model import (
     ADHD,
     BSN_LIKE,
     CONSULT,
+    COUNTS_CLIENT,
     DETOX_AMBULANT,
     DETOX_CLINICAL,
     DIGITAL,
@@ -106,7 +107,7 @@ class Decoder:
         # (flag bit, predicate) of the tallies rules declare; empty for the shipped rules
         self._tallies = RULES.tally_flags()
         self._times: dict[str, float] = {}
-        # service_date → (year, quarter, first and first-too-late instant of submitted_at)
+        # service_date → (year, month, first and first-too-late instant of submitted_at)
         self._days: dict[Any, tuple[int, int, float, float]] = {}
 
     def split(self, raw: bytes) -> tuple[str | None, list[Any], Rejection | None]:
@@ -246,7 +247,7 @@ class Decoder:
                 day = _remember(self._days, service_date, self._day(service_date))
             except ValueError as exc:
                 return Rejection(SCHEMA, f"service_date: {exc}")
-        year, quarter, earliest, too_late = day
+        year, month, earliest, too_late = day
         submitted_at = item.submitted_at
         event_time = self._times.get(submitted_at)
         if event_time is None:
@@ -295,8 +296,8 @@ class Decoder:
             flags |= MISMATCH
         if item.diagnosis_group == "adhd":
             flags |= ADHD
-        else:
-            client = None  # kept only for distinct ADHD clients
+        if not flags & COUNTS_CLIENT:
+            client = None  # kept only for the distinct clients it counts in
         if self._tallies:  # the lines rules asked to have counted (rules.base.Tally)
             for bit, counts in self._tallies:
                 if counts(item):
@@ -309,16 +310,19 @@ class Decoder:
                 item.kind == "credit",
                 agb,
                 year,
-                quarter,
+                month,
                 client,
                 flags,
                 item.amount_cents,
                 event_time,
+                item.setting,
+                item.department,
+                item.prestatie_code,
             ),
         )
 
     def _day(self, service_date: date | str) -> tuple[int, int, float, float]:
-        """(year, quarter, first instant of the day, first instant after the last
+        """(year, month, first instant of the day, first instant after the last
         plausible submission day) of a service date; a string is read first."""
         day = service_day(service_date) if type(service_date) is str else service_date
         last = day.year + self._keep_years  # type: ignore[union-attr]
@@ -327,7 +331,7 @@ class Decoder:
         )
         return (
             day.year,  # type: ignore[union-attr]
-            (day.month + 2) // 3,  # type: ignore[union-attr]
+            day.month,  # type: ignore[union-attr]
             (day.toordinal() - _EPOCH_DAY) * 86_400.0,  # type: ignore[union-attr]
             too_late,
         )

@@ -8,6 +8,11 @@ is its 60-bit key (``state.key_of`` of the ``client_ref``) in a streaming worker
 state, so the reference itself never enters the persisted state or its changelog;
 the offline replay, which persists nothing, counts the references themselves.
 
+The same holds for the distinct clients of SPEC §8.4 (detox, clinical detox,
+consult and digital consult clients, per year), the net cents per service month
+(§8.1), and the aggregates explain breaks down (§8.3): net cents and lines per
+subset of lines and per (setting, department, prestatie) triple, ``breakdown``.
+
 Besides the indicators of SPEC §4, named fields here, a year keeps the tallies rules
 declare (``rules.base.Tally``), by name, from the flag bits the registry allotted
 them (``TALLIES``). ``to_json`` writes every field by name, so a field or tally added
@@ -16,9 +21,11 @@ later does not shift the others in a checkpoint.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.domain.model import (
     ADHD,
@@ -33,9 +40,26 @@ from streams.domain.model import (
     TALLY_MASK,
 )
 
+if TYPE_CHECKING:
+    from streams.domain.state import ProviderState
+
 # Flag bit → name of the tally it counts; the rule registry fills it
 # (streams/domain/rules/registry.py). Empty unless some rule declares a tally.
 TALLIES: dict[int, str] = {}
+
+# A client as the state holds it: its 60-bit key, or the client_ref offline.
+Client = int | str
+# The subsets of lines a breakdown can be asked for (SPEC §8.3): every line, the
+# zvt-mismatching ones, detox lines, consults, and the ADHD lines of quarter q.
+SUBSETS = ("all", "mismatch", "detox", "consult", "adhd1", "adhd2", "adhd3", "adhd4")
+_DETOX = DETOX_CLINICAL | DETOX_AMBULANT
+# A breakdown cell key: the flags that decide a line's subsets (bits 0-8), the
+# quarter-1 of an ADHD line (bits 9-10), the dims id (from bit 11).
+_SUBSET_FLAGS = CONSULT | _DETOX | MISMATCH | ADHD
+_QUARTER_AT = 9
+_DIMS_AT = 11
+# The distinct-client maps (client → live lines), by field name (SPEC §8.4).
+CLIENT_MAPS = ("clients_detox", "clients_clinical", "clients_consult", "clients_digital")
 
 
 @dataclass(slots=True)
@@ -46,12 +70,32 @@ class YearState:
     group_consults: int = 0
     group_ge4: int = 0
     group_over2: int = 0
-    digital: int = 0
+    digital: int = 0  # digital consult lines (SPEC §4 digital_share)
     detox_clinical: int = 0
     detox_ambulant: int = 0
     mismatch: int = 0
+    # net cents by service month, January first (SPEC §8.1 net_cents_by_month)
+    by_month: list[int] = field(default_factory=lambda: [0] * 12)
     # quarter (1..4) → client (key) → live ADHD lines of that client in the quarter
-    adhd: dict[int, dict[int | str, int]] = field(default_factory=dict)
+    adhd: dict[int, dict[Client, int]] = field(default_factory=dict)
+    # client → its live lines among: detox lines (clinical or ambulant), clinical
+    # detox lines, consults, digital consults (SPEC §8.4). A client leaves a map when
+    # its last such line is credited, as in ``adhd``.
+    clients_detox: dict[Client, int] = field(default_factory=dict)
+    clients_clinical: dict[Client, int] = field(default_factory=dict)
+    clients_consult: dict[Client, int] = field(default_factory=dict)
+    clients_digital: dict[Client, int] = field(default_factory=dict)
+    # Breakdown cell → [net cents, net lines]: what explain breaks down (SPEC §8.3;
+    # ``breakdown``). A cell is a dims id (the provider's (setting, department,
+    # prestatie) triple, ``ProviderState.dims``), the flags that decide the subsets
+    # (``_SUBSET_FLAGS``) and, for ADHD lines, the quarter (``_cell``): one cell a
+    # line, so a line costs one update, and ``breakdown`` sums the cells of a subset.
+    # A cell whose lines are all credited goes.
+    spent: dict[int, list[int]] = field(default_factory=dict)
+    # line key → line_id of the accepted, uncredited zvt-mismatching debits, in arrival
+    # order (explain's first ten, SPEC §8.3). Line ids are the provider's references,
+    # not client data.
+    mismatch_ids: dict[int | str, str] = field(default_factory=dict)
     # tally name → net count of the lines it counts (see TALLIES)
     tallies: dict[str, int] = field(default_factory=dict)
     # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
@@ -61,37 +105,74 @@ class YearState:
     band_high: float = field(default=-math.inf, compare=False, repr=False)
 
     def apply(  # noqa: C901 - per line (bench offline): one pass of flat branches, no calls
-        self, flags: int, amount_cents: int, quarter: int, client: int | str | None, sign: int
+        self,
+        flags: int,
+        amount_cents: int,
+        month: int,
+        dims: int,
+        client: Client | None,
+        sign: int,
     ) -> None:
-        self.net_cents += sign * amount_cents
+        """Add (sign 1) or take back (sign -1) what one line contributes; ``dims`` is
+        its (setting, department, prestatie) id, ``client`` its key when it counts a
+        distinct client (``model.COUNTS_CLIENT``)."""
+        cents = sign * amount_cents
+        self.net_cents += cents
         self.lines += sign
+        self.by_month[month - 1] += cents
+        # one breakdown cell a line: its dims, subset flags, ADHD quarter (``_cell``)
+        key = dims << _DIMS_AT | flags & _SUBSET_FLAGS
+        if flags & ADHD:
+            key |= (month - 1) // 3 << _QUARTER_AT
+        spent = self.spent
+        cell = spent.get(key)
+        if cell is None:
+            cell = spent[key] = [0, 0]
+        cell[0] += cents
+        cell[1] += sign
+        if not cell[1]:  # every line of the cell credited: its cents are 0 too
+            del spent[key]
         if flags & CONSULT:
             self.consults += sign
+            if client is not None:
+                clients = self.clients_consult
+                live = clients.get(client, 0) + sign
+                if live > 0:
+                    clients[client] = live
+                else:
+                    clients.pop(client, None)
             if flags & DIGITAL:
                 self.digital += sign
+                if client is not None:
+                    _count(self.clients_digital, client, sign)
             if flags & GROUP:
                 self.group_consults += sign
                 if flags & GROUP_OVER2:
                     self.group_over2 += sign
                     if flags & GROUP_GE4:
                         self.group_ge4 += sign
-        if flags & DETOX_CLINICAL:
-            self.detox_clinical += sign
-        elif flags & DETOX_AMBULANT:
-            self.detox_ambulant += sign
+        if flags & _DETOX:
+            self._detox(flags, client, sign)
         if flags & MISMATCH:
             self.mismatch += sign
         if flags & ADHD and client is not None:
-            clients = self.adhd.get(quarter)
-            if clients is None:
-                clients = self.adhd[quarter] = {}
-            live = clients.get(client, 0) + sign
-            if live > 0:
-                clients[client] = live
-            else:
-                clients.pop(client, None)
+            quarter = (month + 2) // 3
+            by_quarter = self.adhd.get(quarter)
+            if by_quarter is None:
+                by_quarter = self.adhd[quarter] = {}
+            _count(by_quarter, client, sign)
         if flags & TALLY_MASK:  # only when a rule declares a tally
             self._tally(flags, sign)
+
+    def _detox(self, flags: int, client: Client | None, sign: int) -> None:
+        if flags & DETOX_CLINICAL:
+            self.detox_clinical += sign
+        else:
+            self.detox_ambulant += sign
+        if client is not None:
+            _count(self.clients_detox, client, sign)
+            if flags & DETOX_CLINICAL:
+                _count(self.clients_clinical, client, sign)
 
     def _tally(self, flags: int, sign: int) -> None:
         tallies = self.tallies
@@ -128,6 +209,35 @@ class YearState:
     def digital_share(self) -> float | None:
         return _ratio(self.digital, self.consults)
 
+    # Distinct clients (SPEC §8.4), credit-aware.
+    @property
+    def detox_clients_all(self) -> int:
+        return len(self.clients_detox)
+
+    @property
+    def detox_clients_clinical(self) -> int:
+        return len(self.clients_clinical)
+
+    @property
+    def consult_clients(self) -> int:
+        return len(self.clients_consult)
+
+    @property
+    def digital_clients(self) -> int:
+        return len(self.clients_digital)
+
+    @property
+    def clinical_detox_client_share(self) -> float | None:
+        return _ratio(len(self.clients_clinical), len(self.clients_detox))
+
+    @property
+    def digital_client_share(self) -> float | None:
+        return _ratio(len(self.clients_digital), len(self.clients_consult))
+
+    def mismatch_line_ids(self, first: int = 10) -> list[str]:
+        """The line ids of the first ``first`` uncredited mismatching debits."""
+        return list(itertools.islice(self.mismatch_ids.values(), first))
+
     def adhd_clients(self, quarter: int) -> int:
         return len(self.adhd.get(quarter, ()))
 
@@ -138,9 +248,16 @@ class YearState:
     def to_json(self) -> dict[str, Any]:
         """The year by field name; a tally only while non-zero (absent reads as 0)."""
         out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
+        out["by_month"] = list(self.by_month)
         # sorted: the same clients give the same record, whatever order the journal
         # replayed their debits and credits in
         out["adhd"] = {str(q): sorted(clients.items()) for q, clients in self.adhd.items()}
+        for name in CLIENT_MAPS:
+            out[name] = sorted(getattr(self, name).items())
+        # a cell by name: [dims id, subset flags, ADHD quarter (0: none), cents, lines]
+        out["spent"] = sorted([*_cell(key), *cell] for key, cell in self.spent.items())
+        # arrival order is the point: not sorted
+        out["mismatch_ids"] = [[key, line_id] for key, line_id in self.mismatch_ids.items()]
         if self.tallies:
             out["tallies"] = dict(self.tallies)
         return out
@@ -153,9 +270,51 @@ class YearState:
         state = cls()
         for name in _COUNTERS:
             setattr(state, name, int(raw[name]))
+        by_month = [int(c) for c in raw["by_month"]]
+        if len(by_month) != 12:
+            raise ValueError(f"by_month holds {len(by_month)} months, not 12")
+        state.by_month = by_month
         state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
+        for name in CLIENT_MAPS:
+            setattr(state, name, dict(raw[name]))
+        state.spent = {
+            int(dims) << _DIMS_AT | int(flags) | max(int(quarter) - 1, 0) << _QUARTER_AT: [
+                int(cents),
+                int(lines),
+            ]
+            for dims, flags, quarter, cents, lines in raw["spent"]
+        }
+        state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
         return state
+
+
+def _cell(key: int) -> tuple[int, int, int]:
+    """A breakdown cell key → (dims id, subset flags, ADHD quarter 1..4 or 0)."""
+    flags = key & _SUBSET_FLAGS
+    quarter = (key >> _QUARTER_AT & 3) + 1 if flags & ADHD else 0
+    return key >> _DIMS_AT, flags, quarter
+
+
+def _in_subset(subset: str, flags: int, quarter: int) -> bool:
+    if subset == "all":
+        return True
+    if subset == "consult":
+        return bool(flags & CONSULT)
+    if subset == "detox":
+        return bool(flags & _DETOX)
+    if subset == "mismatch":
+        return bool(flags & MISMATCH)
+    return quarter == int(subset[4:])  # adhd1..adhd4; 0 for a line not ADHD
+
+
+def _count(clients: dict[Client, int], client: Client, sign: int) -> None:
+    """One more (or one fewer) live line of ``client``; at none it leaves the map."""
+    live = clients.get(client, 0) + sign
+    if live > 0:
+        clients[client] = live
+    else:
+        clients.pop(client, None)
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -165,5 +324,44 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 # The integer indicators, written and read by name (every compared field but the
 # ADHD clients and the tallies).
 _COUNTERS = tuple(
-    f.name for f in fields(YearState) if f.compare and f.name not in ("adhd", "tallies")
+    f.name
+    for f in fields(YearState)
+    if f.compare
+    and f.name not in ("by_month", "adhd", "spent", "mismatch_ids", "tallies", *CLIENT_MAPS)
 )
+
+
+# Breakdown dimension → its place in a dims triple (``ProviderState.dims``).
+DIMENSIONS = {"setting": 0, "department": 1, "prestatie_code": 2}
+TOP = 5  # entries per dimension in a breakdown
+
+
+def breakdown(
+    st: ProviderState, year: int, subset: str, dimensions: Iterable[str]
+) -> list[dict[str, Any]]:
+    """The lines of ``subset`` (``SUBSETS``) of ``st``'s service ``year``, grouped by
+    each of ``dimensions`` (``DIMENSIONS``): per dimension the ``TOP`` keys with the
+    most net cents (ties by key, a missing field last), each ``{"by", "key",
+    "cents", "lines"}``, key None for a line without that field (SPEC §8.3)."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; one of {', '.join(SUBSETS)}")
+    ys = st.years.get(year)
+    cells = []
+    for key, cell in ys.spent.items() if ys is not None else ():
+        dims, flags, quarter = _cell(key)
+        if _in_subset(subset, flags, quarter):
+            cells.append((dims, cell))
+    out: list[dict[str, Any]] = []
+    for by in dimensions:
+        at = DIMENSIONS[by]
+        sums: dict[Any, list[int]] = {}
+        for dims, (cents, lines) in cells:
+            value = st.dims[dims][at] or None  # setting 0: the overflow triple, no setting
+            total = sums.get(value)
+            if total is None:
+                total = sums[value] = [0, 0]
+            total[0] += cents
+            total[1] += lines
+        ranked = sorted(sums.items(), key=lambda kv: (-kv[1][0], kv[0] is None, kv[0] or 0))
+        out += [{"by": by, "key": k, "cents": c, "lines": n} for k, (c, n) in ranked[:TOP]]
+    return out

@@ -37,6 +37,11 @@ def is_agb(value: object) -> bool:
     return isinstance(value, str) and len(value) == 8 and value.isdigit() and value.isascii()
 
 
+# The lines whose client is kept (``Line.client``, ``ProviderState.clients``): those
+# that count a distinct client (SPEC §4 ADHD, §8.4 consult and detox clients).
+COUNTS_CLIENT = ADHD | CONSULT | DETOX_CLINICAL | DETOX_AMBULANT
+
+
 class Line(NamedTuple):
     """What an accepted line contributes; everything else of the event is dropped."""
 
@@ -45,11 +50,21 @@ class Line(NamedTuple):
     credit: bool
     provider: str
     year: int
-    quarter: int  # 1..4 of service_date
-    client: str | None  # client_ref, kept only for ADHD lines (distinct counting)
+    month: int  # 1..12 of service_date (SPEC §8.1 service month)
+    client: str | None  # client_ref, kept only for lines in ``COUNTS_CLIENT``
     flags: int
     amount_cents: int
     event_time: float  # submitted_at as unix seconds
+    # The dimensions of a breakdown (SPEC §8.3): the line's setting, department and
+    # prestatie_code (None when the line has none).
+    setting: int
+    department: str | None
+    prestatie: str | None
+
+    @property
+    def quarter(self) -> int:
+        """1..4 of service_date."""
+        return (self.month + 2) // 3
 
 
 # Outcome of a line (SPEC §2 acceptance, in order).

@@ -46,6 +46,14 @@ def year_indicators(
         "adhd_growth": growth,
         "digital_share": ys.digital_share,
         "zvt_setting_mismatch": ys.mismatch,
+        # SPEC §8.1 and §8.4
+        "net_cents_by_month": list(ys.by_month),
+        "detox_clients_all": ys.detox_clients_all,
+        "detox_clients_clinical": ys.detox_clients_clinical,
+        "clinical_detox_client_share": ys.clinical_detox_client_share,
+        "consult_clients": ys.consult_clients,
+        "digital_clients": ys.digital_clients,
+        "digital_client_share": ys.digital_client_share,
     }
 
 

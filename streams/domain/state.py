@@ -45,11 +45,12 @@ from streams.domain.alerts import AlertBook
 from streams.domain.indicators import YearState
 from streams.domain.model import (
     ACCEPTED,
-    ADHD,
+    COUNTS_CLIENT,
     DUPLICATE,
     DUPLICATE_CREDIT,
     DUPLICATE_LINE,
     LINE_INDEX_EXPIRED,
+    MISMATCH,
     ORPHAN_CREDIT,
     Counts,
     Line,
@@ -57,16 +58,28 @@ from streams.domain.model import (
 
 # A line index entry packs what the debit added into one integer (32 bytes, where a
 # tuple of the same facts takes over 100): amount in bits 0-23, flags 24-39 (room for
-# the flag bits rules declare, streams/domain/model.py), quarter-1 40-41, year 44-57,
-# "credited" bit 58; below 2**60, so the int still takes 32 bytes. An ADHD line's
-# client (its key) is kept beside the index, for the distinct count a credit must leave.
-_CREDITED = 1 << 58
+# the flag bits rules declare, streams/domain/model.py), service month-1 40-43,
+# "credited" bit 44, dims id 45-62 (the line's (setting, department, prestatie)
+# triple, ``ProviderState.dims``); below 2**63, an int64 of the C tables. The year is
+# not in it: the index is per service year, and a journal debit carries its year.
+# Below 2**60 (dims ids below 2**15, all a provider has in practice) the int takes 32
+# bytes. The client (its key) of a line that counts a distinct client
+# (``model.COUNTS_CLIENT``) is kept beside the index, for the count a credit must leave.
+_CREDITED = 1 << 44
+_DIMS_SHIFT = 45
+# Dims ids a provider can have (18 bits). Beyond that, a new triple is counted under
+# id 0, the "other" triple (0, None, None): a provider would need 262,144 distinct
+# (setting, department, prestatie) combinations, which no provider comes near.
+MAX_DIMS = 1 << 18
+OTHER_DIMS: tuple[int, str | None, str | None] = (0, None, None)
 _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 
 
 # A key of the index and event sets: the identifier's 60-bit key (``key_of``) in a
 # state that is persisted, the identifier itself in one that never is (``hashed``).
 Key = int | str
+# A line's (setting, department, prestatie_code): the dimensions of a breakdown.
+Dims = tuple[int, str | None, str | None]
 # Per service year: line key → packed entry, line key → client key, event keys. C
 # tables of int64 in a hashed state, dicts and a set in the other (``year_tables``).
 Index = MutableMapping[Key, int]
@@ -104,8 +117,11 @@ class ChangeLog(Protocol):
     """What ``ProviderState.accept`` tells of the changes it makes, for a store to
     persist (one call per line; arguments as the state holds them):
 
-    - ``debit``: a line index entry ``packed`` (``pack_entry``) under line key
-      ``key``, with the client key of an ADHD line;
+    - ``interned``: the provider's dims triple ``dims`` got id ``dims_id`` (told
+      before the first debit that uses it; ids count up from 1);
+    - ``debit``: a line index entry ``packed`` (``pack_entry``) of service ``year``
+      under line key ``key``, with the client key of a line that counts a distinct
+      client and the ``line_id`` of a zvt-mismatching line (explain lists those);
     - ``credit``: the entry of ``key`` in ``debit_year``'s index credited by an event
       of service year ``year`` (the two differ when the credit's service date does);
     - ``judged``: an event judged without changing the index (a duplicate line or
@@ -114,25 +130,29 @@ class ChangeLog(Protocol):
     Replaying the same calls in order (``Replay``) rebuilds the line index, the
     event ids and the indicators."""
 
-    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None: ...
+    def interned(self, dims_id: int, dims: Dims) -> None: ...
+
+    def debit(
+        self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
+    ) -> None: ...
 
     def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None: ...
 
     def judged(self, event: Key, year: int) -> None: ...
 
 
-def pack_entry(year: int, quarter: int, flags: int, amount: int) -> int:
+def pack_entry(month: int, flags: int, amount: int, dims: int = 0) -> int:
     """A line index entry (layout above ``_CREDITED``)."""
-    return amount | flags << 24 | (quarter - 1) << 40 | year << 44
+    return amount | flags << 24 | (month - 1) << 40 | dims << _DIMS_SHIFT
 
 
 def unpack_entry(packed: int) -> tuple[int, int, int, int]:
-    """(year, quarter, flags, amount)"""
+    """(month, flags, amount, dims id)"""
     return (
-        packed >> 44 & 0x3FFF,
-        (packed >> 40 & 3) + 1,
+        (packed >> 40 & 0xF) + 1,
         packed >> 24 & 0xFFFF,
         packed & 0xFFFFFF,
+        packed >> _DIMS_SHIFT & (MAX_DIMS - 1),
     )
 
 
@@ -144,8 +164,13 @@ class ProviderState:
     # debit, so the credit's own year finds the debit; keyed by year, the index of a
     # whole year can be dropped at once (retention, below).
     lines: dict[int, Index] = field(default_factory=dict)
-    # Service year → line key → client key, for the ADHD lines of ``lines``.
+    # Service year → line key → client key, for the lines of ``lines`` that count a
+    # distinct client (``model.COUNTS_CLIENT``: ADHD, consult, detox).
     clients: dict[int, Clients] = field(default_factory=dict)
+    # Dims id → the (setting, department, prestatie) triple; id 0 is ``OTHER_DIMS``.
+    # Provider-wide, never dropped; ``_dim_ids`` is the reverse.
+    dims: list[Dims] = field(default_factory=lambda: [OTHER_DIMS])
+    _dim_ids: dict[Dims, int] = field(default_factory=lambda: {OTHER_DIMS: 0})
     # Service year → keys of the event ids judged at SPEC §2 steps 5-7 (accepted, or
     # ignored or dead-lettered there): a repeat of one is a redelivery, counted
     # duplicate and otherwise ignored (step 4). A redelivery repeats its line, so its
@@ -182,7 +207,7 @@ class ProviderState:
     _cc: Clients = field(default_factory=dict)
     _ce: Events = field(default_factory=set)
     _cys: YearState | None = None
-    # Entries repeat (a tariff, a setting, a quarter): in the dicts of a state keyed by
+    # Entries repeat (a tariff, a triple, a month): in the dicts of a state keyed by
     # identifiers, one int object per distinct entry, shared by its lines, saves 32
     # bytes a line (_share). The C tables store the value itself.
     _packs: dict[int, int] = field(default_factory=dict)
@@ -194,7 +219,21 @@ class ProviderState:
         (``line_index_expired``): without its event ids and line ids, steps 4–7
         cannot tell a redelivery or a credit from a new line.
         """
-        event_id, line_id, credit, _, year, quarter, client, flags, amount, event_time = line
+        (
+            event_id,
+            line_id,
+            credit,
+            _,
+            year,
+            month,
+            client,
+            flags,
+            amount,
+            event_time,
+            setting,
+            department,
+            prestatie,
+        ) = line
         if event_time > self.watermark:
             self.watermark = event_time
             if event_time >= self._roll:
@@ -218,7 +257,11 @@ class ProviderState:
         if not credit:
             if packed is not None:
                 return self._ignored(event, year, DUPLICATE_LINE)
-            packed = amount | flags << 24 | (quarter - 1) << 40 | year << 44  # pack_entry
+            triple = (setting, department, prestatie)
+            dims = self._dim_ids.get(triple)
+            if dims is None:
+                dims = self._intern(triple)
+            packed = amount | flags << 24 | (month - 1) << 40 | dims << 45  # pack_entry
             if hashed:
                 index[key] = packed
             else:
@@ -236,10 +279,12 @@ class ProviderState:
             ys = self._cys
             if ys is None:
                 ys = self._cys = self._year(year)
-            ys.apply(flags, amount, quarter, ck, 1)
+            ys.apply(flags, amount, month, dims, ck, 1)
+            if flags & MISMATCH:
+                ys.mismatch_ids[key] = line_id
             journal = self.journal
             if journal is not None:
-                journal.debit(key, event, packed, ck)
+                journal.debit(key, event, year, packed, ck, line_id if flags & MISMATCH else None)
         else:
             if packed is None:
                 found = self._elsewhere(key, year)
@@ -248,13 +293,14 @@ class ProviderState:
                     if self.journal is not None:
                         self.journal.judged(event, year)
                     return ORPHAN_CREDIT
-                index, packed = found
+                debit_year, index, packed = found
+            else:
+                debit_year = year
             if packed & _CREDITED:
                 return self._ignored(event, year, DUPLICATE_CREDIT)
-            self._credit(index, key, packed)
+            self._credit(index, key, packed, debit_year)
             if self.journal is not None:
                 # the debit's year differs from the credit's when found elsewhere
-                debit_year = year if index is self._cl else packed >> 44 & 0x3FFF
                 self.journal.credit(key, event, year, debit_year)
         self.counts.accepted += 1
         return ACCEPTED
@@ -281,13 +327,33 @@ class ProviderState:
                 self.dropped = True
         self._cy = -1  # the cached year may be among those dropped
 
-    def _elsewhere(self, key: Key, year: int) -> tuple[Index, int] | None:
-        """The debit of a credit whose service date disagrees with it, in another
-        open year (a credit subtracts what its debit added, whatever it says)."""
+    def _elsewhere(self, key: Key, year: int) -> tuple[int, Index, int] | None:
+        """(its year, index, entry): the debit of a credit whose service date
+        disagrees with it, in another open year (a credit subtracts what its debit
+        added, whatever it says)."""
         for y, index in self.lines.items():
             if y != year and key in index:
-                return index, index[key]
+                return y, index, index[key]
         return None
+
+    def _intern(self, triple: Dims) -> int:
+        """The dims id of a triple not seen before (``OTHER_DIMS``'s 0 once full)."""
+        dims = self.dims
+        if len(dims) >= MAX_DIMS:
+            return 0
+        dims_id = len(dims)
+        dims.append(triple)
+        self._dim_ids[triple] = dims_id
+        if self.journal is not None:
+            self.journal.interned(dims_id, triple)
+        return dims_id
+
+    def restore_dims(self, triples: list[Dims]) -> None:
+        """Take the dims table from a store (ids 0.. in order, ``OTHER_DIMS`` first)."""
+        if not triples or tuple(triples[0]) != OTHER_DIMS:
+            raise ValueError("a dims table starts with the 'other' triple (0, None, None)")
+        self.dims = [tuple(t) for t in triples]  # type: ignore[misc]
+        self._dim_ids = {t: i for i, t in enumerate(self.dims)}
 
     def index_entries(self) -> int:
         """Line index entries held (all open service years)."""
@@ -295,12 +361,26 @@ class ProviderState:
 
     def debit_of(self, year: int, line_id: str) -> tuple[int, int, int, int] | None:
         """(year, quarter, flags, amount) the debit of ``line_id`` added, if known."""
+        found = self.debit_facts(year, line_id)
+        if found is None:
+            return None
+        debit_year, month, flags, amount, _ = found
+        return debit_year, (month + 2) // 3, flags, amount
+
+    def debit_facts(self, year: int, line_id: str) -> tuple[int, int, int, int, Dims] | None:
+        """(year, month, flags, amount, dims triple) the debit of ``line_id`` added,
+        looked for in ``year`` first, if known."""
         key = key_of(line_id) if self.hashed else line_id
         index = self.lines.get(year)
         if index is not None and key in index:
-            return unpack_entry(index[key])
-        found = self._elsewhere(key, year)
-        return None if found is None else unpack_entry(found[1])
+            packed = index[key]
+        else:
+            found = self._elsewhere(key, year)
+            if found is None:
+                return None
+            year, _, packed = found
+        month, flags, amount, dims = unpack_entry(packed)
+        return year, month, flags, amount, self.dims[dims]
 
     def _ignored(self, event: Key, year: int, outcome: str) -> str:
         if outcome == DUPLICATE_LINE:
@@ -311,14 +391,18 @@ class ProviderState:
             self.journal.judged(event, year)
         return outcome
 
-    def _credit(self, index: Index, key: Key, packed: int) -> None:
+    def _credit(self, index: Index, key: Key, packed: int, year: int) -> None:
+        """Take back what the debit ``packed`` of service ``year`` added."""
         index[key] = packed | _CREDITED
-        year, quarter, flags, amount = unpack_entry(packed)
+        month, flags, amount, dims = unpack_entry(packed)
         client = None
-        if flags & ADHD:
+        if flags & COUNTS_CLIENT:
             clients = self.clients[year]
             client = clients[key] if key in clients else None  # noqa: SIM401 (as in accept)
-        self._year(year).apply(flags, amount, quarter, client, -1)
+        ys = self._year(year)
+        ys.apply(flags, amount, month, dims, client, -1)
+        if flags & MISMATCH:
+            ys.mismatch_ids.pop(key, None)
 
     def _share(self, packed: int) -> int:
         """The shared int object equal to ``packed`` (up to ``_SHARED`` of them)."""
@@ -392,21 +476,35 @@ class Replay:
         self.state = state
         state.reload()
 
-    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
+    def interned(self, dims_id: int, dims: Dims) -> None:
         st = self.state
-        year, quarter, flags, amount = unpack_entry(packed)
+        if dims_id != len(st.dims):
+            raise ValueError(f"dims id {dims_id} out of order: {len(st.dims)} are known")
+        st.dims.append(dims)
+        st._dim_ids[dims] = dims_id
+
+    def debit(
+        self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
+    ) -> None:
+        st = self.state
+        month, flags, amount, dims = unpack_entry(packed)
+        if dims >= len(st.dims):
+            raise ValueError(f"debit of dims id {dims}: only {len(st.dims)} are known")
         index, clients, events = st.year_tables(year)
         events.add(event)
         index[key] = packed
         if client is not None:
             clients[key] = client
-        st._year(year).apply(flags, amount, quarter, client, 1)
+        ys = st._year(year)
+        ys.apply(flags, amount, month, dims, client, 1)
+        if line_id is not None:
+            ys.mismatch_ids[key] = line_id
 
     def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
         st = self.state
         st.year_tables(year)[2].add(event)
         index = st.year_tables(debit_year)[0]
-        st._credit(index, key, index[key])
+        st._credit(index, key, index[key], debit_year)
 
     def judged(self, event: Key, year: int) -> None:
         self.state.year_tables(year)[2].add(event)

@@ -35,12 +35,15 @@ from streams.domain.alerts import AlertBook, AlertState
 from streams.domain.contracts import Contract
 from streams.domain.indicators import TALLIES, YearState
 from streams.domain.model import Counts
-from streams.domain.state import ChangeLog, Key, ProviderState, unpack_entry
+from streams.domain.state import ChangeLog, Dims, Key, ProviderState, unpack_entry
 
 # 2: journal records and line index per service year, checkpoints; 3: identifiers
 # as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays;
-# 5: 16 flag bits in a packed line-index entry; 6: every value's fields by name
-STATE_FORMAT = 6
+# 5: 16 flag bits in a packed line-index entry; 6: every value's fields by name;
+# 7: entries without the year, with month and dims id; journal debits with their
+# year, the clients of consult and detox lines, mismatch line ids and dims triples;
+# checkpoints with the dims table; YearState's months, client maps and breakdowns
+STATE_FORMAT = 7
 _LOG_FIELDS = ("end", "base", "generation", "chunks", "records")
 _CONTRACT_FIELDS = (
     "provider",
@@ -93,14 +96,21 @@ def decode(value: Any) -> Any:
 # -- journal segments ---------------------------------------------------------------
 
 
+class Interned(NamedTuple):
+    dims_id: int
+    dims: Dims
+
+
 class Debit(NamedTuple):
     key: Key
     event: Key
     year: int
-    quarter: int
+    month: int
     client: Key | None
     flags: int
     amount: int
+    dims_id: int
+    line_id: str | None
 
 
 class Credit(NamedTuple):
@@ -115,7 +125,7 @@ class Judged(NamedTuple):
     year: int
 
 
-Record = Debit | Credit | Judged
+Record = Interned | Debit | Credit | Judged
 
 
 class Journal:
@@ -127,11 +137,16 @@ class Journal:
     """
 
     __slots__ = (
+        "interned_ids",
+        "interned_dims",
         "keys",
         "events",
+        "years",
         "entries",
-        "adhd_at",
-        "adhd_clients",
+        "client_at",
+        "clients",
+        "mismatch_at",
+        "line_ids",
         "credit_keys",
         "credit_events",
         "credit_years",
@@ -143,13 +158,20 @@ class Journal:
     def __init__(self) -> None:
         # Only a hashed state keeps a journal: its keys are ints (``Key`` admits the
         # identifiers of an unhashed one, which ``array`` would refuse).
-        # debits: line keys, event keys, packed entries; the positions among them of
-        # the ADHD debits, and their client keys
+        # dims triples the provider interned: their ids, the triples
+        self.interned_ids: list[int] = []
+        self.interned_dims: list[Dims] = []
+        # debits: line keys, event keys, service years, packed entries; the positions
+        # among them of the debits with a client, and their client keys; those of the
+        # zvt-mismatching debits, and their line ids
         self.keys: array[Any] = array("q")
         self.events: array[Any] = array("q")
+        self.years: array[int] = array("q")
         self.entries: array[int] = array("q")
-        self.adhd_at: array[int] = array("q")
-        self.adhd_clients: array[Any] = array("q")
+        self.client_at: array[int] = array("q")
+        self.clients: array[Any] = array("q")
+        self.mismatch_at: array[int] = array("q")
+        self.line_ids: list[str] = []
         # credits: line keys, event keys, the credit's and its debit's service years
         self.credit_keys: array[Any] = array("q")
         self.credit_events: array[Any] = array("q")
@@ -159,12 +181,22 @@ class Journal:
         self.judged_events: array[Any] = array("q")
         self.judged_years: array[int] = array("q")
 
-    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
+    def interned(self, dims_id: int, dims: Dims) -> None:
+        self.interned_ids.append(dims_id)
+        self.interned_dims.append(dims)
+
+    def debit(
+        self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
+    ) -> None:
         if client is not None:
-            self.adhd_at.append(len(self.keys))
-            self.adhd_clients.append(client)
+            self.client_at.append(len(self.keys))
+            self.clients.append(client)
+        if line_id is not None:
+            self.mismatch_at.append(len(self.keys))
+            self.line_ids.append(line_id)
         self.keys.append(key)
         self.events.append(event)
+        self.years.append(year)
         self.entries.append(packed)
 
     def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
@@ -180,22 +212,33 @@ class Journal:
     def __len__(self) -> int:
         return len(self.keys) + len(self.credit_keys) + len(self.judged_events)
 
-    def pack(self) -> dict[str, dict[str, str]]:
+    def pack(self) -> dict[str, dict[str, Any]]:
         """The segment: one object per kind of change that occurred, its columns by
-        name, each a packed int64 array (``_b64``). ``records`` gives them back
-        debits first, then credits, then the events judged: a segment's credit
-        follows its debit either way, and the rest only adds event keys, so the
-        state replayed is the same as the one recorded."""
-        out: dict[str, dict[str, str]] = {}
+        name, each a packed int64 array (``_b64``; line ids and dims triples, which
+        are text, as JSON lists). ``records`` gives them back dims first, then
+        debits, then credits, then the events judged: a dims id is interned before
+        a debit uses it, a segment's credit follows its debit either way, and the
+        rest only adds event keys, so the state replayed is the same as the one
+        recorded."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.interned_ids:
+            out["interned"] = {
+                "ids": _b64(array("q", self.interned_ids)),
+                "dims": [list(t) for t in self.interned_dims],
+            }
         if self.keys:
-            debits = {
+            debits: dict[str, Any] = {
                 "lines": _b64(self.keys),
                 "events": _b64(self.events),
+                "years": _b64(self.years),
                 "entries": _b64(self.entries),
             }
-            if self.adhd_at:
-                debits["adhd_at"] = _b64(self.adhd_at)
-                debits["adhd_clients"] = _b64(self.adhd_clients)
+            if self.client_at:
+                debits["client_at"] = _b64(self.client_at)
+                debits["clients"] = _b64(self.clients)
+            if self.mismatch_at:
+                debits["mismatch_at"] = _b64(self.mismatch_at)
+                debits["line_ids"] = list(self.line_ids)
             out["debits"] = debits
         if self.credit_keys:
             out["credits"] = {
@@ -223,16 +266,30 @@ def _columns(segment: Mapping[str, Any], kind: str, names: tuple[str, ...]) -> l
 
 def replay(segment: Mapping[str, Any], into: ChangeLog) -> None:
     """Tell ``into`` (a ``state.Replay`` at recovery) the changes of a ``Journal.pack``
-    segment, debits first, then credits, then the events judged."""
-    keys, events, entries = _columns(segment, "debits", ("lines", "events", "entries"))
-    clients = dict(zip(*_columns(segment, "debits", ("adhd_at", "adhd_clients")), strict=True))
-    for i, (key, event, packed) in enumerate(zip(keys, events, entries, strict=True)):
-        into.debit(key, event, packed, clients.get(i))
+    segment: dims interned first, then debits, then credits, then the events judged."""
+    interned = segment.get("interned") or {}
+    ids = _unb64(interned.get("ids", ""))
+    for dims_id, triple in zip(ids, interned.get("dims", []), strict=True):
+        into.interned(dims_id, _dims(triple))
+    cols = _columns(segment, "debits", ("lines", "events", "years", "entries"))
+    clients = dict(zip(*_columns(segment, "debits", ("client_at", "clients")), strict=True))
+    debits = segment.get("debits") or {}
+    line_ids = dict(
+        zip(_unb64(debits.get("mismatch_at", "")), debits.get("line_ids", []), strict=True)
+    )
+    for i, (key, event, year, packed) in enumerate(zip(*cols, strict=True)):
+        into.debit(key, event, year, packed, clients.get(i), line_ids.get(i))
     credits = _columns(segment, "credits", ("lines", "events", "years", "debit_years"))
     for key, event, year, debit_year in zip(*credits, strict=True):
         into.credit(key, event, year, debit_year)
     for event, year in zip(*_columns(segment, "judged", ("events", "years")), strict=True):
         into.judged(event, year)
+
+
+def _dims(raw: Any) -> Dims:
+    """A dims triple as JSON wrote it: [setting, department, prestatie]."""
+    setting, department, prestatie = raw
+    return int(setting), department, prestatie
 
 
 class _Records:
@@ -241,9 +298,14 @@ class _Records:
     def __init__(self) -> None:
         self.out: list[Record] = []
 
-    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
-        year, quarter, flags, amount = unpack_entry(packed)
-        self.out.append(Debit(key, event, year, quarter, client, flags, amount))
+    def interned(self, dims_id: int, dims: Dims) -> None:
+        self.out.append(Interned(dims_id, dims))
+
+    def debit(
+        self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
+    ) -> None:
+        month, flags, amount, dims_id = unpack_entry(packed)
+        self.out.append(Debit(key, event, year, month, client, flags, amount, dims_id, line_id))
 
     def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
         self.out.append(Credit(key, event, year, debit_year))
@@ -290,6 +352,7 @@ def iter_checkpoint(st: ProviderState, max_entries: int) -> Iterator[dict[str, A
         raise ValueError("a state keyed by identifiers (hashed=False) is never persisted")
     chunk: dict[str, Any] = {
         "years": {str(y): ys.to_json() for y, ys in st.years.items()},
+        "dims": [list(t) for t in st.dims],
         **{kind: {} for kind in _KINDS},
     }
     room = max_entries
@@ -336,6 +399,8 @@ def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
     st.reload()
     for y, raw in chunk.get("years", {}).items():
         st.years[int(y)] = YearState.from_json(raw)
+    if "dims" in chunk:  # the first chunk
+        st.restore_dims([_dims(t) for t in chunk["dims"]])
     for kind, at in (("lines", 0), ("clients", 1)):
         for y, part in chunk[kind].items():
             keys, values = _unb64(part["keys"]), _unb64(part["values"])

@@ -663,3 +663,38 @@ def test_a_batch_and_the_same_lines_sent_one_by_one_give_the_same_results(
     assert [orjson.loads(d.payload) for d in fx_batch.dead_letters] == [
         orjson.loads(d.payload) for d in fx_single.dead_letters
     ]
+
+
+def _checked(policy: Any, obj: dict[str, Any]) -> Any:
+    from streams.domain.acceptance import Decoder
+
+    decoder = Decoder(policy)
+    _, items, _ = decoder.split(orjson.dumps(obj))
+    return decoder.check(items[0], None)
+
+
+def test_a_line_keeps_its_service_month_and_breakdown_dimensions(policy, make_line):
+    line = _checked(
+        policy,
+        make_line(service_date="2026-08-31", setting=5, department="kliniek", prestatie_code="CO7"),
+    )
+    assert (line.year, line.month, line.quarter) == (2026, 8, 3)
+    assert (line.setting, line.department, line.prestatie) == (5, "kliniek", "CO7")
+    bare = _checked(policy, make_line(service_date="2026-01-01"))
+    assert (bare.month, bare.department, bare.prestatie) == (1, None, None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        ({}, True),  # a consult: consult clients (SPEC §8.4)
+        ({"activity": "other", "detox": "ambulant"}, True),  # detox clients
+        ({"activity": "stay", "stay_days": 2, "diagnosis_group": "adhd"}, True),
+        ({"activity": "stay", "stay_days": 2}, False),  # counts no distinct client
+    ],
+)
+def test_a_line_keeps_its_client_only_where_it_counts_a_distinct_client(
+    policy, make_line, fields, kept
+):
+    line = _checked(policy, make_line(client_ref="k1", **fields))
+    assert line.client == ("k1" if kept else None)

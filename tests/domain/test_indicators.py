@@ -8,9 +8,10 @@ import pytest
 
 from streams.domain.contracts import Contract
 from streams.domain.engine import Engine
-from streams.domain.indicators import YearState
+from streams.domain.indicators import YearState, breakdown
 
 A, B, C = "11111111", "22222222", "33333333"
+AGB_ = "12345678"
 
 
 def same(got: Any, want: Any) -> bool:
@@ -56,6 +57,15 @@ EXPECTED = [
     ("ceiling_utilisation", None, None),  # no contract
     ("adhd_clients", {}, {}),
     ("adhd_growth", {}, {}),
+    # SPEC §8.1: by service month (all in March), net of the credit
+    ("net_cents_by_month", [0, 0, 160_000, *[0] * 9], [0, 0, 120_000, *[0] * 9]),
+    # SPEC §8.4: every line has its own client here (shared clients: below)
+    ("detox_clients_all", 3, 3),
+    ("detox_clients_clinical", 1, 1),
+    ("clinical_detox_client_share", 1 / 3, 1 / 3),
+    ("consult_clients", 4, 3),
+    ("digital_clients", 2, 1),  # the digital `other` line has no consult client
+    ("digital_client_share", 2 / 4, 1 / 3),
 ]
 
 
@@ -296,10 +306,15 @@ def test_peer_group_share_mean_at_the_default_min_of_200_consults(engine, make_l
 
 def test_year_state_returns_to_zero_after_applying_and_reversing_a_line():
     ys = YearState()
-    ys.apply(0b1_1111_1111, 123, 2, "client", 1)
-    ys.apply(0b1_1111_1111, 123, 2, "client", -1)
+    ys.apply(0b1_1111_1111, 123, 5, 7, "client", 1)
+    ys.apply(0b1_1111_1111, 123, 5, 7, "client", -1)
     record = ys.to_json()
     assert record.pop("adhd") == {"2": []}  # the quarter is kept, emptied (adhd_quarters)
+    assert record.pop("by_month") == [0] * 12
+    for emptied in ("clients_detox", "clients_clinical", "clients_consult", "clients_digital"):
+        assert record.pop(emptied) == []
+    assert record.pop("spent") == []  # a cell whose lines are all credited goes
+    assert record.pop("mismatch_ids") == []  # kept by the provider state, not apply
     assert record == {
         "net_cents": 0,
         "lines": 0,
@@ -347,3 +362,147 @@ def test_a_credit_subtracts_what_its_debit_added_whatever_the_credit_says(engine
     assert (got["detox_clinical"], got["detox_ambulant"], got["zvt_setting_mismatch"]) == (0, 0, 0)
     assert got["digital_share"] == 0.0
     assert got["adhd_clients"] == {"2026-Q1": 0}
+
+
+# -- SPEC §8.4: distinct clients, credit-aware ---------------------------------------------
+
+
+def test_detox_counts_clients_so_a_stay_declared_per_day_weighs_as_one_stay(
+    engine, make_line, feed
+):
+    per_day = [
+        make_line(activity="stay", stay_days=1, detox="clinical", client_ref="x") for _ in range(10)
+    ]
+    feed(
+        engine,
+        *per_day,
+        make_line(activity="stay", stay_days=10, detox="ambulant", client_ref="y"),
+        make_line(activity="other", detox="ambulant", client_ref="z"),
+        make_line(activity="other", detox="ambulant", client_ref="x"),  # x once more
+    )
+    got = ind(engine)
+    assert (got["detox_clients_clinical"], got["detox_clients_all"]) == (1, 3)
+    assert got["clinical_detox_client_share"] == 1 / 3
+    assert got["clinical_detox_share"] == 10 / 13  # the line share it replaces
+    feed(engine, *(make_line.credit(d) for d in per_day[:9]))
+    assert ind(engine)["detox_clients_clinical"] == 1  # one clinical line of x is left
+    feed(engine, make_line.credit(per_day[9]))
+    got = ind(engine)
+    # x leaves the clinical clients but stays among all: its ambulant line is live
+    assert (got["detox_clients_clinical"], got["detox_clients_all"]) == (0, 3)
+    assert got["clinical_detox_client_share"] == 0.0
+
+
+def test_digital_counts_clients_with_a_digital_consult_among_consult_clients(
+    engine, make_line, feed
+):
+    digital = make_line(client_ref="a", digital=True)
+    feed(
+        engine,
+        make_line(client_ref="a"),
+        digital,
+        make_line(client_ref="a", digital=True, consult_mode="group", practitioners=2),
+        make_line(client_ref="b"),
+        make_line(client_ref="b"),
+        make_line(client_ref="c", activity="other", digital=True),  # not a consult
+    )
+    got = ind(engine)
+    assert (got["digital_clients"], got["consult_clients"]) == (1, 2)
+    assert got["digital_client_share"] == 0.5
+    assert got["digital_share"] == 2 / 5  # lines: the figure SPEC keeps
+    feed(engine, make_line.credit(digital))
+    assert ind(engine)["digital_clients"] == 1  # a's group consult is digital too
+
+
+def test_a_credit_takes_back_its_debits_client_whatever_client_the_credit_names(
+    engine, make_line, feed
+):
+    debit = make_line(client_ref="a", digital=True)
+    feed(engine, debit, make_line(client_ref="b"))
+    feed(engine, make_line.credit(debit, client_ref="b"))
+    got = ind(engine)
+    assert (got["consult_clients"], got["digital_clients"]) == (1, 0)  # b stays, a goes
+
+
+def test_net_cents_by_month_follow_the_service_month_and_a_credit_its_debits_month(
+    engine, make_line, feed
+):
+    jan = make_line(service_date="2026-01-31", amount_cents=100)
+    feed(
+        engine,
+        jan,
+        make_line(service_date="2026-12-01", amount_cents=20),
+        make_line(service_date="2026-01-01", amount_cents=3),
+    )
+    assert ind(engine)["net_cents_by_month"] == [103, *[0] * 10, 20]
+    feed(engine, make_line.credit(jan, service_date="2026-02-15"))  # says February: January
+    assert ind(engine)["net_cents_by_month"] == [3, *[0] * 10, 20]
+
+
+# -- SPEC §8.3: breakdown aggregates -------------------------------------------------------
+
+
+def _by(rows: list[dict[str, Any]], by: str) -> list[tuple[Any, int, int]]:
+    return [(r["key"], r["cents"], r["lines"]) for r in rows if r["by"] == by]
+
+
+def test_a_breakdown_gives_the_top_five_per_dimension_largest_cents_first_ties_by_key(
+    engine, make_line, feed
+):
+    # departments d0..d6 with 700, 600, ... 100 cents; d7 ties the line without
+    # department or prestatie code (a missing field goes after a tied key)
+    feed(
+        engine,
+        *(
+            make_line(department=f"d{i}", prestatie_code="CO1", amount_cents=700 - 100 * i)
+            for i in range(7)
+        ),
+        make_line(department="d7", prestatie_code="CO2", amount_cents=650, setting=3),
+        make_line(amount_cents=650, setting=3),
+    )
+    dimensions = ["department", "prestatie_code", "setting"]
+    rows = breakdown(engine.providers[AGB_], 2026, "all", dimensions)
+    assert _by(rows, "department") == [
+        ("d0", 700, 1),
+        ("d7", 650, 1),
+        (None, 650, 1),
+        ("d1", 600, 1),
+        ("d2", 500, 1),
+    ]
+    assert _by(rows, "prestatie_code") == [("CO1", 2800, 7), ("CO2", 650, 1), (None, 650, 1)]
+    assert _by(rows, "setting") == [(1, 2800, 7), (3, 1300, 2)]
+    feed(engine, make_line(department="c9", amount_cents=500))  # ties with d2: key first
+    tied = breakdown(engine.providers[AGB_], 2026, "all", ["department"])
+    assert [r["key"] for r in tied] == ["d0", "d7", None, "d1", "c9"]
+
+
+def test_a_breakdown_is_per_subset_and_net_of_credits(engine, make_line, feed):
+    mism = make_line(care_demand_type=1, setting=5, department="kliniek", amount_cents=900)
+    feed(
+        engine,
+        mism,
+        make_line(care_demand_type=2, setting=8, department="topggz", amount_cents=500),
+        make_line(setting=5, department="kliniek", amount_cents=70),  # zvt 3: no mismatch
+        make_line(diagnosis_group="adhd", service_date="2026-05-01", amount_cents=40),
+        make_line(activity="other", detox="clinical", department="kliniek", amount_cents=8),
+    )
+    st = engine.providers[AGB_]
+    assert _by(breakdown(st, 2026, "mismatch", ["department"]), "department") == [
+        ("kliniek", 900, 1),
+        ("topggz", 500, 1),
+    ]
+    assert _by(breakdown(st, 2026, "adhd2", ["department"]), "department") == [(None, 40, 1)]
+    assert breakdown(st, 2026, "adhd1", ["department"]) == []
+    assert _by(breakdown(st, 2026, "detox", ["setting"]), "setting") == [(1, 8, 1)]
+    assert _by(breakdown(st, 2026, "consult", ["setting"]), "setting") == [
+        (5, 970, 2),
+        (8, 500, 1),
+        (1, 40, 1),
+    ]
+    feed(engine, make_line.credit(mism))
+    assert _by(breakdown(st, 2026, "mismatch", ["department"]), "department") == [
+        ("topggz", 500, 1)
+    ]
+    assert breakdown(st, 2025, "all", ["setting"]) == []  # no such year
+    with pytest.raises(ValueError, match="unknown subset"):
+        breakdown(st, 2026, "everything", ["setting"])

@@ -37,8 +37,18 @@ SECTION_4 = {
     "digital_share",
     "zvt_setting_mismatch",
 }
+# SPEC §8.1 and §8.4 (covered_month and the pace figures come with the pace function)
+PART_TWO = {
+    "net_cents_by_month",
+    "detox_clients_all",
+    "detox_clients_clinical",
+    "clinical_detox_client_share",
+    "consult_clients",
+    "digital_clients",
+    "digital_client_share",
+}
 RATIOS = {"ceiling_utilisation", "group_share", "group_over2_share", "clinical_detox_share"}
-RATIOS |= {"digital_share"}
+RATIOS |= {"digital_share", "clinical_detox_client_share", "digital_client_share"}
 COUNTS = {"accepted", "duplicate", "duplicate_line", "duplicate_credit", "rejected"}
 
 
@@ -54,12 +64,12 @@ def lines(make_line: Any, agb: str, consults: int, group: int, year: int = 2026)
     ]
 
 
-def test_snapshot_holds_exactly_the_indicators_of_spec_section_4(engine, make_line, feed):
+def test_snapshot_holds_exactly_the_indicators_of_spec_sections_4_and_8(engine, make_line, feed):
     feed(engine, make_line(), make_line(service_date="2025-06-01"))
     snap = engine.snapshot()
     assert set(snap) == {"providers", "peers", "counts"}
     for year in ("2025", "2026"):
-        assert set(snap["providers"][AGB][year]) == SECTION_4
+        assert set(snap["providers"][AGB][year]) == SECTION_4 | PART_TWO
 
 
 def test_ratios_are_floats_or_null_and_counts_and_cents_integers(engine, make_line, feed):
@@ -72,8 +82,11 @@ def test_ratios_are_floats_or_null_and_counts_and_cents_integers(engine, make_li
     got = engine.snapshot()["providers"][AGB]["2026"]
     for name in RATIOS:
         assert type(got[name]) is float, name
-    for name in SECTION_4 - RATIOS - {"adhd_clients", "adhd_growth"}:
-        assert type(got[name]) is int, name
+    for name in (SECTION_4 | PART_TWO) - RATIOS - {"adhd_clients", "adhd_growth"}:
+        if name == "net_cents_by_month":
+            assert [type(c) for c in got[name]] == [int] * 12
+        else:
+            assert type(got[name]) is int, name
     assert got["ceiling_utilisation"] == 15_000 / 40_000
     feed(engine, make_line(service_date="2025-01-01", activity="other"))
     undefined = engine.snapshot()["providers"][AGB]["2025"]  # no contract, no consults

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 import streams.domain
+from streams.domain import state
 from streams.domain.engine import Engine
-from streams.domain.state import Key, ProviderState, Replay
+from streams.domain.indicators import breakdown
+from streams.domain.state import Dims, Key, ProviderState, Replay
 from tests.conftest import AGB
 
 
@@ -26,8 +29,13 @@ class Calls:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def debit(self, key: Key, event: Key, packed: int, client: Key | None) -> None:
-        self.calls.append(("debit", key, event, packed, client))
+    def interned(self, dims_id: int, dims: Dims) -> None:
+        self.calls.append(("interned", dims_id, dims))
+
+    def debit(
+        self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
+    ) -> None:
+        self.calls.append(("debit", key, event, year, packed, client, line_id))
 
     def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
         self.calls.append(("credit", key, event, year, debit_year))
@@ -66,8 +74,8 @@ def test_any_changelog_hears_every_change_and_replay_rebuilds_the_state(policy, 
     assert isinstance(st.journal, Calls)
     # repeats (same event id) are redeliveries: no call; the second credit of the line
     # and the orphan credit are judged, so their event ids survive a restart
-    assert [c[0] for c in st.journal.calls] == ["debit", "credit", "judged", "judged"]
-    assert st.journal.calls[1][3:] == (2024, 2025)
+    assert [c[0] for c in st.journal.calls] == ["interned", "debit", "credit", "judged", "judged"]
+    assert st.journal.calls[2][3:] == (2024, 2025)
     copy = ProviderState(AGB)
     replay = Replay(copy)
     for name, *args in st.journal.calls:
@@ -96,3 +104,91 @@ def test_the_domain_imports_no_storage_and_no_kafka():
                 assert not name.startswith(
                     ("streams.store", "streams.kafka", "faust", "aiokafka")
                 ), f"{path.name} imports {name}"
+
+
+# -- SPEC §8: what the index and the years keep for breakdowns and explain ---------------
+
+
+def _mismatch(make_line: Any, **fields: Any) -> dict[str, Any]:
+    return make_line(care_demand_type=1, setting=5, department="kliniek", **fields)
+
+
+@pytest.mark.parametrize("journal", [True, False])
+def test_mismatching_line_ids_are_kept_in_arrival_order_and_a_credit_removes_its_own(
+    policy, make_line, journal
+):
+    engine = Engine(policy, journal=journal)
+    engine.journals = Calls
+    debits = [_mismatch(make_line, line_id=f"M{n:02}") for n in range(12)]
+    for obj in (*debits, make_line(), make_line.credit(debits[1])):
+        engine.process(orjson.dumps(obj), AGB)
+    ys = engine.providers[AGB].years[2026]
+    want = [f"M{n:02}" for n in range(12) if n != 1]
+    assert list(ys.mismatch_ids.values()) == want
+    assert ys.mismatch_line_ids() == want[:10]
+    assert ys.mismatch_line_ids(3) == ["M00", "M02", "M03"]
+
+
+def test_a_state_rebuilt_from_its_changelog_has_the_same_dims_clients_and_line_ids(
+    policy, make_line
+):
+    engine = Engine(policy, journal=True)
+    engine.journals = Calls
+    sent = [
+        _mismatch(make_line, prestatie_code="CO1"),
+        make_line(department="ambulant", digital=True, client_ref="a"),
+        make_line(activity="stay", stay_days=3, detox="clinical", client_ref="a"),
+        make_line(diagnosis_group="adhd", client_ref="b", service_date="2025-11-01"),
+        _mismatch(make_line, prestatie_code="CO1"),  # a triple already interned
+    ]
+    for obj in (*sent, make_line.credit(sent[0]), make_line.credit(sent[1])):
+        engine.process(orjson.dumps(obj), AGB)
+    st = engine.providers[AGB]
+    assert st.dims == [
+        (0, None, None),
+        (5, "kliniek", "CO1"),
+        (1, "ambulant", None),
+        (1, None, None),
+    ]
+    copy = ProviderState(AGB)
+    replay = Replay(copy)
+    assert isinstance(st.journal, Calls)
+    for name, *args in st.journal.calls:
+        getattr(replay, name)(*args)
+    assert copy.dims == st.dims and tables(copy) == tables(st)
+    assert {y: ys.to_json() for y, ys in copy.years.items()} == {
+        y: ys.to_json() for y, ys in st.years.items()
+    }
+    assert list(copy.years[2026].mismatch_ids.values()) == [sent[4]["line_id"]]
+
+
+def test_a_debit_keeps_its_month_flags_amount_and_dims_in_the_index(policy, make_line):
+    engine = Engine(policy, journal=True)
+    line = make_line(
+        service_date="2026-02-28",
+        setting=4,
+        department="fact",
+        prestatie_code="CO7",
+        amount_cents=321,
+    )
+    engine.process(orjson.dumps(line), AGB)
+    st = engine.providers[AGB]
+    year, month, flags, amount, dims = st.debit_facts(2025, line["line_id"])  # type: ignore[misc]
+    assert (year, month, amount, dims) == (2026, 2, 321, (4, "fact", "CO7"))
+    assert st.debit_of(2026, line["line_id"]) == (2026, 1, flags, 321)
+    assert st.debit_facts(2026, "never") is None
+
+
+def test_triples_beyond_the_dims_limit_count_as_other(policy, make_line, monkeypatch):
+    monkeypatch.setattr(state, "MAX_DIMS", 3)
+    engine = Engine(policy, journal=True)
+    for dept in ("a", "b", "c", "a"):
+        engine.process(orjson.dumps(make_line(department=dept, amount_cents=10)), AGB)
+    st = engine.providers[AGB]
+    assert st.dims == [(0, None, None), (1, "a", None), (1, "b", None)]
+    # "c" came after the table was full: counted under the "other" triple, no department
+    assert breakdown(st, 2026, "all", ["department"]) == [
+        {"by": "department", "key": "a", "cents": 20, "lines": 2},
+        {"by": "department", "key": "b", "cents": 10, "lines": 1},
+        {"by": "department", "key": None, "cents": 10, "lines": 1},
+    ]

@@ -33,6 +33,14 @@ INDICATORS = {
     "adhd_growth",
     "digital_share",
     "zvt_setting_mismatch",
+    # SPEC §8.1, §8.4
+    "net_cents_by_month",
+    "detox_clients_all",
+    "detox_clients_clinical",
+    "clinical_detox_client_share",
+    "consult_clients",
+    "digital_clients",
+    "digital_client_share",
 }
 
 

@@ -24,9 +24,9 @@ from streams.domain.contracts import Contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import IMPLAUSIBLE_TIME, LINE_INDEX_EXPIRED, Counts
 from streams.domain.rules import register, unregister
-from streams.domain.state import _CREDITED, ProviderState, Replay, key_of, pack_entry
+from streams.domain.state import _CREDITED, MAX_DIMS, ProviderState, Replay, key_of, pack_entry
 from streams.store import codec
-from streams.store.codec import Credit, Debit, Journal, Judged
+from streams.store.codec import Credit, Debit, Interned, Journal, Judged
 from streams.store.layout import JournalLog
 from tests.conftest import AGB
 from tests.domain.histories import PROVIDERS, SETTINGS, Builder, encode, new_engine, op, run
@@ -60,14 +60,18 @@ def journaled(policy: Any) -> Engine:
 
 @pytest.fixture
 def live(policy: Any, make_line: Any) -> ProviderState:
-    """A worker's state over three service years: ADHD lines (clients), credits,
-    a redelivered line."""
+    """A worker's state over three service years: ADHD consults (clients), other
+    lines without a client, credits, a redelivered line."""
     engine = journaled(policy)
     sent = []
     for n in range(60):
         debit = make_line(
             service_date=f"{2024 + n % 3}-0{1 + n % 9}-10",
             diagnosis_group="adhd" if n % 4 == 0 else "depression",
+            activity="consult" if n % 4 == 0 else "other",
+            department=f"d{n % 3}",
+            care_demand_type=1 if n % 7 == 0 else 3,  # zvt-mismatching in setting 5
+            setting=5,
             amount_cents=1_000 + n,
         )
         sent.append(debit)
@@ -95,13 +99,18 @@ def test_a_checkpoint_restores_every_table_whatever_the_chunks_and_their_order(l
         codec.restore_checkpoint(copy, orjson.loads(orjson.dumps(chunk)))
     assert plain(copy) == (lines, clients, events)
     assert copy.lines == live.lines and copy.events == live.events  # C tables compare too
-    assert copy.years.keys() == live.years.keys()
+    assert {y: ys.to_json() for y, ys in copy.years.items()} == {
+        y: ys.to_json() for y, ys in live.years.items()
+    }
+    assert copy.dims == live.dims and copy._dim_ids == live._dim_ids
+    assert any(ys.mismatch_ids for ys in copy.years.values())
 
 
 def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
     lines, clients, events = plain(live)
     (chunk,) = codec.checkpoint(live, 10_000)
-    assert sorted(chunk) == ["clients", "events", "lines", "years"]
+    assert sorted(chunk) == ["clients", "dims", "events", "lines", "years"]
+    assert chunk["dims"] == [[0, None, None], [5, "d0", None], [5, "d1", None], [5, "d2", None]]
     for kind, tables in (("lines", lines), ("clients", clients)):
         for y, part in chunk[kind].items():
             assert sorted(part) == ["keys", "values"]
@@ -114,7 +123,8 @@ def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
 
 def test_a_chunk_with_the_largest_keys_and_every_flag_bit_restores_exactly():
     top = (1 << 60) - 1  # key_of is below 2**60
-    entry = pack_entry(2025, 4, 0xFFFF, 123) | _CREDITED  # every flag bit
+    entry = pack_entry(12, 0xFFFF, 123, MAX_DIMS - 1) | _CREDITED  # the highest of each field
+    assert entry >> 62 == 1  # an int64 still
     chunk = {
         "lines": {"2025": {"keys": b64([top, 0, key_of("l1")]), "values": b64([entry, 1, 2])}},
         "clients": {"2025": {"keys": b64([top]), "values": b64([key_of("c1")])}},
@@ -154,24 +164,41 @@ def test_a_state_keyed_by_identifiers_is_never_checkpointed(policy, make_line):
 
 def test_a_segment_names_its_kinds_and_columns():
     journal = Journal()
-    journal.debit(11, 21, pack_entry(2025, 2, 1, 500), None)
-    journal.debit(12, 22, pack_entry(2025, 3, 2, 700), 99)
+    journal.interned(1, (5, "kliniek", "CO0045"))
+    journal.debit(11, 21, 2025, pack_entry(4, 1, 500, 1), None, None)
+    journal.debit(12, 22, 2024, pack_entry(7, 2, 700), 99, None)
+    journal.debit(13, 25, 2025, pack_entry(8, 128, 900, 1), 98, "L-13")
     journal.credit(11, 23, 2024, 2025)
     journal.judged(24, 2025)
     segment = orjson.loads(orjson.dumps(journal.pack()))
-    assert segment["debits"].keys() == {"lines", "events", "entries", "adhd_at", "adhd_clients"}
-    assert uint64s(segment["debits"]["adhd_at"]) == [1]
+    assert segment["interned"] == {"ids": b64([1]), "dims": [[5, "kliniek", "CO0045"]]}
+    assert segment["debits"].keys() == {
+        "lines",
+        "events",
+        "years",
+        "entries",
+        "client_at",
+        "clients",
+        "mismatch_at",
+        "line_ids",
+    }
+    assert uint64s(segment["debits"]["years"]) == [2025, 2024, 2025]
+    assert uint64s(segment["debits"]["client_at"]) == [1, 2]
+    assert uint64s(segment["debits"]["mismatch_at"]) == [2]
+    assert segment["debits"]["line_ids"] == ["L-13"]
     assert segment["credits"].keys() == {"lines", "events", "years", "debit_years"}
     assert uint64s(segment["credits"]["years"]) == [2024]
     assert uint64s(segment["credits"]["debit_years"]) == [2025]
     assert segment["judged"].keys() == {"events", "years"}
     assert codec.records(segment) == [
-        Debit(11, 21, 2025, 2, None, 1, 500),
-        Debit(12, 22, 2025, 3, 99, 2, 700),
+        Interned(1, (5, "kliniek", "CO0045")),
+        Debit(11, 21, 2025, 4, None, 1, 500, 1, None),
+        Debit(12, 22, 2024, 7, 99, 2, 700, 0, None),
+        Debit(13, 25, 2025, 8, 98, 128, 900, 1, "L-13"),
         Credit(11, 23, 2024, 2025),
         Judged(24, 2025),
     ]
-    assert len(journal) == 4
+    assert len(journal) == 5
     assert Journal().pack() == {}  # a message that changed nothing writes no columns
 
 
@@ -452,9 +479,9 @@ def test_the_journal_records_changes_and_events_judged_but_never_redeliveries(ma
     journal = codec.records(segment)
     # debit, credit, and the orphan credit's event id (so a redelivery of it stays a
     # duplicate after a restart); the redelivered debit and credit leave no record
-    assert [type(r).__name__ for r in journal] == ["Debit", "Credit", "Judged"]
+    assert [type(r).__name__ for r in journal] == ["Interned", "Debit", "Credit", "Judged"]
     year = int(debit["service_date"][:4])
-    assert journal[1] == Credit(key_of(debit["line_id"]), key_of(credit["event_id"]), year, year)
+    assert journal[2] == Credit(key_of(debit["line_id"]), key_of(credit["event_id"]), year, year)
     # the rebuilt state judges all five events again exactly as the first one did
     copy_ = new_engine(journal=True)
     copy_.providers[PROVIDERS[0]] = st = type(engine.providers[PROVIDERS[0]])(PROVIDERS[0])

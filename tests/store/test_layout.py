@@ -79,6 +79,8 @@ def stream(seed: int = 5, messages: int = 240) -> list[tuple[str, bytes]]:
                     "practitioners": rng.randint(1, 5),
                     "digital": rng.random() < 0.3,
                     "setting": rng.choice([1, 5, 8]),
+                    "department": rng.choice(["kliniek", "fact", "ambulant"]),
+                    "prestatie_code": rng.choice(["CO1", "CO2", "CO3", "CO4"]),
                     "care_demand_type": rng.choice([1, 3]),
                     "diagnosis_group": rng.choice(["adhd", "depression"]),
                     "amount_cents": rng.randint(1, 50_000),
@@ -111,6 +113,11 @@ def assert_same_state(a: Engine, b: Engine) -> None:
         assert other.lines == st.lines
         assert other.events == st.events
         assert other.clients == st.clients
+        # the dims table is rebuilt in the same order (ids interned across segments)
+        assert other.dims == st.dims
+        assert {y: ys.to_json() for y, ys in other.years.items()} == {
+            y: ys.to_json() for y, ys in st.years.items()
+        }
         assert other.open_from == st.open_from
         assert other.alerts.to_json() == st.alerts.to_json()
         log = JournalLog().fields()
