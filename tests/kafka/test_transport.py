@@ -110,3 +110,19 @@ async def test_the_workers_producer_is_idempotent_unless_the_setting_turns_it_of
     finally:
         await producer.stop()
         await plain.stop()
+
+
+async def test_fausts_own_consumer_still_fetches_with_a_hard_coded_1500_ms() -> None:
+    """The defect behind the worker's ConsumerThread (README entry 9): Faust's stock
+    driver builds its consumer with fetch_max_wait_ms=1500 whatever the app's settings
+    say. When a Faust release makes it configurable this fails: use the setting and
+    drop the ConsumerThread override."""
+    import faust
+
+    stock = faust.App("transport-test-stock", broker="kafka://127.0.0.1:9")
+    assert type(stock.transport).Consumer is aiokafka_driver.Consumer  # Faust's own
+    consumer = stock.consumer._thread._create_worker_consumer(stock.transport)  # noqa: SLF001
+    try:
+        assert consumer._fetch_max_wait_ms == 1500  # noqa: SLF001
+    finally:
+        await consumer.stop()

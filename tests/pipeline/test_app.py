@@ -90,3 +90,16 @@ def test_the_producer_batches_a_messages_changelog_records_and_the_fetch_wait_is
     assert Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "10"}).fetch_wait_ms == 10
     with pytest.raises(ClaimwatchError, match="CLAIMWATCH_FETCH_WAIT_MS"):
         Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "0"})
+
+
+def test_the_ingest_streams_queue_holds_the_small_buffer_though_app_topic_drops_maxsize():
+    """README entry 12 (streams/kafka/README.md), both ways: Faust's ``App.topic`` still
+    drops ``maxsize`` (when a release passes it on, this fails: give it as an argument),
+    and the queue the ingest agent's stream reads from is sized by the attribute set
+    on the channel before the agent clones it."""
+    app = build_app(SETTINGS)
+    assert app.topic("maxsize-probe", maxsize=7).maxsize is None  # the defect
+    channels = build_channels(app, SETTINGS)
+    stream_channel = channels.ingest.clone(is_iterator=True)  # what an agent's stream does
+    assert stream_channel.queue.maxsize == STREAM_BUFFER_MESSAGES
+    assert app.conf.stream_buffer_maxsize > STREAM_BUFFER_MESSAGES
