@@ -13,7 +13,12 @@ from streams.kafka import producer as producer_module
 from streams.kafka.commit import Commit, Published
 from streams.kafka.delivery import DeliveryGuard
 from streams.kafka.producer import DrainingBuffer
+from tests.conftest import AGB
 from tests.kafka.test_delivery import P0, TP, App, Clock, Message
+from tests.pipeline.test_agents import SETTINGS as AGENTS
+from tests.pipeline.test_agents import batch, harness
+
+__all__ = ["harness"]  # the real agents in Faust's test context (test_agents.py)
 
 
 class Stopped(Exception):
@@ -121,3 +126,23 @@ def test_each_alert_transition_is_published_once() -> None:
     assert published.first(event)
     assert not published.first(event)
     assert published.first({**event, "sequence": 2})
+
+
+async def test_the_real_ingest_agent_stops_the_worker_when_a_messages_writes_fail(
+    harness, make_line, monkeypatch
+) -> None:
+    """README entry 13 through the worker's own ingest agent (Faust's test context):
+    raised out of the agent, the error would be acknowledged by Faust's stream and the
+    offset committed with the state never written; the agent hands every message to
+    ``Commit.process``, which stops the worker instead."""
+    stops: list[str] = []
+    monkeypatch.setattr(commit_module, "stop_unprocessed", lambda what, **_: stops.append(what))
+
+    async def failing_write(_out: Any) -> None:
+        raise OSError("table write failed")
+
+    monkeypatch.setattr(harness.worker, "write", failing_write)
+    topic = AGENTS.topic_declarations
+    async with harness.app.agents["ingest"].test_context() as agent:
+        await harness.put(agent, topic, batch(make_line()), AGB)
+    assert stops == [f"{topic}:0 offset 0 could not be processed and written"]

@@ -8,6 +8,8 @@ server then serves is tested in tests/pipeline/test_views.py.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from streams.domain.errors import ClaimwatchError
@@ -57,7 +59,7 @@ def test_the_app_commits_at_least_once_and_reads_large_messages() -> None:
 def test_the_table_recovers_with_fetched_highwaters() -> None:
     app = build_app(SETTINGS)
     build_channels(app, SETTINGS)
-    assert isinstance(app.tables.recovery, FetchedHighwaterRecovery)
+    assert isinstance(cast(Any, app.tables).recovery, FetchedHighwaterRecovery)
 
 
 def test_only_the_ingest_channel_has_the_small_stream_buffer() -> None:
