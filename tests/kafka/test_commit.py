@@ -6,6 +6,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.kafka import commit as commit_module
@@ -15,10 +16,13 @@ from streams.kafka.delivery import DeliveryGuard
 from streams.kafka.producer import DrainingBuffer
 from tests.conftest import AGB
 from tests.kafka.test_delivery import P0, TP, App, Clock, Message
+from tests.pipeline.conftest import policy, small_history
+from tests.pipeline.harness import assert_equal_results, finish, offline_reference, produce
 from tests.pipeline.test_agents import SETTINGS as AGENTS
 from tests.pipeline.test_agents import batch, harness
 
-__all__ = ["harness"]  # the real agents in Faust's test context (test_agents.py)
+# the real agents in Faust's test context (test_agents.py); the broker tests' history
+__all__ = ["harness", "policy", "small_history"]
 
 
 class Stopped(Exception):
@@ -146,3 +150,37 @@ async def test_the_real_ingest_agent_stops_the_worker_when_a_messages_writes_fai
     async with harness.app.agents["ingest"].test_context() as agent:
         await harness.put(agent, topic, batch(make_line()), AGB)
     assert stops == [f"{topic}:0 offset 0 could not be processed and written"]
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_a_transition_already_on_the_alerts_topic_is_not_sent_again(
+    cluster, small_history, policy, tmp_path
+) -> None:
+    """README entry 15 on the embedded broker, deterministically: a transition on the
+    alerts topic before the worker starts (one sent before a crash whose state write
+    was lost) is read back at recovery (``Published.reload``) and not sent again when
+    the input brings it once more."""
+    from aiokafka import AIOKafkaProducer
+
+    files, contracts = small_history
+    reference = offline_reference(files, contracts, policy, tmp_path)
+    first = reference["alerts"][0]
+    s = cluster.settings
+
+    async def already_sent() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=s.broker, **s.kafka_client_kwargs())
+        await producer.start()
+        try:
+            key = first["provider_agb"].encode()
+            await producer.send_and_wait(s.topic_alerts, orjson.dumps(first), key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(already_sent())
+    cluster.add_worker()
+    cluster.wait_ready()
+    online = finish(cluster, produce(cluster, files, contracts), policy)
+    mark = (first["alert_id"], first["sequence"])
+    assert [a for a in online["alerts"] if (a["alert_id"], a["sequence"]) == mark] == [first]
+    assert_equal_results(online, reference)  # and no other transition twice
