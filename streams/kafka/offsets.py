@@ -8,7 +8,8 @@ on Kafka. ``end_offsets`` therefore asks ListOffsets, fetches from inside the la
 batch of each partition and takes the larger answer; it is the one place that does,
 for table recovery (streams/kafka/recovery.py) as for ``read_all``, which the
 worker uses to learn which alert transitions are already published, and the demo and
-the tests to collect alerts and dead letters.
+the tests to collect alerts and dead letters. ``consumer_lag`` reads a running
+worker's lag the same way: the fetch highwater, never ListOffsets.
 """
 
 from __future__ import annotations
@@ -68,6 +69,40 @@ async def end_offsets(
     return {tp: max(end, fetched.get(tp, end)) for tp, end in listed.items()}
 
 
+def consumer_lag(consumer: Any, tps: Iterable[Any]) -> dict[tuple[str, int], int]:
+    """Messages a Faust consumer is behind, per partition of ``tps``: the highwater of
+    its last fetch minus its committed offset (0 when nothing is committed). A
+    partition not fetched yet, or moving away mid-call, is left out.
+
+    The highwater is the fetch's (``Consumer.highwater``), right on tansu, where
+    ``highwaters()`` (ListOffsets) is short. Faust keeps the committed offsets in the
+    private ``Consumer._committed_offset`` and exposes none (README, "Private APIs").
+    """
+    committed = consumer._committed_offset  # noqa: SLF001
+    lags: dict[tuple[str, int], int] = {}
+    for tp in tps:
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - a partition moving away mid-scrape
+            continue
+        if high is None:
+            continue
+        lags[(tp.topic, tp.partition)] = max(0, int(high) - int(committed.get(tp) or 0))
+    return lags
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The partitions of ``topic`` (empty: the topic does not exist), asking the broker
+    once more when the consumer's metadata has not seen it yet. aiokafka refreshes
+    metadata on a timer; its public API has no way to ask now, so the private
+    ``_client.force_metadata_update`` is used (README, "Private APIs")."""
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()  # noqa: SLF001
+        parts = consumer.partitions_for_topic(topic)
+    return set(parts or ())
+
+
 async def read_records(
     bootstrap: str,
     topic: str,
@@ -89,11 +124,7 @@ async def read_records(
     await consumer.start()
     out: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
         if not tps:
             return out
         consumer.assign(tps)

@@ -24,6 +24,7 @@ from streams.domain.model import REJECT_REASONS
 from streams.domain.rules import RULES, adhd_growth, group_share_low
 from streams.domain.rules.adhd_growth import clients_and_base
 from streams.domain.rules.group_share_low import peer_mean
+from streams.kafka.offsets import consumer_lag
 
 if TYPE_CHECKING:
     from streams.domain.engine import Engine
@@ -147,26 +148,8 @@ class WorkerMetrics:
             self.dead_letters[letter.reason] = self.dead_letters.get(letter.reason, 0) + 1
 
     async def update_lag(self, app: Any) -> None:
-        """High watermark − next offset to read, for this worker's assigned partitions."""
-        consumer = app.consumer
-        lags: dict[tuple[str, int], int] = {}
-        for tp in app.assignor.assigned_actives():
-            try:
-                high = consumer.highwater(tp)
-                position = (
-                    await consumer._consumer.position(tp)
-                    if hasattr(consumer, "_consumer")
-                    else None
-                )
-            except Exception:  # noqa: BLE001 - a partition moving away mid-scrape
-                continue
-            if high is None:
-                continue
-            if position is None:
-                committed = consumer._committed_offset.get(tp)
-                position = committed if committed is not None else 0
-            lags[(tp.topic, tp.partition)] = max(0, int(high) - int(position))
-        self.consumer_lag = lags
+        """High watermark − committed offset, for this worker's assigned partitions."""
+        self.consumer_lag = consumer_lag(app.consumer, app.assignor.assigned_actives())
 
     def exposition(self) -> tuple[bytes, str]:
         # aiohttp wants the charset apart from the content type
@@ -398,7 +381,7 @@ class StateCollector:
         yield self.m.lag.family()
         lag = GaugeMetricFamily(
             "claimwatch_consumer_lag_messages",
-            "High watermark minus position, per assigned partition.",
+            "High watermark minus committed offset, per assigned partition.",
             labels=["topic", "partition"],
         )
         for (topic, partition), n in sorted(self.m.consumer_lag.items()):

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from mode import Service
 
 from streams.domain.status import StatusBook, digest, provider_statuses
-from streams.kafka.offsets import end_offsets
+from streams.kafka.offsets import end_offsets, partitions_of
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -108,10 +108,7 @@ class StatusReader(Service):
             self._consumer = await self._started_consumer()
         consumer = self._consumer
         topic = self.settings.topic_provider_status
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic)
+        parts = await partitions_of(consumer, topic)
         if not parts:
             return False
         self._tps = [TopicPartition(topic, p) for p in sorted(parts)]

@@ -6,6 +6,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.kafka import commit as commit_module
@@ -13,7 +14,15 @@ from streams.kafka import producer as producer_module
 from streams.kafka.commit import Commit, Published
 from streams.kafka.delivery import DeliveryGuard
 from streams.kafka.producer import DrainingBuffer
+from tests.conftest import AGB
 from tests.kafka.test_delivery import P0, TP, App, Clock, Message
+from tests.pipeline.conftest import policy, small_history
+from tests.pipeline.harness import assert_equal_results, finish, offline_reference, produce
+from tests.pipeline.test_agents import SETTINGS as AGENTS
+from tests.pipeline.test_agents import batch, harness
+
+# the real agents in Faust's test context (test_agents.py); the broker tests' history
+__all__ = ["harness", "policy", "small_history"]
 
 
 class Stopped(Exception):
@@ -121,3 +130,57 @@ def test_each_alert_transition_is_published_once() -> None:
     assert published.first(event)
     assert not published.first(event)
     assert published.first({**event, "sequence": 2})
+
+
+async def test_the_real_ingest_agent_stops_the_worker_when_a_messages_writes_fail(
+    harness, make_line, monkeypatch
+) -> None:
+    """README entry 13 through the worker's own ingest agent (Faust's test context):
+    raised out of the agent, the error would be acknowledged by Faust's stream and the
+    offset committed with the state never written; the agent hands every message to
+    ``Commit.process``, which stops the worker instead."""
+    stops: list[str] = []
+    monkeypatch.setattr(commit_module, "stop_unprocessed", lambda what, **_: stops.append(what))
+
+    async def failing_write(_out: Any) -> None:
+        raise OSError("table write failed")
+
+    monkeypatch.setattr(harness.worker, "write", failing_write)
+    topic = AGENTS.topic_declarations
+    async with harness.app.agents["ingest"].test_context() as agent:
+        await harness.put(agent, topic, batch(make_line()), AGB)
+    assert stops == [f"{topic}:0 offset 0 could not be processed and written"]
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_a_transition_already_on_the_alerts_topic_is_not_sent_again(
+    cluster, small_history, policy, tmp_path
+) -> None:
+    """README entry 15 on the embedded broker, deterministically: a transition on the
+    alerts topic before the worker starts (one sent before a crash whose state write
+    was lost) is read back at recovery (``Published.reload``) and not sent again when
+    the input brings it once more."""
+    from aiokafka import AIOKafkaProducer
+
+    files, contracts = small_history
+    reference = offline_reference(files, contracts, policy, tmp_path)
+    first = reference["alerts"][0]
+    s = cluster.settings
+
+    async def already_sent() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=s.broker, **s.kafka_client_kwargs())
+        await producer.start()
+        try:
+            key = first["provider_agb"].encode()
+            await producer.send_and_wait(s.topic_alerts, orjson.dumps(first), key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(already_sent())
+    cluster.add_worker()
+    cluster.wait_ready()
+    online = finish(cluster, produce(cluster, files, contracts), policy)
+    mark = (first["alert_id"], first["sequence"])
+    assert [a for a in online["alerts"] if (a["alert_id"], a["sequence"]) == mark] == [first]
+    assert_equal_results(online, reference)  # and no other transition twice

@@ -9,6 +9,8 @@ protocol, is tested in tests/security/test_kafka_security_config.py.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -85,7 +87,8 @@ async def test_the_workers_consumer_fetches_with_its_own_fetch_wait_not_fausts_1
     from aiokafka import AIOKafkaConsumer
 
     app = Worker(SETTINGS.with_(fetch_wait_ms=25), load_policy()).app
-    consumer = app.consumer._thread._create_worker_consumer(app.transport)  # noqa: SLF001
+    thread = cast(Any, app.consumer)._thread  # noqa: SLF001
+    consumer = thread._create_worker_consumer(app.transport)  # noqa: SLF001
     try:
         assert consumer._fetch_max_wait_ms == 25  # noqa: SLF001
     finally:
@@ -101,12 +104,29 @@ async def test_the_workers_producer_is_idempotent_unless_the_setting_turns_it_of
     on = Worker(SETTINGS.with_(producer_idempotence=True), load_policy()).app
     # the aiokafka producers, constructed (options checked) but not started; aiokafka
     # keeps a transaction manager exactly when the producer is idempotent
-    producer = on.producer._new_producer()  # noqa: SLF001
+    producer = cast(Any, on.producer)._new_producer()  # noqa: SLF001
     off = Worker(SETTINGS.with_(producer_idempotence=False), load_policy()).app
-    plain = off.producer._new_producer()  # noqa: SLF001
+    plain = cast(Any, off.producer)._new_producer()  # noqa: SLF001
     try:
         assert producer._txn_manager is not None  # noqa: SLF001
         assert plain._txn_manager is None  # noqa: SLF001
     finally:
         await producer.stop()
         await plain.stop()
+
+
+async def test_fausts_own_consumer_still_fetches_with_a_hard_coded_1500_ms() -> None:
+    """The defect behind the worker's ConsumerThread (README entry 9): Faust's stock
+    driver builds its consumer with fetch_max_wait_ms=1500 whatever the app's settings
+    say. When a Faust release makes it configurable this fails: use the setting and
+    drop the ConsumerThread override."""
+    import faust
+
+    stock = faust.App("transport-test-stock", broker="kafka://127.0.0.1:9")
+    assert type(stock.transport).Consumer is aiokafka_driver.Consumer  # Faust's own
+    thread = cast(Any, stock.consumer)._thread  # noqa: SLF001
+    consumer = thread._create_worker_consumer(stock.transport)  # noqa: SLF001
+    try:
+        assert consumer._fetch_max_wait_ms == 1500  # noqa: SLF001
+    finally:
+        await consumer.stop()

@@ -8,6 +8,8 @@ server then serves is tested in tests/pipeline/test_views.py.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from streams.domain.errors import ClaimwatchError
@@ -57,7 +59,7 @@ def test_the_app_commits_at_least_once_and_reads_large_messages() -> None:
 def test_the_table_recovers_with_fetched_highwaters() -> None:
     app = build_app(SETTINGS)
     build_channels(app, SETTINGS)
-    assert isinstance(app.tables.recovery, FetchedHighwaterRecovery)
+    assert isinstance(cast(Any, app.tables).recovery, FetchedHighwaterRecovery)
 
 
 def test_only_the_ingest_channel_has_the_small_stream_buffer() -> None:
@@ -90,3 +92,16 @@ def test_the_producer_batches_a_messages_changelog_records_and_the_fetch_wait_is
     assert Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "10"}).fetch_wait_ms == 10
     with pytest.raises(ClaimwatchError, match="CLAIMWATCH_FETCH_WAIT_MS"):
         Settings.from_env({"CLAIMWATCH_FETCH_WAIT_MS": "0"})
+
+
+def test_the_ingest_streams_queue_holds_the_small_buffer_though_app_topic_drops_maxsize():
+    """README entry 12 (streams/kafka/README.md), both ways: Faust's ``App.topic`` still
+    drops ``maxsize`` (when a release passes it on, this fails: give it as an argument),
+    and the queue the ingest agent's stream reads from is sized by the attribute set
+    on the channel before the agent clones it."""
+    app = build_app(SETTINGS)
+    assert app.topic("maxsize-probe", maxsize=7).maxsize is None  # the defect
+    channels = build_channels(app, SETTINGS)
+    stream_channel = channels.ingest.clone(is_iterator=True)  # what an agent's stream does
+    assert stream_channel.queue.maxsize == STREAM_BUFFER_MESSAGES
+    assert app.conf.stream_buffer_maxsize > STREAM_BUFFER_MESSAGES

@@ -41,3 +41,28 @@ def test_lag_histogram_counts_every_line_in_the_bucket_prometheus_would() -> Non
     for key, value in expected.items():
         [ours_value] = [v for k, v in got.items() if str(k) == str(key)]
         assert abs(ours_value - value) < 1e-6 * max(1.0, abs(value)), key
+
+
+async def test_consumer_lag_is_the_fetch_highwater_minus_the_committed_offset(monkeypatch) -> None:
+    """The lag gauge from a worker's real Faust consumer (no broker: its fetch
+    highwaters are given, and the committed offsets put where Faust's commit keeps
+    them). Faust renaming that private dict fails here, not only at a scrape."""
+    from faust.types import TP
+
+    from streams.domain.policy import load_policy
+    from streams.pipeline.settings import Settings
+    from streams.pipeline.worker import Worker
+
+    worker = Worker(Settings(broker="127.0.0.1:9", app_id="lag-test"), load_policy())
+    app, topic = worker.app, "ggz.declarations.v1"
+    tps = [TP(topic, p) for p in range(4)]
+    # partition 0: 40 in the log, 25 committed; 1: 9, nothing committed yet; 2: all
+    # committed; 3: not fetched yet (no highwater): left out, not shown as 0
+    highwaters = {tps[0]: 40, tps[1]: 9, tps[2]: 12, tps[3]: None}
+    monkeypatch.setattr(app.consumer, "highwater", highwaters.__getitem__)
+    monkeypatch.setattr(app.assignor, "assigned_actives", lambda: set(tps))
+    app.consumer._committed_offset.update({tps[0]: 25, tps[2]: 12})  # type: ignore[attr-defined]  # noqa: SLF001
+    await worker.metrics.update_lag(app)
+    assert worker.metrics.consumer_lag == {(topic, 0): 15, (topic, 1): 9, (topic, 2): 0}
+    page = worker.metrics.exposition()[0].decode()
+    assert f'claimwatch_consumer_lag_messages{{partition="0",topic="{topic}"}} 15.0' in page
