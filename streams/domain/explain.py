@@ -59,15 +59,24 @@ def build(
     then has no ``explain``)."""
     out = {name: ctx[name] for name in FIELDS if name in ctx}
     if st is not None and finding is not None and explains is not None:
-        subset, dimensions = explains
-        if subset == "adhd":  # the ADHD lines of the finding's quarter (detail Qn)
-            subset = f"adhd{(finding.detail or 'Q0')[1:]}"
+        subset, dimensions = measured(explains, finding.detail)
         if subset == LISTED:
             out.update(_listed(st, finding.year))
         out["breakdown"] = breakdown(st, finding.year, subset, dimensions)
     if "line_ids" in out:
         out["line_ids"] = list(out["line_ids"])[:MAX_LINE_IDS]
     return {name: out[name] for name in FIELDS if name in out} or None
+
+
+def measured(
+    explains: tuple[str, tuple[str, ...]], detail: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """A rule's ``explains`` for one alert: ``"adhd"`` is the ADHD lines of the
+    alert's quarter (detail ``Qn``, subset ``adhd<n>``)."""
+    subset, dimensions = explains
+    if subset == "adhd":
+        subset = f"adhd{(detail or 'Q0')[1:]}"
+    return subset, dimensions
 
 
 def _listed(st: ProviderState, year: int) -> dict[str, Any]:
