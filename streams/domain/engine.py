@@ -444,6 +444,8 @@ class Engine:
         fx.touched.add(st.provider)
         contract = self.contracts.get(st.provider, finding.year)
         name = contract.provider_name if contract else None
+        # Only a transition is explained: the breakdown reads the state, once.
+        why = explain.build(ctx, st, finding, rules.rule(finding.rule).explains)
         fx.alerts.append(
             build_event(
                 finding=finding,
@@ -454,9 +456,14 @@ class Engine:
                 detected_at=self.clock(),
                 replay=self.replay,
                 message=rules.message(
-                    finding, new.firing, st.provider, name, ctx, self.policy.language
+                    finding,
+                    new.firing,
+                    st.provider,
+                    name,
+                    {**ctx, **(why or {})},
+                    self.policy.language,
                 ),
-                explain=explain.build(ctx),
+                explain=why,
             )
         )
 

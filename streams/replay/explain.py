@@ -1,15 +1,17 @@
 """``claimwatch explain ALERT_ID FILE…``: why one alert fired, from the archive (SPEC §8.3).
 
-Two passes over the archive. The first is the offline replay itself (the same engine,
-rules and contracts as ``claimwatch replay --offline``): it yields the alert's
-transitions with their ``explain`` objects. The second reads the lines of the
-alert's provider again and judges them as the engine does (``Decoder.check``, then
-``ProviderState.accept``, so redeliveries, duplicates and rejected lines drop out),
-keeping those of the alert's service year: for ceiling and pace rules all of them,
-summed per service month; for ``zvt_setting_mismatch`` the mismatching lines, each
-shown. No client reference or trajectory is printed; line ids, departments and
-prestatie codes are the provider's text and pass ``mask_text`` (a BSN-shaped number
-in them is masked).
+The offline replay itself (the same engine, rules and contracts as ``claimwatch
+replay --offline``) yields the alert's transitions with their ``explain`` objects
+(computation, pace, breakdown) and, at the end of the input, the provider's state.
+For ceiling and pace rules the lines of the provider-year are summarised per service
+month from that state: its line index (one entry per accepted debit, in its service
+month, marked when credited) and ``YearState.by_month`` (net cents), so the table
+holds exactly what the rules counted. For ``zvt_setting_mismatch`` a second pass
+reads the alert's provider's lines again and judges them as the engine does
+(``Decoder.check``, then ``ProviderState.accept``, so redeliveries, duplicates and
+rejected lines drop out) and shows each mismatching line. No client reference or
+trajectory is printed; line ids, departments and prestatie codes are the provider's
+text and pass ``mask_text`` (a BSN-shaped number in them is masked).
 
 The report is in the policy's message language (Dutch by default), for purchasers.
 """
@@ -30,10 +32,12 @@ from streams.domain.acceptance import Decoder
 from streams.domain.alerts import Language, euros, number, pct
 from streams.domain.bsn import mask_text
 from streams.domain.errors import InputError
+from streams.domain.explain import measured
+from streams.domain.indicators import breakdown
 from streams.domain.model import ACCEPTED, MISMATCH, Line
 from streams.domain.policy import Policy
 from streams.domain.rules import RULES
-from streams.domain.state import ProviderState
+from streams.domain.state import _CREDITED, ProviderState, unpack_entry
 from streams.replay.files import iter_lines
 from streams.replay.offline import replay_offline
 
@@ -95,6 +99,24 @@ FIGURES = {
     ),
 }
 
+# A breakdown's dimensions as the report names them: (Dutch, English).
+DIMENSION_NAMES = {
+    "setting": ("setting", "setting"),
+    "department": ("afdeling", "department"),
+    "prestatie_code": ("prestatiecode", "prestatie code"),
+}
+# The NZa settings (informatiekaart settings, docs/purchasers.md): (Dutch, English).
+SETTINGS = {
+    1: ("ambulant, kwaliteitsstatuut II", "ambulant, section II"),
+    2: ("ambulant III, monodisciplinair", "ambulant III, monodisciplinary"),
+    3: ("ambulant III, multidisciplinair", "ambulant III, multidisciplinary"),
+    4: ("outreachend", "outreach"),
+    5: ("klinisch", "clinical"),
+    6: ("forensisch en beveiligd, klinisch", "forensic and secured, clinical"),
+    7: ("forensisch en beveiligd, niet-klinisch", "forensic and secured, non-clinical"),
+    8: ("hoogspecialistisch", "high-specialist"),
+}
+
 # Report wording: key → (Dutch, English).
 _TEXT = {
     "title": ("Alert {aid}", "Alert {aid}"),
@@ -120,9 +142,10 @@ _TEXT = {
         "projected {projected} against ceiling {ceiling}",
     ),
     "breakdown": ("Uitsplitsing (top 5 per kenmerk)", "Breakdown (top 5 per dimension)"),
-    "breakdown_row": (
-        "{by} {key}: {cents} in {lines} regels",
-        "{by} {key}: {cents} in {lines} lines",
+    "breakdown_row": ("{by} {key}: {cents} in {lines}", "{by} {key}: {cents} in {lines}"),
+    "breakdown_end": (
+        "Uitsplitsing aan het eind van de invoer (top 5 per kenmerk)",
+        "Breakdown at the end of the input (top 5 per dimension)",
     ),
     "no_key": ("(geen)", "(none)"),
     "monthly": (
@@ -134,6 +157,7 @@ _TEXT = {
         ("month", "lines", "credited", "declared", "credited", "net", "cumulative"),
     ),
     "total": ("totaal", "total"),
+    "of_ceiling": ("van plafond", "of ceiling"),
     "mismatch": (
         "Declaratieregels {year} met zorgvraagtype 1/2 in setting {settings}",
         "Declaration lines {year} of zorgvraagtype 1/2 in setting {settings}",
@@ -160,17 +184,18 @@ def _t(key: str, language: Language) -> Any:
 
 @dataclass(slots=True)
 class _Month:
-    debits: int = 0
+    debits: int | None = 0  # None: not known (the year's line index was dropped)
     credits: int = 0
     debit_cents: int = 0
     credit_cents: int = 0
+    net: int = 0
 
 
 @dataclass(slots=True)
 class _Lines:
-    """The accepted lines of one provider-year, as the report shows them."""
+    """The accepted zvt-mismatching lines of one provider-year, as the report shows
+    them."""
 
-    months: dict[int, _Month] = field(default_factory=dict)
     mismatching: dict[str, dict[str, Any]] = field(default_factory=dict)  # line id → line
 
 
@@ -190,7 +215,9 @@ def explain_alert(
         raise InputError(_unknown(alert_id, language))
     rule, provider, year = match.group(1), match.group(2), int(match.group(3))
     paths = [Path(f) for f in files]
-    total = 2 * sum(p.stat().st_size for p in paths if p.is_file())
+    size = sum(p.stat().st_size for p in paths if p.is_file())
+    listed = rule == "zvt_setting_mismatch"  # its lines are read again, one by one
+    total = 2 * size if listed else size
 
     def first(done: int, _: int) -> None:
         if progress is not None:
@@ -208,18 +235,50 @@ def explain_alert(
         ]
     if not transitions:
         raise InputError(_unknown(alert_id, language))
-    lines = _read_lines(paths, policy, provider, year, total // 2, progress)
     contract = engine.contracts.get(provider, year)
     report = _Report(language)
     report.head(alert_id, provider, contract.provider_name if contract else None, year)
     report.transitions(transitions, counted=rule in COUNTED)
-    report.computation(rule, policy, transitions[-1].get("explain") or {})
+    why = transitions[-1].get("explain") or {}
+    report.computation(rule, policy, why)
+    st = engine.providers[provider]
+    explains = RULES.rule(rule).explains
+    if explains is not None:
+        rows = breakdown(st, year, *measured(explains, match.group(4)))
+        if rows != why.get("breakdown"):  # the lines changed after the last transition
+            report.breakdown_at_end(rows)
     if rule in MONTHLY:
-        report.monthly(year, lines.months)
-    elif rule == "zvt_setting_mismatch":
+        ceiling = contract.ceiling_cents if contract else None
+        report.monthly(year, _months(st, year), ceiling)
+    elif listed:
+        lines = _read_lines(paths, policy, provider, year, size, progress)
         settings = "/".join(str(s) for s in sorted(policy.mismatch.settings))
         report.mismatching(year, settings, lines.mismatching)
     return report.text()
+
+
+def _months(st: ProviderState, year: int) -> dict[int, _Month]:
+    """The provider-year's accepted lines per service month, from the replay's state:
+    debits and credited debits from the line index (a credit counts in its debit's
+    month, as it subtracts there), net cents from ``by_month``. Without the index (a
+    year dropped by retention before the end of the input) only the net is known:
+    ``debits`` stays None."""
+    ys = st.years[year]
+    index = st.lines.get(year)
+    months = {m + 1: _Month(net=net) for m, net in enumerate(ys.by_month) if net}
+    if index is None:
+        for month in months.values():
+            month.debits = None
+        return months
+    for packed in index.values():
+        m, _, amount, _ = unpack_entry(packed)
+        month = months.setdefault(m, _Month())
+        month.debits = (month.debits or 0) + 1
+        month.debit_cents += amount
+        if packed & _CREDITED:
+            month.credits += 1
+            month.credit_cents += amount
+    return months
 
 
 def _unknown(alert_id: str, language: Language) -> str:
@@ -269,16 +328,11 @@ def _read_lines(
 
 
 def _count(found: _Lines, line: Line, obj: dict[str, Any]) -> None:
-    month = found.months.setdefault(int(str(obj["service_date"])[5:7]), _Month())
     if line.credit:
-        month.credits += 1
-        month.credit_cents += line.amount_cents
         shown = found.mismatching.get(line.line_id)
         if shown is not None:
             shown["credited"] = True
         return
-    month.debits += 1
-    month.debit_cents += line.amount_cents
     if line.flags & MISMATCH:
         found.mismatching[line.line_id] = {
             "line_id": mask_text(line.line_id),
@@ -362,11 +416,27 @@ class _Report:
             self.add()
             self.add(self.t("breakdown"))
             for row in breakdown:
-                key = self.t("no_key") if row["key"] is None else mask_text(str(row["key"]))
-                cents, n = euros(row["cents"], lang), number(row["lines"], lang)
-                self.add(
-                    "  " + self.t("breakdown_row", by=row["by"], key=key, cents=cents, lines=n)
-                )
+                self.add("  " + self._breakdown_row(row))
+
+    def _breakdown_row(self, row: dict[str, Any]) -> str:
+        lang = self.language
+        nl = lang == "nl"
+        by, key = row["by"], row["key"]
+        if key is None:
+            shown = self.t("no_key")
+        elif by == "setting" and key in SETTINGS:
+            shown = f"{key} ({SETTINGS[key][0 if nl else 1]})"
+        else:
+            shown = mask_text(str(key))
+        name = DIMENSION_NAMES.get(by, (by, by))[0 if nl else 1]
+        cents, n = euros(row["cents"], lang), _lines_of(row["lines"], lang)
+        return self.t("breakdown_row", by=name, key=shown, cents=cents, lines=n)
+
+    def breakdown_at_end(self, rows: list[dict[str, Any]]) -> None:
+        self.add()
+        self.add(self.t("breakdown_end"))
+        for row in rows:
+            self.add("  " + self._breakdown_row(row))
 
     def _pace(self, pace: dict[str, Any]) -> str:
         lang = self.language
@@ -382,26 +452,27 @@ class _Report:
             ceiling=money(pace["ceiling_cents"]),
         )
 
-    def monthly(self, year: int, months: dict[int, _Month]) -> None:
+    def monthly(self, year: int, months: dict[int, _Month], ceiling: int | None) -> None:
+        """The table per service month; with a ceiling, the cumulative net as a share
+        of it (the "expected by now" of an even spread is 1/12 a month)."""
         lang = self.language
         self.add()
         self.add(self.t("monthly", year=year))
         head = _t("monthly_head", lang)
+        if ceiling:
+            head = (*head, self.t("of_ceiling"))
         rows = [head]
         cumulative = 0
         total = _Month()
         for m in sorted(months):
             mo = months[m]
-            net = mo.debit_cents - mo.credit_cents
-            cumulative += net
-            for name in ("debits", "credits", "debit_cents", "credit_cents"):
+            cumulative += mo.net
+            total.net += mo.net
+            for name in ("credits", "debit_cents", "credit_cents"):
                 setattr(total, name, getattr(total, name) + getattr(mo, name))
-            rows.append(self._month_row(MONTHS[lang][m - 1], mo, net, cumulative))
-        rows.append(
-            self._month_row(
-                self.t("total"), total, total.debit_cents - total.credit_cents, cumulative
-            )
-        )
+            total.debits = None if mo.debits is None else (total.debits or 0) + mo.debits
+            rows.append(self._month_row(MONTHS[lang][m - 1], mo, cumulative, ceiling))
+        rows.append(self._month_row(self.t("total"), total, cumulative, ceiling))
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         for r in rows:
             cells = [r[0].ljust(widths[0])] + [
@@ -409,17 +480,21 @@ class _Report:
             ]
             self.add("  " + "  ".join(cells))
 
-    def _month_row(self, label: str, mo: _Month, net: int, cumulative: int) -> tuple[str, ...]:
+    def _month_row(
+        self, label: str, mo: _Month, cumulative: int, ceiling: int | None
+    ) -> tuple[str, ...]:
         lang = self.language
-        return (
+        known = mo.debits is not None  # else only the net of the month is known
+        row = (
             label,
-            number(mo.debits, lang),
-            number(mo.credits, lang),
-            euros(mo.debit_cents, lang),
-            euros(mo.credit_cents, lang),
-            euros(net, lang),
+            number(mo.debits, lang) if mo.debits is not None else "–",
+            number(mo.credits, lang) if known else "–",
+            euros(mo.debit_cents, lang) if known else "–",
+            euros(mo.credit_cents, lang) if known else "–",
+            euros(mo.net, lang),
             euros(cumulative, lang),
         )
+        return (*row, pct(cumulative / ceiling, lang)) if ceiling else row
 
     def mismatching(self, year: int, settings: str, lines: dict[str, dict[str, Any]]) -> None:
         lang = self.language
@@ -458,6 +533,12 @@ class _Report:
                 credited=number(credited, lang),
             )
         )
+
+
+def _lines_of(n: int, language: Language) -> str:
+    if language == "nl":
+        return f"{number(n, language)} {'regel' if n == 1 else 'regels'}"
+    return f"{number(n, language)} {'line' if n == 1 else 'lines'}"
 
 
 def _param(value: Any) -> str:

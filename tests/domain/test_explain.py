@@ -5,12 +5,17 @@ contract version; its Dutch message names that cause."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import orjson
 import pytest
 
-from streams.domain import explain
+from streams.domain import explain, rules
 from streams.domain.engine import Engine
+from streams.domain.rules import zvt_setting_mismatch
+from streams.domain.rules.registry import SHIPPED
+from tests.conftest import LineFactory
 from tests.domain.rules.rule_helpers import AGB, NOW, consults, contract, published
 
 CEILING_70 = f"ceiling_utilisation:{AGB}:2026:70"
@@ -53,6 +58,10 @@ def test_a_line_that_crosses_explains_declarations_against_the_contract_version(
         "contract_version": 2,
         "numerator": 700_000,
         "denominator": 1_000_000,
+        "breakdown": [
+            {"by": "setting", "key": 1, "cents": 700_000, "lines": 1},
+            {"by": "department", "key": None, "cents": 700_000, "lines": 1},
+        ],
     }
     assert event["message"] == (
         "GGZ Voorbeeld (AGB-code 12345678) heeft 70% van het zorgkostenplafond 2026 benut "
@@ -65,7 +74,7 @@ def test_a_lowered_ceiling_is_a_contract_change_and_the_message_says_so(eng, fee
     feed(eng, make_line(amount_cents=600_000))
     fx = eng.apply_contract(contract(800_000, version=3, updated_at="2026-10-01T00:00:00Z"))
     event = only(fx, CEILING_70)
-    assert event["explain"] == {
+    assert {k: v for k, v in event["explain"].items() if k != "breakdown"} == {
         "cause": "contract_change",
         "contract_version": 3,
         "numerator": 600_000,
@@ -130,7 +139,13 @@ def test_zvt_mismatch_explains_mismatching_lines_against_the_lines_of_the_year(
         make_line(activity="stay", setting=5, care_demand_type=1, stay_days=3),
     )
     event = only(fx, f"zvt_setting_mismatch:{AGB}:2026")
-    assert event["explain"] == {"numerator": 1, "denominator": 3, "lines": 1}
+    assert {k: v for k, v in event["explain"].items() if k != "breakdown"} == {
+        "numerator": 1,
+        "denominator": 3,
+        "lines": 1,
+        "cents": 10_000,
+        "line_ids": ["l3"],
+    }
     assert "(1 declaratieregel)" in event["message"]
 
 
@@ -152,9 +167,12 @@ def test_structural_rules_explain_their_value(policy_with, feed, make_line):
         make_line(activity="other", detox="ambulant"),
     )
     events = {a["rule"]: a for a in published(eng.tick())}
-    assert events["group_consult_staffing"]["explain"] == {"numerator": 3, "denominator": 4}
-    assert events["clinical_detox_high"]["explain"] == {"numerator": 1, "denominator": 2}
-    assert events["digital_share_low"]["explain"] == {"numerator": 0, "denominator": 8}
+    figures = {
+        rule: (e["explain"]["numerator"], e["explain"]["denominator"]) for rule, e in events.items()
+    }
+    assert figures["group_consult_staffing"] == (3, 4)
+    assert figures["clinical_detox_high"] == (1, 2)
+    assert figures["digital_share_low"] == (0, 8)
     assert (
         "3 groepsconsulten met 4 of meer behandelaars (75% van de groepsconsulten)"
         in (events["group_consult_staffing"]["message"])
@@ -173,5 +191,143 @@ def test_adhd_growth_explains_the_quarters_clients_against_a_year_earlier(
         make_line(client_ref="PSEUDO-CLIENT-b", service_date="2026-02-04", **adhd),
     )
     event = only(eng.tick(), f"adhd_growth:{AGB}:2026:Q1")
-    assert event["explain"] == {"numerator": 2, "denominator": 1}
+    assert event["explain"]["numerator"] == 2 and event["explain"]["denominator"] == 1
     assert "in het 1e kwartaal van 2026 2 cliënten met ADHD, 100% meer" in event["message"]
+
+
+# -- breakdown (SPEC §8.3): the lines the rule measures, by the dimensions it names ---
+
+
+def test_every_shipped_rule_declares_the_lines_and_dimensions_spec_names():
+    assert {r.name: r.explains for r in rules.RULES if r.name in SHIPPED} == {
+        "ceiling_utilisation": ("all", ("setting", "department")),
+        "group_share_low": ("consult", ("department",)),
+        "group_consult_staffing": ("consult", ("department",)),
+        "clinical_detox_high": ("detox", ("department",)),
+        "adhd_growth": ("adhd", ("department",)),
+        "zvt_setting_mismatch": ("mismatch", ("department", "prestatie_code")),
+        "digital_share_low": ("consult", ("department",)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("explains", "why"),
+    [(("spent", ("department",)), "unknown subset"), (("all", ("region",)), "unknown dim")],
+)
+def test_a_rule_cannot_declare_a_subset_or_dimension_the_state_does_not_keep(explains, why):
+    with pytest.raises(ValueError, match=why):
+        dataclasses.replace(rules.rule("ceiling_utilisation"), explains=explains)
+
+
+def test_a_ceiling_transition_breaks_down_all_lines_net_of_credits_top_five(eng, feed, make_line):
+    eng.apply_contract(contract(1_000_000))
+    departments = ["a", "b", "c", "d", "e", "f"]
+    lines = [
+        make_line(amount_cents=10_000 * (i + 1), department=d, setting=1 + i % 2)
+        for i, d in enumerate(departments)
+    ]
+    credited = make_line(amount_cents=200_000, department="f", setting=3)
+    feed(eng, *lines, credited, make_line.credit(credited))  # 210,000: below 70%
+    event = only(feed(eng, make_line(amount_cents=490_000, department=..., setting=2)), CEILING_70)
+    assert event["explain"]["breakdown"] == [
+        {"by": "setting", "key": 2, "cents": 610_000, "lines": 4},
+        {"by": "setting", "key": 1, "cents": 90_000, "lines": 3},
+        # setting 3 held only the credited line: it is gone, not a row of 0
+        {"by": "department", "key": None, "cents": 490_000, "lines": 1},
+        {"by": "department", "key": "f", "cents": 60_000, "lines": 1},
+        {"by": "department", "key": "e", "cents": 50_000, "lines": 1},
+        {"by": "department", "key": "d", "cents": 40_000, "lines": 1},
+        {"by": "department", "key": "c", "cents": 30_000, "lines": 1},
+    ]
+
+
+def test_structural_rules_break_down_only_the_lines_they_measure(policy_with, feed, make_line):
+    policy = policy_with(
+        **{
+            "group_consult_staffing.min_count": 1,
+            "clinical_detox_high.min_lines": 1,
+            "adhd_growth.min_base": 1,
+        }
+    )
+    eng = Engine(policy, clock=lambda: NOW)
+    adhd = {"diagnosis_group": "adhd"}
+    fx = feed(
+        eng,
+        *consults(
+            make_line,
+            2,
+            consult_mode="group",
+            practitioners=4,
+            department="groep",
+            amount_cents=5_000,
+        ),
+        make_line(activity="other", department="balie", amount_cents=99_000),
+        make_line(activity="stay", stay_days=2, setting=5, detox="clinical", department="kliniek"),
+        make_line(activity="other", detox="ambulant", department="poli", amount_cents=3_000),
+        # Q1 2026: two clients against one a year earlier, the second after the May
+        # line (so Q1 fires at the end, with Q2's line in the state); Q2 has no base
+        make_line(service_date="2025-02-03", department="adhd-team", **adhd),
+        make_line(service_date="2026-02-03", department="adhd-team", **adhd),
+        make_line(service_date="2026-05-04", department="adhd-laat", **adhd),
+        make_line(service_date="2026-02-04", department="adhd-team", **adhd),
+    )
+    # (the line of May crosses a month boundary: some fire there, the rest at the end)
+    fired = published(fx) + published(eng.tick())
+    events = {a["alert_id"]: a["explain"]["breakdown"] for a in fired}
+    assert events[f"group_consult_staffing:{AGB}:2026"] == [
+        # fired at the boundary the May line crosses, before it: a tie, ordered by key
+        {"by": "department", "key": "adhd-team", "cents": 10_000, "lines": 1},
+        {"by": "department", "key": "groep", "cents": 10_000, "lines": 2},
+    ]
+    assert events[f"clinical_detox_high:{AGB}:2026"] == [
+        {"by": "department", "key": "kliniek", "cents": 10_000, "lines": 1},
+        {"by": "department", "key": "poli", "cents": 3_000, "lines": 1},
+    ]
+    assert events[f"adhd_growth:{AGB}:2026:Q1"] == [
+        {"by": "department", "key": "adhd-team", "cents": 20_000, "lines": 2},
+    ]
+
+
+def test_a_breakdown_is_computed_per_transition_not_per_line(eng, feed, make_line, monkeypatch):
+    calls = []
+    real = explain.breakdown
+    monkeypatch.setattr(explain, "breakdown", lambda *a: calls.append(a) or real(*a))
+    eng.apply_contract(contract(1_000_000))
+    fx = feed(eng, *(make_line(amount_cents=10_000) for _ in range(75)))
+    assert [a["alert_id"] for a in published(fx)] == [CEILING_70]
+    assert len(calls) == 1
+
+
+# -- zvt mismatch: net lines, cents, and the first ten line ids ----------------------
+
+
+def test_zvt_explains_uncredited_mismatching_lines_in_arrival_order(policy):
+    eng = Engine(policy, clock=lambda: NOW)
+    factory = LineFactory()
+    mismatching = [
+        factory(
+            activity="stay",
+            setting=5,
+            care_demand_type=2,
+            stay_days=1,
+            amount_cents=1_000 + i,
+            department="kliniek",
+            prestatie_code=f"VB{i % 2}",
+        )
+        for i in range(13)
+    ]
+    lines = [*mismatching[:5], factory(), *mismatching[5:], factory.credit(mismatching[1])]
+    eng.process_lines([orjson.dumps(line) for line in lines])
+    st = eng.providers[AGB]
+    finding = zvt_setting_mismatch.finding(st.years[2026], policy.mismatch, 2026)
+    why = explain.build({}, st, finding, zvt_setting_mismatch.RULE.explains)
+    assert why is not None
+    kept = [m for i, m in enumerate(mismatching) if i != 1]
+    assert why["lines"] == 12
+    assert why["cents"] == sum(m["amount_cents"] for m in kept)
+    assert why["line_ids"] == [m["line_id"] for m in kept[:10]]
+    assert why["breakdown"] == [
+        {"by": "department", "key": "kliniek", "cents": why["cents"], "lines": 12},
+        {"by": "prestatie_code", "key": "VB0", "cents": 7 * 1_000 + 42, "lines": 7},
+        {"by": "prestatie_code", "key": "VB1", "cents": 5 * 1_000 + 35, "lines": 5},
+    ]

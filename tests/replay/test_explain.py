@@ -1,18 +1,23 @@
 """``claimwatch explain`` (streams/replay/explain.py, SPEC §8.3) on the golden history
-(tests/golden/README.md): the alert's transitions, the computation at the last one,
-and the lines behind it, as the engine accepted them (redeliveries and duplicate
-debits drop out), without client references; an unknown id is one line and exit 1."""
+(tests/golden/README.md) and on a generated one (streams.synth): the alert's
+transitions, the computation and breakdown at the last one, the breakdown at the end
+of the input, and the lines behind it, as the engine accepted them (redeliveries and
+duplicate debits drop out), without client references; an unknown id is one line
+and exit 1."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.cli import main
 from streams.domain.errors import InputError
 from streams.domain.policy import load_policy
 from streams.replay.explain import explain_alert
+from streams.replay.offline import replay_offline
+from streams.synth.generate import GenerateOptions, GenerateSummary, generate
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 FILES = [GOLDEN / "declarations.ndjson"]
@@ -47,7 +52,11 @@ def test_a_ceiling_alert_shows_its_transitions_computation_and_lines_per_month(p
     rows = {line.split()[0]: line.split() for line in report.splitlines() if line.startswith("  ")}
     assert rows["februari"][1:3] == ["2", "0"]
     assert rows["april"][1:3] == ["2", "1"]
-    assert " ".join(rows["totaal"][1:]) == "8 1 € 10.850 € 2.000 € 8.850 € 8.850"
+    assert " ".join(rows["totaal"][1:]) == "8 1 € 10.850 € 2.000 € 8.850 € 8.850 70,8%"
+    # the breakdown at the last transition (the second firing, before August's lines)
+    # and at the end of the input, whose net lines are the 8 debits less the credit
+    assert "setting 1 (ambulant, kwaliteitsstatuut II): € 8.850 in 7 regels" in report
+    assert "afdeling (geen): € 8.850 in 7 regels" in report
 
 
 def test_a_zvt_alert_lists_its_mismatching_lines_and_whether_they_were_credited(policy):
@@ -71,3 +80,74 @@ def test_an_unknown_alert_id_is_one_line_and_exit_1(alert_id, policy, capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("claimwatch: explain: geen alert")
+
+
+# -- on a generated history (streams.synth): the planted alerts ----------------------
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> GenerateSummary:
+    return generate(
+        tmp_path_factory.mktemp("history"), GenerateOptions(providers=12, lines=20_000, seed=3)
+    )
+
+
+def planted(made: GenerateSummary, rule: str) -> dict:
+    anomalies = orjson.loads(made.planted_path.read_bytes())["anomalies"]
+    return next(a for a in anomalies if a["rule"] == rule)
+
+
+def no_generated_client_data(made: GenerateSummary, report: str) -> None:
+    for raw in made.declarations_path.read_bytes().splitlines()[:2000]:
+        line = orjson.loads(raw)
+        assert line["client_ref"] not in report and line["trajectory_id"] not in report
+
+
+def test_a_planted_zvt_alert_lists_every_mismatching_line_and_the_end_breakdown(made):
+    plant = planted(made, "zvt_setting_mismatch")
+    progress: list[tuple[int, int]] = []
+    report = explain_alert(
+        plant["alert_id"],
+        [made.declarations_path],
+        load_policy(),
+        contracts=made.contracts_path,
+        progress=lambda done, total: progress.append((done, total)),
+    )
+    no_generated_client_data(made, report)
+    live = plant["expected"]["mismatch_lines"]
+    listed = [r for r in report.splitlines() if r.startswith(f"  {plant['provider_agb']}-")]
+    credited = [r for r in listed if r.endswith("— gecrediteerd")]
+    assert len(listed) - len(credited) == live
+    assert f"{live} regels niet gecrediteerd" in report
+    # the breakdown at the end of the input covers those lines, by department
+    end = report.split("Uitsplitsing aan het eind van de invoer")[1].split("\n\n")[0]
+    by_department = [r for r in end.splitlines() if r.startswith("  afdeling ")]
+    assert sum(int(r.split(" in ")[1].split()[0]) for r in by_department) == live
+    # two passes (the replay, then the provider's lines), one bar to their total
+    size = made.declarations_path.stat().st_size
+    assert {total for _, total in progress} == {2 * size}
+    assert progress[-1][0] == 2 * size
+
+
+def test_a_planted_ceiling_alert_sums_per_month_what_the_replay_counted(made, tmp_path):
+    plant = planted(made, "ceiling_utilisation")
+    policy = load_policy()
+    report = explain_alert(
+        plant["alert_id"], [made.declarations_path], policy, contracts=made.contracts_path
+    )
+    no_generated_client_data(made, report)
+    snapshot_out = tmp_path / "snapshot.json"
+    replay_offline(
+        [made.declarations_path], policy, contracts=made.contracts_path, snapshot_out=snapshot_out
+    )
+    year = orjson.loads(snapshot_out.read_bytes())["providers"][plant["provider_agb"]]["2026"]
+    rows = {r.split()[0]: r for r in report.splitlines() if r.startswith("  ")}
+    by_month = year["net_cents_by_month"]
+    months = ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus"]
+    for name, cents in zip(months, by_month, strict=False):
+        if cents:
+            net = rows[name].split("€")[3].split()[0]
+            assert int(net.replace(".", "")) == round(cents / 100)
+    total = rows["totaal"].split("€")[3].split()[0]
+    assert int(total.replace(".", "")) == round(year["net_cents"] / 100)
+    assert "gaat af (waarde" in report and "oorzaak: declaraties (contractversie" in report

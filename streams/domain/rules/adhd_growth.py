@@ -89,4 +89,5 @@ RULE = Rule(
     reads="adhd",
     message=message,
     evaluate=evaluate,
+    explains=("adhd", ("department",)),
 )

@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from streams.domain.alerts import Finding, Language
-from streams.domain.indicators import YearState
+from streams.domain.indicators import DIMENSIONS, SUBSETS, YearState
 
 P = TypeVar("P")
 SEVERITIES = ("info", "warning", "high", "critical")  # lowest first
@@ -152,6 +152,11 @@ class Rule(Generic[P]):
     ``YearState`` field or tally). ``message`` makes the sentence of a transition
     from (who, year, finding, firing, context, language), in the language the
     policy's ``[messages]`` section names (``alerts.pct``/``euros`` format figures).
+    ``explains`` is what the ``explain`` of a transition breaks down (SPEC §8.3):
+    the subset of the provider-year's lines the rule measures (``indicators.SUBSETS``,
+    or ``"adhd"``: the ADHD lines of the finding's quarter, detail ``Q1``..``Q4``)
+    and the dimensions to group them by (``indicators.DIMENSIONS``); None: no
+    breakdown (a rule that does not measure lines).
     """
 
     name: str
@@ -162,8 +167,16 @@ class Rule(Generic[P]):
     evaluate: Callable[[YearState, Tick, P], Found] | None = None
     tallies: Sequence[Tally] = ()
     peers: bool = False
+    explains: tuple[str, tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
+        if self.explains is not None:
+            subset, dimensions = self.explains
+            if subset != "adhd" and subset not in SUBSETS:
+                raise ValueError(f"rule {self.name}: explains unknown subset {subset!r}")
+            unknown = [d for d in dimensions if d not in DIMENSIONS]
+            if unknown or not dimensions:
+                raise ValueError(f"rule {self.name}: explains by unknown dimensions {unknown}")
         if (self.kind == "structural") != (self.evaluate is not None):
             raise ValueError(f"rule {self.name}: a structural rule, and only one, has evaluate")
         if self.peers and self.kind != "structural":

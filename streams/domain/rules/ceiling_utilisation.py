@@ -131,4 +131,5 @@ RULE = Rule(
     params=CeilingPolicy,
     reads="net_cents",
     message=message,
+    explains=("all", ("setting", "department")),
 )

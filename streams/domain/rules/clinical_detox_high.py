@@ -64,4 +64,5 @@ RULE = Rule(
     reads="clinical_detox_share",
     message=message,
     evaluate=evaluate,
+    explains=("detox", ("department",)),
 )

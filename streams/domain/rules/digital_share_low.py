@@ -56,4 +56,5 @@ RULE = Rule(
     reads="digital_share",
     message=message,
     evaluate=evaluate,
+    explains=("consult", ("department",)),
 )

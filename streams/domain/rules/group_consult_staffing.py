@@ -65,4 +65,5 @@ RULE = Rule(
     reads="group_ge4",
     message=message,
     evaluate=evaluate,
+    explains=("consult", ("department",)),
 )

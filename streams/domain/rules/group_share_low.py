@@ -89,4 +89,5 @@ RULE = Rule(
     message=message,
     evaluate=evaluate,
     peers=True,
+    explains=("consult", ("department",)),
 )

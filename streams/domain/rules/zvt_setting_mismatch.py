@@ -69,4 +69,5 @@ RULE = Rule(
     params=MismatchPolicy,
     reads="mismatch",
     message=message,
+    explains=("mismatch", ("department", "prestatie_code")),
 )
