@@ -1,8 +1,13 @@
 """Drawing the lines of one (provider, service month) cell.
 
-First a skeleton per line (activity, diagnosis, detox, group, practitioners,
-digital), then the line's fields (client, setting, date, tariff, department), then
+First a skeleton per line (activity, diagnosis, detox, group, practitioners),
+then the line's fields (client, setting, date, tariff, department, digital), then
 the credits, corrections and one-off faults scheduled for later submissions.
+
+Digital care is a property of the client (SPEC §8.4 counts digital clients): a
+client is drawn digital or not when it first comes, and all its consults follow.
+A provider planted with per-day detox declares a clinical detox stay as one line
+per stay day: the lines after it in the month become the stay's next days.
 
 Shares that decide whether a rule fires (stays, other activities, ADHD, detox,
 group, 4+ practitioners, digital) are drawn with jittered accumulators instead of
@@ -46,8 +51,9 @@ from streams.synth.tables import (
 
 Entry = tuple[dict[str, Any], int]  # a prepared line and its tag (tables.DEBIT, ...)
 Pending = dict[int, dict[int, list[Entry]]]  # submission month -> provider index -> entries
-# activity, diagnosis, detox (0 none, 1 ambulant, 2 clinical), group, practitioners, digital
-Skeleton = tuple[int, int, int, int, int, int]
+# activity, diagnosis, detox (0 none, 1 ambulant, 2 clinical), group, practitioners
+Skeleton = tuple[int, int, int, int, int]
+Client = tuple[str, int, str, bool]  # client_ref, care demand type, trajectory, digital
 # (activity, detox, group) -> (setting, day of month, prestatie code, amount, stay days)
 Place = Callable[[int, int, int], tuple[int, int, str, int, int]]
 
@@ -107,18 +113,17 @@ class CellDrawer:
             if act == CONSULT:
                 skeleton.append((act, diag, detox, *consult()))
             else:
-                skeleton.append((act, diag, detox, 0, 0, 0))
+                skeleton.append((act, diag, detox, 0, 0))
         return skeleton, counts
 
     def _draws(
         self, p: Provider, y: int
-    ) -> tuple[Callable[[int], tuple[int, int]], Callable[[], tuple[int, int, int]]]:
+    ) -> tuple[Callable[[int], tuple[int, int]], Callable[[], tuple[int, int]]]:
         """`detox_of(activity)` of an addiction line and `consult()` of a consult, drawn
         with the provider's accumulators."""
         rnd, grb = self.rng.random, self.rng.getrandbits
         ov = p.overrides.get(y, {})
         r_group = p.group_rate(y)
-        r_digital = p.digital
         r_ge4 = ov.get("ge4", 0.0)
         r_detox = ov.get("detox", p.detox)
         r_clin = ov.get("clinical_detox", p.clinical_detox)
@@ -140,21 +145,14 @@ class CellDrawer:
             acc[4] = a
             return (CONSULT if act == STAY else act), 1
 
-        def consult() -> tuple[int, int, int]:
-            """(group, practitioners, digital) of a consult."""
+        def consult() -> tuple[int, int]:
+            """(group, practitioners) of a consult."""
             a = acc[5] + r_group * (0.5 + rnd())
             if a < 1.0:
                 acc[5] = a
-                group, pract = 0, indiv_pract[grb(10)]
-            else:
-                acc[5] = a - 1.0
-                group, pract = 1, ge4() if r_ge4 else group_pract[grb(10)]
-            a = acc[7] + r_digital * (0.5 + rnd())
-            if a >= 1.0:
-                acc[7] = a - 1.0
-                return group, pract, 1
-            acc[7] = a
-            return group, pract, 0
+                return 0, indiv_pract[grb(10)]
+            acc[5] = a - 1.0
+            return 1, ge4() if r_ge4 else group_pract[grb(10)]
 
         def ge4() -> int:
             a = acc[6] + r_ge4 * (0.5 + rnd())
@@ -166,7 +164,7 @@ class CellDrawer:
 
         return detox_of, consult
 
-    def _update_pool(self, p: Provider, diag: int, k: int) -> list[tuple[str, int, str]]:
+    def _update_pool(self, p: Provider, diag: int, k: int) -> list[Client]:
         """Active clients of one diagnosis this month; every one of them gets a line.
 
         The pool follows the month's line count with some turnover, so the distinct
@@ -185,10 +183,14 @@ class CellDrawer:
             del pool[size:]
         cdts = self.choices.care_demand_types[diag]
         salt = f"{self.seed}/{p.agb}/".encode()
+        acc, r_digital = p.acc, p.digital
         while len(pool) < size:
             p.clients += 1
             h = hashlib.blake2b(salt + str(p.clients).encode(), digest_size=10).hexdigest()
-            pool.append((f"c-{h}", cdts[rng.getrandbits(10)], f"zt-{p.agb}-{p.clients:06d}"))
+            a = acc[7] + r_digital * (0.5 + rng.random())  # jittered, as the line shares
+            acc[7] = a - 1.0 if a >= 1.0 else a
+            cdt = cdts[rng.getrandbits(10)]
+            pool.append((f"c-{h}", cdt, f"zt-{p.agb}-{p.clients:06d}", a >= 1.0))
         return pool
 
     def _fields(
@@ -197,7 +199,7 @@ class CellDrawer:
         y: int,
         m: int,
         skeleton: list[Skeleton],
-        orders: list[list[tuple[str, int, str]]],
+        orders: list[list[Client]],
     ) -> list[Entry]:
         place, dates = self._placer(p, y, m)
         department = self._departments(p)
@@ -208,11 +210,20 @@ class CellDrawer:
         ysuffix = f"-{y}"
         cursors = [0] * len(DIAGNOSES)
         lines: list[Entry] = []
-        for act, diag, detox, group, pract, digital in skeleton:
+        per_day = p.detox_per_day
+        stay: list[Any] = []  # a per-day stay's days to come: [days left, its last line]
+        for act, diag, detox, group, pract in skeleton:
+            if stay:
+                lines.append((self._next_day(p, stay, dates), DEBIT))
+                continue
             order = orders[diag]
-            ref, cdt, traj = order[cursors[diag] % len(order)]
+            ref, cdt, traj, digital = order[cursors[diag] % len(order)]
             cursors[diag] += 1
             setting, day, code, amount, days = place(act, detox, group)
+            if per_day and detox == 2 and days > 1:
+                amount //= days
+                stay = [days - 1, None]
+                days = 1
             if strict and cdt in mm_types and setting in mm_settings:
                 cdt = retype
             d: dict[str, Any] = {
@@ -248,7 +259,24 @@ class CellDrawer:
             d["amount_cents"] = amount
             d["prestatie_code"] = code
             lines.append((d, DEBIT))
+            if stay:
+                stay[1] = d
         return lines
+
+    @staticmethod
+    def _next_day(p: Provider, stay: list[Any], dates: list[str]) -> dict[str, Any]:
+        """The next day line of a stay declared per day: its last line a day later."""
+        last: dict[str, Any] = stay[1]
+        d = dict(last)
+        d["line_id"] = f"{p.agb}-{p.lines:08d}"
+        p.lines += 1
+        d["service_date"] = dates[int(last["service_date"][8:]) + 1]
+        stay[0] -= 1
+        if stay[0]:
+            stay[1] = d
+        else:
+            stay.clear()
+        return d
 
     def _placer(self, p: Provider, y: int, m: int) -> tuple[Place, list[str]]:
         """`place(activity, detox, group)` of a line of this cell, and the month's dates
