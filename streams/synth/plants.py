@@ -35,10 +35,10 @@ DETOX_RATE = 0.3  # share of its addiction lines that are detox
 ADHD_RATE = 0.24  # ADHD share of a provider planted with ADHD growth
 MIN_VOLUME = 300  # lines a year for a line-driven plant (zvt mismatch, ceiling)
 # Rough lines a year per distinct client, to size a plant judged on clients: a consult
-# client stays about 8 months at about 2 visits a month; a detox client has a few
-# detox lines among its addiction lines.
+# client stays about 8 months at about 2 visits a month; all lines of an addiction
+# client in detox are detox lines.
 CONSULTS_PER_CLIENT = 12
-DETOX_LINES_PER_CLIENT = 4
+DETOX_LINES_PER_CLIENT = 12
 
 # Margins that make a plant robust against the jitter of a provider's year.
 BEYOND = 0.36  # a planted share lies this part of the way from threshold to 1
@@ -154,22 +154,31 @@ class _Planter:
         dx, target = self.policy.detox, self.target
         need = ROOM * DETOX_LINES_PER_CLIENT * param(self.policy, "clinical_detox_high", "min_clients")
 
-        def ok(p: Provider) -> bool:
-            return (
-                p.institution
-                and self.volume[(p.index, target)] * DETOX_ADDICTION * DETOX_RATE >= need
-            )
-
-        p = self.pick("clinical_detox_high", ok, "no institution large enough")
+        p = self.pick("clinical_detox_high", self._detox_ok(need), "no institution large enough")
         if p is None:
             return
+        # A habit of the provider, every year: detox is a property of its clients,
+        # and clients of one year are still in care the next.
+        self._addiction(p, dx.threshold + BEYOND * (1 - dx.threshold))
+        for y in self.years:
+            self.add("clinical_detox_high", p, y)
+
+    def _detox_ok(self, need: float) -> Callable[[Provider], bool]:
+        def ok(p: Provider) -> bool:
+            return p.institution and all(
+                self.volume[(p.index, y)] * DETOX_ADDICTION * DETOX_RATE >= need
+                for y in self.years
+            )
+
+        return ok
+
+    @staticmethod
+    def _addiction(p: Provider, clinical: float) -> None:
         p.addiction = DETOX_ADDICTION
         p.consult_diagnoses = consult_diagnoses(DETOX_ADDICTION)
-        clinical = dx.threshold + BEYOND * (1 - dx.threshold)
-        p.overrides.setdefault(target, {}).update(detox=DETOX_RATE, clinical_detox=clinical)
+        p.detox, p.clinical_detox = DETOX_RATE, clinical
         if "verslavingszorg" not in p.departments:
             p.departments += ("verslavingszorg",)
-        self.add("clinical_detox_high", p, target)
 
     def zvt_setting_mismatch(self) -> None:
         mm, target = self.policy.mismatch, self.target
@@ -337,22 +346,11 @@ class _Planter:
         clinical_detox_high must not fire."""
         rule, target = "clinical_detox_high", self.target
         need = ROOM * DETOX_LINES_PER_CLIENT * param(self.policy, rule, "min_clients")
-
-        def ok(p: Provider) -> bool:
-            return (
-                p.institution
-                and self.volume[(p.index, target)] * DETOX_ADDICTION * DETOX_RATE >= need
-            )
-
-        p = self.pick(rule, ok, "no institution large enough for per-day detox")
+        p = self.pick(rule, self._detox_ok(need), "no institution large enough")
         if p is None:
             return
-        p.addiction = DETOX_ADDICTION
-        p.consult_diagnoses = consult_diagnoses(DETOX_ADDICTION)
-        p.overrides.setdefault(target, {}).update(detox=DETOX_RATE, clinical_detox=PER_DAY_CLINICAL)
+        self._addiction(p, PER_DAY_CLINICAL)
         p.detox_per_day = True
-        if "verslavingszorg" not in p.departments:
-            p.departments += ("verslavingszorg",)
         self.add(rule, p, target, case="detox_per_day", fires=False)
 
     def group_share_not_rising(self) -> None:
