@@ -35,9 +35,9 @@ DETOX_RATE = 0.3  # share of its addiction lines that are detox
 ADHD_RATE = 0.24  # ADHD share of a provider planted with ADHD growth
 MIN_VOLUME = 300  # lines a year for a line-driven plant (zvt mismatch, ceiling)
 # Rough lines a year per distinct client, to size a plant judged on clients: a consult
-# client stays about 8 months at about 2 visits a month; all lines of an addiction
+# client has about 7 consults a year (measured on the default history); all lines of an addiction
 # client in detox are detox lines.
-CONSULTS_PER_CLIENT = 12
+CONSULTS_PER_CLIENT = 7
 DETOX_LINES_PER_CLIENT = 12
 
 # Margins that make a plant robust against the jitter of a provider's year.
