@@ -114,9 +114,7 @@ class CellDrawer:
                 skeleton.append((act, diag, 0, 0))
         return skeleton, counts
 
-    def _draws(
-        self, p: Provider, y: int
-    ) -> Callable[[], tuple[int, int]]:
+    def _draws(self, p: Provider, y: int) -> Callable[[], tuple[int, int]]:
         """`consult()` of a consult, drawn with the provider's accumulators."""
         rnd, grb = self.rng.random, self.rng.getrandbits
         ov = p.overrides.get(y, {})

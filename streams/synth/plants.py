@@ -38,7 +38,7 @@ MIN_VOLUME = 300  # lines a year for a line-driven plant (zvt mismatch, ceiling)
 # client has about 7 consults a year (measured on the default history); all lines of an addiction
 # client in detox are detox lines.
 CONSULTS_PER_CLIENT = 7
-DETOX_LINES_PER_CLIENT = 12
+DETOX_LINES_PER_CLIENT = 10
 
 # Margins that make a plant robust against the jitter of a provider's year.
 BEYOND = 0.36  # a planted share lies this part of the way from threshold to 1
@@ -151,8 +151,10 @@ class _Planter:
 
     # Rules that need an institution first: with few providers they are scarce.
     def clinical_detox_high(self) -> None:
-        dx, target = self.policy.detox, self.target
-        need = ROOM * DETOX_LINES_PER_CLIENT * param(self.policy, "clinical_detox_high", "min_clients")
+        dx = self.policy.detox
+        need = (
+            ROOM * DETOX_LINES_PER_CLIENT * param(self.policy, "clinical_detox_high", "min_clients")
+        )
 
         p = self.pick("clinical_detox_high", self._detox_ok(need), "no institution large enough")
         if p is None:
@@ -166,8 +168,7 @@ class _Planter:
     def _detox_ok(self, need: float) -> Callable[[Provider], bool]:
         def ok(p: Provider) -> bool:
             return p.institution and all(
-                self.volume[(p.index, y)] * DETOX_ADDICTION * DETOX_RATE >= need
-                for y in self.years
+                self.volume[(p.index, y)] * DETOX_ADDICTION * DETOX_RATE >= need for y in self.years
             )
 
         return ok
@@ -235,11 +236,13 @@ class _Planter:
             p.overrides.setdefault(target, {})["ge4"] = share
             self.add("group_consult_staffing", p, target)
 
-    def _every_year(self, rule: str, min_consults: int) -> Provider | None:
+    def _every_year(
+        self, rule: str, min_consults: int, years: list[int] | None = None
+    ) -> Provider | None:
         need = ROOM * min_consults
         return self.pick(
             rule,
-            lambda p: all(self.consults(p, y) >= need for y in self.years),
+            lambda p: all(self.consults(p, y) >= need for y in years or self.years),
             f"no provider with {need:.0f}+ consults a year",
         )
 
@@ -260,7 +263,7 @@ class _Planter:
             self.skip("digital_share_low", f"no year >= {from_year:.0f}")
             return
         minimum = param(self.policy, "digital_share_low", "min_clients")
-        p = self._every_year("digital_share_low", round(minimum * CONSULTS_PER_CLIENT))
+        p = self._every_year("digital_share_low", round(minimum * CONSULTS_PER_CLIENT), judged)
         if p is not None:
             p.digital = dg.target * DIGITAL_BELOW
             for y in judged:
@@ -346,7 +349,8 @@ class _Planter:
         clinical_detox_high must not fire."""
         rule, target = "clinical_detox_high", self.target
         need = ROOM * DETOX_LINES_PER_CLIENT * param(self.policy, rule, "min_clients")
-        p = self.pick(rule, self._detox_ok(need), "no institution large enough")
+        why = "no institution large enough for per-day detox"
+        p = self.pick(rule, self._detox_ok(need), why)
         if p is None:
             return
         self._addiction(p, PER_DAY_CLINICAL)
@@ -362,15 +366,19 @@ class _Planter:
         need = ROOM * param(self.policy, rule, "min_consults")
         p = self.pick(
             rule,
-            lambda p: p.group >= NOT_RISING_FROM
-            and all(self.consults(p, y) >= need for y in (target - 1, target)),
+            lambda p: (
+                p.group >= NOT_RISING_FROM
+                and all(self.consults(p, y) >= need for y in (target - 1, target))
+            ),
             f"no provider with {need:.0f}+ consults in both years",
         )
         if p is None:
             return
         before = p.group_rate(target - 1)
         rise = param(self.policy, rule, "min_rise")
-        p.overrides.setdefault(target, {})["group"] = max(0.0, before * (1 - NOT_RISING_FALL) + rise)
+        p.overrides.setdefault(target, {})["group"] = max(
+            0.0, before * (1 - NOT_RISING_FALL) + rise
+        )
         self.add(rule, p, target)
 
 

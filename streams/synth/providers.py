@@ -63,8 +63,8 @@ class Provider:
     # jittered accumulators of the shares (see lines.py), one per decision
     acc: list[float] = field(default_factory=list)
     # per diagnosis: active clients as (client_ref, care demand type, trajectory,
-    # digital): a client gets digital (or hybrid) care or not, all its consults alike
-    pools: list[list[tuple[str, int, str, bool]]] = field(default_factory=list)
+    # digital, detox 0/1/2): properties of the client, all its lines alike (lines.py)
+    pools: list[list[tuple[str, int, str, bool, int]]] = field(default_factory=list)
     clients: int = 0
     lines: int = 0
 
