@@ -2,8 +2,12 @@
 few version-2 adjustments in Q4.
 
 A ceiling is sized from the provider's expected net amount, so most providers end
-their year near it; the provider planted for an early ceiling crossing gets a
-ceiling it reaches (the policy's first threshold) by about mid-May.
+their year near it. A planted provider-year (`Planting.ceilings`) gets the ceiling
+its case needs: one it reaches (the policy's first threshold) by about mid-May
+(early), one it ends the year at 95% of (the spend-pace cases: the early
+over-spender and the seasonal provider), one well below the underrun threshold,
+and one the purchaser lowers in September, after August's lines are in, to where
+the spend so far passes the first threshold (lowered).
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ import orjson
 
 from streams.domain.policy import Policy
 from streams.synth.dates import business_day, timestamp
-from streams.synth.plants import Planting
+from streams.synth.plan import Plan
+from streams.synth.plants import (
+    LOWERED_MONTH,
+    LOWERED_START,
+    PLANTED_UTILISATION,
+    UNDERRUN_AT,
+    Planting,
+    param,
+)
 from streams.synth.providers import Provider
 from streams.synth.tables import CORRECTION_RATE, CREDIT_RATE, Choices, T, mean
 
@@ -50,30 +62,48 @@ class ContractEvents:
         rng: Random,
         years: tuple[int, ...],
         providers: list[Provider],
-        volume: dict[tuple[int, int], int],
+        plan: Plan,
         choices: Choices,
         planting: Planting,
         policy: Policy,
     ) -> None:
         self.rng = rng
+        self.plan = plan
+        self.policy = policy
         self.events: list[tuple[int, bytes, str]] = []
         self.ceilings: dict[tuple[int, int], list[int]] = {}
-        early = planting.early_ceiling
-        first = policy.ceiling.thresholds[0]
+        planted = planting.ceilings
         for y in years:
             # About one contract in eight is adjusted in Q4, three in four of them raised.
-            others = [p.index for p in providers if early != (p.index, y)]
+            others = [p.index for p in providers if (p.index, y) not in planted]
             adjusted = rng.sample(others, min(len(others), round(len(providers) / 8)))
             lowered = set(adjusted[: len(adjusted) // 4])
             for p in providers:
-                net = expected_net(p, y, volume[(p.index, y)], choices)
-                if early == (p.index, y):
-                    versions = [net * EARLY_SHARE / first]
+                net = expected_net(p, y, plan.volume[(p.index, y)], choices)
+                case = planted.get((p.index, y))
+                if case is not None:
+                    versions = self._planted(case, net, p.index, y)
                 else:
                     versions = self._versions(net, p.index in adjusted, p.index in lowered)
                 self.ceilings[(p.index, y)] = [round_ceiling(v) for v in versions]
-                self._add(p, y)
+                self._add(p, y, lowered_in=LOWERED_MONTH if case == "lowered" else None)
         self.events.sort(key=lambda c: c[0])
+
+    def _planted(self, case: str, net: float, index: int, y: int) -> list[float]:
+        """The ceiling versions of a planted provider-year."""
+        thresholds = self.policy.ceiling.thresholds
+        if case == "early":
+            return [net * EARLY_SHARE / thresholds[0]]
+        if case == "underrun":
+            return [net / (UNDERRUN_AT * param(self.policy, "ceiling_underrun", "threshold"))]
+        if case == "lowered":
+            # Midway between the first two thresholds, by the spend of the months
+            # whose lines are in when the ceiling is lowered.
+            nxt = thresholds[1] if len(thresholds) > 1 else thresholds[0] + 0.2
+            months = [self.plan.cells[(index, y, m)].debits for m in range(1, 13)]
+            spent = sum(months[: LOWERED_MONTH - 1]) / max(1, sum(months))
+            return [net / LOWERED_START, spent * net / ((thresholds[0] + nxt) / 2)]
+        return [net / PLANTED_UTILISATION]  # pace, seasonal
 
     def _versions(self, net: float, adjusted: bool, lowered: bool) -> list[float]:
         rng = self.rng
@@ -92,11 +122,15 @@ class ContractEvents:
             u = rng.uniform(0.76, 1.04)
         return [net / u]
 
-    def _add(self, p: Provider, y: int) -> None:
+    def _add(self, p: Provider, y: int, lowered_in: int | None = None) -> None:
+        """Its contract events; version 2 in Q4, or after mid-month `lowered_in` (once
+        the previous month's lines are in: they are submitted by the 14th)."""
         rng = self.rng
         for version, ceiling in enumerate(self.ceilings[(p.index, y)], start=1):
             if version == 1:
                 day = business_day(rng, y - 1, 12, 1, 20)
+            elif lowered_in is not None:
+                day = business_day(rng, y, lowered_in, 16, 28)
             else:
                 month = 10 + rng.randrange(3)
                 day = business_day(rng, y, month, 1, 10 if month == 12 else 28)

@@ -3,13 +3,17 @@ engine itself: the content of ``planted.json``.
 
 `EnginePass` runs `streams.domain.engine.Engine` over the lines as they are
 written (one pass, in process, contracts merged in by event time as the offline
-replay does) and ticks the structural rules once at the end. A plant is reported
-as an anomaly when the engine raised its alert; otherwise it is listed under
-``skipped`` with what the engine saw. In ``expected`` of an anomaly, ``value``,
-``threshold`` and ``event_time`` are those of the alert's firing event: for the
-line-driven rules (ceiling, zvt mismatch) at the line that fires it, for the
-structural rules at the end of the input. The other keys are the engine's
-indicators of that provider-year.
+replay does; the engine evaluates the structural rules at each provider's month
+boundaries) and ticks them once more at the end. Nothing here re-computes a rule.
+
+A plant that must fire is reported under ``anomalies`` when the engine raised its
+alert, with ``when``: the month (``YYYY-MM``) of its first firing transition, and
+in ``expected`` the ``value``, ``threshold``, ``event_time`` and ``explain`` (less
+its breakdown) of that event, whether it still fires at the end, and the engine's
+indicators of the provider-year. A plant that must not fire (``Plant.fires``) is
+reported under ``must_not_fire`` when the engine raised nothing, with what it saw.
+Either way, a plant the engine does not bear out is listed under ``skipped`` with
+what the engine saw, and so is a plant of a rule this release does not have.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from streams.domain.contracts import parse_contract
 from streams.domain.engine import ContractFeed, Effects, Engine
 from streams.domain.indicators import YearState
 from streams.domain.policy import DEFAULT_POLICY_PATH, Policy
-from streams.domain.rules import ceiling_utilisation
+from streams.domain.rules import RULES, ceiling_utilisation
 from streams.synth.history import History
 from streams.synth.plants import Plant
 
@@ -85,29 +89,35 @@ def report(history: History, run: EnginePass) -> dict[str, Any]:
     """The content of planted.json; call after the history is emitted and `run` finished."""
     peers = {y: run.engine.peer_means().get(y) for y in history.years}
     anomalies: list[dict[str, Any]] = []
+    quiet: list[dict[str, Any]] = []
     skipped = list(history.planting.skipped)
     for plant in history.planting.plants:
+        p = plant.provider
+        if plant.rule not in RULES:
+            reason = f"{plant.case} planted at {p.agb} in {plant.year}, but this release has no rule {plant.rule}"
+            skipped.append({"rule": plant.rule, "reason": reason})
+            continue
         found = _judge(plant, run, history.policy, peers)
         if found is None:
-            continue  # the ceiling plant without a contract: cannot happen in a history
+            continue  # a ceiling plant without a contract: cannot happen in a history
         aid, holds, expected = found
-        p = plant.provider
-        if holds:
-            anomalies.append(
-                {
-                    "provider_agb": p.agb,
-                    "provider_name": p.name,
-                    "year": plant.year,
-                    "rule": plant.rule,
-                    "alert_id": aid,
-                    "expected": expected,
-                }
-            )
+        entry = {
+            "provider_agb": p.agb,
+            "provider_name": p.name,
+            "year": plant.year,
+            "rule": plant.rule,
+            "case": plant.case,
+            "alert_id": aid,
+        }
+        if holds and plant.fires:
+            event_time = expected["event_time"]
+            anomalies.append({**entry, "when": event_time[:7], "expected": expected})
+        elif holds:
+            quiet.append({**entry, "seen": expected})
         else:
-            reason = (
-                f"planted at {p.agb} in {plant.year} but the engine raised no {aid} "
-                f"at this size: {expected}"
-            )
+            how = "but the engine raised no" if plant.fires else "to raise no"
+            but = "" if plant.fires else ", but the engine raised it"
+            reason = f"{plant.case} planted at {p.agb} in {plant.year} {how} {aid}{but} at this size: {expected}"
             skipped.append({"rule": plant.rule, "reason": reason})
     writer = history.writer
     options = asdict(history.options)
@@ -116,6 +126,7 @@ def report(history: History, run: EnginePass) -> dict[str, Any]:
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
         "policy": _source(history.policy),
         "anomalies": anomalies,
+        "must_not_fire": quiet,
         "skipped": skipped,
         "faults": dict(writer.faults),
         "counts": dict(writer.counts),
@@ -154,25 +165,37 @@ def _acceptance(counts: dict[str, int]) -> dict[str, Any]:
 def _judge(
     plant: Plant, run: EnginePass, policy: Policy, peers: dict[int, Any]
 ) -> tuple[str, bool, dict[str, Any]] | None:
-    """(alert id, whether the engine raised it, what it saw) of one plant."""
+    """(alert id, whether the engine bore the plant out, what it saw) of one plant."""
     agb, y = plant.provider.agb, plant.year
     ys = run.year(agb, y)
     if plant.rule == "ceiling_utilisation":
         return _judge_ceiling(plant, run, policy, ys)
     aid = alert_id(plant.rule, agb, y, plant.detail)
-    event = run.fired.get(aid, {})
-    expected = {
+    seen = _INDICATORS[plant.rule](plant, run, ys, peers)
+    event = run.fired.get(aid)
+    if not plant.fires:
+        return aid, event is None, seen
+    return aid, event is not None, {**_event(run, agb, aid, event), **seen}
+
+
+def _event(run: EnginePass, agb: str, aid: str, event: dict[str, Any] | None) -> dict[str, Any]:
+    """What the first firing event of an alert says (nulls when there was none)."""
+    event = event or {}
+    explain = {k: v for k, v in (event.get("explain") or {}).items() if k != "breakdown"}
+    return {
         "value": event.get("value"),
         "threshold": event.get("threshold"),
-        **_INDICATORS[plant.rule](plant, run, ys, peers),
+        "event_time": event.get("event_time"),
+        "firing_at_end": run.firing(agb, aid),
+        "explain": explain or None,
     }
-    return aid, run.firing(agb, aid), expected
 
 
 def _judge_ceiling(
     plant: Plant, run: EnginePass, policy: Policy, ys: YearState
 ) -> tuple[str, bool, dict[str, Any]] | None:
-    """The early plant holds when the first threshold fired before July."""
+    """The first threshold: the early plant crosses it before July by its lines, the
+    lowered one on the contract event that lowers the ceiling."""
     agb, y = plant.provider.agb, plant.year
     contract = run.engine.contracts.get(agb, y)
     if contract is None:
@@ -181,17 +204,21 @@ def _judge_ceiling(
         alert_id(f.rule, agb, y, f.detail)
         for f in ceiling_utilisation.findings(ys, contract, policy.ceiling, y)
     ]
-    event = run.fired.get(ids[0], {})
-    crossed = event.get("event_time", "")
+    event = run.fired.get(ids[0])
     expected = {
-        "value": event.get("value"),
-        "threshold": event.get("threshold"),
-        "event_time": crossed,
+        **_event(run, agb, ids[0], event),
         "ceiling_cents": contract.ceiling_cents,
+        "contract_version": contract.version,
         "final_utilisation": ys.net_cents / contract.ceiling_cents,
         "later_alert_ids": [aid for aid in ids[1:] if aid in run.fired],
     }
-    return ids[0], f"{y}-01" < crossed < f"{y}-07", expected
+    crossed = expected["event_time"] or ""
+    cause = (expected["explain"] or {}).get("cause")
+    if plant.case == "lowered_ceiling":
+        holds = event is not None and cause == "contract_change"
+    else:
+        holds = f"{y}-01" < crossed < f"{y}-07" and cause != "contract_change"
+    return ids[0], holds, expected
 
 
 Indicators = Callable[[Plant, EnginePass, YearState, dict[int, Any]], dict[str, Any]]
@@ -208,12 +235,8 @@ def _quarter(plant: Plant, run: EnginePass, ys: YearState, _: dict[int, Any]) ->
     }
 
 
-def _first_event(plant: Plant, run: EnginePass, ys: YearState, _: Any) -> dict[str, Any]:
-    aid = alert_id(plant.rule, plant.provider.agb, plant.year, plant.detail)
-    return {
-        "mismatch_lines": ys.mismatch,
-        "event_time": run.fired.get(aid, {}).get("event_time"),
-    }
+def _mismatch(plant: Plant, run: EnginePass, ys: YearState, _: Any) -> dict[str, Any]:
+    return {"mismatch_lines": ys.mismatch}
 
 
 def _peer(plant: Plant, _: EnginePass, ys: YearState, peers: dict[int, Any]) -> dict[str, Any]:
@@ -225,9 +248,36 @@ def _peer(plant: Plant, _: EnginePass, ys: YearState, peers: dict[int, Any]) -> 
     }
 
 
-# What each rule's plant reports besides the alert's value and threshold: the
-# engine's indicators of the provider-year. With a rule registry, a rule would
-# name the indicators it reads and this table would go.
+def _spend(plant: Plant, run: EnginePass, ys: YearState, _: Any) -> dict[str, Any]:
+    """Net cents by service month of the year and the year before (the profile its
+    projection is weighted by), and the ceiling; for the seasonal provider, whether
+    the year before, projected by an even spread (it has no year before it), fired."""
+    agb, y = plant.provider.agb, plant.year
+    contract = run.engine.contracts.get(agb, y)
+    out: dict[str, Any] = {
+        "net_cents_by_month": list(ys.by_month),
+        "previous_net_cents_by_month": list(run.year(agb, y - 1).by_month),
+        "ceiling_cents": contract.ceiling_cents if contract is not None else None,
+    }
+    if not plant.fires:
+        before = alert_id(plant.rule, agb, y - 1, plant.detail)
+        out["previous_year_alert_id"] = before
+        out["previous_year_fired"] = before in run.fired
+    return out
+
+
+def _not_rising(plant: Plant, run: EnginePass, ys: YearState, _: Any) -> dict[str, Any]:
+    before = run.year(plant.provider.agb, plant.year - 1)
+    return {
+        "consults": ys.consults,
+        "group_consults": ys.group_consults,
+        "previous_consults": before.consults,
+        "previous_group_consults": before.group_consults,
+    }
+
+
+# What each rule's plant reports besides its event: the engine's indicators of the
+# provider-year.
 _INDICATORS: dict[str, Indicators] = {
     "group_share_low": _peer,
     "group_consult_staffing": lambda plant, run, ys, _: {
@@ -238,11 +288,18 @@ _INDICATORS: dict[str, Indicators] = {
     "clinical_detox_high": lambda plant, run, ys, _: {
         "detox_clinical": ys.detox_clinical,
         "detox_ambulant": ys.detox_ambulant,
+        "detox_clients_clinical": ys.detox_clients_clinical,
+        "detox_clients_all": ys.detox_clients_all,
     },
     "adhd_growth": _quarter,
-    "zvt_setting_mismatch": _first_event,
+    "zvt_setting_mismatch": _mismatch,
     "digital_share_low": lambda plant, run, ys, _: {
         "consults": ys.consults,
         "digital_consults": ys.digital,
+        "consult_clients": ys.consult_clients,
+        "digital_clients": ys.digital_clients,
     },
+    "ceiling_pace_high": _spend,
+    "ceiling_underrun": _spend,
+    "group_share_not_rising": _not_rising,
 }

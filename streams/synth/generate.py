@@ -7,8 +7,9 @@
   few business days after month end, so the lines of one provider come in runs.
 - ``contracts.ndjson``: contract events (SPEC §3) in ``updated_at`` order: version 1 per
   provider and year in the December before, plus a few version-2 adjustments in Q4.
-- ``planted.json``: the anomalies planted on purpose (provider, year, rule, the alert id
-  the domain engine raises and what it sees: ``expected.py``), the stream faults
+- ``planted.json``: the anomalies planted on purpose (provider, year, rule, case, the
+  alert id the domain engine raises, the month it first fires and what it sees), the
+  cases planted so that a rule must not fire (``expected.py``), the stream faults
   (redelivered events, a duplicate line, a duplicate and an orphan credit, malformed
   lines) and the expected acceptance counts.
 
@@ -40,6 +41,7 @@ from streams.synth.options import (
     GenerateSummary,
     HistoryItem,
     PlantedAnomaly,
+    PlantedQuiet,
 )
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "GenerateSummary",
     "HistoryItem",
     "PlantedAnomaly",
+    "PlantedQuiet",
     "generate",
     "iter_history",
 ]
@@ -113,6 +116,7 @@ def _summary(
         counts=dict(planted["counts"]),
         acceptance=planted["acceptance"],
         planted=tuple(PlantedAnomaly(**a) for a in planted["anomalies"]),
+        must_not_fire=tuple(PlantedQuiet(**q) for q in planted["must_not_fire"]),
         skipped=tuple(f"{s['rule']}: {s['reason']}" for s in planted["skipped"]),
     )
 

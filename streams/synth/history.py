@@ -14,7 +14,7 @@ from streams.domain.policy import Policy
 from streams.synth.contracts import ContractEvents
 from streams.synth.lines import CellDrawer, Entry, Pending
 from streams.synth.options import GenerateOptions, HistoryItem, check_options
-from streams.synth.plan import plan_cells
+from streams.synth.plan import plan_cells, year_volume
 from streams.synth.plants import plant
 from streams.synth.providers import build_providers
 from streams.synth.tables import build_choices
@@ -32,13 +32,15 @@ class History:
         self.rng = rng = Random(options.seed)
         self.choices = build_choices(self.years)
         self.providers = build_providers(rng, options.providers)
-        self.plan = plan_cells(options, self.years, rng, self.providers)
-        self.planting = plant(rng, self.years, self.providers, self.plan.volume, policy)
+        volume = year_volume(options, self.years, self.providers)
+        # Plants first: a planted spend profile decides how a year splits into months.
+        self.planting = plant(rng, self.years, self.providers, volume, policy)
+        self.plan = plan_cells(options, self.years, rng, self.providers, volume)
         self.contracts = ContractEvents(
             rng,
             self.years,
             self.providers,
-            self.plan.volume,
+            self.plan,
             self.choices,
             self.planting,
             policy,

@@ -1,8 +1,14 @@
 """Drawing the lines of one (provider, service month) cell.
 
-First a skeleton per line (activity, diagnosis, detox, group, practitioners,
-digital), then the line's fields (client, setting, date, tariff, department), then
-the credits, corrections and one-off faults scheduled for later submissions.
+First a skeleton per line (activity, diagnosis, group, practitioners), then the
+line's fields (client, detox, setting, date, tariff, department, digital), then the
+credits, corrections and one-off faults scheduled for later submissions.
+
+Digital care and detox are properties of the client (SPEC §8.4 counts digital
+clients and detox clients): a client is drawn digital or not, and an addiction
+client in ambulant, clinical or no detox, when it first comes; all its lines
+follow. A provider planted with per-day detox declares its clinical detox as stays
+of one line per stay day: the lines after it in the month become the stay's days.
 
 Shares that decide whether a rule fires (stays, other activities, ADHD, detox,
 group, 4+ practitioners, digital) are drawn with jittered accumulators instead of
@@ -46,8 +52,9 @@ from streams.synth.tables import (
 
 Entry = tuple[dict[str, Any], int]  # a prepared line and its tag (tables.DEBIT, ...)
 Pending = dict[int, dict[int, list[Entry]]]  # submission month -> provider index -> entries
-# activity, diagnosis, detox (0 none, 1 ambulant, 2 clinical), group, practitioners, digital
-Skeleton = tuple[int, int, int, int, int, int]
+Skeleton = tuple[int, int, int, int]  # activity, diagnosis, group, practitioners
+# client_ref, care demand type, trajectory, digital, detox (0 none, 1 ambulant, 2 clinical)
+Client = tuple[str, int, str, bool, int]
 # (activity, detox, group) -> (setting, day of month, prestatie code, amount, stay days)
 Place = Callable[[int, int, int], tuple[int, int, str, int, int]]
 
@@ -69,7 +76,7 @@ class CellDrawer:
     ) -> list[Entry]:
         """The service month's debits of one provider; its credits go into `pending`."""
         skeleton, counts = self._skeleton(p, y, m, plan.debits)
-        orders = [self._update_pool(p, d, counts[d]) for d in range(len(DIAGNOSES))]
+        orders = [self._update_pool(p, y, d, counts[d]) for d in range(len(DIAGNOSES))]
         lines = self._fields(p, y, m, skeleton, orders)
         return self._schedule(p, plan, sub, pending, lines)
 
@@ -80,7 +87,7 @@ class CellDrawer:
         acc = p.acc
         diag_consult = p.consult_diagnoses
         diag_stay, diag_other = self.choices.diag_stay, self.choices.diag_other
-        detox_of, consult = self._draws(p, y)
+        consult = self._draws(p, y)
         counts = [0] * len(DIAGNOSES)
         skeleton: list[Skeleton] = []
         for _ in range(n):
@@ -100,61 +107,31 @@ class CellDrawer:
                     diag = ADHD
                 else:
                     diag = diag_consult[grb(10)] if act == CONSULT else diag_other[grb(10)]
-            detox = 0
-            if diag == ADDICTION:
-                act, detox = detox_of(act)
             counts[diag] += 1
             if act == CONSULT:
-                skeleton.append((act, diag, detox, *consult()))
+                skeleton.append((act, diag, *consult()))
             else:
-                skeleton.append((act, diag, detox, 0, 0, 0))
+                skeleton.append((act, diag, 0, 0))
         return skeleton, counts
 
-    def _draws(
-        self, p: Provider, y: int
-    ) -> tuple[Callable[[int], tuple[int, int]], Callable[[], tuple[int, int, int]]]:
-        """`detox_of(activity)` of an addiction line and `consult()` of a consult, drawn
-        with the provider's accumulators."""
+    def _draws(self, p: Provider, y: int) -> Callable[[], tuple[int, int]]:
+        """`consult()` of a consult, drawn with the provider's accumulators."""
         rnd, grb = self.rng.random, self.rng.getrandbits
         ov = p.overrides.get(y, {})
         r_group = p.group_rate(y)
-        r_digital = p.digital
         r_ge4 = ov.get("ge4", 0.0)
-        r_detox = ov.get("detox", p.detox)
-        r_clin = ov.get("clinical_detox", p.clinical_detox)
         acc = p.acc
         group_pract = self.choices.group_practitioners
         indiv_pract = self.choices.individual_practitioners
 
-        def detox_of(act: int) -> tuple[int, int]:
-            """(activity, detox) of an addiction line: an ambulant detox is no stay."""
-            a = acc[3] + r_detox * (0.5 + rnd())
-            if a < 1.0:
-                acc[3] = a
-                return act, 0
-            acc[3] = a - 1.0
-            a = acc[4] + r_clin * (0.5 + rnd())
-            if a >= 1.0:
-                acc[4] = a - 1.0
-                return act, 2
-            acc[4] = a
-            return (CONSULT if act == STAY else act), 1
-
-        def consult() -> tuple[int, int, int]:
-            """(group, practitioners, digital) of a consult."""
+        def consult() -> tuple[int, int]:
+            """(group, practitioners) of a consult."""
             a = acc[5] + r_group * (0.5 + rnd())
             if a < 1.0:
                 acc[5] = a
-                group, pract = 0, indiv_pract[grb(10)]
-            else:
-                acc[5] = a - 1.0
-                group, pract = 1, ge4() if r_ge4 else group_pract[grb(10)]
-            a = acc[7] + r_digital * (0.5 + rnd())
-            if a >= 1.0:
-                acc[7] = a - 1.0
-                return group, pract, 1
-            acc[7] = a
-            return group, pract, 0
+                return 0, indiv_pract[grb(10)]
+            acc[5] = a - 1.0
+            return 1, ge4() if r_ge4 else group_pract[grb(10)]
 
         def ge4() -> int:
             a = acc[6] + r_ge4 * (0.5 + rnd())
@@ -164,9 +141,9 @@ class CellDrawer:
             acc[6] = a
             return int(group_pract[grb(10)])
 
-        return detox_of, consult
+        return consult
 
-    def _update_pool(self, p: Provider, diag: int, k: int) -> list[tuple[str, int, str]]:
+    def _update_pool(self, p: Provider, y: int, diag: int, k: int) -> list[Client]:
         """Active clients of one diagnosis this month; every one of them gets a line.
 
         The pool follows the month's line count with some turnover, so the distinct
@@ -188,8 +165,24 @@ class CellDrawer:
         while len(pool) < size:
             p.clients += 1
             h = hashlib.blake2b(salt + str(p.clients).encode(), digest_size=10).hexdigest()
-            pool.append((f"c-{h}", cdts[rng.getrandbits(10)], f"zt-{p.agb}-{p.clients:06d}"))
+            digital = self._share(p, 7, p.digital)
+            detox = self._detox(p, y) if diag == ADDICTION else 0
+            cdt = cdts[rng.getrandbits(10)]
+            pool.append((f"c-{h}", cdt, f"zt-{p.agb}-{p.clients:06d}", digital, detox))
         return pool
+
+    def _share(self, p: Provider, i: int, rate: float) -> bool:
+        """One jittered draw of a share with the provider's accumulator `i`."""
+        a = p.acc[i] + rate * (0.5 + self.rng.random())
+        p.acc[i] = a - 1.0 if a >= 1.0 else a
+        return a >= 1.0
+
+    def _detox(self, p: Provider, y: int) -> int:
+        """The detox of a new addiction client: 0 none, 1 ambulant, 2 clinical."""
+        ov = p.overrides.get(y, {})
+        if not self._share(p, 3, ov.get("detox", p.detox)):
+            return 0
+        return 2 if self._share(p, 4, ov.get("clinical_detox", p.clinical_detox)) else 1
 
     def _fields(
         self,
@@ -197,7 +190,7 @@ class CellDrawer:
         y: int,
         m: int,
         skeleton: list[Skeleton],
-        orders: list[list[tuple[str, int, str]]],
+        orders: list[list[Client]],
     ) -> list[Entry]:
         place, dates = self._placer(p, y, m)
         department = self._departments(p)
@@ -208,11 +201,24 @@ class CellDrawer:
         ysuffix = f"-{y}"
         cursors = [0] * len(DIAGNOSES)
         lines: list[Entry] = []
-        for act, diag, detox, group, pract, digital in skeleton:
+        per_day = p.detox_per_day
+        stay: list[Any] = []  # a per-day stay's days to come: [days left, its last line]
+        for act, diag, group, pract in skeleton:
+            if stay:
+                lines.append((self._next_day(p, stay, dates), DEBIT))
+                continue
             order = orders[diag]
-            ref, cdt, traj = order[cursors[diag] % len(order)]
+            ref, cdt, traj, digital, detox = order[cursors[diag] % len(order)]
             cursors[diag] += 1
+            if detox == 1 and act == STAY:  # an ambulant detox is no stay
+                act, group, pract = CONSULT, 0, 1
+            elif detox == 2 and per_day:
+                act = STAY
             setting, day, code, amount, days = place(act, detox, group)
+            if per_day and detox == 2 and days > 1:
+                amount //= days
+                stay = [days - 1, None]
+                days = 1
             if strict and cdt in mm_types and setting in mm_settings:
                 cdt = retype
             d: dict[str, Any] = {
@@ -248,7 +254,24 @@ class CellDrawer:
             d["amount_cents"] = amount
             d["prestatie_code"] = code
             lines.append((d, DEBIT))
+            if stay:
+                stay[1] = d
         return lines
+
+    @staticmethod
+    def _next_day(p: Provider, stay: list[Any], dates: list[str]) -> dict[str, Any]:
+        """The next day line of a stay declared per day: its last line a day later."""
+        last: dict[str, Any] = stay[1]
+        d = dict(last)
+        d["line_id"] = f"{p.agb}-{p.lines:08d}"
+        p.lines += 1
+        d["service_date"] = dates[int(last["service_date"][8:]) + 1]
+        stay[0] -= 1
+        if stay[0]:
+            stay[1] = d
+        else:
+            stay.clear()
+        return d
 
     def _placer(self, p: Provider, y: int, m: int) -> tuple[Place, list[str]]:
         """`place(activity, detox, group)` of a line of this cell, and the month's dates

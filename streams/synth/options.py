@@ -27,8 +27,23 @@ class PlantedAnomaly:
     provider_name: str
     year: int
     rule: str
+    case: str  # the planted case: the rule's name unless a rule has several
     alert_id: str
+    when: str  # YYYY-MM of the alert's first firing transition
     expected: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlantedQuiet:
+    """A case planted so that a rule must NOT fire; `seen` is what the engine saw."""
+
+    provider_agb: str
+    provider_name: str
+    year: int
+    rule: str
+    case: str
+    alert_id: str
+    seen: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +57,7 @@ class GenerateSummary:
     counts: dict[str, int]  # lines by kind (see KINDS); sums to `lines`
     acceptance: dict[str, Any]  # expected counts of a correct consumer (SPEC §6 snapshot)
     planted: tuple[PlantedAnomaly, ...]
+    must_not_fire: tuple[PlantedQuiet, ...]
     skipped: tuple[str, ...]  # anomalies that could not be planted at this size, with why
 
     def describe(self) -> str:
@@ -53,7 +69,8 @@ class GenerateSummary:
             f"for {self.providers} providers",
             f"{self.planted_path}: {len(self.planted)} planted anomalies",
         ]
-        out += [f"  {a.alert_id}  {a.provider_name}" for a in self.planted]
+        out += [f"  {a.alert_id}  {a.provider_name}  (from {a.when})" for a in self.planted]
+        out += [f"  must not fire: {q.alert_id}  {q.provider_name}" for q in self.must_not_fire]
         out += [f"  not planted: {s}" for s in self.skipped]
         return "\n".join(out)
 

@@ -2,7 +2,9 @@
 
 The requested total is split into debits, credits, corrections, malformed lines,
 redeliveries and three one-off faults (a duplicate line, a duplicate credit, an
-orphan credit); debits follow provider size, growth and season.
+orphan credit). Debits follow provider size and growth (`year_volume`, which the
+plants are chosen by) and then, within a year, the season and a planted provider's
+spend profile (`plan_cells`).
 """
 
 from __future__ import annotations
@@ -34,9 +36,8 @@ class Plan:
     volume: dict[tuple[int, int], int]  # debits per (provider index, year)
 
 
-def plan_cells(
-    o: GenerateOptions, years: tuple[int, ...], rng: Random, providers: list[Provider]
-) -> Plan:
+def debit_budget(o: GenerateOptions) -> tuple[int, int, int, int, int]:
+    """(debits, credits, corrections, malformed, redeliveries) of the requested total."""
     malformed = round(o.lines * o.malformed_rate)
     redeliveries = min(10, max(1, o.lines // 20_000))
     singles = 3  # duplicate line, duplicate credit, orphan credit
@@ -44,16 +45,40 @@ def plan_cells(
     debits = int(budget / (1 + CREDIT_RATE * (1 + CORRECTION_RATE)))
     credits = round(debits * CREDIT_RATE)
     corrections = round(credits * CORRECTION_RATE)
-    debits = budget - credits - corrections
+    return budget - credits - corrections, credits, corrections, malformed, redeliveries
 
+
+def year_volume(
+    o: GenerateOptions, years: tuple[int, ...], providers: list[Provider]
+) -> dict[tuple[int, int], int]:
+    """Debits per (provider index, year): size, growth and the year's season."""
+    debits = debit_budget(o)[0]
+    keys = [(p.index, y) for p in providers for y in years]
+    season = sum(SEASON)
+    weights = [
+        p.weight * (1 + p.growth) ** yi * season for p in providers for yi, _ in enumerate(years)
+    ]
+    return dict(zip(keys, allocate(debits, weights), strict=True))
+
+
+def plan_cells(
+    o: GenerateOptions,
+    years: tuple[int, ...],
+    rng: Random,
+    providers: list[Provider],
+    volume: dict[tuple[int, int], int],
+) -> Plan:
+    """Split each provider-year's debits over its months (season times the provider's
+    planted profile), then the credits, corrections, faults over the cells."""
+    _, credits, corrections, malformed, redeliveries = debit_budget(o)
     cells: list[tuple[int, int, int]] = []
-    weights: list[float] = []
+    n: list[int] = []
     for p in providers:
-        for yi, y in enumerate(years):
-            for m in range(1, 13):
-                cells.append((p.index, y, m))
-                weights.append(p.weight * (1 + p.growth) ** yi * SEASON[m - 1])
-    n = allocate(debits, weights)
+        for y in years:
+            profile = p.profile.get(y, (1.0,) * 12)
+            weights = [SEASON[m] * profile[m] for m in range(12)]
+            cells += [(p.index, y, m) for m in range(1, 13)]
+            n += allocate(volume[(p.index, y)], weights)
     c = allocate(credits, [float(x) for x in n])
     k = allocate(corrections, [float(x) for x in c])
     bad = allocate(malformed, [float(x) for x in n])
@@ -70,7 +95,4 @@ def plan_cells(
         (ORPHAN_FLAG, filled),
     ):
         plan[cells[rng.choice(pool)]].flags |= flag
-    volume: dict[tuple[int, int], int] = {}
-    for (pi, y, _), x in zip(cells, n, strict=True):
-        volume[(pi, y)] = volume.get((pi, y), 0) + x
     return Plan(plan, volume)

@@ -56,16 +56,25 @@ class Provider:
     overrides: dict[int, dict[str, Any]] = field(default_factory=dict)
     adhd_boost: dict[tuple[int, int], float] = field(default_factory=dict)
     mismatch_years: frozenset[int] = frozenset()
+    # per year: the months' factors on top of the season (planted spend profiles)
+    profile: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    # clinical detox stays declared as one line per stay day (a planted habit)
+    detox_per_day: bool = False
     # jittered accumulators of the shares (see lines.py), one per decision
     acc: list[float] = field(default_factory=list)
-    # per diagnosis: active clients as (client_ref, care demand type, trajectory)
-    pools: list[list[tuple[str, int, str]]] = field(default_factory=list)
+    # per diagnosis: active clients as (client_ref, care demand type, trajectory,
+    # digital, detox 0/1/2): properties of the client, all its lines alike (lines.py)
+    pools: list[list[tuple[str, int, str, bool, int]]] = field(default_factory=list)
     clients: int = 0
     lines: int = 0
 
     def group_rate(self, y: int) -> float:
-        # From 2026 insurers expect group treatment: normal providers move up a bit.
-        return self.group * (1.1 if y >= 2026 and self.group > 0.05 else 1.0)
+        # From 2026 insurers expect group treatment: providers move up a bit (a planted
+        # provider whose share does not rise overrides it).
+        override = self.overrides.get(y, {}).get("group")
+        if override is not None:
+            return float(override)
+        return self.group * (1.1 if y >= 2026 else 1.0)
 
 
 def consult_diagnoses(addiction: float) -> tuple[int, ...]:

@@ -17,6 +17,8 @@ from streams.synth import plants
 from streams.synth.generate import GenerateOptions, GenerateSummary, generate
 
 OPTIONS = GenerateOptions(providers=12, lines=20_000, seed=7)
+# Large enough for the plants judged on clients (digital: 100 consult clients).
+LARGER = GenerateOptions(providers=20, lines=60_000, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +68,13 @@ def test_a_plant_the_engine_does_not_confirm_is_skipped_with_what_it_saw(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(plants, "DIGITAL_BELOW", 1.4)  # planted above the target instead
-    summary = generate(tmp_path, OPTIONS)
+    summary = generate(tmp_path, LARGER)
     assert "digital_share_low" not in {a.rule for a in summary.planted}
     reasons = [s for s in summary.skipped if s.startswith("digital_share_low")]
-    assert len(reasons) == 2  # planted in both years
+    assert len(reasons) == 1  # planted in 2026 only: the S01 label exists from then
     for reason in reasons:
         assert "the engine raised no digital_share_low:" in reason
-        assert "'digital_consults'" in reason
+        assert "'digital_clients'" in reason
 
 
 def test_generate_on_the_command_line_plants_past_the_policy_it_is_given(
@@ -82,7 +84,7 @@ def test_generate_on_the_command_line_plants_past_the_policy_it_is_given(
     text = Path(load_policy().source).read_text(encoding="utf-8")
     policy.write_text(text.replace("target = 0.25", "target = 0.08"), encoding="utf-8")
     out = tmp_path / "history"
-    argv = ["generate", "--out", str(out), "--lines", "20000", "--providers", "12"]
+    argv = ["generate", "--out", str(out), "--lines", "60000", "--providers", "20"]
     assert main([*argv, "--seed", "7", "--policy", str(policy)]) == 0
     planted = orjson.loads((out / "planted.json").read_bytes())
     digital = [a for a in planted["anomalies"] if a["rule"] == "digital_share_low"]

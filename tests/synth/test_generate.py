@@ -15,6 +15,7 @@ import fastjsonschema
 import orjson
 import pytest
 
+from streams.domain.rules import RULES as REGISTRY
 from streams.synth.generate import (
     KINDS,
     GenerateOptions,
@@ -26,7 +27,7 @@ from streams.synth.generate import (
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 SMALL = GenerateOptions(providers=12, lines=20_000, seed=7)
 BSN_SHAPE = re.compile(r"[0-9]{9}")
-RULES = {
+PLANTED = {
     "ceiling_utilisation",
     "group_share_low",
     "group_consult_staffing",
@@ -34,7 +35,14 @@ RULES = {
     "adhd_growth",
     "zvt_setting_mismatch",
     "digital_share_low",
+    "ceiling_pace_high",
+    "ceiling_underrun",
+    "group_share_not_rising",
 }
+# The rules this release has: a plant of a rule it lacks is listed as skipped.
+RULES = PLANTED & set(REGISTRY.names())
+# Rules the reference evaluation below judges (the pace rules are the engine's alone).
+REFERENCE = RULES - {"ceiling_pace_high", "ceiling_underrun", "group_share_not_rising"}
 
 
 def _validator(name: str) -> Any:
@@ -104,6 +112,10 @@ class Reference:
     counts: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     stats: dict[tuple[str, int], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    # (agb, year, what) -> client -> live lines; what: detox, clinical, consult, digital
+    clients: dict[tuple[str, int, str], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
     adhd: dict[tuple[str, int, int], Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter)
     )
@@ -122,6 +134,9 @@ class Reference:
     def adhd_clients(self, agb: str, year: int, q: int) -> int:
         return sum(1 for n in self.adhd[(agb, year, q)].values() if n > 0)
 
+    def distinct(self, agb: str, year: int, what: str) -> int:
+        return sum(1 for n in self.clients[(agb, year, what)].values() if n > 0)
+
     def fires(self, rule: str, agb: str, year: int) -> list[str]:
         """Alert ids of `rule` that hold at the end of the input (default policy)."""
         s = self.stats[(agb, year)]
@@ -133,12 +148,14 @@ class Reference:
         if rule == "group_consult_staffing":
             ok = s["group_ge4"] >= 10 and s["group_ge4"] >= 0.05 * s["group"]
             return [base] if ok else []
-        if rule == "clinical_detox_high":
-            lines = s["detox_clinical"] + s["detox_ambulant"]
-            return [base] if lines >= 20 and s["detox_clinical"] >= 0.5 * lines else []
-        if rule == "digital_share_low":
-            low = s["consults"] >= 200 and s["digital"] < 0.25 * s["consults"]
-            return [base] if low else []
+        if rule == "clinical_detox_high":  # SPEC §8.4: on clients
+            clients = self.distinct(agb, year, "detox")
+            high = clients >= 20 and self.distinct(agb, year, "clinical") >= 0.5 * clients
+            return [base] if high else []
+        if rule == "digital_share_low":  # SPEC §8.4: on clients, from 2026
+            clients = self.distinct(agb, year, "consult")
+            low = clients >= 100 and self.distinct(agb, year, "digital") < 0.25 * clients
+            return [base] if low and year >= 2026 else []
         if rule == "zvt_setting_mismatch":
             return [base] if s["mismatch"] > 0 else []
         if rule == "adhd_growth":
@@ -236,6 +253,13 @@ def _count(ref: Reference, obj: dict[str, Any], sign: int) -> None:
         s["digital"] += sign * obj["digital"]
     if obj.get("detox"):
         s[f"detox_{obj['detox']}"] += sign
+        ref.clients[(agb, year, "detox")][obj["client_ref"]] += sign
+        if obj["detox"] == "clinical":
+            ref.clients[(agb, year, "clinical")][obj["client_ref"]] += sign
+    if obj["activity"] == "consult":
+        ref.clients[(agb, year, "consult")][obj["client_ref"]] += sign
+        if obj["digital"]:
+            ref.clients[(agb, year, "digital")][obj["client_ref"]] += sign
     if year >= 2026 and obj["care_demand_type"] in (1, 2) and obj["setting"] in (5, 6, 8):
         s["mismatch"] += sign
         ref.first_mismatch.setdefault((agb, year), obj["submitted_at"])
@@ -400,8 +424,8 @@ def test_contracts_validate_and_precede_the_year_they_govern(history: History) -
         at = _ts(c["updated_at"])
         if c["version"] == 1:
             assert at < first_submission[c["year"]]
-        else:
-            assert at.year == c["year"] and at.month >= 10
+        else:  # adjusted in Q4, or the planted lowering in September
+            assert at.year == c["year"] and at.month >= 9
     adjusted = [c for c in history.contracts if c["version"] == 2]
     assert 1 <= len(adjusted) <= len(history.contracts) // 4
     v1 = {
@@ -508,19 +532,52 @@ def test_acceptance_counts_match_a_reference_evaluation(
 
 
 def test_every_rule_is_planted_in_the_default_history(history: History) -> None:
-    assert history.summary.skipped == ()
+    skipped = [s for s in history.summary.skipped if "detox_per_day" not in s]
+    assert {s.split(":")[0] for s in skipped} == PLANTED - RULES  # rules this release lacks
     assert {a.rule for a in history.summary.planted} == RULES
-    agbs = {a.rule: a.provider_agb for a in history.summary.planted}
-    assert len(set(agbs.values())) == len(RULES)  # one provider per anomaly
+    cases = {(a.rule, a.case): a.provider_agb for a in history.summary.planted}
+    cases |= {(q.rule, q.case): q.provider_agb for q in history.summary.must_not_fire}
+    assert ("ceiling_utilisation", "lowered_ceiling") in cases
+    assert len(set(cases.values())) == len(cases)  # one provider per case
     assert [a["alert_id"] for a in history.planted["anomalies"]] == [
         a.alert_id for a in history.summary.planted
     ]
+
+
+def test_detox_declared_per_day_stays_below_the_threshold_on_clients(history: History) -> None:
+    """Many day lines, few clients: only a rule on lines would fire (SPEC §8.4)."""
+    quiet = [q for q in history.summary.must_not_fire if q.case == "detox_per_day"]
+    if REGISTRY.rule("clinical_detox_high").reads != "clinical_detox_client_share":
+        # This release still counts lines: the engine raises it, and says so.
+        (reason,) = [s for s in history.summary.skipped if "detox_per_day" in s]
+        assert "but the engine raised it" in reason
+        return
+    (q,) = quiet
+    seen = q.seen
+    lines = seen["detox_clinical"] + seen["detox_ambulant"]
+    assert seen["detox_clinical"] >= 0.5 * lines  # on lines it would fire
+    assert seen["detox_clients_all"] >= 20
+    assert seen["detox_clients_clinical"] < 0.5 * seen["detox_clients_all"]
 
 
 def test_planted_anomalies_are_found_by_a_reference_evaluation(
     history: History, reference: Reference
 ) -> None:
     for a in history.summary.planted:
+        if a.rule not in REFERENCE:
+            continue
+        if a.case == "lowered_ceiling":  # crossed on the contract event, not a line
+            (lowered,) = [
+                c
+                for c in history.contracts
+                if (c["provider_agb"], c["year"], c["version"]) == (a.provider_agb, a.year, 2)
+            ]
+            assert _ts(lowered["updated_at"]) == _ts(a.expected["event_time"])
+            assert a.expected["explain"]["cause"] == "contract_change"
+            assert _ts(reference.crossed[(a.provider_agb, a.year, 70)]) > _ts(
+                a.expected["event_time"]
+            )
+            continue
         if a.rule == "ceiling_utilisation":
             crossed = reference.crossed[(a.provider_agb, a.year, 70)]
             assert _ts(crossed) == _ts(a.expected["event_time"])
@@ -544,7 +601,7 @@ def test_other_providers_stay_clear_of_the_structural_rules(
     planted = {(a.rule, a.provider_agb, a.year) for a in history.summary.planted}
     noise = [
         alert
-        for rule in RULES - {"ceiling_utilisation"}
+        for rule in REFERENCE - {"ceiling_utilisation"}
         for agb, year in reference.stats
         if (rule, agb, year) not in planted
         for alert in reference.fires(rule, agb, year)
