@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -245,15 +245,23 @@ class YearState:
         """Quarters that had ADHD lines (kept even when credits emptied them)."""
         return sorted(self.adhd)
 
-    def to_json(self) -> dict[str, Any]:
-        """The year by field name; a tally only while non-zero (absent reads as 0)."""
+    def to_json(self, clients: bool = True) -> dict[str, Any]:
+        """The year by field name; a tally only while non-zero (absent reads as 0).
+
+        ``clients=False`` leaves out the distinct-client maps (``client_maps``), one
+        entry per client, and keeps only which quarters had ADHD lines: a checkpoint
+        writes the maps as packed arrays in chunks of their own (streams/store/codec.py),
+        since a large provider's would outgrow a Kafka message."""
         out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
         out["by_month"] = list(self.by_month)
-        # sorted: the same clients give the same record, whatever order the journal
-        # replayed their debits and credits in
-        out["adhd"] = {str(q): sorted(clients.items()) for q, clients in self.adhd.items()}
-        for name in CLIENT_MAPS:
-            out[name] = sorted(getattr(self, name).items())
+        if clients:
+            # sorted: the same clients give the same record, whatever order the journal
+            # replayed their debits and credits in
+            out["adhd"] = {str(q): sorted(live.items()) for q, live in self.adhd.items()}
+            for name in CLIENT_MAPS:
+                out[name] = sorted(getattr(self, name).items())
+        else:
+            out["adhd_quarters"] = sorted(self.adhd)
         # a cell by name: [dims id, subset flags, ADHD quarter (0: none), cents, lines]
         out["spent"] = sorted([*_cell(key), *cell] for key, cell in self.spent.items())
         # arrival order is the point: not sorted
@@ -262,9 +270,28 @@ class YearState:
             out["tallies"] = dict(self.tallies)
         return out
 
+    def client_maps(self) -> Iterator[tuple[str, dict[Client, int]]]:
+        """The distinct-client maps by name: ``adhd1``..``adhd4`` (the quarters that
+        had ADHD lines), then ``CLIENT_MAPS``."""
+        for quarter in sorted(self.adhd):
+            yield f"adhd{quarter}", self.adhd[quarter]
+        for name in CLIENT_MAPS:
+            yield name, getattr(self, name)
+
+    def client_map(self, name: str) -> dict[Client, int]:
+        """The map ``client_maps`` names ``name`` (an ADHD quarter's made if missing)."""
+        if name in CLIENT_MAPS:
+            live: dict[Client, int] = getattr(self, name)
+            return live
+        quarter = int(name[4:]) if name.startswith("adhd") and name[4:].isdigit() else 0
+        if not 1 <= quarter <= 4:
+            raise ValueError(f"no client map {name!r}")
+        return self.adhd.setdefault(quarter, {})
+
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> YearState:
-        """Read ``to_json``'s record. A tally it lacks starts at 0: right for a rule
+        """Read ``to_json``'s record (its client maps empty when it was written
+        without them). A tally it lacks starts at 0: right for a rule
         added before the state held lines it would count, and wrong otherwise (those
         lines are not counted until the state is rebuilt by replay)."""
         state = cls()
@@ -274,9 +301,12 @@ class YearState:
         if len(by_month) != 12:
             raise ValueError(f"by_month holds {len(by_month)} months, not 12")
         state.by_month = by_month
-        state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
+        if "adhd" in raw:
+            state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
+        else:  # written without its client maps (``to_json(clients=False)``)
+            state.adhd = {int(q): {} for q in raw["adhd_quarters"]}
         for name in CLIENT_MAPS:
-            setattr(state, name, dict(raw[name]))
+            setattr(state, name, dict(raw.get(name, ())))
         state.spent = {
             int(dims) << _DIMS_AT | int(flags) | max(int(quarter) - 1, 0) << _QUARTER_AT: [
                 int(cents),
