@@ -24,7 +24,7 @@ from streams.domain.contracts import Contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import IMPLAUSIBLE_TIME, LINE_INDEX_EXPIRED, Counts
 from streams.domain.rules import register, unregister
-from streams.domain.state import _CREDITED, MAX_DIMS, ProviderState, Replay, key_of, pack_entry
+from streams.domain.state import CREDITED, MAX_DIMS, ProviderState, Replay, key_of, pack_entry
 from streams.store import codec
 from streams.store.codec import Credit, Debit, Interned, Journal, Judged
 from streams.store.layout import JournalLog
@@ -90,7 +90,7 @@ def live(policy: Any, make_line: Any) -> ProviderState:
 def test_a_checkpoint_restores_every_table_whatever_the_chunks_and_their_order(live, max_entries):
     lines, clients, events = plain(live)
     assert len(lines) == 3 and sum(map(len, clients.values())) == 15
-    assert any(v & _CREDITED for t in lines.values() for v in t.values())
+    assert any(v & CREDITED for t in lines.values() for v in t.values())
     chunks = codec.checkpoint(live, max_entries)
     assert len(chunks) == codec.checkpoint_chunks(live, max_entries)
     random.Random(max_entries).shuffle(chunks)
@@ -137,7 +137,7 @@ def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
 
 def test_a_chunk_with_the_largest_keys_and_every_flag_bit_restores_exactly():
     top = (1 << 60) - 1  # key_of is below 2**60
-    entry = pack_entry(12, 0xFFFF, 123, MAX_DIMS - 1) | _CREDITED  # the highest of each field
+    entry = pack_entry(12, 0xFFFF, 123, MAX_DIMS - 1) | CREDITED  # the highest of each field
     assert entry >> 62 == 1  # an int64 still
     chunk = {
         "lines": {"2025": {"keys": b64([top, 0, key_of("l1")]), "values": b64([entry, 1, 2])}},
