@@ -40,7 +40,6 @@ from streams.domain.model import (
     MISMATCH,
     PROVIDER_MISMATCH,
     SCHEMA,
-    Dims,
     Line,
     is_agb,
     parse_time,
@@ -108,9 +107,6 @@ class Decoder:
         # (flag bit, predicate) of the tallies rules declare; empty for the shipped rules
         self._tallies = RULES.tally_flags()
         self._times: dict[str, float] = {}
-        # prestatie_code → department → setting → the line's shared dims triple
-        self._dims: dict[str | None, dict[str | None, dict[int, Dims]]] = {}
-        self._dims_held = 0
         # service_date → (year, month, first and first-too-late instant of submitted_at)
         self._days: dict[Any, tuple[int, int, float, float]] = {}
 
@@ -302,16 +298,10 @@ class Decoder:
             flags |= ADHD
         if not flags & COUNTS_CLIENT:
             client = None  # kept only for the distinct clients it counts in
-        # The same three values share one tuple: nested dicts find it without
-        # building a tuple per line, and the state's lookup of a tuple it interned
-        # compares the same object (the strings are hashed once per line here).
-        setting = item.setting
-        department = item.department
-        prestatie = item.prestatie_code
-        try:
-            dims = self._dims[prestatie][department][setting]
-        except KeyError:
-            dims = self._intern(setting, department, prestatie)
+        # One tuple, not three fields: the state looks the triple up per line. (An
+        # intern table here, nested dicts by the three values, cost more than it
+        # saved the state: msgspec gives new string objects for every line.)
+        dims = (item.setting, item.department, item.prestatie_code)
         if self._tallies:  # the lines rules asked to have counted (rules.base.Tally)
             for bit, counts in self._tallies:
                 if counts(item):
@@ -332,17 +322,6 @@ class Decoder:
                 dims,
             ),
         )
-
-    def _intern(self, setting: int, department: str | None, prestatie: str | None) -> Dims:
-        """The shared tuple of a (setting, department, prestatie) not seen lately:
-        after ``_MEMO`` of them the table starts afresh (input chooses the strings)."""
-        self._dims_held += 1
-        if self._dims_held > _MEMO:
-            self._dims.clear()
-            self._dims_held = 1
-        dims = (setting, department, prestatie)
-        self._dims.setdefault(prestatie, {}).setdefault(department, {})[setting] = dims
-        return dims
 
     def _day(self, service_date: date | str) -> tuple[int, int, float, float]:
         """(year, month, first instant of the day, first instant after the last

@@ -59,8 +59,7 @@ class Line(NamedTuple):
     amount_cents: int
     event_time: float  # submitted_at as unix seconds
     # The dimensions of a breakdown (SPEC §8.3): the line's (setting, department,
-    # prestatie_code), None for a field the line lacks. One tuple object for the lines
-    # that share the three (the decoder interns it): the state looks it up per line.
+    # prestatie_code), None for a field the line lacks; the state interns it.
     dims: Dims
 
     @property
