@@ -9,9 +9,10 @@ state, so the reference itself never enters the persisted state or its changelog
 the offline replay, which persists nothing, counts the references themselves.
 
 The same holds for the distinct clients of SPEC §8.4 (detox, clinical detox,
-consult and digital consult clients, per year), the net cents per service month
-(§8.1), and the aggregates explain breaks down (§8.3): net cents and lines per
-subset of lines and per (setting, department, prestatie) triple, ``breakdown``.
+consult and digital consult clients, per year) and the net cents per service month
+(§8.1). What explain breaks down (§8.3, ``breakdown``) is not kept here: the line
+index holds every uncredited line's amount, flags, month and dims, so a breakdown
+sums it when asked and no line pays for it.
 
 Besides the indicators of SPEC §4, named fields here, a year keeps the tallies rules
 declare (``rules.base.Tally``), by name, from the flag bits the registry allotted
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -53,11 +54,6 @@ Client = int | str
 # zvt-mismatching ones, detox lines, consults, and the ADHD lines of quarter q.
 SUBSETS = ("all", "mismatch", "detox", "consult", "adhd1", "adhd2", "adhd3", "adhd4")
 _DETOX = DETOX_CLINICAL | DETOX_AMBULANT
-# A breakdown cell key: the flags that decide a line's subsets (bits 0-8), the
-# quarter-1 of an ADHD line (bits 9-10), the dims id (from bit 11).
-_SUBSET_FLAGS = CONSULT | _DETOX | MISMATCH | ADHD
-_QUARTER_AT = 9
-_DIMS_AT = 11
 # The distinct-client maps (client → live lines), by field name (SPEC §8.4).
 CLIENT_MAPS = ("clients_detox", "clients_clinical", "clients_consult", "clients_digital")
 
@@ -85,13 +81,6 @@ class YearState:
     clients_clinical: dict[Client, int] = field(default_factory=dict)
     clients_consult: dict[Client, int] = field(default_factory=dict)
     clients_digital: dict[Client, int] = field(default_factory=dict)
-    # Breakdown cell → [net cents, net lines]: what explain breaks down (SPEC §8.3;
-    # ``breakdown``). A cell is a dims id (the provider's (setting, department,
-    # prestatie) triple, ``ProviderState.dims``), the flags that decide the subsets
-    # (``_SUBSET_FLAGS``) and, for ADHD lines, the quarter (``_cell``): one cell a
-    # line, so a line costs one update, and ``breakdown`` sums the cells of a subset.
-    # A cell whose lines are all credited goes.
-    spent: dict[int, list[int]] = field(default_factory=dict)
     # line key → line_id of the accepted, uncredited zvt-mismatching debits, in arrival
     # order (explain's first ten, SPEC §8.3). Line ids are the provider's references,
     # not client data.
@@ -120,18 +109,6 @@ class YearState:
         self.net_cents += cents
         self.lines += sign
         self.by_month[month - 1] += cents
-        # one breakdown cell a line: its dims, subset flags, ADHD quarter (``_cell``)
-        key = dims << _DIMS_AT | flags & _SUBSET_FLAGS
-        if flags & ADHD:
-            key |= (month - 1) // 3 << _QUARTER_AT
-        spent = self.spent
-        cell = spent.get(key)
-        if cell is None:
-            cell = spent[key] = [0, 0]
-        cell[0] += cents
-        cell[1] += sign
-        if not cell[1]:  # every line of the cell credited: its cents are 0 too
-            del spent[key]
         if flags & CONSULT:
             self.consults += sign
             if client is not None:
@@ -245,26 +222,51 @@ class YearState:
         """Quarters that had ADHD lines (kept even when credits emptied them)."""
         return sorted(self.adhd)
 
-    def to_json(self) -> dict[str, Any]:
-        """The year by field name; a tally only while non-zero (absent reads as 0)."""
+    def to_json(self, clients: bool = True) -> dict[str, Any]:
+        """The year by field name; a tally only while non-zero (absent reads as 0).
+
+        ``clients=False`` leaves out the distinct-client maps (``client_maps``), one
+        entry per client, and keeps only which quarters had ADHD lines: a checkpoint
+        writes the maps as packed arrays in chunks of their own (streams/store/codec.py),
+        since a large provider's would outgrow a Kafka message."""
         out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
         out["by_month"] = list(self.by_month)
-        # sorted: the same clients give the same record, whatever order the journal
-        # replayed their debits and credits in
-        out["adhd"] = {str(q): sorted(clients.items()) for q, clients in self.adhd.items()}
-        for name in CLIENT_MAPS:
-            out[name] = sorted(getattr(self, name).items())
-        # a cell by name: [dims id, subset flags, ADHD quarter (0: none), cents, lines]
-        out["spent"] = sorted([*_cell(key), *cell] for key, cell in self.spent.items())
+        if clients:
+            # sorted: the same clients give the same record, whatever order the journal
+            # replayed their debits and credits in
+            out["adhd"] = {str(q): sorted(live.items()) for q, live in self.adhd.items()}
+            for name in CLIENT_MAPS:
+                out[name] = sorted(getattr(self, name).items())
+        else:
+            out["adhd_quarters"] = sorted(self.adhd)
         # arrival order is the point: not sorted
         out["mismatch_ids"] = [[key, line_id] for key, line_id in self.mismatch_ids.items()]
         if self.tallies:
             out["tallies"] = dict(self.tallies)
         return out
 
+    def client_maps(self) -> Iterator[tuple[str, dict[Client, int]]]:
+        """The distinct-client maps by name: ``adhd1``..``adhd4`` (the quarters that
+        had ADHD lines), then ``CLIENT_MAPS``."""
+        for quarter in sorted(self.adhd):
+            yield f"adhd{quarter}", self.adhd[quarter]
+        for name in CLIENT_MAPS:
+            yield name, getattr(self, name)
+
+    def client_map(self, name: str) -> dict[Client, int]:
+        """The map ``client_maps`` names ``name`` (an ADHD quarter's made if missing)."""
+        if name in CLIENT_MAPS:
+            live: dict[Client, int] = getattr(self, name)
+            return live
+        quarter = int(name[4:]) if name.startswith("adhd") and name[4:].isdigit() else 0
+        if not 1 <= quarter <= 4:
+            raise ValueError(f"no client map {name!r}")
+        return self.adhd.setdefault(quarter, {})
+
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> YearState:
-        """Read ``to_json``'s record. A tally it lacks starts at 0: right for a rule
+        """Read ``to_json``'s record (its client maps empty when it was written
+        without them). A tally it lacks starts at 0: right for a rule
         added before the state held lines it would count, and wrong otherwise (those
         lines are not counted until the state is rebuilt by replay)."""
         state = cls()
@@ -274,29 +276,18 @@ class YearState:
         if len(by_month) != 12:
             raise ValueError(f"by_month holds {len(by_month)} months, not 12")
         state.by_month = by_month
-        state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
+        if "adhd" in raw:
+            state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
+        else:  # written without its client maps (``to_json(clients=False)``)
+            state.adhd = {int(q): {} for q in raw["adhd_quarters"]}
         for name in CLIENT_MAPS:
-            setattr(state, name, dict(raw[name]))
-        state.spent = {
-            int(dims) << _DIMS_AT | int(flags) | max(int(quarter) - 1, 0) << _QUARTER_AT: [
-                int(cents),
-                int(lines),
-            ]
-            for dims, flags, quarter, cents, lines in raw["spent"]
-        }
+            setattr(state, name, dict(raw.get(name, ())))
         state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
         return state
 
 
-def _cell(key: int) -> tuple[int, int, int]:
-    """A breakdown cell key → (dims id, subset flags, ADHD quarter 1..4 or 0)."""
-    flags = key & _SUBSET_FLAGS
-    quarter = (key >> _QUARTER_AT & 3) + 1 if flags & ADHD else 0
-    return key >> _DIMS_AT, flags, quarter
-
-
-def _in_subset(subset: str, flags: int, quarter: int) -> bool:
+def _in_subset(subset: str, flags: int, month: int) -> bool:
     if subset == "all":
         return True
     if subset == "consult":
@@ -305,7 +296,7 @@ def _in_subset(subset: str, flags: int, quarter: int) -> bool:
         return bool(flags & _DETOX)
     if subset == "mismatch":
         return bool(flags & MISMATCH)
-    return quarter == int(subset[4:])  # adhd1..adhd4; 0 for a line not ADHD
+    return bool(flags & ADHD) and (month + 2) // 3 == int(subset[4:])  # adhd1..adhd4
 
 
 def _count(clients: dict[Client, int], client: Client, sign: int) -> None:
@@ -326,9 +317,25 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 _COUNTERS = tuple(
     f.name
     for f in fields(YearState)
-    if f.compare
-    and f.name not in ("by_month", "adhd", "spent", "mismatch_ids", "tallies", *CLIENT_MAPS)
+    if f.compare and f.name not in ("by_month", "adhd", "mismatch_ids", "tallies", *CLIENT_MAPS)
 )
+
+
+def _cells(index: Any, credited: int) -> dict[int, list[int]]:
+    """The uncredited entries of a year's line index summed by everything but their
+    amount (flags, month, dims id: ``entry >> 24``) → [cents, lines]."""
+    values = index.arrays()[1] if hasattr(index, "arrays") else index.values()
+    cells: dict[int, list[int]] = {}
+    for packed in values:
+        if packed & credited:
+            continue
+        high = packed >> 24
+        cell = cells.get(high)
+        if cell is None:
+            cell = cells[high] = [0, 0]
+        cell[0] += packed & 0xFFFFFF
+        cell[1] += 1
+    return cells
 
 
 # Breakdown dimension → its place in a dims triple (``ProviderState.dims``).
@@ -342,14 +349,20 @@ def breakdown(
     """The lines of ``subset`` (``SUBSETS``) of ``st``'s service ``year``, grouped by
     each of ``dimensions`` (``DIMENSIONS``): per dimension the ``TOP`` keys with the
     most net cents (ties by key, a missing field last), each ``{"by", "key",
-    "cents", "lines"}``, key None for a line without that field (SPEC §8.3)."""
+    "cents", "lines"}``, key None for a line without that field (SPEC §8.3).
+
+    Summed from the year's line index when asked (one pass, about 0.1 µs an entry):
+    net of credits, as a credited entry is marked. A year whose index the retention
+    policy dropped has no breakdown."""
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; one of {', '.join(SUBSETS)}")
-    ys = st.years.get(year)
+    from streams.domain.state import CREDITED, unpack_entry  # state imports this module
+
     cells = []
-    for key, cell in ys.spent.items() if ys is not None else ():
-        dims, flags, quarter = _cell(key)
-        if _in_subset(subset, flags, quarter):
+    index = st.lines.get(year)
+    for high, cell in _cells(index, CREDITED).items() if index is not None else ():
+        month, flags, _, dims = unpack_entry(high << 24)
+        if _in_subset(subset, flags, month):
             cells.append((dims, cell))
     out: list[dict[str, Any]] = []
     for by in dimensions:

@@ -37,6 +37,9 @@ def is_agb(value: object) -> bool:
     return isinstance(value, str) and len(value) == 8 and value.isdigit() and value.isascii()
 
 
+# A line's (setting, department, prestatie_code): the dimensions of a breakdown.
+Dims = tuple[int, str | None, str | None]
+
 # The lines whose client is kept (``Line.client``, ``ProviderState.clients``): those
 # that count a distinct client (SPEC §4 ADHD, §8.4 consult and detox clients).
 COUNTS_CLIENT = ADHD | CONSULT | DETOX_CLINICAL | DETOX_AMBULANT
@@ -55,16 +58,26 @@ class Line(NamedTuple):
     flags: int
     amount_cents: int
     event_time: float  # submitted_at as unix seconds
-    # The dimensions of a breakdown (SPEC §8.3): the line's setting, department and
-    # prestatie_code (None when the line has none).
-    setting: int
-    department: str | None
-    prestatie: str | None
+    # The dimensions of a breakdown (SPEC §8.3): the line's (setting, department,
+    # prestatie_code), None for a field the line lacks; the state interns it.
+    dims: Dims
 
     @property
     def quarter(self) -> int:
         """1..4 of service_date."""
         return (self.month + 2) // 3
+
+    @property
+    def setting(self) -> int:
+        return self.dims[0]
+
+    @property
+    def department(self) -> str | None:
+        return self.dims[1]
+
+    @property
+    def prestatie(self) -> str | None:
+        return self.dims[2]
 
 
 # Outcome of a line (SPEC §2 acceptance, in order).

@@ -53,6 +53,7 @@ from streams.domain.model import (
     MISMATCH,
     ORPHAN_CREDIT,
     Counts,
+    Dims,
     Line,
 )
 
@@ -65,12 +66,13 @@ from streams.domain.model import (
 # Below 2**60 (dims ids below 2**15, all a provider has in practice) the int takes 32
 # bytes. The client (its key) of a line that counts a distinct client
 # (``model.COUNTS_CLIENT``) is kept beside the index, for the count a credit must leave.
-_CREDITED = 1 << 44
+CREDITED = 1 << 44
 _DIMS_SHIFT = 45
 # Dims ids a provider can have (18 bits). Beyond that, a new triple is counted under
 # id 0, the "other" triple (0, None, None): a provider would need 262,144 distinct
 # (setting, department, prestatie) combinations, which no provider comes near.
 MAX_DIMS = 1 << 18
+_DIMS_MASK = (1 << 18) - 1  # the field's width, whatever MAX_DIMS allows
 OTHER_DIMS: tuple[int, str | None, str | None] = (0, None, None)
 _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 
@@ -78,8 +80,6 @@ _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 # A key of the index and event sets: the identifier's 60-bit key (``key_of``) in a
 # state that is persisted, the identifier itself in one that never is (``hashed``).
 Key = int | str
-# A line's (setting, department, prestatie_code): the dimensions of a breakdown.
-Dims = tuple[int, str | None, str | None]
 # Per service year: line key → packed entry, line key → client key, event keys. C
 # tables of int64 in a hashed state, dicts and a set in the other (``year_tables``).
 Index = MutableMapping[Key, int]
@@ -142,7 +142,7 @@ class ChangeLog(Protocol):
 
 
 def pack_entry(month: int, flags: int, amount: int, dims: int = 0) -> int:
-    """A line index entry (layout above ``_CREDITED``)."""
+    """A line index entry (layout above ``CREDITED``)."""
     return amount | flags << 24 | (month - 1) << 40 | dims << _DIMS_SHIFT
 
 
@@ -152,7 +152,7 @@ def unpack_entry(packed: int) -> tuple[int, int, int, int]:
         (packed >> 40 & 0xF) + 1,
         packed >> 24 & 0xFFFF,
         packed & 0xFFFFFF,
-        packed >> _DIMS_SHIFT & (MAX_DIMS - 1),
+        packed >> _DIMS_SHIFT & _DIMS_MASK,
     )
 
 
@@ -230,9 +230,7 @@ class ProviderState:
             flags,
             amount,
             event_time,
-            setting,
-            department,
-            prestatie,
+            triple,
         ) = line
         if event_time > self.watermark:
             self.watermark = event_time
@@ -257,7 +255,6 @@ class ProviderState:
         if not credit:
             if packed is not None:
                 return self._ignored(event, year, DUPLICATE_LINE)
-            triple = (setting, department, prestatie)
             dims = self._dim_ids.get(triple)
             if dims is None:
                 dims = self._intern(triple)
@@ -296,7 +293,7 @@ class ProviderState:
                 debit_year, index, packed = found
             else:
                 debit_year = year
-            if packed & _CREDITED:
+            if packed & CREDITED:
                 return self._ignored(event, year, DUPLICATE_CREDIT)
             self._credit(index, key, packed, debit_year)
             if self.journal is not None:
@@ -393,7 +390,7 @@ class ProviderState:
 
     def _credit(self, index: Index, key: Key, packed: int, year: int) -> None:
         """Take back what the debit ``packed`` of service ``year`` added."""
-        index[key] = packed | _CREDITED
+        index[key] = packed | CREDITED
         month, flags, amount, dims = unpack_entry(packed)
         client = None
         if flags & COUNTS_CLIENT:

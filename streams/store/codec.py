@@ -3,12 +3,13 @@
 Three kinds of value, each a JSON object whose fields are written by name:
 
 - a journal segment (``Journal.pack``): the line-index changes of one message;
-- a checkpoint chunk (``iter_checkpoint``): part of a provider's tables, the first
-  one with the indicators of every year (``YearState.to_json``);
+- a checkpoint chunk (``iter_checkpoint``): part of a provider's tables (line
+  index, clients, event ids, distinct-client maps), the first one with the
+  counters of every year (``YearState.to_json(clients=False)``);
 - a header (``header``): counters, alert states, watermark, applied offsets, and
   where the provider's journal and checkpoint lie (``streams/store/layout.py``).
 
-Keys, line index entries and client keys travel as packed little-endian int64
+Keys, line index entries, client keys and live-line counts travel as packed little-endian int64
 arrays in base64 (``_b64``): 8 bytes a key where JSON spends about 19 digits, and
 no Python object per entry when a large provider is written or read.
 
@@ -42,8 +43,9 @@ from streams.domain.state import ChangeLog, Dims, Key, ProviderState, unpack_ent
 # 5: 16 flag bits in a packed line-index entry; 6: every value's fields by name;
 # 7: entries without the year, with month and dims id; journal debits with their
 # year, the clients of consult and detox lines, mismatch line ids and dims triples;
-# checkpoints with the dims table; YearState's months, client maps and breakdowns
-STATE_FORMAT = 7
+# checkpoints with the dims table; YearState's months, client maps and breakdowns;
+# 8: the distinct-client maps as packed arrays in checkpoint chunks, not in "years"
+STATE_FORMAT = 8
 _LOG_FIELDS = ("end", "base", "generation", "chunks", "records")
 _CONTRACT_FIELDS = (
     "provider",
@@ -323,7 +325,9 @@ def records(segment: Mapping[str, Any]) -> list[Record]:
 
 # -- checkpoint chunks --------------------------------------------------------------
 
-_KINDS = ("lines", "clients", "events")
+# Per kind, a chunk's parts are keyed by service year; "distinct" parts (the
+# distinct-client maps of ``YearState.client_maps``) by "<year>:<map name>".
+_KINDS = ("lines", "clients", "events", "distinct")
 
 
 def checkpoint(st: ProviderState, max_entries: int) -> list[dict[str, Any]]:
@@ -337,26 +341,33 @@ def checkpoint_chunks(st: ProviderState, max_entries: int) -> int:
     entries = sum(len(t) for t in st.lines.values())
     entries += sum(len(t) for t in st.clients.values())
     entries += sum(len(t) for t in st.events.values())
+    entries += sum(len(m) for ys in st.years.values() for _, m in ys.client_maps())
     return max(1, -(-entries // max_entries))
 
 
+def years_json(st: ProviderState) -> dict[str, Any]:
+    """The indicators of every service year as the first chunk carries them: counters
+    only, their size independent of the number of clients (``YearState.to_json``)."""
+    return {str(y): ys.to_json(clients=False) for y, ys in st.years.items()}
+
+
 def iter_checkpoint(st: ProviderState, max_entries: int) -> Iterator[dict[str, Any]]:
-    """Line index, clients, event ids and indicators as chunks of at most
-    ``max_entries`` keys each (the first chunk also holds the indicators), so no
-    single record of a large provider outgrows a Kafka message. Per kind and service
-    year: ``{"keys": …, "values": …}`` (``values`` for the two maps only).
+    """Line index, clients, event ids, distinct-client maps and indicators as chunks
+    of at most ``max_entries`` keys each (the first chunk also holds the indicators),
+    so no single record of a large provider outgrows a Kafka message. Per kind and
+    part (``_KINDS``): ``{"keys": …, "values": …}`` (``values`` for maps).
 
     One chunk at a time: the worker encodes and writes each before the next is made,
     so a large provider's checkpoint never sits in memory whole."""
     if not st.hashed:
         raise ValueError("a state keyed by identifiers (hashed=False) is never persisted")
     chunk: dict[str, Any] = {
-        "years": {str(y): ys.to_json() for y, ys in st.years.items()},
+        "years": years_json(st),
         "dims": [list(t) for t in st.dims],
         **{kind: {} for kind in _KINDS},
     }
     room = max_entries
-    for kind, year, keys, values in _arrays(st):
+    for kind, label, keys, values in _arrays(st):
         start = 0
         while start < len(keys):
             if room == 0:
@@ -366,16 +377,17 @@ def iter_checkpoint(st: ProviderState, max_entries: int) -> Iterator[dict[str, A
             part = {"keys": _b64(keys[start:end])}
             if values is not None:
                 part["values"] = _b64(values[start:end])
-            chunk[kind][str(year)] = part
+            chunk[kind][label] = part
             room -= end - start
             start = end
     yield chunk
 
 
-def _arrays(st: ProviderState) -> Iterator[tuple[str, int, array[int], array[int] | None]]:
-    """Each year's tables as arrays of int64, one table at a time: a checkpoint of
-    a large provider builds no object per entry (a C table iterates in bucket
-    order, the same for its keys and its values)."""
+def _arrays(st: ProviderState) -> Iterator[tuple[str, str, array[int], array[int] | None]]:
+    """Each year's tables as arrays of int64, one table at a time, with their kind
+    and part label: a checkpoint of a large provider builds no object per entry (a C
+    table iterates in bucket order, the same for its keys and its values; so does a
+    dict)."""
     maps: tuple[tuple[str, Mapping[int, Any]], ...] = (
         ("lines", st.lines),
         ("clients", st.clients),
@@ -385,27 +397,34 @@ def _arrays(st: ProviderState) -> Iterator[tuple[str, int, array[int], array[int
             table = tables[year]
             if hasattr(table, "arrays"):  # off-heap: one pass over the table
                 keys, values = table.arrays()
-                yield kind, year, keys, values
+                yield kind, str(year), keys, values
             else:
-                yield kind, year, _int64s(table.keys()), _int64s(table.values())
+                yield kind, str(year), _int64s(table.keys()), _int64s(table.values())
     for year in sorted(st.events):
         events: Any = st.events[year]
         keys = events.arrays() if hasattr(events, "arrays") else _int64s(events)
-        yield "events", year, keys, None
+        yield "events", str(year), keys, None
+    for year in sorted(st.years):
+        for name, live in st.years[year].client_maps():
+            if live:
+                yield "distinct", f"{year}:{name}", _int64s(live.keys()), _int64s(live.values())
 
 
 def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
     """Load one chunk of a checkpoint into ``st``; chunks may come in any order."""
     st.reload()
     for y, raw in chunk.get("years", {}).items():
-        st.years[int(y)] = YearState.from_json(raw)
+        restored = YearState.from_json(raw)
+        earlier = st.years.get(int(y))
+        if earlier is not None:  # client maps a chunk read before this one filled
+            for name, live in earlier.client_maps():
+                restored.client_map(name).update(live)
+        st.years[int(y)] = restored
     if "dims" in chunk:  # the first chunk
         st.restore_dims([_dims(t) for t in chunk["dims"]])
     for kind, at in (("lines", 0), ("clients", 1)):
         for y, part in chunk[kind].items():
-            keys, values = _unb64(part["keys"]), _unb64(part["values"])
-            if len(keys) != len(values):
-                raise ValueError(f"checkpoint {kind} of {y}: keys and values differ in number")
+            keys, values = _pairs(part, kind, y)
             table: Any = st.year_tables(int(y))[at]
             if hasattr(table, "fill"):
                 table.fill(keys, values)
@@ -418,6 +437,20 @@ def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
             events.fill(keys)
         else:
             events.update(Int64Set_from_buffer(keys))
+    for label, part in chunk.get("distinct", {}).items():
+        y, _, name = label.partition(":")
+        keys, values = _pairs(part, "distinct", label)
+        ys = st.years.get(int(y))
+        if ys is None:  # before the chunk with the year's counters
+            ys = st.years[int(y)] = YearState()
+        ys.client_map(name).update(zip(keys.tolist(), values.tolist(), strict=True))
+
+
+def _pairs(part: Mapping[str, Any], kind: str, label: str) -> tuple[array[int], array[int]]:
+    keys, values = _unb64(part["keys"]), _unb64(part["values"])
+    if len(keys) != len(values):
+        raise ValueError(f"checkpoint {kind} of {label}: keys and values differ in number")
+    return keys, values
 
 
 # -- headers, ledgers, contracts ------------------------------------------------------

@@ -7,7 +7,7 @@ that everything of a provider sits in the provider's partition (values: see
 ``h:<owner>``          header: counters, alert states, watermark, applied offsets,
                        where the journal starts and ends, which checkpoint is current
 ``j:<owner>:<n>``      journal segment n: the line-index changes of one message
-``k:<owner>:<g>:<i>``  chunk i of checkpoint g: line index, event ids and indicators
+``k:<owner>:<g>:<i>``  chunk i of checkpoint g: line index, event ids, client maps, indicators
 ``c:<agb>:<year>``     the contract version in force
 ``l:<partition>``      ledger of a partition: rejections of messages without a key
 
@@ -47,9 +47,9 @@ CHECKPOINT_TAIL_RATIO = 4  # ...and journal records >= index entries / this rati
 # Index entries (and event ids) per checkpoint record at most: about 1.1 MB. Fewer
 # where the changelog's max.message.bytes asks for it (``StateTable.chunk_entries``).
 CHECKPOINT_CHUNK = 50_000
-# The most a checkpoint entry takes in a chunk: a line-index or client entry is two
-# int64 in base64 (21⅓ bytes), an event id one (10⅔); the rest of the JSON is per
-# year and kind, not per entry.
+# The most a checkpoint entry takes in a chunk: a line-index, client or distinct-client
+# entry is two int64 in base64 (21⅓ bytes), an event id one (10⅔); the rest of the
+# JSON is per year, kind and map, not per entry.
 CHECKPOINT_ENTRY_BYTES = 22
 # Room kept in a chunk for its JSON framing, and below the topic's limit for the
 # record batch's own headers.
@@ -276,7 +276,7 @@ class StateTable:
         every year, whose size is measured, not assumed."""
         if self.max_record_bytes is None:
             return self.checkpoint_chunk
-        years = len(orjson.dumps({str(y): ys.to_json() for y, ys in st.years.items()}))
+        years = len(orjson.dumps(codec.years_json(st)))
         room = self.max_record_bytes - CHECKPOINT_MARGIN_BYTES - years
         if room < CHECKPOINT_ENTRY_BYTES * MIN_CHUNK_ENTRIES:
             raise RuntimeError(

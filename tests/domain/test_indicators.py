@@ -313,7 +313,6 @@ def test_year_state_returns_to_zero_after_applying_and_reversing_a_line():
     assert record.pop("by_month") == [0] * 12
     for emptied in ("clients_detox", "clients_clinical", "clients_consult", "clients_digital"):
         assert record.pop(emptied) == []
-    assert record.pop("spent") == []  # a cell whose lines are all credited goes
     assert record.pop("mismatch_ids") == []  # kept by the provider state, not apply
     assert record == {
         "net_cents": 0,

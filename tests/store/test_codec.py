@@ -24,7 +24,7 @@ from streams.domain.contracts import Contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import IMPLAUSIBLE_TIME, LINE_INDEX_EXPIRED, Counts
 from streams.domain.rules import register, unregister
-from streams.domain.state import _CREDITED, MAX_DIMS, ProviderState, Replay, key_of, pack_entry
+from streams.domain.state import CREDITED, MAX_DIMS, ProviderState, Replay, key_of, pack_entry
 from streams.store import codec
 from streams.store.codec import Credit, Debit, Interned, Journal, Judged
 from streams.store.layout import JournalLog
@@ -90,7 +90,7 @@ def live(policy: Any, make_line: Any) -> ProviderState:
 def test_a_checkpoint_restores_every_table_whatever_the_chunks_and_their_order(live, max_entries):
     lines, clients, events = plain(live)
     assert len(lines) == 3 and sum(map(len, clients.values())) == 15
-    assert any(v & _CREDITED for t in lines.values() for v in t.values())
+    assert any(v & CREDITED for t in lines.values() for v in t.values())
     chunks = codec.checkpoint(live, max_entries)
     assert len(chunks) == codec.checkpoint_chunks(live, max_entries)
     random.Random(max_entries).shuffle(chunks)
@@ -109,7 +109,7 @@ def test_a_checkpoint_restores_every_table_whatever_the_chunks_and_their_order(l
 def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
     lines, clients, events = plain(live)
     (chunk,) = codec.checkpoint(live, 10_000)
-    assert sorted(chunk) == ["clients", "dims", "events", "lines", "years"]
+    assert sorted(chunk) == ["clients", "dims", "distinct", "events", "lines", "years"]
     assert chunk["dims"] == [[0, None, None], [5, "d0", None], [5, "d1", None], [5, "d2", None]]
     for kind, tables in (("lines", lines), ("clients", clients)):
         for y, part in chunk[kind].items():
@@ -119,11 +119,25 @@ def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
     for y, part in chunk["events"].items():
         assert sorted(part) == ["keys"]
         assert sorted(uint64s(part["keys"])) == sorted(events[int(y)])
+    # the distinct-client maps travel as packed arrays, the years as counters only
+    maps = {
+        f"{y}:{name}": live_lines
+        for y, ys in live.years.items()
+        for name, live_lines in ys.client_maps()
+        if live_lines
+    }
+    assert sorted(maps) == sorted(chunk["distinct"]) and any(k.endswith(":adhd1") for k in maps)
+    for label, part in chunk["distinct"].items():
+        assert sorted(part) == ["keys", "values"]
+        assert dict(zip(uint64s(part["keys"]), uint64s(part["values"]), strict=True)) == maps[label]
+    for record in chunk["years"].values():
+        assert "adhd" not in record and "clients_consult" not in record
+        assert record["adhd_quarters"]
 
 
 def test_a_chunk_with_the_largest_keys_and_every_flag_bit_restores_exactly():
     top = (1 << 60) - 1  # key_of is below 2**60
-    entry = pack_entry(12, 0xFFFF, 123, MAX_DIMS - 1) | _CREDITED  # the highest of each field
+    entry = pack_entry(12, 0xFFFF, 123, MAX_DIMS - 1) | CREDITED  # the highest of each field
     assert entry >> 62 == 1  # an int64 still
     chunk = {
         "lines": {"2025": {"keys": b64([top, 0, key_of("l1")]), "values": b64([entry, 1, 2])}},
@@ -140,6 +154,60 @@ def test_a_chunk_with_the_largest_keys_and_every_flag_bit_restores_exactly():
     again = ProviderState(AGB)
     codec.restore_checkpoint(again, codec.checkpoint(st, 10_000)[0])
     assert plain(again) == plain(st)
+
+
+def _many_clients(policy: Any, make_line: Any, clients: int) -> ProviderState:
+    """A worker's state with ``clients`` distinct clients in every client map:
+    consults (a third digital), ADHD over the quarters, clinical and ambulant detox;
+    every fifth line credited."""
+    engine = journaled(policy)
+    lines = []
+    for n in range(clients):
+        fields: dict[str, Any] = {"client_ref": f"client-{n}", "amount_cents": 100 + n}
+        if n % 2:
+            fields.update(activity="consult", digital=n % 3 == 0, diagnosis_group="adhd")
+            fields["service_date"] = f"2026-{1 + n % 12:02d}-10"
+        else:
+            fields.update(activity="stay", stay_days=1, detox="clinical" if n % 4 else "ambulant")
+        debit = make_line(**fields)
+        lines.append(debit)
+        if n % 5 == 0:
+            lines.append(make_line.credit(debit))
+    for start in range(0, len(lines), 500):
+        batch = {"schema": "ggz.declaration-batch/1", "provider_agb": AGB}
+        engine.process(orjson.dumps({**batch, "lines": lines[start : start + 500]}), AGB)
+    return engine.providers[AGB]
+
+
+def test_a_provider_with_many_clients_checkpoints_in_chunks_and_restores_exactly(policy, make_line):
+    st = _many_clients(policy, make_line, 4_000)
+    (ys,) = st.years.values()
+    assert [name for name, live in ys.client_maps() if live] == [
+        "adhd1", "adhd2", "adhd3", "adhd4",
+        "clients_detox", "clients_clinical", "clients_consult", "clients_digital",
+    ]  # fmt: skip
+    assert ys.consult_clients == 1_600 and ys.detox_clients_all == 1_600  # credits took 400
+    distinct = sum(len(live) for _, live in ys.client_maps())
+    max_entries = 1_000
+    chunks = codec.checkpoint(st, max_entries)
+    # the client maps alone fill several chunks: they are counted like index entries
+    assert distinct > 3 * max_entries
+    assert len(chunks) == codec.checkpoint_chunks(st, max_entries) > 3 + distinct // max_entries
+    assert sum(len(uint64s(p["keys"])) for c in chunks for p in c["distinct"].values()) == distinct
+    first = len(orjson.dumps(chunks[0]["years"]))
+    assert first < 2_000, "the years' counters do not grow with the clients"
+    random.Random(7).shuffle(chunks)
+    copy = ProviderState(AGB)
+    for chunk in chunks:
+        codec.restore_checkpoint(copy, orjson.loads(orjson.dumps(chunk)))
+    assert copy.years == st.years  # every counter and client map, exactly
+    assert plain(copy) == plain(st)
+
+
+def test_the_years_of_a_checkpoint_do_not_grow_with_the_clients(policy, make_line):
+    few = codec.years_json(_many_clients(policy, make_line, 40))
+    many = codec.years_json(_many_clients(policy, make_line, 2_000))
+    assert len(orjson.dumps(many)) - len(orjson.dumps(few)) < 200  # a few wider counters
 
 
 def test_a_chunk_whose_keys_and_values_differ_in_number_is_refused():
