@@ -37,7 +37,7 @@ from streams.domain.indicators import breakdown
 from streams.domain.model import ACCEPTED, MISMATCH, Line
 from streams.domain.policy import Policy
 from streams.domain.rules import RULES
-from streams.domain.state import _CREDITED, ProviderState, unpack_entry
+from streams.domain.state import CREDITED, ProviderState, unpack_entry
 from streams.replay.files import iter_lines
 from streams.replay.offline import replay_offline
 
@@ -275,7 +275,7 @@ def _months(st: ProviderState, year: int) -> dict[int, _Month]:
         month = months.setdefault(m, _Month())
         month.debits = (month.debits or 0) + 1
         month.debit_cents += amount
-        if packed & _CREDITED:
+        if packed & CREDITED:
             month.credits += 1
             month.credit_cents += amount
     return months
