@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from streams.domain.indicators import breakdown
-from streams.domain.state import unpack_entry
+from streams.domain.indicators import breakdown, index_cells
+from streams.domain.model import MISMATCH
+from streams.domain.state import CREDITED
 
 if TYPE_CHECKING:
     from streams.domain.alerts import Finding
@@ -82,12 +83,12 @@ def measured(
 def _listed(st: ProviderState, year: int) -> dict[str, Any]:
     """Net lines and cents of the year's uncredited zvt-mismatching debits, and the
     first ``MAX_LINE_IDS`` of their line ids in arrival order. The cents come from
-    the line index (one look-up per such line, at a transition only): a line of the
-    year is only accepted while its index is held, so at a transition it is."""
+    a scan of the year's line index (at a transition only): a line of the year is
+    only accepted while its index is held, so at a transition it is."""
     ys = st.years[year]
     index = st.lines.get(year)
     cents = 0
-    if index is not None:
-        for key in ys.mismatch_ids:
-            cents += unpack_entry(index[key])[2]
+    if index is not None:  # every uncredited mismatching debit, not only the ids kept
+        cells = index_cells(index, CREDITED)  # (entry >> 24: flags, month, dims) → [cents, lines]
+        cents = sum(cell[0] for high, cell in cells.items() if high & MISMATCH)
     return {"lines": ys.mismatch, "cents": cents, "line_ids": ys.mismatch_line_ids(MAX_LINE_IDS)}

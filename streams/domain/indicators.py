@@ -58,6 +58,11 @@ _DETOX = DETOX_CLINICAL | DETOX_AMBULANT
 CLIENT_MAPS = ("clients_detox", "clients_clinical", "clients_consult", "clients_digital")
 
 
+# The mismatching line ids a provider-year keeps (up to 64 bytes each): explain shows
+# ten; credits of more than MISMATCH_IDS_KEPT - 10 of them leave it fewer to show.
+MISMATCH_IDS_KEPT = 1_000
+
+
 @dataclass(slots=True)
 class YearState:
     net_cents: int = 0
@@ -82,8 +87,9 @@ class YearState:
     clients_consult: dict[Client, int] = field(default_factory=dict)
     clients_digital: dict[Client, int] = field(default_factory=dict)
     # line key → line_id of the accepted, uncredited zvt-mismatching debits, in arrival
-    # order (explain's first ten, SPEC §8.3). Line ids are the provider's references,
-    # not client data.
+    # order (explain's first ten, SPEC §8.3), at most MISMATCH_IDS_KEPT: the ids ride
+    # in the checkpoint's years record, which must stay far below a Kafka record's
+    # limit. Line ids are the provider's references, not client data.
     mismatch_ids: dict[int | str, str] = field(default_factory=dict)
     # tally name → net count of the lines it counts (see TALLIES)
     tallies: dict[str, int] = field(default_factory=dict)
@@ -321,7 +327,7 @@ _COUNTERS = tuple(
 )
 
 
-def _cells(index: Any, credited: int) -> dict[int, list[int]]:
+def index_cells(index: Any, credited: int) -> dict[int, list[int]]:
     """The uncredited entries of a year's line index summed by everything but their
     amount (flags, month, dims id: ``entry >> 24``) → [cents, lines]."""
     values = index.arrays()[1] if hasattr(index, "arrays") else index.values()
@@ -360,7 +366,7 @@ def breakdown(
 
     cells = []
     index = st.lines.get(year)
-    for high, cell in _cells(index, CREDITED).items() if index is not None else ():
+    for high, cell in index_cells(index, CREDITED).items() if index is not None else ():
         month, flags, _, dims = unpack_entry(high << 24)
         if _in_subset(subset, flags, month):
             cells.append((dims, cell))

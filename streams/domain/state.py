@@ -42,7 +42,7 @@ from cykhash import Int64Set, Int64toInt64Map
 from xxhash import xxh3_64_intdigest
 
 from streams.domain.alerts import AlertBook
-from streams.domain.indicators import YearState
+from streams.domain.indicators import MISMATCH_IDS_KEPT, YearState
 from streams.domain.model import (
     ACCEPTED,
     COUNTS_CLIENT,
@@ -277,7 +277,7 @@ class ProviderState:
             if ys is None:
                 ys = self._cys = self._year(year)
             ys.apply(flags, amount, month, dims, ck, 1)
-            if flags & MISMATCH:
+            if flags & MISMATCH and len(ys.mismatch_ids) < MISMATCH_IDS_KEPT:
                 ys.mismatch_ids[key] = line_id
             journal = self.journal
             if journal is not None:
@@ -494,7 +494,7 @@ class Replay:
             clients[key] = client
         ys = st._year(year)
         ys.apply(flags, amount, month, dims, client, 1)
-        if line_id is not None:
+        if line_id is not None and len(ys.mismatch_ids) < MISMATCH_IDS_KEPT:
             ys.mismatch_ids[key] = line_id
 
     def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:

@@ -12,9 +12,11 @@ import orjson
 import pytest
 
 from streams.domain import explain, rules
+from streams.domain import state as state_module
 from streams.domain.engine import Engine
 from streams.domain.rules import zvt_setting_mismatch
 from streams.domain.rules.registry import SHIPPED
+from streams.store.codec import Journal
 from tests.conftest import LineFactory
 from tests.domain.rules.rule_helpers import AGB, NOW, consults, contract, published
 
@@ -331,3 +333,32 @@ def test_zvt_explains_uncredited_mismatching_lines_in_arrival_order(policy):
         {"by": "prestatie_code", "key": "VB0", "cents": 7 * 1_000 + 42, "lines": 7},
         {"by": "prestatie_code", "key": "VB1", "cents": 5 * 1_000 + 35, "lines": 5},
     ]
+
+
+@pytest.mark.parametrize("journal", [False, True], ids=["offline", "worker"])
+def test_zvt_keeps_a_bounded_number_of_line_ids_but_sums_every_mismatching_line(
+    policy, monkeypatch, journal
+):
+    """The kept ids ride in the checkpoint's years record: a provider with a flood of
+    mismatching lines keeps the first MISMATCH_IDS_KEPT, while lines and cents count
+    every uncredited one."""
+    monkeypatch.setattr(state_module, "MISMATCH_IDS_KEPT", 12)
+    eng = Engine(policy, clock=lambda: NOW, journal=journal)
+    if journal:
+        eng.journals = Journal
+    factory = LineFactory()
+    mismatching = [
+        factory(activity="stay", setting=5, care_demand_type=2, stay_days=1, amount_cents=100 + i)
+        for i in range(30)
+    ]
+    eng.process_lines([orjson.dumps(line) for line in mismatching])
+    eng.process_lines([orjson.dumps(factory.credit(mismatching[0]))])
+    st = eng.providers[AGB]
+    ys = st.years[2026]
+    assert len(ys.mismatch_ids) == 11  # 12 kept, one of them credited since
+    finding = zvt_setting_mismatch.finding(ys, policy.mismatch, 2026)
+    why = explain.build({}, st, finding, zvt_setting_mismatch.RULE.explains)
+    assert why is not None
+    assert why["lines"] == 29
+    assert why["cents"] == sum(100 + i for i in range(1, 30))
+    assert why["line_ids"] == [m["line_id"] for m in mismatching[1:11]]
