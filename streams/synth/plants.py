@@ -93,7 +93,7 @@ class _Planter:
     # Rules that need an institution first: with few providers they are scarce.
     def clinical_detox_high(self) -> None:
         dx, target = self.policy.detox, self.target
-        need = ROOM * dx.min_lines
+        need = ROOM * dx.min_clients
 
         def ok(p: Provider) -> bool:
             return (
@@ -185,7 +185,7 @@ class _Planter:
 
     def digital_share_low(self) -> None:
         dg = self.policy.digital
-        p = self._every_year("digital_share_low", dg.min_consults)
+        p = self._every_year("digital_share_low", dg.min_clients)
         if p is not None:
             p.digital = dg.target * DIGITAL_BELOW
             for y in self.years:
