@@ -66,18 +66,18 @@ def message(
     n, total = ctx.get("numerator", 0), ctx.get("denominator", 0)
     share = pct(n / total if total else None, language)
     before = pct(ctx.get("previous_share"), language)
+    change = pct(f.value, language)
     if language == "nl":
         if firing:
             return (
                 f"Het aandeel groepsconsulten van {who} stijgt niet: {share} in {y} tegen "
-                f"{before} in {y - 1}. Het beleid vraagt om meer behandeling in groepen."
+                f"{before} in {y - 1} (verschil {change}). Het beleid vraagt om meer "
+                "behandeling in groepen."
             )
-        return f"Het aandeel groepsconsulten van {who} stijgt weer: {share} in {y} tegen {before} in {y - 1}."
+        return f"Het aandeel groepsconsulten van {who} stijgt weer: {share} in {y} tegen {before} in {y - 1} (verschil {change})."
     if firing:
-        return f"{who}'s group-consult share is not rising: {share} in {y} against {before} in {y - 1}."
-    return (
-        f"{who}'s group-consult share is rising again: {share} in {y} against {before} in {y - 1}."
-    )
+        return f"{who}'s group-consult share is not rising: {share} in {y} against {before} in {y - 1} (change {change})."
+    return f"{who}'s group-consult share is rising again: {share} in {y} against {before} in {y - 1} (change {change})."
 
 
 RULE = Rule(
