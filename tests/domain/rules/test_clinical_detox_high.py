@@ -51,3 +51,14 @@ def test_a_client_leaves_the_count_when_its_last_detox_line_is_credited(eng, lin
     assert tick_ids(eng) == []
     send(eng, line.credit(clinical[0]))  # k0 gone: 9/19, and below the 20 clients
     assert tick_ids(eng) == [(ID, "resolved")]
+
+
+def test_an_operators_file_with_the_old_min_lines_key_stops_with_one_error(tmp_path):
+    from streams.domain.errors import PolicyError
+    from streams.domain.policy import DEFAULT_POLICY_PATH, load_policy
+
+    text = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+    path = tmp_path / "policy.toml"
+    path.write_text(text.replace("min_clients = 20", "min_lines = 20"), encoding="utf-8")
+    with pytest.raises(PolicyError, match="clinical_detox_high.min_clients is missing"):
+        load_policy(path)
