@@ -115,9 +115,7 @@ def pace_history(make_line: Any) -> list[Any]:
     ]
 
 
-def test_pace_figures_at_the_watermark_weighted_by_the_previous_year(
-    engine, make_line, feed
-):
+def test_pace_figures_at_the_watermark_weighted_by_the_previous_year(engine, make_line, feed):
     engine.apply_contract(Contract.from_event(make_contract(ceiling_cents=1_000_000)))
     feed(engine, *pace_history(make_line))
     got = engine.snapshot()["providers"][AGB]
