@@ -67,6 +67,25 @@ def test_an_early_overspender_is_alerted_in_the_month_it_shows(eng, line, send):
     assert ids(send(eng, opening(line, "2026-05-20T08:00:00Z"))) == []  # same month
 
 
+def test_a_seasonal_providers_own_profile_weighs_its_projection(eng, line, send):
+    """2025 spent 2,000,000, 200,000 of it in January-March: E(3) = 0.1. 140,000 in
+    January-March 2026 projects 1,400,000 (1.17: fires); an even spread would have
+    said 560,000."""
+    eng.apply_contract(contract(CEILING))
+    send(
+        eng,
+        line(service_date="2025-02-15", amount_cents=200_000, submitted_at="2025-03-01T09:00:00Z"),
+        line(
+            service_date="2025-10-15", amount_cents=1_800_000, submitted_at="2025-11-01T09:00:00Z"
+        ),
+        *spend(line, {1: 40_000, 2: 50_000, 3: 50_000}, "2026-03-20T09:00:00Z"),
+    )
+    fx = send(eng, opening(line, "2026-05-04T08:00:00Z"))
+    (event,) = [a for a in published(fx) if a["alert_id"] == ID]
+    assert event["explain"]["pace"]["expected_share"] == 0.1
+    assert (event["explain"]["numerator"], event["value"]) == (1_400_000, 1_400_000 / CEILING)
+
+
 def test_a_lowered_ceiling_shows_at_the_next_boundary_against_its_version(eng, line, send):
     """The same spending pace (110,000 a month) is 0.66 of a 2,000,000 ceiling; version
     2 lowers it to 1,200,000: 1.10 at the next month boundary, explained against v2."""

@@ -12,10 +12,11 @@ from tests.domain.rules.rule_helpers import AGB, NOW, consults, published, tick_
 ID = f"group_share_not_rising:{AGB}:2026"
 
 
-def history(line, prev: tuple[int, int], now: tuple[int, int]) -> list[dict]:
-    """(consults, group consults) of 2025 and of 2026, 2026's submitted by July."""
+def history(
+    line, prev: tuple[int, int], now: tuple[int, int], at: str = "2026-07-10T09:00:00Z"
+) -> list[dict]:
+    """(consults, group consults) of 2025 and of 2026, 2026's submitted at ``at``."""
     (p_all, p_group), (n_all, n_group) = prev, now
-    at = "2026-07-10T09:00:00Z"
     return [
         *consults(line, p_group, consult_mode="group", service_date="2025-05-01"),
         *consults(line, p_all - p_group, service_date="2025-05-01"),
@@ -45,12 +46,13 @@ def test_fires_when_the_share_does_not_rise_with_min_consults_in_both_years(
 
 
 def test_not_judged_before_six_months_are_covered(eng, line, send):
-    send(eng, *history(line, (200, 50), (200, 10)))
-    fx = send(eng, opening(line, "2026-08-01T00:00:00Z"))  # M = 6 from 1 August
+    # June ended 1 July: covered (M = 6) from 31 July 00:00Z with 30 days' lag
+    send(eng, *history(line, (200, 50), (200, 10), at="2026-06-10T09:00:00Z"))
+    fx = send(eng, opening(line, "2026-07-31T00:00:00Z"))
     assert [a["alert_id"] for a in published(fx) if a["alert_id"] == ID] == [ID]
     eng2 = Engine(eng.policy, clock=lambda: NOW)
-    send(eng2, *history(line, (200, 50), (200, 10)))
-    fx = send(eng2, opening(line, "2026-07-31T23:59:59Z"))  # M = 5
+    send(eng2, *history(line, (200, 50), (200, 10), at="2026-06-10T09:00:00Z"))
+    fx = send(eng2, opening(line, "2026-07-30T23:59:59Z"))  # M = 5
     assert [a for a in published(fx) if a["alert_id"] == ID] == []
 
 
