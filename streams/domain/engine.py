@@ -41,6 +41,7 @@ from streams.domain.model import (
     is_agb,
 )
 from streams.domain.months import covered_month, month_index, month_of, next_month_start
+from streams.domain.pace import project
 from streams.domain.policy import Policy
 from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.snapshot import build_snapshot
@@ -505,12 +506,14 @@ class Engine:
         fx: Effects,
     ) -> None:
         """The ``evaluated`` rules for every provider-year of ``st``, at event time ``at``."""
-        lag = self._lag_days
+        lag, pace_policy = self._lag_days, self.policy.pace
         for year in sorted(st.years):
-            ys = st.years[year]
-            tick = rules.Tick(
-                year, st.years.get(year - 1), means.get(year), at, covered_month(year, at, lag)
-            )
+            ys, previous = st.years[year], st.years.get(year - 1)
+            month = covered_month(year, at, lag)
+            contract = self._contract((st.provider, year))
+            ceiling = contract.ceiling_cents if contract is not None else None
+            pace = project(ys, previous, month, ceiling, pace_policy)
+            tick = rules.Tick(year, previous, means.get(year), at, month, contract, pace)
             for evaluate, params in evaluated:
                 for finding, ctx in evaluate(ys, tick, params):
                     self._observe(st, finding, at, fx, ctx)

@@ -12,8 +12,9 @@ operator's existing file; the defaults file itself must name every rule.
 Each rule of the registry (streams/domain/rules/) has a section named after it,
 read into the dataclass its module declares (``Rule.params``): its fields say how
 each key is read and checked, so a new rule needs nothing here. ``[tick]``,
-``[retention]``, ``[months]`` and ``[messages]`` belong to the engine; ``[months]`` and
-``[messages]`` (the language of alert messages) are optional in an operator's file as a
+``[retention]``, ``[months]``, ``[pace]`` and ``[messages]`` belong to the engine; ``[months]``,
+``[pace]`` (the spend projection of SPEC §8.2, shared by the snapshot and both pace rules)
+and ``[messages]`` (the language of alert messages) are optional in an operator's file as a
 rule section is (added in a release: the shipped default applies).
 """
 
@@ -28,6 +29,7 @@ from typing import Any, NoReturn, TypeVar
 
 from streams.domain.alerts import LANGUAGES, Language
 from streams.domain.errors import PolicyError
+from streams.domain.pace import PacePolicy
 from streams.domain.rules import RULES, Rule
 from streams.domain.rules.adhd_growth import AdhdPolicy
 from streams.domain.rules.base import SEVERITIES, Param, ParamError
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_POLICY_PATH",
     "SEVERITIES",
     "MonthsPolicy",
+    "PacePolicy",
     "Policy",
     "RetentionPolicy",
     "load_policy",
@@ -49,9 +52,9 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-ENGINE_SECTIONS = ("tick", "retention", "months", "messages")
+ENGINE_SECTIONS = ("tick", "retention", "months", "pace", "messages")
 # Engine sections an operator's file may leave out: the shipped defaults apply.
-OPTIONAL_ENGINE_SECTIONS = ("months", "messages")
+OPTIONAL_ENGINE_SECTIONS = ("months", "pace", "messages")
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.default.toml"
 
@@ -83,6 +86,9 @@ class Policy:
     months: MonthsPolicy = MonthsPolicy(30)
     # the language of alert messages and ``claimwatch explain`` ([messages])
     language: Language = "nl"
+    # the spend projection (SPEC §8.2 [pace]): one definition for the snapshot, the
+    # provider status and both pace rules, so an alert cites the projection they show
+    pace: PacePolicy = PacePolicy()
 
     def of(self, rule: Rule[P]) -> P:
         """The section of ``rule``, typed as its module declares it."""
@@ -159,12 +165,18 @@ def parse_policy(
     months = MonthsPolicy(r.integer(mo, "lag_days", 0, 366))
     r.done(mo, "months")
 
+    pc = r.section("pace")
+    pace = PacePolicy(
+        r.integer(pc, "min_prior_cents", 0, 10**15), r.integer(pc, "min_months", 1, 12)
+    )
+    r.done(pc, "pace")
+
     ms = r.section("messages")
     language = _take_language(r, ms)
     r.done(ms, "messages")
     r.done(raw, None)
 
-    return Policy(rules, tick_seconds, retention, source, tuple(missing), months, language)
+    return Policy(rules, tick_seconds, retention, source, tuple(missing), months, language, pace)
 
 
 def _take_language(r: _Reader, table: dict[str, Any]) -> Language:

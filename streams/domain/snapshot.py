@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from streams.domain.indicators import YearState
 from streams.domain.model import Counts
+from streams.domain.months import covered_month
+from streams.domain.pace import Pace, project
 from streams.domain.policy import Policy
 from streams.domain.rules import adhd_growth, group_share_low
 from streams.domain.rules.adhd_growth import clients_and_base
@@ -22,8 +24,15 @@ if TYPE_CHECKING:
     from streams.domain.state import ProviderState
 
 
+def year_pace(st: ProviderState, year: int, ceiling_cents: int | None, policy: Policy) -> Pace:
+    """The pace of a provider-year at its provider's watermark (SPEC §8.2): the
+    covered month the watermark gives, and the projection at it."""
+    month = covered_month(year, st.watermark, policy.months.lag_days) if st.watermark > 0 else 0
+    return project(st.years[year], st.years.get(year - 1), month, ceiling_cents, policy.pace)
+
+
 def year_indicators(
-    ys: YearState, previous: YearState | None, year: int, ceiling_cents: int | None
+    ys: YearState, previous: YearState | None, year: int, ceiling_cents: int | None, pace: Pace
 ) -> dict[str, Any]:
     clients: dict[str, int] = {}
     growth: dict[str, float | None] = {}
@@ -54,6 +63,10 @@ def year_indicators(
         "consult_clients": ys.consult_clients,
         "digital_clients": ys.digital_clients,
         "digital_client_share": ys.digital_client_share,
+        # SPEC §8.2, at the provider's watermark
+        "covered_month": pace.covered_month,
+        "projected_cents": pace.projected_cents,
+        "pace_ratio": pace.pace_ratio,
     }
 
 
@@ -70,11 +83,13 @@ def build_snapshot(
         years = {}
         for year in sorted(st.years):
             contract = contracts.get(st.provider, year)
+            ceiling = contract.ceiling_cents if contract else None
             years[str(year)] = year_indicators(
                 st.years[year],
                 st.years.get(year - 1),
                 year,
-                contract.ceiling_cents if contract else None,
+                ceiling,
+                year_pace(st, year, ceiling, policy),
             )
         out[st.provider] = years
     total = Counts()

@@ -21,10 +21,11 @@ from xxhash import xxh3_64_intdigest
 
 from streams.domain.model import format_time
 from streams.domain.rules.group_share_low import peer_mean
-from streams.domain.snapshot import year_indicators
+from streams.domain.snapshot import year_indicators, year_pace
 
 if TYPE_CHECKING:
     from streams.domain.contracts import Contract, ContractBook
+    from streams.domain.policy import Policy
     from streams.domain.state import ProviderState
 
 STATUS_SCHEMA = "ggz.provider-status/1"
@@ -35,27 +36,30 @@ def status_key(provider: str, year: int) -> str:
 
 
 def provider_year_status(
-    st: ProviderState, year: int, contract: Contract | None, open_alerts: list[str]
+    st: ProviderState,
+    year: int,
+    contract: Contract | None,
+    open_alerts: list[str],
+    policy: Policy,
 ) -> dict[str, Any]:
     """The summary of one provider-year.
 
     ``indicators`` is exactly the provider-year's entry in the snapshot
     (``build_snapshot``); ``watermark`` and ``updated_at`` are the provider's
     watermark (its latest accepted ``submitted_at``), RFC 3339 in UTC: the summary
-    describes the provider as of that event time. ``open_alerts``: the ids firing
-    for this provider-year, sorted.
+    describes the provider as of that event time. ``covered_month`` and ``pace``
+    (SPEC §8.2, §10) are at that watermark: ``pace`` is the projection an alert's
+    explanation shows (``expected_share`` is what the purchaser page draws as
+    "expected by now"). ``open_alerts``: the ids firing for this provider-year, sorted.
     """
     watermark = format_time(st.watermark)
+    ceiling = contract.ceiling_cents if contract is not None else None
+    pace = year_pace(st, year, ceiling, policy)
     return {
         "schema": STATUS_SCHEMA,
         "provider_agb": st.provider,
         "year": year,
-        "indicators": year_indicators(
-            st.years[year],
-            st.years.get(year - 1),
-            year,
-            contract.ceiling_cents if contract is not None else None,
-        ),
+        "indicators": year_indicators(st.years[year], st.years.get(year - 1), year, ceiling, pace),
         "contract": (
             {
                 "ceiling_cents": contract.ceiling_cents,
@@ -68,12 +72,16 @@ def provider_year_status(
             else None
         ),
         "watermark": watermark,
+        "covered_month": pace.covered_month,
+        "pace": {**pace.context(), "pace_ratio": pace.pace_ratio},
         "open_alerts": open_alerts,
         "updated_at": watermark,
     }
 
 
-def provider_statuses(st: ProviderState, contracts: ContractBook) -> Iterator[tuple[str, bytes]]:
+def provider_statuses(
+    st: ProviderState, contracts: ContractBook, policy: Policy
+) -> Iterator[tuple[str, bytes]]:
     """(key, encoded summary) of every provider-year of a provider, by year."""
     firing: dict[str, list[str]] = {}
     for aid, _ in st.alerts.firing():
@@ -81,7 +89,7 @@ def provider_statuses(st: ProviderState, contracts: ContractBook) -> Iterator[tu
         firing.setdefault(aid.split(":", 3)[2], []).append(aid)
     for year in sorted(st.years):
         status = provider_year_status(
-            st, year, contracts.get(st.provider, year), sorted(firing.get(str(year), ()))
+            st, year, contracts.get(st.provider, year), sorted(firing.get(str(year), ())), policy
         )
         yield status_key(st.provider, year), orjson.dumps(status)
 

@@ -251,7 +251,9 @@ class ProviderStatus:
                     if st is None:
                         continue
                     sent = self._sent.setdefault(owner, {})
-                    for key, value in provider_statuses(st, self.engine.contracts):
+                    for key, value in provider_statuses(
+                        st, self.engine.contracts, self.engine.policy
+                    ):
                         d = digest(value)
                         year = _year_of(key)
                         last = sent.get(year)

@@ -182,11 +182,16 @@ def encode(events: list[dict[str, Any]]) -> list[bytes]:
 
 def normalised(snapshot: dict[str, Any]) -> dict[str, Any]:
     """Indicators with the traces of nothing removed: a provider-year whose lines were all
-    credited, and a quarter that had ADHD lines but has no client left, read as absent."""
+    credited, and a quarter that had ADHD lines but has no client left, read as absent;
+    without the pace, which follows the watermark."""
     out: dict[str, Any] = {}
     for agb, years in snapshot["providers"].items():
         for year, ind in years.items():
             ind = copy.deepcopy(ind)
+            # The pace (SPEC §8.2) is read at the provider's watermark: a later line
+            # moves it even when it leaves every count as it was.
+            for moved in ("covered_month", "projected_cents", "pace_ratio"):
+                ind.pop(moved, None)
             empty = [q for q, n in ind["adhd_clients"].items() if n == 0]
             for q in empty:
                 del ind["adhd_clients"][q]

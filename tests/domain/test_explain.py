@@ -155,8 +155,8 @@ def test_structural_rules_explain_their_value(policy_with, feed, make_line):
     policy = policy_with(
         **{
             "group_consult_staffing.min_count": 1,
-            "clinical_detox_high.min_lines": 1,
-            "digital_share_low.min_consults": 1,
+            "clinical_detox_high.min_clients": 1,
+            "digital_share_low.min_clients": 1,
         }
     )
     eng = Engine(policy, clock=lambda: NOW)

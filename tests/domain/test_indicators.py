@@ -66,6 +66,10 @@ EXPECTED = [
     ("consult_clients", 4, 3),
     ("digital_clients", 2, 1),  # the digital `other` line has no consult client
     ("digital_client_share", 2 / 4, 1 / 3),
+    # SPEC §8.2: at the watermark (2 March) no month of 2026 is covered 30 days yet
+    ("covered_month", 0, 0),
+    ("projected_cents", None, None),
+    ("pace_ratio", None, None),
 ]
 
 

@@ -24,12 +24,12 @@ def test_shipped_defaults_load_with_the_values_of_spec_section_5():
     assert p.ceiling.margin_bp == 200
     assert (p.group_share.factor, p.group_share.min_consults) == (0.5, 200)
     assert (p.staffing.min_count, p.staffing.min_share) == (10, 0.05)
-    assert (p.detox.threshold, p.detox.min_lines) == (0.5, 20)
+    assert (p.detox.threshold, p.detox.min_clients) == (0.5, 20)
     assert (p.adhd.threshold, p.adhd.min_base) == (0.25, 30)
     assert p.mismatch.care_demand_types == frozenset({1, 2})
     assert p.mismatch.settings == frozenset({5, 6, 8})
     assert p.mismatch.from_year == 2026
-    assert (p.digital.target, p.digital.min_consults) == (0.25, 200)
+    assert (p.digital.target, p.digital.min_clients, p.digital.from_year) == (0.25, 100, 2026)
     assert p.tick_seconds == 60
 
 
@@ -59,7 +59,10 @@ BROKEN = {
     "missing key": (("min_base = 30\n", ""), "adhd_growth.min_base"),
     "missing section": ((DEFAULTS[DEFAULTS.index("[tick]") :], ""), "[tick]"),
     "wrong type": (("min_count = 10", 'min_count = "10"'), "group_consult_staffing.min_count"),
-    "float for a count": (("min_lines = 20", "min_lines = 20.5"), "clinical_detox_high.min_lines"),
+    "float for a count": (
+        ("min_clients = 20", "min_clients = 20.5"),
+        "clinical_detox_high.min_clients",
+    ),
     "bool for a number": (("factor = 0.5", "factor = true"), "group_share_low.factor"),
     "fraction above 1": (("target = 0.25", "target = 1.5"), "digital_share_low.target"),
     "negative fraction": (

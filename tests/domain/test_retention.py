@@ -227,7 +227,9 @@ def test_alert_state_of_a_dropped_year_is_kept(engine, make_line, contract_event
     fx = send(engine, line(make_line, 2022, "2025-06-01T10:00:00Z", amount_cents=800))
     assert [a["alert_id"] for a in fx.alerts] == [f"ceiling_utilisation:{AGB}:2022:70"]
     send(engine, line(make_line, 2026, START_OF_2026))
-    assert [aid for aid, _ in engine.providers[AGB].alerts.firing()] == [
+    firing = [aid for aid, _ in engine.providers[AGB].alerts.firing()]
+    # (the 2022 year landed at 80% of its ceiling: its underrun fires at the boundary)
+    assert [aid for aid in firing if aid.startswith("ceiling_utilisation")] == [
         f"ceiling_utilisation:{AGB}:2022:70"
     ]
 

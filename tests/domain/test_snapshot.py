@@ -37,9 +37,12 @@ SECTION_4 = {
     "digital_share",
     "zvt_setting_mismatch",
 }
-# SPEC §8.1 and §8.4 (covered_month and the pace figures come with the pace function)
+# SPEC §8.1, §8.2 and §8.4
 PART_TWO = {
     "net_cents_by_month",
+    "covered_month",
+    "projected_cents",
+    "pace_ratio",
     "detox_clients_all",
     "detox_clients_clinical",
     "clinical_detox_client_share",
@@ -49,6 +52,7 @@ PART_TWO = {
 }
 RATIOS = {"ceiling_utilisation", "group_share", "group_over2_share", "clinical_detox_share"}
 RATIOS |= {"digital_share", "clinical_detox_client_share", "digital_client_share"}
+PACE = {"projected_cents", "pace_ratio"}  # undefined before min_months are covered
 COUNTS = {"accepted", "duplicate", "duplicate_line", "duplicate_credit", "rejected"}
 
 
@@ -82,7 +86,7 @@ def test_ratios_are_floats_or_null_and_counts_and_cents_integers(engine, make_li
     got = engine.snapshot()["providers"][AGB]["2026"]
     for name in RATIOS:
         assert type(got[name]) is float, name
-    for name in (SECTION_4 | PART_TWO) - RATIOS - {"adhd_clients", "adhd_growth"}:
+    for name in (SECTION_4 | PART_TWO) - RATIOS - PACE - {"adhd_clients", "adhd_growth"}:
         if name == "net_cents_by_month":
             assert [type(c) for c in got[name]] == [int] * 12
         else:
@@ -91,6 +95,43 @@ def test_ratios_are_floats_or_null_and_counts_and_cents_integers(engine, make_li
     feed(engine, make_line(service_date="2025-01-01", activity="other"))
     undefined = engine.snapshot()["providers"][AGB]["2025"]  # no contract, no consults
     assert all(undefined[name] is None for name in RATIOS)
+
+
+def pace_history(make_line: Any) -> list[Any]:
+    """2025: 2,000,000 cents, 800,000 of them in January-March; 2026: 600,000 in
+    January-March, the last line submitted 2026-05-10T00:00Z (SPEC §8.1's example:
+    with lag 30, March is the last covered month)."""
+
+    def at(day: str, cents: int, submitted: str) -> Any:
+        return make_line(service_date=day, amount_cents=cents, submitted_at=submitted)
+
+    return [
+        at("2025-01-15", 300_000, "2025-02-01T10:00:00Z"),
+        at("2025-03-15", 500_000, "2025-04-01T10:00:00Z"),
+        at("2025-07-15", 1_200_000, "2025-08-01T10:00:00Z"),
+        at("2026-01-15", 100_000, "2026-02-01T10:00:00Z"),
+        at("2026-02-15", 200_000, "2026-03-01T10:00:00Z"),
+        at("2026-03-15", 300_000, "2026-05-10T00:00:00Z"),
+    ]
+
+
+def test_pace_figures_at_the_watermark_weighted_by_the_previous_year(engine, make_line, feed):
+    engine.apply_contract(Contract.from_event(make_contract(ceiling_cents=1_000_000)))
+    feed(engine, *pace_history(make_line))
+    got = engine.snapshot()["providers"][AGB]
+    # E(3) = 800,000 / 2,000,000 = 0.4: 600,000 / 0.4 = 1,500,000 against 1,000,000
+    assert (got["2026"]["covered_month"], got["2026"]["projected_cents"]) == (3, 1_500_000)
+    assert got["2026"]["pace_ratio"] == 1.5
+    # 2025 is over: all twelve months covered, the projection is its net; no contract
+    assert (got["2025"]["covered_month"], got["2025"]["projected_cents"]) == (12, 2_000_000)
+    assert got["2025"]["pace_ratio"] is None
+
+
+def test_pace_figures_spread_evenly_below_min_prior_cents(policy_with, make_line, feed):
+    engine = Engine(policy_with(**{"pace.min_prior_cents": 2_000_001}), clock=lambda: 0.0)
+    feed(engine, *pace_history(make_line))
+    got = engine.snapshot()["providers"][AGB]["2026"]
+    assert (got["covered_month"], got["projected_cents"], got["pace_ratio"]) == (3, 2_400_000, None)
 
 
 def test_adhd_figures_are_keyed_by_the_quarters_of_that_year_that_had_adhd_lines(

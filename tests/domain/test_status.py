@@ -55,7 +55,7 @@ def test_the_summary_holds_the_snapshot_entry_contract_fields_watermark_and_open
     st = engine.providers[A]
     snapshot = build_snapshot(engine.providers.values(), engine.contracts, [], engine.policy)
 
-    by_key = dict(provider_statuses(st, engine.contracts))
+    by_key = dict(provider_statuses(st, engine.contracts, engine.policy))
     assert list(by_key) == [f"{A}:2025", f"{A}:2026"]
     s26, s25 = orjson.loads(by_key[f"{A}:2026"]), orjson.loads(by_key[f"{A}:2025"])
 
@@ -74,6 +74,17 @@ def test_the_summary_holds_the_snapshot_entry_contract_fields_watermark_and_open
     latest = max(parse_time(x["submitted_at"]) for x in lines if x["provider_agb"] == A)
     assert parse_time(s26["watermark"]) == latest == parse_time(s25["watermark"])
     assert s26["watermark"].endswith("Z") and s26["updated_at"] == s26["watermark"]
+    # SPEC §8.2 and §10: the covered month and the pace at the watermark (2 March:
+    # no month of 2026 ended 30 days before; all of 2025's did)
+    assert (s26["covered_month"], s25["covered_month"]) == (0, 12)
+    assert s26["pace"] == {
+        "covered_month": 0,
+        "expected_share": 0.0,
+        "projected_cents": None,
+        "ceiling_cents": 100_000,
+        "pace_ratio": None,
+    }
+    assert s25["pace"]["projected_cents"] == 4 * 10_000  # E(12) = 1: its net
     assert s26["open_alerts"] == sorted(
         [f"ceiling_utilisation:{A}:2026:{t}" for t in (70, 90, 100)] + [f"group_share_low:{A}:2026"]
     )
@@ -89,9 +100,9 @@ def test_the_summary_holds_the_snapshot_entry_contract_fields_watermark_and_open
 def test_the_summary_of_a_provider_year_follows_its_state(engine, make_line, feed):
     feed(engine, *_consults(make_line, A, 4, 1))
     st = engine.providers[A]
-    before = provider_year_status(st, 2026, None, [])
+    before = provider_year_status(st, 2026, None, [], engine.policy)
     feed(engine, *_consults(make_line, A, 2, 2))
-    after = provider_year_status(st, 2026, None, [])
+    after = provider_year_status(st, 2026, None, [], engine.policy)
     assert (before["indicators"]["consults"], after["indicators"]["consults"]) == (4, 6)
     assert (before["indicators"]["group_consults"], after["indicators"]["group_consults"]) == (1, 3)
     assert after["watermark"] > before["watermark"]

@@ -175,7 +175,7 @@ def boundary_policy() -> Policy:
     """The shipped policy with minimum counts small enough for a few lines."""
     raw = tomllib.loads(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
     raw["group_consult_staffing"].update(min_count=1, min_share=0.6)
-    raw["clinical_detox_high"].update(min_lines=4, threshold=0.5)
+    raw["clinical_detox_high"].update(min_clients=4, threshold=0.5)
     return parse_policy(raw)
 
 

@@ -33,8 +33,11 @@ INDICATORS = {
     "adhd_growth",
     "digital_share",
     "zvt_setting_mismatch",
-    # SPEC §8.1, §8.4
+    # SPEC §8.1, §8.2, §8.4
     "net_cents_by_month",
+    "covered_month",
+    "projected_cents",
+    "pace_ratio",
     "detox_clients_all",
     "detox_clients_clinical",
     "clinical_detox_client_share",

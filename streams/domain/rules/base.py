@@ -22,7 +22,9 @@ from functools import cache
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from streams.domain.alerts import Finding, Language
+from streams.domain.contracts import Contract
 from streams.domain.indicators import DIMENSIONS, SUBSETS, YearState
+from streams.domain.pace import Pace
 
 P = TypeVar("P")
 SEVERITIES = ("info", "warning", "high", "critical")  # lowest first
@@ -134,6 +136,11 @@ class Tick(NamedTuple):
     at: float = 0.0
     # The covered month M of ``year`` at ``at`` (months.covered_month), 0..12.
     covered_month: int = 0
+    # The provider-year's current contract (ceiling, digital_target), None without one.
+    contract: Contract | None = None
+    # The spend projection at ``covered_month`` (pace.project, policy [pace]): the
+    # engine computes it once for both pace rules.
+    pace: Pace | None = None
 
 
 @dataclass(frozen=True)

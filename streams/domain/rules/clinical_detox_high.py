@@ -1,8 +1,11 @@
-"""clinical_detox_high (SPEC §5): detoxification delivered clinically where ambulant
-detox is expected.
+"""clinical_detox_high (SPEC §5, §8.4): detoxification delivered clinically where
+ambulant detox is expected.
 
-Structural: fires when a provider-year has at least ``min_lines`` detox lines and
-the clinical ones are at least ``threshold`` of them.
+Structural: fires when a provider-year has at least ``min_clients`` distinct detox
+clients and the clients with a clinical detox line are at least ``threshold`` of
+them (``clinical_detox_client_share``). Counted in clients, not lines: a stay
+declared per day must not weigh more than a whole stay declared once. Credit-aware
+(``YearState.clients_detox``/``clients_clinical``).
 """
 
 from __future__ import annotations
@@ -27,17 +30,17 @@ from streams.domain.rules.base import (
 @dataclass(frozen=True, slots=True)
 class DetoxPolicy:
     threshold: float = fraction(upper=1.0)
-    min_lines: int = count()
+    min_clients: int = count()
     severity: str = severity()
 
 
 def evaluate(ys: YearState, tick: Tick, dx: DetoxPolicy) -> Found:
-    detox_lines = ys.detox_clinical + ys.detox_ambulant
-    high = detox_lines >= dx.min_lines and at_least(ys.detox_clinical, detox_lines, dx.threshold)
+    clinical, everyone = ys.detox_clients_clinical, ys.detox_clients_all
+    high = everyone >= dx.min_clients and at_least(clinical, everyone, dx.threshold)
     finding = holds(
-        RULE.name, tick.year, None, high, ys.clinical_detox_share, dx.threshold, dx.severity
+        RULE.name, tick.year, None, high, ys.clinical_detox_client_share, dx.threshold, dx.severity
     )
-    return [(finding, {"numerator": ys.detox_clinical, "denominator": detox_lines})]
+    return [(finding, {"numerator": clinical, "denominator": everyone})]
 
 
 def message(
@@ -48,20 +51,22 @@ def message(
     if language == "nl":
         if firing:
             return (
-                f"{who} detoxte in {y} {value} klinisch ({n} van {total} detoxregels); het beleid "
-                "verwacht ambulante detox waar dat kan."
+                f"{who} detoxte in {y} {value} van de detoxcliënten klinisch ({n} van {total} "
+                "cliënten); het beleid verwacht ambulante detox waar dat kan."
             )
-        return f"Het aandeel klinische detox {y} van {who} is weer onder {threshold} ({value})."
+        return f"Het aandeel cliënten met klinische detox {y} bij {who} is weer onder {threshold} ({value})."
     if firing:
-        return f"{who} delivered {value} of its {y} detoxification clinically ({n} of {total} detox lines); ambulant detox is expected where possible."
-    return f"{who}'s {y} clinical detoxification share is back below {threshold} ({value})."
+        return f"{who} detoxified {value} of its {y} detox clients clinically ({n} of {total} clients); ambulant detox is expected where possible."
+    return (
+        f"{who}'s {y} share of clinically detoxified clients is back below {threshold} ({value})."
+    )
 
 
 RULE = Rule(
     name="clinical_detox_high",
     kind="structural",
     params=DetoxPolicy,
-    reads="clinical_detox_share",
+    reads="clinical_detox_client_share",
     message=message,
     evaluate=evaluate,
     explains=("detox", ("department",)),

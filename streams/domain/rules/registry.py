@@ -1,7 +1,7 @@
 """The registry: every rule, in evaluation order, found by looking in this package.
 
 Every module of ``streams/domain/rules/`` other than ``base`` and ``registry`` holds
-one rule as ``RULE``. The shipped rules come first in the order of SPEC §5 (their
+one rule as ``RULE``. The shipped rules come first in the order of SPEC §5 and §8 (their
 alerts are published in that order at a tick, which the golden replay pins); any
 other module follows in name order, so a new rule is a new module and nothing here
 changes. ``register`` adds a rule defined elsewhere (a test's example rule).
@@ -34,6 +34,10 @@ SHIPPED = (
     "adhd_growth",
     "zvt_setting_mismatch",
     "digital_share_low",
+    # SPEC §8.2 and §8.4
+    "ceiling_pace_high",
+    "ceiling_underrun",
+    "group_share_not_rising",
 )
 _NOT_RULES = frozenset({"base", "registry"})
 

@@ -49,6 +49,7 @@ def contract(
             "region": "Utrecht",
             "version": version,
             "updated_at": updated_at,
+            **kw,  # digital_target
         }
     )
 
