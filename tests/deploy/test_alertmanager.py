@@ -199,6 +199,57 @@ def test_case_system_webhooks_keep_one_notification_per_provider_year_at_any_hou
         assert "active_time_intervals" not in route and "mute_time_intervals" not in route
 
 
+
+# Severity info: an underrun or a group share that does not rise is for the next
+# review, not for a case system or a notification at night.
+INFO = CEILING | {"alertname": "ClaimwatchCeilingUnderrun", "severity": "info"}
+
+
+def digest_only(receiver: dict[str, Any]) -> bool:
+    """Whether a receiver only sends the e-mail digest (no webhook, no other channel)."""
+    channels = {key for key in receiver if key.endswith("_configs")}
+    return channels == {"email_configs"} and all(
+        "claimwatch.digest.text" in mail["text"] for mail in receiver["email_configs"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("purchaser", "receiver"),
+    [
+        pytest.param("inkoop-ggz-noord", "inkoop-ggz-noord", id="team-with-a-digest"),
+        pytest.param("inkoop-ggz-zuid", "purchasing-desk", id="webhook-team-not-its-case-system"),
+        pytest.param("inkoop-ggz-west", "purchasing-desk", id="team-without-route"),
+        pytest.param(None, "purchasing-desk", id="contract-without-purchaser"),
+    ],
+)
+def test_info_alerts_go_to_a_digest_and_never_to_a_case_system(
+    amtool: str, purchaser: str | None, receiver: str
+) -> None:
+    labels = INFO | ({"purchaser": purchaser} if purchaser else {})
+    assert route(amtool, labels) == receiver
+    receivers = {r["name"]: r for r in load_yaml(CONFIG)["receivers"]}
+    assert digest_only(receivers[receiver]), receiver
+    # The same alert at warning goes where the team's other alerts go.
+    if purchaser == "inkoop-ggz-zuid":
+        assert route(amtool, labels | {"severity": "warning"}) == "inkoop-ggz-zuid"
+
+
+def test_every_route_an_info_alert_can_take_is_a_business_hours_digest() -> None:
+    config = load_yaml(CONFIG)
+    receivers = {r["name"]: r for r in config["receivers"]}
+    (info,) = [r for r in config["route"]["routes"] if 'severity="info"' in r.get("matchers", [])]
+    assert info["matchers"] == ['team="purchasing"', 'severity="info"']
+
+    def walk(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node] + [r for child in node.get("routes", []) for r in walk(child)]
+
+    for node in walk(info):
+        # Time intervals are not inherited by child routes: each names its own.
+        assert node.get("active_time_intervals") == ["business-hours"], node["receiver"]
+        assert digest_only(receivers[node["receiver"]]), node["receiver"]
+        assert sorted(node.get("group_by", info["group_by"])) == ["alertname", "purchaser"]
+    assert seconds(info["repeat_interval"]) >= 7 * 86400
+
 # ---------------------------------------------------------------- a real Alertmanager
 
 
