@@ -199,7 +199,6 @@ def test_case_system_webhooks_keep_one_notification_per_provider_year_at_any_hou
         assert "active_time_intervals" not in route and "mute_time_intervals" not in route
 
 
-
 # Severity info: an underrun or a group share that does not rise is for the next
 # review, not for a case system or a notification at night.
 INFO = CEILING | {"alertname": "ClaimwatchCeilingUnderrun", "severity": "info"}
@@ -249,6 +248,7 @@ def test_every_route_an_info_alert_can_take_is_a_business_hours_digest() -> None
         assert digest_only(receivers[node["receiver"]]), node["receiver"]
         assert sorted(node.get("group_by", info["group_by"])) == ["alertname", "purchaser"]
     assert seconds(info["repeat_interval"]) >= 7 * 86400
+
 
 # ---------------------------------------------------------------- a real Alertmanager
 
