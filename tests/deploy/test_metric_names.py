@@ -30,7 +30,8 @@ def exported_metric_names() -> set[str]:
     """Names of the samples the worker's own collector exposes, counters with `_total`.
 
     Scraped from `streams.pipeline.metrics.WorkerMetrics` over an engine that holds a provider
-    with every indicator, a contract and a firing alert, so every family has samples.
+    with every indicator, a contract, a spend pace and a firing alert, so every family has
+    samples.
     """
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -52,7 +53,8 @@ def exported_metric_names() -> set[str]:
         "client_ref": "c-1",
         "trajectory_id": "t",
         "service_date": f"{year}-02-01",
-        "submitted_at": f"{year}-03-01T10:00:00+01:00",
+        # Five months of the year covered (SPEC 8.1, lag 30 days): enough for a projection.
+        "submitted_at": f"{year}-07-01T10:00:00+02:00",
         "activity": "consult",
         "consult_mode": "group",
         "practitioners": 4,
