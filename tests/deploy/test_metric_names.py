@@ -16,6 +16,7 @@ from tests.deploy.deploy_helpers import (
     ALERT_RULES,
     DASHBOARDS,
     RECORDING_RULES,
+    metrics_doc_tables,
     recording_rules,
     rules_of,
 )
@@ -165,6 +166,14 @@ def test_the_contract_lists_the_metrics_of_spec_section_7() -> None:
         "claimwatch_event_lag_seconds",
         "claimwatch_provider_ceiling_utilisation_ratio",
     } <= exported
+
+
+def test_docs_metrics_md_lists_exactly_the_metrics_the_worker_exports() -> None:
+    exported = exported_metric_names()
+    families = {name for name in exported if base_name(name, exported - {name}) == name}
+    documented = {row["metric"] for row in metrics_doc_tables()}
+    assert families - documented == set(), "exported, not in docs/metrics.md"
+    assert documented - families == set(), "in docs/metrics.md, not exported"
 
 
 def test_rules_and_dashboards_query_something() -> None:
