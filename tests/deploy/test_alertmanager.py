@@ -583,3 +583,58 @@ def test_the_digest_tells_a_purchaser_in_dutch_how_many_alerts_and_lists_each_pr
     assert render(amtool, "claimwatch.digest.subject", one).strip() == (
         "claimwatch: 1 melding voor inkoper inkoop-ggz-noord: zorgkostenplafond"
     )
+
+
+def test_the_digest_names_the_pace_rules_and_info_severity_in_dutch(
+    amtool: str, tmp_path: Path
+) -> None:
+    def item(alertname: str, severity: str) -> dict[str, Any]:
+        return {
+            "status": "firing",
+            "labels": {
+                "alertname": alertname,
+                "team": "purchasing",
+                "severity": severity,
+                "purchaser": "inkoop-ggz-noord",
+                "provider": "12345678",
+                "provider_name": "GGZ Noorderlicht",
+                "year": "2026",
+            },
+            "annotations": {"summary": "s", "description": "d"},
+            "startsAt": "2026-07-01T09:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": alertname,
+        }
+
+    for alertname, severity, rule_nl, severity_nl in (
+        (
+            "ClaimwatchCeilingUnderrun",
+            "info",
+            "onderbesteding van het zorgkostenplafond",
+            "ter informatie",
+        ),
+        (
+            "ClaimwatchCeilingPaceHigh",
+            "warning",
+            "bestedingstempo boven het zorgkostenplafond",
+            "waarschuwing",
+        ),
+    ):
+        data = tmp_path / f"{alertname}.json"
+        data.write_text(
+            json.dumps(
+                {
+                    "receiver": "inkoop-ggz-noord",
+                    "status": "firing",
+                    "alerts": [item(alertname, severity)],
+                    "groupLabels": {"alertname": alertname, "purchaser": "inkoop-ggz-noord"},
+                    "commonLabels": {"alertname": alertname},
+                    "commonAnnotations": {},
+                    "externalURL": "http://localhost:9093",
+                }
+            )
+        )
+        subject = render(amtool, "claimwatch.digest.subject", data).strip()
+        assert subject == f"claimwatch: 1 melding voor inkoper inkoop-ggz-noord: {rule_nl}"
+        assert f", ernst {severity_nl}, " in render(amtool, "claimwatch.digest.text", data)
