@@ -22,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from streams.domain.model import REJECT_REASONS
 from streams.domain.months import covered_month
-from streams.domain.pace import project
+from streams.domain.pace import project  # TODO(merge): pace.py, Policy.pace: h-rules21
 from streams.domain.rules import RULES, adhd_growth, group_share_low
 from streams.domain.rules.adhd_growth import clients_and_base
 from streams.domain.rules.group_share_low import peer_mean
