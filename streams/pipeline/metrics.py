@@ -21,6 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from streams.domain.model import REJECT_REASONS
+from streams.domain.months import covered_month
+from streams.domain.pace import project
 from streams.domain.rules import RULES, adhd_growth, group_share_low
 from streams.domain.rules.adhd_growth import clients_and_base
 from streams.domain.rules.group_share_low import peer_mean
@@ -28,6 +30,7 @@ from streams.kafka.offsets import consumer_lag
 
 if TYPE_CHECKING:
     from streams.domain.engine import Engine
+    from streams.domain.state import ProviderState
     from streams.pipeline.processor import Output
     from streams.pipeline.settings import Settings
 
@@ -54,19 +57,172 @@ PROVIDER_LABELS = ["provider", "year", "provider_name", "purchaser", "region"]
 # and would put unchecked input (and unbounded label values) on /metrics.
 UNKNOWN_REGION = "unknown"
 
+
+# The gauges per provider-year: key → (name, help, labels beyond PROVIDER_LABELS).
+PROVIDER_GAUGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "net": (
+        "claimwatch_provider_net_declared_euros",
+        "Net declared amount (debits minus credits).",
+        (),
+    ),
+    "ceiling": (
+        "claimwatch_provider_ceiling_euros",
+        "Cost ceiling of the contract version in force.",
+        (),
+    ),
+    "util": ("claimwatch_provider_ceiling_utilisation_ratio", "Net declared / ceiling.", ()),
+    "covered_month": (
+        "claimwatch_provider_covered_month",
+        "Covered month M of the year at the provider's watermark (SPEC 8.1), 0..12.",
+        (),
+    ),
+    "covered_net": (
+        "claimwatch_provider_covered_declared_euros",
+        "Net declared in the service months 1..M.",
+        (),
+    ),
+    "expected": (
+        "claimwatch_provider_expected_by_now_euros",
+        "Expected share E(M) of the year's spending times the ceiling.",
+        (),
+    ),
+    "projected": (
+        "claimwatch_provider_projected_euros",
+        "Projected landing of the year at the pace of months 1..M.",
+        (),
+    ),
+    "pace": ("claimwatch_provider_pace_ratio", "Projected landing / ceiling.", ()),
+    "consults": ("claimwatch_provider_consults", "Net consult lines.", ()),
+    "group": (
+        "claimwatch_provider_group_consult_share_ratio",
+        "Group consults / consults.",
+        (),
+    ),
+    "ge4": (
+        "claimwatch_provider_group_consults_4plus_practitioners",
+        "Group consults with 4 or more practitioners.",
+        (),
+    ),
+    "detox": (
+        "claimwatch_provider_clinical_detox_share_ratio",
+        "Clinical / all detox lines.",
+        (),
+    ),
+    "detox_clients": (
+        "claimwatch_provider_detox_clients",
+        "Distinct clients with an accepted, uncredited detox line.",
+        (),
+    ),
+    "clinical_detox_clients": (
+        "claimwatch_provider_clinical_detox_clients",
+        "Distinct clients with an accepted, uncredited clinical detox line.",
+        (),
+    ),
+    "detox_client_share": (
+        "claimwatch_provider_clinical_detox_client_share_ratio",
+        "Clinical detox clients / detox clients.",
+        (),
+    ),
+    "digital": (
+        "claimwatch_provider_digital_consult_share_ratio",
+        "Digital (S01) consults / consults.",
+        (),
+    ),
+    "consult_clients": (
+        "claimwatch_provider_consult_clients",
+        "Distinct clients with a consult.",
+        (),
+    ),
+    "digital_clients": (
+        "claimwatch_provider_digital_clients",
+        "Distinct clients with a digital (S01) consult.",
+        (),
+    ),
+    "digital_client_share": (
+        "claimwatch_provider_digital_client_share_ratio",
+        "Digital clients / consult clients.",
+        (),
+    ),
+    "mismatch": (
+        "claimwatch_provider_zvt_setting_mismatch_lines",
+        "Lines of zorgvraagtype 1/2 in setting 5/6/8 (from 2026).",
+        (),
+    ),
+    "adhd": (
+        "claimwatch_provider_adhd_clients",
+        "Distinct ADHD clients per quarter (DSM chapter 01 proxy unless registered).",
+        ("quarter",),
+    ),
+    "adhd_growth": (
+        "claimwatch_provider_adhd_growth_ratio",
+        "ADHD clients vs the same quarter a year earlier, minus 1.",
+        ("quarter",),
+    ),
+}
+
+Sample = tuple[str, tuple[str, ...], float]
+
+
+def year_values(
+    engine: Engine, st: ProviderState, year: int, ceiling_cents: int | None
+) -> Iterator[Sample]:
+    """(gauge key, extra label values, value) of one provider-year; a figure that is
+    undefined (no contract, no consults, too few months covered) has no sample."""
+    ys = st.years[year]
+    previous = st.years.get(year - 1)
+    yield "net", (), ys.net_cents / 100
+    if ceiling_cents:
+        yield "ceiling", (), ceiling_cents / 100
+        yield "util", (), ys.net_cents / ceiling_cents
+    yield from _pace_values(engine, st, year, ceiling_cents)
+    yield "consults", (), ys.consults
+    yield "ge4", (), ys.group_ge4
+    yield "mismatch", (), ys.mismatch
+    yield "detox_clients", (), ys.detox_clients_all
+    yield "clinical_detox_clients", (), ys.detox_clients_clinical
+    yield "consult_clients", (), ys.consult_clients
+    yield "digital_clients", (), ys.digital_clients
+    shares = (
+        ("group", ys.group_share),
+        ("detox", ys.clinical_detox_share),
+        ("detox_client_share", ys.clinical_detox_client_share),
+        ("digital", ys.digital_share),
+        ("digital_client_share", ys.digital_client_share),
+    )
+    for key, share in shares:
+        if share is not None:
+            yield key, (), share
+    for q in ys.adhd_quarters():
+        quarter = (f"{year}-Q{q}",)
+        clients, base = clients_and_base(ys, previous, q)
+        yield "adhd", quarter, clients
+        growth = adhd_growth(clients, base)
+        if growth is not None:
+            yield "adhd_growth", quarter, growth
+
+
+def _pace_values(
+    engine: Engine, st: ProviderState, year: int, ceiling_cents: int | None
+) -> Iterator[Sample]:
+    """The spend pace of SPEC §8.2 at the provider's watermark: the same projection
+    (streams/domain/pace.py) the pace rules and the snapshot use, so the dashboard's
+    line and an alert's figures agree."""
+    ys = st.years[year]
+    month = covered_month(year, st.watermark, engine.policy.months.lag_days)
+    pace = project(ys, st.years.get(year - 1), month, ceiling_cents, engine.policy.pace)
+    yield "covered_month", (), month
+    yield "covered_net", (), sum(ys.by_month[:month]) / 100
+    if ceiling_cents:
+        yield "expected", (), float(pace.expected_share * ceiling_cents) / 100
+    if pace.projected_cents is not None:
+        yield "projected", (), pace.projected_cents / 100
+    if pace.pace_ratio is not None:
+        yield "pace", (), pace.pace_ratio
+
+
 # Every metric name the worker exports (tests check dashboards and rules against it).
 METRIC_NAMES = (
-    "claimwatch_provider_net_declared_euros",
-    "claimwatch_provider_ceiling_euros",
-    "claimwatch_provider_ceiling_utilisation_ratio",
-    "claimwatch_provider_consults",
-    "claimwatch_provider_group_consult_share_ratio",
-    "claimwatch_provider_group_consults_4plus_practitioners",
-    "claimwatch_provider_clinical_detox_share_ratio",
-    "claimwatch_provider_digital_consult_share_ratio",
-    "claimwatch_provider_zvt_setting_mismatch_lines",
-    "claimwatch_provider_adhd_clients",
-    "claimwatch_provider_adhd_growth_ratio",
+    *(name for name, _, _ in PROVIDER_GAUGES.values()),
     "claimwatch_peer_group_consult_share_mean_ratio",
     "claimwatch_peer_providers",
     "claimwatch_alert_firing",
@@ -175,61 +331,9 @@ class StateCollector:
         """The indicator gauges per provider-year (this year and the last); fills
         ``pairs`` with every provider-year's (consults, group consults)."""
         engine = self.m.engine
-        g = {
-            "net": GaugeMetricFamily(
-                "claimwatch_provider_net_declared_euros",
-                "Net declared amount (debits minus credits).",
-                labels=PROVIDER_LABELS,
-                unit="",
-            ),
-            "ceiling": GaugeMetricFamily(
-                "claimwatch_provider_ceiling_euros",
-                "Cost ceiling of the contract version in force.",
-                labels=PROVIDER_LABELS,
-            ),
-            "util": GaugeMetricFamily(
-                "claimwatch_provider_ceiling_utilisation_ratio",
-                "Net declared / ceiling.",
-                labels=PROVIDER_LABELS,
-            ),
-            "consults": GaugeMetricFamily(
-                "claimwatch_provider_consults", "Net consult lines.", labels=PROVIDER_LABELS
-            ),
-            "group": GaugeMetricFamily(
-                "claimwatch_provider_group_consult_share_ratio",
-                "Group consults / consults.",
-                labels=PROVIDER_LABELS,
-            ),
-            "ge4": GaugeMetricFamily(
-                "claimwatch_provider_group_consults_4plus_practitioners",
-                "Group consults with 4 or more practitioners.",
-                labels=PROVIDER_LABELS,
-            ),
-            "detox": GaugeMetricFamily(
-                "claimwatch_provider_clinical_detox_share_ratio",
-                "Clinical / all detox lines.",
-                labels=PROVIDER_LABELS,
-            ),
-            "digital": GaugeMetricFamily(
-                "claimwatch_provider_digital_consult_share_ratio",
-                "Digital (S01) consults / consults.",
-                labels=PROVIDER_LABELS,
-            ),
-            "mismatch": GaugeMetricFamily(
-                "claimwatch_provider_zvt_setting_mismatch_lines",
-                "Lines of zorgvraagtype 1/2 in setting 5/6/8 (from 2026).",
-                labels=PROVIDER_LABELS,
-            ),
-            "adhd": GaugeMetricFamily(
-                "claimwatch_provider_adhd_clients",
-                "Distinct ADHD clients per quarter (DSM chapter 01 proxy unless registered).",
-                labels=[*PROVIDER_LABELS, "quarter"],
-            ),
-            "adhd_growth": GaugeMetricFamily(
-                "claimwatch_provider_adhd_growth_ratio",
-                "ADHD clients vs the same quarter a year earlier, minus 1.",
-                labels=[*PROVIDER_LABELS, "quarter"],
-            ),
+        families = {
+            key: GaugeMetricFamily(name, doc, labels=[*PROVIDER_LABELS, *extra])
+            for key, (name, doc, extra) in PROVIDER_GAUGES.items()
         }
         for agb in sorted(engine.providers):
             st = engine.providers[agb]
@@ -245,28 +349,10 @@ class StateCollector:
                     contract.purchaser if contract else "",
                     contract.region if contract else UNKNOWN_REGION,
                 ]
-                g["net"].add_metric(labels, ys.net_cents / 100)
-                if contract is not None:
-                    g["ceiling"].add_metric(labels, contract.ceiling_cents / 100)
-                    g["util"].add_metric(labels, ys.net_cents / contract.ceiling_cents)
-                g["consults"].add_metric(labels, ys.consults)
-                if ys.group_share is not None:
-                    g["group"].add_metric(labels, ys.group_share)
-                g["ge4"].add_metric(labels, ys.group_ge4)
-                if ys.clinical_detox_share is not None:
-                    g["detox"].add_metric(labels, ys.clinical_detox_share)
-                if ys.digital_share is not None:
-                    g["digital"].add_metric(labels, ys.digital_share)
-                g["mismatch"].add_metric(labels, ys.mismatch)
-                previous = st.years.get(year - 1)
-                for q in ys.adhd_quarters():
-                    ql = [*labels, f"{year}-Q{q}"]
-                    clients, base = clients_and_base(ys, previous, q)
-                    g["adhd"].add_metric(ql, clients)
-                    growth = adhd_growth(clients, base)
-                    if growth is not None:
-                        g["adhd_growth"].add_metric(ql, growth)
-        yield from g.values()
+                ceiling = contract.ceiling_cents if contract else None
+                for key, extra, value in year_values(engine, st, year, ceiling):
+                    families[key].add_metric([*labels, *extra], value)
+        yield from families.values()
 
     def _peers(
         self, years_shown: set[int], pairs: dict[int, list[tuple[int, int]]]

@@ -199,6 +199,57 @@ def test_case_system_webhooks_keep_one_notification_per_provider_year_at_any_hou
         assert "active_time_intervals" not in route and "mute_time_intervals" not in route
 
 
+# Severity info: an underrun or a group share that does not rise is for the next
+# review, not for a case system or a notification at night.
+INFO = CEILING | {"alertname": "ClaimwatchCeilingUnderrun", "severity": "info"}
+
+
+def digest_only(receiver: dict[str, Any]) -> bool:
+    """Whether a receiver only sends the e-mail digest (no webhook, no other channel)."""
+    channels = {key for key in receiver if key.endswith("_configs")}
+    return channels == {"email_configs"} and all(
+        "claimwatch.digest.text" in mail["text"] for mail in receiver["email_configs"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("purchaser", "receiver"),
+    [
+        pytest.param("inkoop-ggz-noord", "inkoop-ggz-noord", id="team-with-a-digest"),
+        pytest.param("inkoop-ggz-zuid", "purchasing-desk", id="webhook-team-not-its-case-system"),
+        pytest.param("inkoop-ggz-west", "purchasing-desk", id="team-without-route"),
+        pytest.param(None, "purchasing-desk", id="contract-without-purchaser"),
+    ],
+)
+def test_info_alerts_go_to_a_digest_and_never_to_a_case_system(
+    amtool: str, purchaser: str | None, receiver: str
+) -> None:
+    labels = INFO | ({"purchaser": purchaser} if purchaser else {})
+    assert route(amtool, labels) == receiver
+    receivers = {r["name"]: r for r in load_yaml(CONFIG)["receivers"]}
+    assert digest_only(receivers[receiver]), receiver
+    # The same alert at warning goes where the team's other alerts go.
+    if purchaser == "inkoop-ggz-zuid":
+        assert route(amtool, labels | {"severity": "warning"}) == "inkoop-ggz-zuid"
+
+
+def test_every_route_an_info_alert_can_take_is_a_business_hours_digest() -> None:
+    config = load_yaml(CONFIG)
+    receivers = {r["name"]: r for r in config["receivers"]}
+    (info,) = [r for r in config["route"]["routes"] if 'severity="info"' in r.get("matchers", [])]
+    assert info["matchers"] == ['team="purchasing"', 'severity="info"']
+
+    def walk(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node] + [r for child in node.get("routes", []) for r in walk(child)]
+
+    for node in walk(info):
+        # Time intervals are not inherited by child routes: each names its own.
+        assert node.get("active_time_intervals") == ["business-hours"], node["receiver"]
+        assert digest_only(receivers[node["receiver"]]), node["receiver"]
+        assert sorted(node.get("group_by", info["group_by"])) == ["alertname", "purchaser"]
+    assert seconds(info["repeat_interval"]) >= 7 * 86400
+
+
 # ---------------------------------------------------------------- a real Alertmanager
 
 
@@ -532,3 +583,58 @@ def test_the_digest_tells_a_purchaser_in_dutch_how_many_alerts_and_lists_each_pr
     assert render(amtool, "claimwatch.digest.subject", one).strip() == (
         "claimwatch: 1 melding voor inkoper inkoop-ggz-noord: zorgkostenplafond"
     )
+
+
+def test_the_digest_names_the_pace_rules_and_info_severity_in_dutch(
+    amtool: str, tmp_path: Path
+) -> None:
+    def item(alertname: str, severity: str) -> dict[str, Any]:
+        return {
+            "status": "firing",
+            "labels": {
+                "alertname": alertname,
+                "team": "purchasing",
+                "severity": severity,
+                "purchaser": "inkoop-ggz-noord",
+                "provider": "12345678",
+                "provider_name": "GGZ Noorderlicht",
+                "year": "2026",
+            },
+            "annotations": {"summary": "s", "description": "d"},
+            "startsAt": "2026-07-01T09:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": alertname,
+        }
+
+    for alertname, severity, rule_nl, severity_nl in (
+        (
+            "ClaimwatchCeilingUnderrun",
+            "info",
+            "onderbesteding van het zorgkostenplafond",
+            "ter informatie",
+        ),
+        (
+            "ClaimwatchCeilingPaceHigh",
+            "warning",
+            "bestedingstempo boven het zorgkostenplafond",
+            "waarschuwing",
+        ),
+    ):
+        data = tmp_path / f"{alertname}.json"
+        data.write_text(
+            json.dumps(
+                {
+                    "receiver": "inkoop-ggz-noord",
+                    "status": "firing",
+                    "alerts": [item(alertname, severity)],
+                    "groupLabels": {"alertname": alertname, "purchaser": "inkoop-ggz-noord"},
+                    "commonLabels": {"alertname": alertname},
+                    "commonAnnotations": {},
+                    "externalURL": "http://localhost:9093",
+                }
+            )
+        )
+        subject = render(amtool, "claimwatch.digest.subject", data).strip()
+        assert subject == f"claimwatch: 1 melding voor inkoper inkoop-ggz-noord: {rule_nl}"
+        assert f", ernst {severity_nl}, " in render(amtool, "claimwatch.digest.text", data)

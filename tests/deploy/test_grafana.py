@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.deploy_helpers import DASHBOARDS, GRAFANA, load_yaml
+from tests.deploy.deploy_helpers import DASHBOARDS, GRAFANA, REPO, load_yaml
 
 PANEL_TYPES = {
     "timeseries",
@@ -113,19 +114,59 @@ def test_purchasing_dashboard_has_a_panel_per_indicator() -> None:
         "claimwatch_provider_group_consult_share_ratio",
         "claimwatch_peer_group_consult_share_mean_ratio",
         "claimwatch_provider_group_consults_4plus_practitioners",
-        "claimwatch_provider_clinical_detox_share_ratio",
+        # the rules judge detox and digital care by clients (SPEC 8.4), and so does the board
+        "claimwatch_provider_clinical_detox_client_share_ratio",
         "claimwatch_provider_adhd_growth_ratio",
-        "claimwatch_provider_digital_consult_share_ratio",
+        "claimwatch_provider_digital_client_share_ratio",
         "claimwatch_provider_zvt_setting_mismatch_lines",
+        "claimwatch_provider_pace_ratio",
         "claimwatch_alert_firing",
     ):
         assert metric in by_metric, metric
     adhd = by_metric["claimwatch_provider_adhd_growth_ratio"]["description"]
     assert "proxy" in adhd and "DSM chapter 01" in adhd and "own diagnosis registration" in adhd
-    digital = by_metric["claimwatch_provider_digital_consult_share_ratio"]
+    digital = by_metric["claimwatch_provider_digital_client_share_ratio"]
     steps = digital["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps] == [None, 0.25]
     assert by_metric["claimwatch_alert_firing"]["type"] == "table"
+
+
+def test_purchasing_dashboard_draws_expected_by_now_next_to_the_spend() -> None:
+    # One chart holds the spend, the spend of the covered months and the expected line,
+    # per provider, so a purchaser sees an early over-spender months before 70%.
+    charts = [
+        p
+        for p in panels(model("purchasing"))
+        if p["type"] == "timeseries"
+        and "claimwatch_provider_expected_by_now_euros" in " ".join(t["expr"] for t in p["targets"])
+    ]
+    assert len(charts) == 1
+    (chart,) = charts
+    exprs = {t["expr"]: t["legendFormat"] for t in chart["targets"]}
+    for metric in (
+        "claimwatch_provider_net_declared_euros",
+        "claimwatch_provider_covered_declared_euros",
+        "claimwatch_provider_expected_by_now_euros",
+    ):
+        (legend,) = [legend for expr, legend in exprs.items() if metric in expr]
+        assert "{{provider_name}}" in legend, metric
+    assert chart["fieldConfig"]["defaults"]["unit"] == "currencyEUR"
+
+
+def test_the_pace_panel_colours_at_the_thresholds_of_the_shipped_policy() -> None:
+    policy = tomllib.loads((REPO / "streams" / "policy.default.toml").read_text(encoding="utf-8"))
+    high = policy["ceiling_pace_high"]["threshold"]
+    under = policy["ceiling_underrun"]["threshold"]
+    (pace,) = [
+        p
+        for p in panels(model("purchasing"))
+        if p["type"] == "bargauge"
+        and any("claimwatch_provider_pace_ratio" in t["expr"] for t in p["targets"])
+    ]
+    steps = pace["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, under, high]
+    assert f"{high:.0%}" in pace["description"] and f"{under:.0%}" in pace["description"]
+    assert pace["fieldConfig"]["defaults"]["unit"] == "percentunit"
 
 
 def grafana_to_promql(text: str) -> str:

@@ -16,6 +16,7 @@ from tests.deploy.deploy_helpers import (
     ALERT_RULES,
     DASHBOARDS,
     RECORDING_RULES,
+    metrics_doc_tables,
     recording_rules,
     rules_of,
 )
@@ -30,7 +31,8 @@ def exported_metric_names() -> set[str]:
     """Names of the samples the worker's own collector exposes, counters with `_total`.
 
     Scraped from `streams.pipeline.metrics.WorkerMetrics` over an engine that holds a provider
-    with every indicator, a contract and a firing alert, so every family has samples.
+    with every indicator, a contract, a spend pace and a firing alert, so every family has
+    samples.
     """
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -52,7 +54,8 @@ def exported_metric_names() -> set[str]:
         "client_ref": "c-1",
         "trajectory_id": "t",
         "service_date": f"{year}-02-01",
-        "submitted_at": f"{year}-03-01T10:00:00+01:00",
+        # Five months of the year covered (SPEC 8.1, lag 30 days): enough for a projection.
+        "submitted_at": f"{year}-07-01T10:00:00+02:00",
         "activity": "consult",
         "consult_mode": "group",
         "practitioners": 4,
@@ -163,6 +166,14 @@ def test_the_contract_lists_the_metrics_of_spec_section_7() -> None:
         "claimwatch_event_lag_seconds",
         "claimwatch_provider_ceiling_utilisation_ratio",
     } <= exported
+
+
+def test_docs_metrics_md_lists_exactly_the_metrics_the_worker_exports() -> None:
+    exported = exported_metric_names()
+    families = {name for name in exported if base_name(name, exported - {name}) == name}
+    documented = {row["metric"] for row in metrics_doc_tables()}
+    assert families - documented == set(), "exported, not in docs/metrics.md"
+    assert documented - families == set(), "in docs/metrics.md, not exported"
 
 
 def test_rules_and_dashboards_query_something() -> None:

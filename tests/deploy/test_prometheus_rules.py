@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.domain.rules.base import SEVERITIES
 from tests.deploy.deploy_helpers import (
     ALERT_RULES,
     DASHBOARDS,
@@ -183,7 +184,7 @@ def test_pipeline_alerts_cover_worker_down_lag_dead_letters_and_silence() -> Non
     assert "claimwatch_dead_letters_total" in exprs
     assert "claimwatch_last_event_timestamp_seconds" in exprs
     for name, rule in ops.items():
-        assert rule["labels"].get("severity") in {"warning", "high", "critical"}, name
+        assert rule["labels"].get("severity") in SEVERITIES, name
         assert "summary" in rule["annotations"], name
 
 

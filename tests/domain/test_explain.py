@@ -209,6 +209,9 @@ def test_every_shipped_rule_declares_the_lines_and_dimensions_spec_names():
         "adhd_growth": ("adhd", ("department",)),
         "zvt_setting_mismatch": ("mismatch", ("department", "prestatie_code")),
         "digital_share_low": ("consult", ("department",)),
+        "ceiling_pace_high": ("all", ("setting", "department")),
+        "ceiling_underrun": ("all", ("setting", "department")),
+        "group_share_not_rising": ("consult", ("department",)),
     }
 
 
@@ -247,7 +250,7 @@ def test_structural_rules_break_down_only_the_lines_they_measure(policy_with, fe
     policy = policy_with(
         **{
             "group_consult_staffing.min_count": 1,
-            "clinical_detox_high.min_lines": 1,
+            "clinical_detox_high.min_clients": 1,
             "adhd_growth.min_base": 1,
         }
     )

@@ -146,4 +146,5 @@ RULE = Rule(
     reads="pace_ratio",
     message=message,
     evaluate=evaluate,
+    explains=("all", ("setting", "department")),
 )

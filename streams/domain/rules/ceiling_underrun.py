@@ -68,4 +68,5 @@ RULE = Rule(
     reads="pace_ratio",
     message=message,
     evaluate=evaluate,
+    explains=("all", ("setting", "department")),
 )

@@ -87,4 +87,5 @@ RULE = Rule(
     reads="group_share",
     message=message,
     evaluate=evaluate,
+    explains=("consult", ("department",)),
 )

@@ -62,7 +62,7 @@ def test_value_is_the_change_and_it_resolves_when_the_share_rises(eng, line, sen
     (event,) = [a for a in published(fx) if a["alert_id"] == ID]
     assert (event["alert_id"], event["severity"]) == (ID, "info")
     assert event["value"] == pytest.approx(-0.05) and event["threshold"] == 0.0
-    assert event["explain"] == {"numerator": 40, "denominator": 200}
+    assert (event["explain"]["numerator"], event["explain"]["denominator"]) == (40, 200)
     assert "20% in 2026 tegen 25% in 2025" in event["message"]
     send(eng, *consults(line, 20, consult_mode="group", submitted_at="2026-08-10T09:00:00Z"))
     assert (ID, "resolved") in tick_ids(eng)  # 60/220 = 0.27 > 0.25
