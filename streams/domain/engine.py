@@ -445,6 +445,18 @@ class Engine:
         fx.touched.add(st.provider)
         contract = self.contracts.get(st.provider, finding.year)
         name = contract.provider_name if contract else None
+        if finding.rule == ceiling_utilisation.RULE.name and contract is not None:
+            # SPEC §8.3: a ceiling alert shows the pace too, at the provider's
+            # watermark (the line that crossed is in it); computed at transitions only.
+            month = covered_month(finding.year, st.watermark, self.policy.months.lag_days)
+            pace = project(
+                st.years[finding.year],
+                st.years.get(finding.year - 1),
+                month,
+                contract.ceiling_cents,
+                self.policy.pace,
+            )
+            ctx = {**ctx, "pace": pace.context()}
         # Only a transition is explained: the breakdown reads the state, once.
         why = explain.build(ctx, st, finding, rules.rule(finding.rule).explains)
         fx.alerts.append(

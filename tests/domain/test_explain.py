@@ -64,6 +64,13 @@ def test_a_line_that_crosses_explains_declarations_against_the_contract_version(
             {"by": "setting", "key": 1, "cents": 700_000, "lines": 1},
             {"by": "department", "key": None, "cents": 700_000, "lines": 1},
         ],
+        # no month of 2026 covered yet at this line's submission: no projection
+        "pace": {
+            "covered_month": 0,
+            "expected_share": 0.0,
+            "projected_cents": None,
+            "ceiling_cents": 1_000_000,
+        },
     }
     assert event["message"] == (
         "GGZ Voorbeeld (AGB-code 12345678) heeft 70% van het zorgkostenplafond 2026 benut "
@@ -76,7 +83,7 @@ def test_a_lowered_ceiling_is_a_contract_change_and_the_message_says_so(eng, fee
     feed(eng, make_line(amount_cents=600_000))
     fx = eng.apply_contract(contract(800_000, version=3, updated_at="2026-10-01T00:00:00Z"))
     event = only(fx, CEILING_70)
-    assert {k: v for k, v in event["explain"].items() if k != "breakdown"} == {
+    assert {k: v for k, v in event["explain"].items() if k not in ("breakdown", "pace")} == {
         "cause": "contract_change",
         "contract_version": 3,
         "numerator": 600_000,
@@ -365,3 +372,25 @@ def test_zvt_keeps_a_bounded_number_of_line_ids_but_sums_every_mismatching_line(
     assert why["lines"] == 29
     assert why["cents"] == sum(100 + i for i in range(1, 30))
     assert why["line_ids"] == [m["line_id"] for m in mismatching[1:11]]
+
+
+def test_a_ceiling_alert_explains_its_pace_at_the_providers_watermark(eng, feed, make_line):
+    """SPEC §8.3: ceiling alerts carry ``pace``. Four months of 2,500 euros, submitted
+    on 15 June: April ended 45 days before, May only 14 (lag 30), so M = 4; no
+    previous year, so E(4) = 4/12 and the year lands at 30,000 euros."""
+    eng.apply_contract(contract(1_200_000))
+    lines = [
+        make_line(
+            amount_cents=250_000,
+            service_date=f"2026-{month:02d}-10",
+            submitted_at="2026-06-15T12:00:00Z",
+        )
+        for month in (1, 2, 3, 4)
+    ]
+    event = only(feed(eng, *lines), CEILING_70)
+    assert event["explain"]["pace"] == {
+        "covered_month": 4,
+        "expected_share": pytest.approx(4 / 12),
+        "projected_cents": 3_000_000,
+        "ceiling_cents": 1_200_000,
+    }
