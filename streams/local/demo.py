@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from streams.domain.alerts import euros
 from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import Policy
 from streams.kafka.offsets import read_all
@@ -38,7 +39,7 @@ from streams.replay.producer import (
 )
 
 VAR = Path("var/demo")
-SEVERITY_STYLE = {"critical": "bold red", "high": "red", "warning": "yellow"}
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "warning": "yellow", "info": "cyan"}
 
 
 def _port_free(port: int) -> bool:
@@ -255,6 +256,24 @@ async def _evaluate_at_end(cluster: Cluster, stats: ProduceStats) -> None:
     )
 
 
+def _utilisation_style(share: float) -> str:
+    if share >= 1:
+        return "bold red"
+    return "red" if share >= 0.9 else "yellow" if share >= 0.7 else ""
+
+
+def _pace_cell(month: int, projected: int | None, pace: float | None) -> Text:
+    """Where the year lands at the spend of its covered months (SPEC §8.2), or why
+    there is no projection yet."""
+    if projected is None or pace is None:
+        return Text(
+            f"after {month} covered months: not yet" if month else "no month covered yet",
+            style="dim",
+        )
+    style = "red" if pace >= 1.1 else "cyan" if pace <= 0.9 else ""
+    return Text(f"{euros(projected)} ({pace:.0%} of ceiling, month {month})", style=style)
+
+
 class LiveView:
     def __init__(self, cluster: Cluster, policy: Policy) -> None:
         self.cluster = cluster
@@ -265,7 +284,8 @@ class LiveView:
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=12)
         self.alert_count = 0
         self.firing_count = 0
-        self.top: list[tuple[str, str, int, float]] = []
+        # (provider, year, net cents, utilisation, covered month, projected cents, pace)
+        self.top: list[tuple[str, str, int, float, int, int | None, float | None]] = []
         self._rate_mark = (time.monotonic(), 0)
         self.rate = 0.0
         self._last_snapshot = 0.0
@@ -289,7 +309,17 @@ class LiveView:
             for agb, years in snap["providers"].items():
                 for year, ind in years.items():
                     if ind["ceiling_utilisation"] is not None:
-                        rows.append((agb, year, ind["net_cents"], ind["ceiling_utilisation"]))
+                        rows.append(
+                            (
+                                agb,
+                                year,
+                                ind["net_cents"],
+                                ind["ceiling_utilisation"],
+                                ind.get("covered_month", 0),
+                                ind.get("projected_cents"),
+                                ind.get("pace_ratio"),
+                            )
+                        )
             rows.sort(key=lambda r: -r[3])
             self.top = rows[:8]
 
@@ -335,19 +365,16 @@ class LiveView:
             ),
         )
         top = Table(title="Closest to their cost ceiling", expand=True)
-        for col in ("provider", "year", "net declared", "utilisation"):
+        for col in ("provider", "year", "net declared", "utilisation", "pace: projected landing"):
             top.add_column(col)
-        for agb, year, net, util in self.top:
-            style = (
-                "bold red"
-                if util >= 1
-                else "red"
-                if util >= 0.9
-                else "yellow"
-                if util >= 0.7
-                else ""
+        for agb, year, net, util, month, projected, pace in self.top:
+            top.add_row(
+                agb,
+                year,
+                euros(net),
+                Text(f"{util:.1%}", style=_utilisation_style(util)),
+                _pace_cell(month, projected, pace),
             )
-            top.add_row(agb, year, f"EUR {net / 100:,.0f}", Text(f"{util:.1%}", style=style))
         alerts = Table(
             title=f"Alerts ({self.alert_count} transitions, {self.firing_count} firing)",
             expand=True,

@@ -84,3 +84,25 @@ def test_the_demo_stops_what_it_started_on_a_signal(
         for p in started | _children(demo.pid):  # what a failed run left behind
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_the_live_view_shows_where_each_year_lands_at_its_pace() -> None:
+    """The view's ceiling table carries the projection (SPEC §8.2) next to the spend:
+    the projected landing in euros, its share of the ceiling and the covered month,
+    or why there is none yet."""
+    from rich.console import Console
+
+    from streams.domain.policy import load_policy
+    from streams.local.demo import LiveView
+
+    view = LiveView(None, load_policy())  # type: ignore[arg-type]  # render needs no cluster
+    view.top = [
+        ("11111111", "2026", 84_000_000, 0.84, 5, 120_000_000, 1.2),
+        ("22222222", "2026", 10_000_000, 0.1, 2, None, None),
+    ]
+    console = Console(record=True, width=200)
+    console.print(view.render())
+    text = console.export_text()
+    assert "€ 1.200.000 (120% of ceiling, month 5)" in text
+    assert "after 2 covered months: not yet" in text
+    assert "€ 840.000" in text
