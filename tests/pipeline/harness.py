@@ -17,13 +17,18 @@ from typing import Any
 import orjson
 
 from streams.domain.policy import Policy
+from streams.domain.rules import RULES
 from streams.kafka.offsets import read_records
 from streams.local.broker import find_broker_binary, wait_for_broker
 from streams.local.cluster import Cluster, free_port
 from streams.replay.offline import replay_offline
 from streams.replay.producer import archive_lines, contract_lines, produce_history, send_final_tick
 
-LINE_DRIVEN = ("ceiling_utilisation", "zvt_setting_mismatch")
+# The rules whose every transition streaming and offline share (SPEC §6, §8.1): the
+# line-driven ones, and the structural rules that read only the provider's own state
+# (evaluated at its event-time month boundaries and at the end of input). The rules
+# that read other providers' state promise only the set firing at the end.
+LINE_DRIVEN = tuple(r.name for r in RULES if r.kind == "line" or not r.peers)
 
 
 def offline_reference(
@@ -291,7 +296,8 @@ def finish(cluster: Cluster, stats: Any, policy: Policy, timeout: float = 300.0)
 
 
 def line_driven(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Line-driven transitions as SPEC §6 compares them: ids, states, event times, values."""
+    """The transitions streaming and offline share (``LINE_DRIVEN``), as SPEC §6 and
+    §8.1 compare them: ids, states, event times, values."""
     return sorted(
         (a["alert_id"], a["sequence"], a["state"], a["event_time"], a["value"])
         for a in alerts
