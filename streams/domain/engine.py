@@ -122,7 +122,10 @@ class Engine:
         # of the providers held here, computed once per calendar month of event time
         # (``_boundary_peers``) so boundaries cost no pass over every provider each.
         self.peers: Callable[[], Mapping[int, Fraction | None]] | None = None
-        self._peer_cache: tuple[int, Mapping[int, Fraction | None]] | None = None
+        # Calendar month (of event time) → the peer means first computed in it. Lines of
+        # many providers interleave, their event times moving back and forth over a few
+        # months: one computation a month, not one each time the month changes.
+        self._peer_cache: dict[int, Mapping[int, Fraction | None]] = {}
 
     # -- input --------------------------------------------------------------
     def state(self, provider: str) -> ProviderState:
@@ -504,10 +507,10 @@ class Engine:
         if self.peers is not None:
             return self.peers()
         month = month_index(*month_of(event_time))
-        cached = self._peer_cache
-        if cached is None or cached[0] != month:
-            cached = self._peer_cache = (month, self.peer_means())
-        return cached[1]
+        means = self._peer_cache.get(month)
+        if means is None:
+            means = self._peer_cache[month] = self.peer_means()
+        return means
 
     def _evaluate(
         self,

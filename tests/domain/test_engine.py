@@ -199,3 +199,30 @@ def test_a_rebuilt_state_finds_its_month_from_the_watermark(make_line):
     april = make_line(submitted_at="2026-04-01T00:00:00Z", activity="other")
     (fired,) = eng.process(orjson.dumps(april), None).alerts
     assert (fired["rule"], fired["event_time"]) == ("clinical_detox_high", "2026-04-01T00:00:00Z")
+
+
+def test_offline_month_boundaries_compute_the_peer_means_once_a_month(monkeypatch):
+    """Lines of many providers interleave with event times back and forth over a few
+    months: the peer means of a month are computed the first time a boundary in it
+    needs them, not each time the event time's month changes."""
+    from streams.domain.policy import load_policy
+    from tests.conftest import LineFactory
+
+    eng = Engine(load_policy())
+    calls: list[int] = []
+    real = eng.peer_means
+    monkeypatch.setattr(eng, "peer_means", lambda *a: calls.append(1) or real(*a))
+    make = LineFactory()
+
+    def line(agb: str, month: str) -> None:
+        at = f"2026-{month}-20T10:00:00Z"
+        eng.process(
+            orjson.dumps(make(provider_agb=agb, service_date="2026-01-05", submitted_at=at))
+        )
+
+    for agb in ("11111111", "22222222", "33333333"):  # a line each in January
+        line(agb, "01")
+    # boundaries into February, March, February, March, March
+    for agb, month in (("1", "02"), ("2", "03"), ("3", "02"), ("1", "03"), ("3", "03")):
+        line(agb * 8, month)
+    assert len(calls) == 2  # February's and March's
