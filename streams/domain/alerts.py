@@ -140,6 +140,39 @@ Language = Literal["nl", "en"]
 LANGUAGES: tuple[Language, ...] = ("nl", "en")
 
 
+# Month names for purchaser text, by language (1 = January at index 0).
+MONTH_NAMES: dict[Language, tuple[str, ...]] = {
+    "nl": (
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
+
+
 def euros(cents: int, language: Language = "nl") -> str:
     """Whole euros, rounded half to even: ``€ 1.234.567`` (nl), ``€1,234,567`` (en)."""
     whole = round(Fraction(cents, 100))

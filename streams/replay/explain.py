@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from streams.domain.acceptance import Decoder
-from streams.domain.alerts import Language, euros, number, pct
+from streams.domain.alerts import MONTH_NAMES, Language, euros, number, pct
 from streams.domain.bsn import mask_text
 from streams.domain.errors import InputError
 from streams.domain.explain import measured
@@ -48,36 +48,6 @@ MONEY = MONTHLY  # their numerator and denominator are cents
 COUNTED = frozenset({"zvt_setting_mismatch"})  # value and threshold are counts, not shares
 ACTIVITIES = {"nl": {"consult": "consult", "stay": "verblijf", "other": "overig"}, "en": {}}
 
-MONTHS = {
-    "nl": [
-        "januari",
-        "februari",
-        "maart",
-        "april",
-        "mei",
-        "juni",
-        "juli",
-        "augustus",
-        "september",
-        "oktober",
-        "november",
-        "december",
-    ],
-    "en": [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-}
 
 # What numerator and denominator count, per rule: (Dutch, English) each.
 FIGURES = {
@@ -471,7 +441,7 @@ class _Report:
             for name in ("credits", "debit_cents", "credit_cents"):
                 setattr(total, name, getattr(total, name) + getattr(mo, name))
             total.debits = None if mo.debits is None else (total.debits or 0) + mo.debits
-            rows.append(self._month_row(MONTHS[lang][m - 1], mo, cumulative, ceiling))
+            rows.append(self._month_row(MONTH_NAMES[lang][m - 1], mo, cumulative, ceiling))
         rows.append(self._month_row(self.t("total"), total, cumulative, ceiling))
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         for r in rows:

@@ -18,38 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.domain.alerts import Finding, Language, euros, pct
+from streams.domain.alerts import MONTH_NAMES, Finding, Language, euros, pct
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import Found, Rule, Tick, exact, fraction, integer, severity
-
-MONTHS_NL = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
-MONTHS_EN = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +77,7 @@ def figures(ctx: dict[str, Any], f: Finding, language: Language) -> tuple[str, s
     """(projected landing, ceiling, pace ratio, last covered month) as a message shows them."""
     projected, ceiling = ctx.get("numerator"), ctx.get("denominator")
     month = (ctx.get("pace") or {}).get("covered_month", 0)
-    names = MONTHS_NL if language == "nl" else MONTHS_EN
+    names = MONTH_NAMES[language]
     last = names[month - 1] if 1 <= month <= 12 else "?"
     money = (
         euros(projected, language) if isinstance(projected, int) else "?",
