@@ -23,9 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from streams.domain.indicators import breakdown, index_cells
-from streams.domain.model import MISMATCH
-from streams.domain.state import CREDITED
+from streams.domain.indicators import breakdown, dims_cells
 
 if TYPE_CHECKING:
     from streams.domain.alerts import Finding
@@ -89,6 +87,5 @@ def _listed(st: ProviderState, year: int) -> dict[str, Any]:
     index = st.lines.get(year)
     cents = 0
     if index is not None:  # every uncredited mismatching debit, not only the ids kept
-        cells = index_cells(index, CREDITED)  # (entry >> 24: flags, month, dims) → [cents, lines]
-        cents = sum(cell[0] for high, cell in cells.items() if high & MISMATCH)
+        cents = sum(cents for cents, _ in dims_cells(index, LISTED).values())
     return {"lines": ys.mismatch, "cents": cents, "line_ids": ys.mismatch_line_ids(MAX_LINE_IDS)}
