@@ -402,10 +402,8 @@ class ProviderState:
             ys.mismatch_ids.pop(key, None)
 
     def _share(self, packed: int) -> int:
-        """The shared int object equal to ``packed`` (up to ``_SHARED`` of them)."""
-        shared = self._packs.get(packed)
-        if shared is not None:
-            return shared
+        """``packed``, kept as the object to share for its value while fewer than
+        ``_SHARED`` are kept (``accept`` looked it up already)."""
         if len(self._packs) < _SHARED:
             self._packs[packed] = packed
         return packed
