@@ -60,3 +60,44 @@ def build(tmp: Path, providers: int = 6, lines: int = 5000, seed: int = 3) -> Bu
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return build(tmp_path_factory.mktemp("portal-history"))
+
+
+@pytest.fixture
+def broker(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The embedded tansu broker, with the three topics the portal follows."""
+    from streams.kafka.topics import topic_specs
+    from streams.local.broker import EmbeddedBroker, TopicSpec, ensure_topics_sync
+    from streams.pipeline.settings import Settings
+
+    b = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
+    try:
+        settings = Settings(broker=b.bootstrap, partitions=2, producer_idempotence=False)
+        specs = [
+            s
+            for s in topic_specs(settings)
+            if s.name in (settings.topic_alerts, settings.topic_provider_status)
+        ]
+        ensure_topics_sync(
+            b.bootstrap,
+            [*specs, TopicSpec("ggz.departments.v1", 1, configs={"cleanup.policy": "compact"})],
+        )
+        yield settings
+    finally:
+        b.stop()
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+        await producer.start()
+        try:
+            for key, value in records:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
