@@ -17,7 +17,7 @@ from bench import report
 from bench.broker import worker_malloc
 from bench.history import SEED, VAR, cached_history
 
-STAGES = ("offline", "streaming", "latency", "state", "scaling", "peer")
+STAGES = ("offline", "streaming", "latency", "state", "scaling", "peer", "portal")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return [], []
 
     try:
-        if set(args.stages) & {"streaming", "latency", "state", "scaling", "peer"}:
+        if set(args.stages) & {"streaming", "latency", "state", "scaling", "peer", "portal"}:
             from bench.broker import start_broker
 
             broker = start_broker(VAR)
@@ -229,6 +229,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
             stage("scaling", run_scaling)
+        if "portal" in args.stages:
+            from bench import portal
+
+            def run_portal() -> dict[str, Any]:
+                lines = 20_000 if args.quick else 1_000_000
+                say(
+                    f"portal: follow {lines:,} lines' worth of status updates; render 2,000 providers"
+                )
+                return portal.run(broker.bootstrap, lines=lines)
+
+            stage("portal", run_portal)
         if "peer" in args.stages:
             from bench import peer
 

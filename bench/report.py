@@ -224,6 +224,28 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(
             ("scaling", "speed-up two / one", f"{sc['speedup']:.2f} x", "no target in #5 (2 cores)")
         )
+    po = results.get("portal")
+    if po and "follow" in po:
+        f, r = po["follow"], po["render"]
+        out.append(
+            (
+                "portal",
+                f"follow {f['updates']:,} status updates ({f['lines']:,} lines' worth) at {f['rate_per_s']:,.0f}/s",
+                f"lag max {f['lag_max']:,}",
+                f"mean lag first third {f['lag_mean_first_third']:.1f}, last third {f['lag_mean_last_third']:.1f}",
+            )
+        )
+        for page in ("overview", "provider"):
+            out.append(
+                (
+                    "portal",
+                    f"render {page} page, {r['providers']:,} providers",
+                    f"{r[page + '_ms_median']:.0f} ms median",
+                    f"max {r[page + '_ms_max']:.0f} ms; < 200 ms: {_verdict(r[page + '_ms_max'] < 200)}",
+                )
+            )
+    elif po and "error" in po:
+        out.append(("portal", "error", po["error"], ""))
     pe = results.get("peer")
     if pe and "skipped" in pe:
         out.append(("peer", "quixstreams", "skipped", pe["skipped"]))

@@ -169,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("files", nargs="+", metavar="FILE", help="NDJSON archives (.gz allowed)")
     exp.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON)")
 
+    sub.add_parser(
+        "portal",
+        help="the purchaser portal: a read-only web page over the status, alerts and "
+        "department topics ($CLAIMWATCH_BROKER)",
+    )
+    snap = sub.add_parser(
+        "snapshot", help="one snapshot of the cluster, merged from the provider-status topic"
+    )
+    snap.add_argument("--out", metavar="S", help="write it here (default: standard output)")
+
     val = sub.add_parser("validate", help="check files against the schemas")
     val.add_argument("files", nargs="+", metavar="FILE")
     val.add_argument("--kind", choices=("auto", "declaration", "contract"), default="auto")
@@ -301,6 +311,37 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(_policy(args))
 
 
+def cmd_portal(args: argparse.Namespace) -> int:
+    from streams.portal.run import run_portal
+
+    return run_portal(_policy(args))
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from streams.pipeline.settings import Settings
+    from streams.portal.snapshot import cluster_snapshot
+
+    settings = Settings.from_env()
+    if not settings.broker:
+        raise ClaimwatchError("CLAIMWATCH_BROKER is not set: which cluster?")
+    snap, malformed = asyncio.run(cluster_snapshot(settings, _policy(args)))
+    body = orjson.dumps(snap, option=orjson.OPT_INDENT_2) + b"\n"
+    if args.out:
+        try:
+            Path(args.out).write_bytes(body)
+        except OSError as exc:
+            raise ClaimwatchError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
+    else:
+        sys.stdout.buffer.write(body)
+    if malformed:
+        print(f"{PROG}: {malformed} unreadable status records skipped", file=sys.stderr)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "worker": cmd_worker,
@@ -308,6 +349,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate,
     "validate": cmd_validate,
     "explain": cmd_explain,
+    "portal": cmd_portal,
+    "snapshot": cmd_snapshot,
 }
 
 

@@ -30,6 +30,8 @@ from streams.domain.policy import Policy
 from streams.kafka.offsets import read_all
 from streams.local.cluster import Cluster, free_port
 from streams.pipeline.settings import Settings
+from streams.portal.run import PortalService
+from streams.portal.settings import PortalSettings
 from streams.replay.producer import (
     ProduceStats,
     archive_lines,
@@ -113,7 +115,9 @@ def run_demo(args: Any, policy: Policy) -> int:
             console.print(
                 f"  worker {w.index}: metrics http://127.0.0.1:{w.port}/metrics  (log {w.log_path})"
             )
-        return asyncio.run(_run(args, policy, cluster, files, contracts, console))
+        portal = _portal_settings(cluster)
+        console.print(f"  [bold]purchaser portal: http://127.0.0.1:{portal.port}/[/]")
+        return asyncio.run(_run(args, policy, cluster, files, contracts, console, portal))
     except KeyboardInterrupt:
         console.print("stopping…")
         return 130
@@ -127,11 +131,39 @@ def run_demo(args: Any, policy: Policy) -> int:
                 signal.signal(sig, handler)
 
 
+def _portal_settings(cluster: Cluster) -> PortalSettings:
+    """The purchaser portal over the demo's topics, on 8080 when that port is free."""
+    env = PortalSettings.from_env()
+    port = env.port if _port_free(env.port) else free_port()
+    return env.__class__(
+        kafka=cluster.settings, topic_departments=env.topic_departments, port=port, bind="127.0.0.1"
+    )
+
+
 def _interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 async def _run(
+    args: Any,
+    policy: Policy,
+    cluster: Cluster,
+    files: list[Path],
+    contracts: Path | None,
+    console: Console,
+    portal_settings: PortalSettings | None = None,
+) -> int:
+    portal = PortalService(portal_settings, policy) if portal_settings is not None else None
+    if portal is not None:
+        await portal.start()
+    try:
+        return await _stream(args, policy, cluster, files, contracts, console)
+    finally:
+        if portal is not None:
+            await portal.stop()
+
+
+async def _stream(
     args: Any,
     policy: Policy,
     cluster: Cluster,

@@ -638,3 +638,51 @@ def test_the_digest_names_the_pace_rules_and_info_severity_in_dutch(
         subject = render(amtool, "claimwatch.digest.subject", data).strip()
         assert subject == f"claimwatch: 1 melding voor inkoper inkoop-ggz-noord: {rule_nl}"
         assert f", ernst {severity_nl}, " in render(amtool, "claimwatch.digest.text", data)
+
+
+def test_mails_link_each_alert_to_its_portal_page_when_prometheus_names_the_portal(
+    amtool: str, tmp_path: Path
+) -> None:
+    alert = {
+        "status": "firing",
+        "labels": ceiling("12345678", "2026", "high")
+        | {"provider_name": "GGZ Noorderlicht", "portal_url": "https://inkoop.example.org"},
+        "annotations": {
+            "summary": "GGZ Noorderlicht (12345678) has declared 90% of its 2026 cost ceiling",
+            "dashboard": "http://localhost:3000/d/claimwatch-purchasing/claimwatch-purchasing",
+        },
+        "startsAt": "2026-03-02T09:15:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "",
+        "fingerprint": "1",
+    }
+    data = tmp_path / "data.json"
+    data.write_text(
+        json.dumps(
+            {
+                "receiver": "inkoop-ggz-noord",
+                "status": "firing",
+                "alerts": [alert],
+                "groupLabels": {
+                    "alertname": "ClaimwatchCeilingUtilisation",
+                    "purchaser": "inkoop-ggz-noord",
+                },
+                "commonLabels": {"alertname": "ClaimwatchCeilingUtilisation"},
+                "commonAnnotations": {},
+                "externalURL": "http://localhost:9093",
+            }
+        )
+    )
+    page = "https://inkoop.example.org/alerts/ceiling_utilisation:12345678:2026:90"
+    text = render(amtool, "claimwatch.email.text", data)
+    assert f"Portal: {page}" in text and "localhost:3000" not in text
+    digest = render(amtool, "claimwatch.digest.text", data)
+    assert f"Portaal: {page}" in digest and "localhost:3000" not in digest
+    for template in ("claimwatch.email.html", "claimwatch.digest.html"):
+        html = render(amtool, template, data, html=True)
+        assert f'<a href="{page}">' in html and "localhost:3000" not in html
+
+
+def test_prometheus_names_the_portal_for_the_alert_links() -> None:
+    config = load_yaml(ALERTMANAGER.parent / "prometheus" / "prometheus.yml")
+    assert config["global"]["external_labels"]["portal_url"].startswith("http")

@@ -74,6 +74,7 @@ def test_every_manifest_parses_to_the_expected_kinds() -> None:
     assert kinds == sorted(
         [
             "ConfigMap",
+            "Deployment",
             "KafkaTopic",
             "KafkaUser",
             "Namespace",
@@ -192,10 +193,26 @@ def test_services_select_the_workers_and_the_headless_one_backs_the_statefulset(
     assert headless["spec"]["clusterIP"] == "None"
     assert any("metrics" in name for name in services)
     for name, service in services.items():
+        if name == "claimwatch-portal":
+            continue  # the portal's own (test_the_portal_service_reaches_the_portal_pods)
         assert selects_pods(service["spec"]["selector"]), name
         for port in service["spec"]["ports"]:
             assert port_number(port["targetPort"]) == 6066, name
     assert selects_pods(STATEFULSET["spec"]["selector"]["matchLabels"])
+
+
+def test_the_portal_service_reaches_the_portal_pods_which_are_ready_once_read() -> None:
+    (portal,) = [d for d in of_kind("Deployment") if d["metadata"]["name"] == "claimwatch-portal"]
+    service = next(s for s in of_kind("Service") if s["metadata"]["name"] == "claimwatch-portal")
+    labels = portal["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    assert not selects_pods(service["spec"]["selector"])  # never a worker
+    (container,) = portal["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["portal"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports[service["spec"]["ports"][0]["targetPort"]] == 8080
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_metrics_are_scraped_from_every_pod_as_job_claimwatch() -> None:

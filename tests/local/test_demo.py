@@ -106,3 +106,46 @@ def test_the_live_view_shows_where_each_year_lands_at_its_pace() -> None:
     assert "€ 1.200.000 (120% of ceiling, month 5)" in text
     assert "after 2 covered months: not yet" in text
     assert "€ 840.000" in text
+
+
+def test_the_demo_starts_the_portal_and_prints_its_address(tmp_path: Path, make_line) -> None:  # type: ignore[no-untyped-def]
+    import re
+    import urllib.request
+
+    archive = tmp_path / "lines.ndjson"
+    archive.write_bytes(b"".join(orjson.dumps(make_line()) + b"\n" for _ in range(20)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    err = tmp_path / "demo.err"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "streams", "demo", "--input", str(archive)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=err.open("wb"),
+        preexec_fn=_default_sigint,
+    )
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        providers: list[str] = []
+        while time.monotonic() < deadline and demo.poll() is None and not providers:
+            started |= _children(demo.pid)
+            found = re.search(rb"purchaser portal: (http://127\.0\.0\.1:\d+/)", err.read_bytes())
+            if found:
+                try:
+                    url = found.group(1).decode() + "api/overview"
+                    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310
+                        providers = [r["agb"] for r in orjson.loads(resp.read())["providers"]]
+                except OSError:
+                    pass
+            time.sleep(0.3)
+        assert demo.poll() is None, err.read_text()
+        assert providers == ["12345678"], err.read_text()
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        for p in started | _children(demo.pid):
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
