@@ -311,9 +311,18 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _check_environment() -> None:
+    """A ``CLAIMWATCH_*`` variable that is no setting stops every command, not only
+    those that read the settings (docs/configuration.md, "How values are read")."""
+    from streams.pipeline.settings import check_variables
+
+    check_variables(os.environ)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_environment()
         return COMMANDS[args.command](args)
     except ClaimwatchError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

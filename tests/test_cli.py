@@ -338,3 +338,25 @@ def test_validate_reads_the_retention_term_from_the_policy(capsys, tmp_path, mak
     assert main(["validate", str(path)]) == 0
     assert main(["--policy", str(policy), "validate", str(path)]) == 1
     assert "implausible_time" in capsys.readouterr().out
+
+
+# -- settings from the environment: exit 1, one line, before anything connects -----------
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "expected"),
+    [
+        (["worker"], {"CLAIMWATCH_REPLAY": "treu"}, "CLAIMWATCH_REPLAY='treu': use true or false"),
+        (["worker"], {"CLAIMWATCH_PRODUCER_IDEMPOTENCE": "flase"}, "CLAIMWATCH_PRODUCER_IDEMPOTENCE='flase'"),
+        (["worker"], {"CLAIMWATCH_LOG_LEVEL": "verbose"}, "use one of debug, info, warning, error, critical"),
+        (["replay", "x.ndjson"], {"CLAIMWATCH_PARTITIONS": "8.5"}, "CLAIMWATCH_PARTITIONS='8.5': use a whole number"),
+        (["validate", "x.ndjson"], {"CLAIMWATCH_POLCY": "p.toml"},
+         "unknown setting CLAIMWATCH_POLCY (did you mean CLAIMWATCH_POLICY?)"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_exits_1_with_one_line_naming_it(capsys, monkeypatch, command, env, expected):
+    monkeypatch.setenv("CLAIMWATCH_BROKER", "127.0.0.1:9")  # refused before any connection
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(command) == 1
+    assert expected in one_line_error(capsys.readouterr().err)
