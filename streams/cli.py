@@ -64,8 +64,26 @@ def _batch_size(text: str) -> int:
     return int(value)
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version, read only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("claimwatch")
+        except PackageNotFoundError:
+            text = "unknown (not installed: pip install .)"
+        print(f"{parser.prog} {text}")
+        raise SystemExit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Real-time monitor of GGZ declaration flows.")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument(
         "--policy", help="policy TOML file (default: $CLAIMWATCH_POLICY or the shipped defaults)"
     )
