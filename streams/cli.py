@@ -202,20 +202,30 @@ def _policy(args: argparse.Namespace) -> Policy:
     return load_policy(args.policy or os.environ.get("CLAIMWATCH_POLICY") or None)
 
 
-def _progress_bar(enabled: bool) -> tuple[Any, Callable[[int, int], None] | None]:
-    """A rich progress bar on a terminal; nothing otherwise."""
+def _progress_bar(
+    enabled: bool, description: str = "replaying", unit: str = "bytes"
+) -> tuple[Any, Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal (stderr), of bytes or of lines; nothing otherwise."""
     if not enabled:
         return None, None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        DownloadColumn(),
+        DownloadColumn() if unit == "bytes" else MofNCompleteColumn(),
         TimeRemainingColumn(),
         transient=True,
+        console=Console(stderr=True),
     )
-    task = bar.add_task("replaying", total=None)
+    task = bar.add_task(description, total=None)
 
     def update(done: int, total: int) -> None:
         bar.update(task, completed=done, total=total)
@@ -288,11 +298,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     options = GenerateOptions(
         providers=args.providers, lines=args.lines, years=args.years, seed=args.seed, gzip=args.gzip
     )
+    policy = _policy(args)
+    bar, update = _progress_bar(sys.stderr.isatty(), "generating", unit="lines")
+    if bar is not None:
+        bar.start()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        summary = generate(out, options, _policy(args))
+        summary = generate(out, options, policy, progress=update)
     except OSError as exc:
         raise ClaimwatchError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if bar is not None:
+            bar.stop()
     print(summary.describe())
     return 0
 
