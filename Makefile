@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint system-deps audit clean
+.PHONY: demo test bench lint system-deps audit clean lock sbom
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,local]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,7 +28,7 @@ audit: $(STAMP)
 
 # the bench's peer figure needs the optional `bench` extra (quixstreams)
 $(VENV)/.installed-bench: $(STAMP)
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q -e '.[dev,local,bench]'
 	touch $@
 
 bench: $(VENV)/.installed-bench
@@ -43,3 +43,19 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# The production image installs requirements.lock (every runtime dependency pinned,
+# with the hashes of its files on PyPI; no `local`, `dev` or `bench` extra) and ships
+# sbom.cdx.json (CycloneDX) made from it. Run after changing the dependencies in
+# pyproject.toml and commit both files; tests/deploy/test_image.py checks they agree.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	  --index-url https://pypi.org/simple --custom-compile-command "make lock" \
+	  -o requirements.lock
+	$(MAKE) sbom
+
+sbom: $(STAMP)
+	PYTHONWARNINGS=ignore::UserWarning $(VENV)/bin/cyclonedx-py requirements \
+	  requirements.lock --pyproject pyproject.toml --mc-type application \
+	  --output-reproducible -o sbom.cdx.json

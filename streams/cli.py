@@ -64,8 +64,26 @@ def _batch_size(text: str) -> int:
     return int(value)
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version, read only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("claimwatch")
+        except PackageNotFoundError:
+            text = "unknown (not installed: pip install .)"
+        print(f"{parser.prog} {text}")
+        raise SystemExit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Real-time monitor of GGZ declaration flows.")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument(
         "--policy", help="policy TOML file (default: $CLAIMWATCH_POLICY or the shipped defaults)"
     )
@@ -194,20 +212,30 @@ def _policy(args: argparse.Namespace) -> Policy:
     return load_policy(args.policy or os.environ.get("CLAIMWATCH_POLICY") or None)
 
 
-def _progress_bar(enabled: bool) -> tuple[Any, Callable[[int, int], None] | None]:
-    """A rich progress bar on a terminal; nothing otherwise."""
+def _progress_bar(
+    enabled: bool, description: str = "replaying", unit: str = "bytes"
+) -> tuple[Any, Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal (stderr), of bytes or of lines; nothing otherwise."""
     if not enabled:
         return None, None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        DownloadColumn(),
+        DownloadColumn() if unit == "bytes" else MofNCompleteColumn(),
         TimeRemainingColumn(),
         transient=True,
+        console=Console(stderr=True),
     )
-    task = bar.add_task("replaying", total=None)
+    task = bar.add_task(description, total=None)
 
     def update(done: int, total: int) -> None:
         bar.update(task, completed=done, total=total)
@@ -280,11 +308,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     options = GenerateOptions(
         providers=args.providers, lines=args.lines, years=args.years, seed=args.seed, gzip=args.gzip
     )
+    policy = _policy(args)
+    bar, update = _progress_bar(sys.stderr.isatty(), "generating", unit="lines")
+    if bar is not None:
+        bar.start()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        summary = generate(out, options, _policy(args))
+        summary = generate(out, options, policy, progress=update)
     except OSError as exc:
         raise ClaimwatchError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if bar is not None:
+            bar.stop()
     print(summary.describe())
     return 0
 
@@ -354,9 +389,18 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _check_environment() -> None:
+    """A ``CLAIMWATCH_*`` variable that is no setting stops every command, not only
+    those that read the settings (docs/configuration.md, "How values are read")."""
+    from streams.pipeline.settings import check_variables
+
+    check_variables(os.environ)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_environment()
         return COMMANDS[args.command](args)
     except ClaimwatchError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

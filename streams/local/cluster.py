@@ -126,6 +126,7 @@ class Cluster:
                 "CLAIMWATCH_WEB_BIND": "127.0.0.1",
                 "CLAIMWATCH_REPLAY": "true" if s.replay else "false",
                 "CLAIMWATCH_LOG_LEVEL": s.log_level,
+                "CLAIMWATCH_LOG_FORMAT": s.log_format,
                 "CLAIMWATCH_PRODUCER_BATCH_BYTES": str(s.producer_batch_bytes),
                 "CLAIMWATCH_FETCH_WAIT_MS": str(s.fetch_wait_ms),
                 "CLAIMWATCH_PRODUCER_IDEMPOTENCE": "true" if s.producer_idempotence else "false",

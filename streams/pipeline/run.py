@@ -68,16 +68,14 @@ def run_worker(policy: Policy, settings: Settings | None = None) -> int:
     from streams.kafka.redact import install as redact_logs
     from streams.kafka.topics import topic_specs
     from streams.local.broker import ensure_topics_sync
+    from streams.pipeline.logs import setup_logging
     from streams.pipeline.worker import Worker
 
     redact_logs()  # before anything logs: Faust's DEBUG records carry payloads
     settings = settings or Settings.from_env()
     if settings.malloc == "compact":
         tune_malloc()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(settings.log_level, settings.log_format)
     log.info("policy: %s", policy.source)
     if policy.defaulted:  # a release added rules the operator's file does not name yet
         log.warning(
@@ -92,6 +90,17 @@ def run_worker(policy: Policy, settings: Settings | None = None) -> int:
     ensure_topics_sync(
         settings.broker or "", topic_specs(settings), **settings.kafka_client_kwargs()
     )
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # override_logging=False: Faust would replace the handler set up above with its
+    # own (streams/pipeline/logs.py).
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    # Faust's terminal spinner writes cursor controls to stdout even when quiet, into
+    # the first log line after start: a JSON line would no longer parse.
+    worker.spinner = None
     worker.execute_from_commandline()
     return worker.exit_code or 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from streams.domain.errors import ClaimwatchError
 from streams.pipeline.processor import CHECKPOINT_CHUNK, CHECKPOINT_SEGMENTS
@@ -53,6 +55,8 @@ class Settings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     log_level: str = "info"
+    # "text" or "json" (one JSON object a line; streams/pipeline/logs.py)
+    log_format: str = "text"
     rebalance_timeout: float = 10.0
     # aiokafka's batch size in bytes (see streams/pipeline/app.py). A message's changelog records
     # are tens of KB each, so the default holds several; on Kafka and on the
@@ -87,74 +91,58 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
+        """The settings of this process's environment (or ``env``), each parsed strictly.
 
-        def get(name: str, default: str | None = None) -> str | None:
-            value = e.get(f"CLAIMWATCH_{name}")
-            return value if value not in (None, "") else default
-
-        def integer(name: str, default: int, lower: int, upper: int) -> int:
-            text = get(name)
-            if text is None:
-                return default
-            try:
-                value = int(text)
-            except ValueError:
-                raise ClaimwatchError(f"CLAIMWATCH_{name}={text!r} is not a whole number") from None
-            if not lower <= value <= upper:
-                raise ClaimwatchError(
-                    f"CLAIMWATCH_{name}={value} must be between {lower} and {upper}"
-                )
-            return value
-
-        store, line_index = _store(get)
-        malloc = (get("MALLOC", "compact") or "").lower()
-        if malloc not in ("compact", "glibc"):
-            raise ClaimwatchError(f"CLAIMWATCH_MALLOC={malloc!r}: use compact or glibc")
-        protocol, mechanism = _security(get)
-        tick_seconds, status_interval = _intervals(get)
-        app_id = get("APP_ID", "claimwatch") or "claimwatch"
-        replay = (get("REPLAY", "false") or "").lower() in ("1", "true", "yes")
+        A bad value, or a ``CLAIMWATCH_*`` variable that is no setting, is a
+        ``ClaimwatchError`` of one line naming the variable and what it accepts.
+        """
+        e = EnvReader(os.environ if env is None else env)
+        check_variables(e.env)
+        store, line_index = _store(e)
+        protocol, mechanism = _security(e)
+        tick_seconds = e.number("TICK_SECONDS", None, above=0, most=86400)
+        app_id = e.text("APP_ID") or "claimwatch"
+        replay = e.boolean("REPLAY", False)
         # A replay's summaries must not enter the live topic, nor the live ones its
         # peer mean: unless named, its topic is its application's own.
-        status_topic = get("TOPIC_PROVIDER_STATUS") or (
+        status_topic = e.text("TOPIC_PROVIDER_STATUS") or (
             f"{app_id}-provider-status" if replay else "ggz.provider-status.v1"
         )
         settings = cls(
-            broker=get("BROKER"),
+            broker=_broker(e.text("BROKER")),
             app_id=app_id,
-            topic_declarations=get("TOPIC_DECLARATIONS") or "ggz.declarations.v1",
-            topic_contracts=get("TOPIC_CONTRACTS") or "ggz.contracts.v1",
-            topic_alerts=get("TOPIC_ALERTS") or "ggz.alerts.v1",
-            topic_rejected=get("TOPIC_REJECTED") or "ggz.declarations.rejected.v1",
+            topic_declarations=e.text("TOPIC_DECLARATIONS") or "ggz.declarations.v1",
+            topic_contracts=e.text("TOPIC_CONTRACTS") or "ggz.contracts.v1",
+            topic_alerts=e.text("TOPIC_ALERTS") or "ggz.alerts.v1",
+            topic_rejected=e.text("TOPIC_REJECTED") or "ggz.declarations.rejected.v1",
             topic_provider_status=status_topic,
-            status_interval=status_interval,
-            partitions=integer("PARTITIONS", 8, 1, 1024),
+            status_interval=e.number("STATUS_INTERVAL", 5.0, above=0, most=3600) or 5.0,
+            partitions=e.integer("PARTITIONS", 8, 1, 1024),
             store=store,
             line_index=line_index,
-            malloc=malloc,
-            data_dir=Path(get("DATA_DIR", "var/worker") or "var/worker"),
-            web_port=integer("WEB_PORT", 6066, 1, 65535),
-            web_bind=get("WEB_BIND", "0.0.0.0") or "0.0.0.0",
-            web_token=get("WEB_TOKEN"),
-            policy=get("POLICY"),
+            malloc=e.choice("MALLOC", "compact", MALLOC_MODES),
+            data_dir=Path(e.text("DATA_DIR") or "var/worker"),
+            web_port=e.integer("WEB_PORT", 6066, 1, 65535),
+            web_bind=e.text("WEB_BIND") or "0.0.0.0",
+            web_token=e.text("WEB_TOKEN"),
+            policy=e.text("POLICY"),
             tick_seconds=tick_seconds,
             replay=replay,
             security_protocol=protocol,
             sasl_mechanism=mechanism,
-            sasl_username=get("SASL_USERNAME"),
-            sasl_password=get("SASL_PASSWORD"),
-            ssl_cafile=get("SSL_CAFILE"),
-            ssl_certfile=get("SSL_CERTFILE"),
-            ssl_keyfile=get("SSL_KEYFILE"),
-            log_level=(get("LOG_LEVEL", "info") or "info").lower(),
-            rebalance_timeout=float(integer("REBALANCE_TIMEOUT_SECONDS", 10, 1, 600)),
-            producer_batch_bytes=integer("PRODUCER_BATCH_BYTES", 524288, 1, 1 << 20),
-            fetch_wait_ms=integer("FETCH_WAIT_MS", 50, 1, 10000),
-            producer_idempotence=(get("PRODUCER_IDEMPOTENCE", "true") or "").lower()
-            in ("1", "true", "yes"),
-            checkpoint_chunk=integer("CHECKPOINT_CHUNK", CHECKPOINT_CHUNK, 1, 1_000_000),
-            checkpoint_segments=integer("CHECKPOINT_SEGMENTS", CHECKPOINT_SEGMENTS, 1, 1_000_000),
+            sasl_username=e.text("SASL_USERNAME"),
+            sasl_password=e.text("SASL_PASSWORD"),
+            ssl_cafile=e.text("SSL_CAFILE"),
+            ssl_certfile=e.text("SSL_CERTFILE"),
+            ssl_keyfile=e.text("SSL_KEYFILE"),
+            log_level=e.choice("LOG_LEVEL", "info", LOG_LEVELS),
+            log_format=e.choice("LOG_FORMAT", "text", LOG_FORMATS),
+            rebalance_timeout=float(e.integer("REBALANCE_TIMEOUT_SECONDS", 10, 1, 600)),
+            producer_batch_bytes=e.integer("PRODUCER_BATCH_BYTES", 524288, 1, 1 << 20),
+            fetch_wait_ms=e.integer("FETCH_WAIT_MS", 50, 1, 10000),
+            producer_idempotence=e.boolean("PRODUCER_IDEMPOTENCE", True),
+            checkpoint_chunk=e.integer("CHECKPOINT_CHUNK", CHECKPOINT_CHUNK, 1, 1_000_000),
+            checkpoint_segments=e.integer("CHECKPOINT_SEGMENTS", CHECKPOINT_SEGMENTS, 1, 1_000_000),
         )
         settings.ssl_context()  # unreadable or non-PEM files fail here, in one line
         return settings
@@ -200,10 +188,171 @@ class Settings:
         return kw
 
 
-def _check_security(protocol: str, get: Callable[[str], str | None]) -> None:
+# Every CLAIMWATCH_* variable: the settings above (read by ``from_env``) and the few
+# that other parts of the project read. A name outside this table is refused, not
+# ignored: a misspelt CLAIMWATCH_WEB_TOKEN or CLAIMWATCH_REPLAY would otherwise run a
+# worker with open endpoints or a replay that writes into the live status topic.
+VARIABLES: dict[str, str] = {
+    "BROKER": "setting",
+    "APP_ID": "setting",
+    "TOPIC_DECLARATIONS": "setting",
+    "TOPIC_CONTRACTS": "setting",
+    "TOPIC_ALERTS": "setting",
+    "TOPIC_REJECTED": "setting",
+    "TOPIC_PROVIDER_STATUS": "setting",
+    "STATUS_INTERVAL": "setting",
+    "PARTITIONS": "setting",
+    "STORE": "setting",
+    "LINE_INDEX": "setting",
+    "DATA_DIR": "setting",
+    "WEB_PORT": "setting",
+    "WEB_BIND": "setting",
+    "WEB_TOKEN": "setting",
+    "POLICY": "setting",
+    "TICK_SECONDS": "setting",
+    "REPLAY": "setting",
+    "SECURITY_PROTOCOL": "setting",
+    "SASL_MECHANISM": "setting",
+    "SASL_USERNAME": "setting",
+    "SASL_PASSWORD": "setting",
+    "SSL_CAFILE": "setting",
+    "SSL_CERTFILE": "setting",
+    "SSL_KEYFILE": "setting",
+    "LOG_LEVEL": "setting",
+    "LOG_FORMAT": "setting",
+    "REBALANCE_TIMEOUT_SECONDS": "setting",
+    "PRODUCER_BATCH_BYTES": "setting",
+    "FETCH_WAIT_MS": "setting",
+    "PRODUCER_IDEMPOTENCE": "setting",
+    "MALLOC": "setting",
+    "CHECKPOINT_CHUNK": "setting",
+    "CHECKPOINT_SEGMENTS": "setting",
+    "TOPIC_DEPARTMENTS": "claimwatch portal (streams/portal/settings.py)",
+    "PORTAL_PORT": "claimwatch portal (streams/portal/settings.py)",
+    "PORTAL_BIND": "claimwatch portal (streams/portal/settings.py)",
+    "PORTAL_TOKEN": "claimwatch portal (streams/portal/settings.py)",
+    "SCHEMAS": "streams/domain/schemas.py: a directory of schemas to use instead",
+    "BIND": "docker-compose.yml: the host address published ports bind to",
+    "KAFKA_HOST": "docker-compose.yml: the host name Kafka advertises to the host",
+    "AUDIT_IGNORE": "make audit (scripts/audit.py)",
+    "FUZZ_EXAMPLES": "tests/security/test_fuzz_acceptance.py",
+}
+
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+MALLOC_MODES = ("compact", "glibc")
+STORES = ("memory://", "rocksdb://")
+LINE_INDEXES = ("heap", "disk")
+PREFIX = "CLAIMWATCH_"
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """``CLAIMWATCH_*`` names in ``env`` that claimwatch does not read, each with the
+    closest known name when one is close: ``CLAIMWATCH_REPLY (did you mean
+    CLAIMWATCH_REPLAY?)``."""
+    known = [PREFIX + name for name in VARIABLES]
+    found = []
+    for name in sorted(env):
+        if name.startswith(PREFIX) and name[len(PREFIX) :] not in VARIABLES:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found
+
+
+def check_variables(env: Mapping[str, str]) -> None:
+    """Refuse, in one line, any ``CLAIMWATCH_*`` variable claimwatch does not read."""
+    unknown = unknown_variables(env)
+    if unknown:
+        raise ClaimwatchError(
+            f"unknown setting {', '.join(unknown)}: docs/configuration.md lists the "
+            "CLAIMWATCH_* variables"
+        )
+
+
+class EnvReader:
+    """Reads ``CLAIMWATCH_*`` variables, each one strictly for its kind.
+
+    An empty value counts as unset (compose and Kubernetes write ``NAME=`` for an
+    optional value left out). Every refusal is one line: the variable, the value as
+    given, what the variable accepts.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str) -> str | None:
+        assert name in VARIABLES, f"CLAIMWATCH_{name} is missing from VARIABLES"
+        value = self.env.get(PREFIX + name)
+        return value if value else None
+
+    def refuse(self, name: str, accepted: str) -> NoReturn:
+        raise ClaimwatchError(f"{PREFIX}{name}={self.env.get(PREFIX + name)!r}: {accepted}")
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value.lower() in TRUE:
+            return True
+        if value.lower() in FALSE:
+            return False
+        self.refuse(name, "use true or false (or yes/no, 1/0; any case)")
+
+    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
+        """One of ``choices`` in any case; returned as ``choices`` spell it."""
+        value = self.text(name)
+        if value is None:
+            return default
+        for known in choices:
+            if value.lower() == known.lower():
+                return known
+        self.refuse(name, f"use one of {', '.join(choices)}")
+
+    def integer(self, name: str, default: int, lower: int, upper: int) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+        if number is None or not lower <= number <= upper:
+            self.refuse(name, f"use a whole number from {lower} to {upper}")
+        return number
+
+    def number(self, name: str, default: float | None, above: float, most: float) -> float | None:
+        """A finite number greater than ``above`` and at most ``most``."""
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and above < number <= most):
+            self.refuse(name, f"use a number greater than {above:g} and at most {most:g}")
+        return number
+
+
+def _broker(value: str | None) -> str | None:
+    """CLAIMWATCH_BROKER as ``host:port[,host:port]``, checked before anything connects."""
+    if value is None:
+        return None
+    for item in value.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not (host and sep and port.isdigit() and 1 <= int(port) <= 65535):
+            raise ClaimwatchError(
+                f"CLAIMWATCH_BROKER={value!r}: use host:port[,host:port] "
+                f"({item.strip()!r} is not host:port)"
+            )
+    return value
+
+
+def _check_security(protocol: str, e: EnvReader) -> None:
     """Refuse a protocol whose credentials or files are missing. (Settings the
     protocol does not use are ignored, as docs/configuration.md says.)"""
-    user, password = get("SASL_USERNAME"), get("SASL_PASSWORD")
+    user, password = e.text("SASL_USERNAME"), e.text("SASL_PASSWORD")
     if protocol in SASL_PROTOCOLS and not (user and password):
         missing = " and ".join(
             f"CLAIMWATCH_SASL_{n}" for n, v in (("USERNAME", user), ("PASSWORD", password)) if not v
@@ -211,7 +360,7 @@ def _check_security(protocol: str, get: Callable[[str], str | None]) -> None:
         raise ClaimwatchError(f"CLAIMWATCH_SECURITY_PROTOCOL={protocol} needs {missing}")
     if protocol not in TLS_PROTOCOLS:
         return
-    files = {n: get(n) for n in ("SSL_CAFILE", "SSL_CERTFILE", "SSL_KEYFILE")}
+    files = {n: e.text(n) for n in ("SSL_CAFILE", "SSL_CERTFILE", "SSL_KEYFILE")}
     for name, path in files.items():
         if path and not os.path.isfile(path):
             raise ClaimwatchError(f"CLAIMWATCH_{name}={path}: no such file")
@@ -221,19 +370,15 @@ def _check_security(protocol: str, get: Callable[[str], str | None]) -> None:
         )
 
 
-Get = Callable[..., str | None]
-
-
-def _store(get: Get) -> tuple[str, str]:
+def _store(e: EnvReader) -> tuple[str, str]:
     """CLAIMWATCH_STORE and CLAIMWATCH_LINE_INDEX, checked together."""
-    store = get("STORE", "memory://")
-    assert store is not None
-    if store.split("://")[0] not in ("memory", "rocksdb"):
-        raise ClaimwatchError(f"CLAIMWATCH_STORE={store!r}: use memory:// or rocksdb://")
-    rocksdb = store.startswith("rocksdb:")
-    line_index = (get("LINE_INDEX", "disk" if rocksdb else "heap") or "").lower()
-    if line_index not in ("heap", "disk"):
-        raise ClaimwatchError(f"CLAIMWATCH_LINE_INDEX={line_index!r}: use heap or disk")
+    text = e.text("STORE") or "memory://"
+    scheme = next((known for known in STORES if text.lower().startswith(known)), None)
+    if scheme is None:
+        e.refuse("STORE", f"use one of {', '.join(STORES)}")
+    store = scheme + text[len(scheme) :]
+    rocksdb = scheme == "rocksdb://"
+    line_index = e.choice("LINE_INDEX", "disk" if rocksdb else "heap", LINE_INDEXES)
     if line_index == "disk" and not rocksdb:
         raise ClaimwatchError(
             "CLAIMWATCH_LINE_INDEX=disk needs CLAIMWATCH_STORE=rocksdb:// (the memory "
@@ -242,36 +387,9 @@ def _store(get: Get) -> tuple[str, str]:
     return store, line_index
 
 
-def _security(get: Get) -> tuple[str, str]:
+def _security(e: EnvReader) -> tuple[str, str]:
     """CLAIMWATCH_SECURITY_PROTOCOL and CLAIMWATCH_SASL_MECHANISM, and what they need."""
-    protocol = (get("SECURITY_PROTOCOL", "PLAINTEXT") or "").upper()
-    if protocol not in SECURITY_PROTOCOLS:
-        raise ClaimwatchError(
-            f"CLAIMWATCH_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(SECURITY_PROTOCOLS)}"
-        )
-    mechanism = (get("SASL_MECHANISM", "PLAIN") or "").upper()
-    if mechanism not in SASL_MECHANISMS:
-        raise ClaimwatchError(
-            f"CLAIMWATCH_SASL_MECHANISM={mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}"
-        )
-    _check_security(protocol, get)
+    protocol = e.choice("SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS)
+    mechanism = e.choice("SASL_MECHANISM", "PLAIN", SASL_MECHANISMS)
+    _check_security(protocol, e)
     return protocol, mechanism
-
-
-def _intervals(get: Get) -> tuple[float | None, float]:
-    """CLAIMWATCH_TICK_SECONDS (None: the policy's) and CLAIMWATCH_STATUS_INTERVAL."""
-    tick = get("TICK_SECONDS")
-    try:
-        tick_seconds = float(tick) if tick is not None else None
-    except ValueError:
-        raise ClaimwatchError(f"CLAIMWATCH_TICK_SECONDS={tick!r} is not a number") from None
-    if tick_seconds is not None and tick_seconds <= 0:
-        raise ClaimwatchError("CLAIMWATCH_TICK_SECONDS must be > 0")
-    interval = get("STATUS_INTERVAL", "5")
-    try:
-        status_interval = float(interval or "5")
-    except ValueError:
-        raise ClaimwatchError(f"CLAIMWATCH_STATUS_INTERVAL={interval!r} is not a number") from None
-    if not 0 < status_interval <= 3600:
-        raise ClaimwatchError("CLAIMWATCH_STATUS_INTERVAL must be > 0 and at most 3600")
-    return tick_seconds, status_interval

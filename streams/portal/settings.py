@@ -12,8 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from streams.domain.errors import ClaimwatchError
-from streams.pipeline.settings import Settings
+from streams.pipeline.settings import EnvReader, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,25 +27,12 @@ class PortalSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PortalSettings:
-        e = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = e.get(f"CLAIMWATCH_{name}")
-            return value if value not in (None, "") else None
-
-        port_text = get("PORTAL_PORT") or "8080"
-        try:
-            port = int(port_text)
-        except ValueError:
-            raise ClaimwatchError(
-                f"CLAIMWATCH_PORTAL_PORT={port_text!r} is not a whole number"
-            ) from None
-        if not 1 <= port <= 65535:
-            raise ClaimwatchError(f"CLAIMWATCH_PORTAL_PORT={port} must be between 1 and 65535")
+        """Read as strictly as the worker's settings (one line naming a bad value)."""
+        e = EnvReader(os.environ if env is None else env)
         return cls(
-            kafka=Settings.from_env(e),
-            topic_departments=get("TOPIC_DEPARTMENTS") or "ggz.departments.v1",
-            port=port,
-            bind=get("PORTAL_BIND") or "0.0.0.0",
-            token=get("PORTAL_TOKEN"),
+            kafka=Settings.from_env(e.env),
+            topic_departments=e.text("TOPIC_DEPARTMENTS") or "ggz.departments.v1",
+            port=e.integer("PORTAL_PORT", 8080, 1, 65535),
+            bind=e.text("PORTAL_BIND") or "0.0.0.0",
+            token=e.text("PORTAL_TOKEN"),
         )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +58,17 @@ __all__ = [
 
 
 def generate(
-    out_dir: Path, options: GenerateOptions, policy: Policy | None = None
+    out_dir: Path,
+    options: GenerateOptions,
+    policy: Policy | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> GenerateSummary:
-    """Write declarations, contracts and planted.json into `out_dir`; return a summary."""
+    """Write declarations, contracts and planted.json into `out_dir`; return a summary.
+
+    ``progress(lines_written, lines_asked)`` is called after each submission month (a
+    few dozen times), when given; the count written may end a little off the count
+    asked.
+    """
     policy = policy if policy is not None else load_policy()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +93,8 @@ def generate(
                 values = [value for _, _, value, _ in batch]
                 sink.write(b"".join(values))
                 run.lines(values)
+            if progress is not None:
+                progress(lines, options.lines)
         if options.gzip:
             sink.close()
     contracts_path.write_bytes(b"".join(c + b"\n" for c in contracts))

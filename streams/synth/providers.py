@@ -9,6 +9,7 @@ policy's thresholds.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
@@ -170,4 +171,12 @@ def _name(rng: Random, inst: bool, inst_names: list[str], taken: set[str]) -> st
         if name not in taken:
             taken.add(name)
             return name
-    raise AssertionError("unreachable: names are numbered after 20 attempts")
+    # Thousands of providers exhaust the institution names and the numbered draws
+    # collide as well: count on from the last draw, without drawing again (fewer
+    # providers never get here, so their seeds give the names they always gave).
+    base, number = name.rsplit(" ", 1)
+    for n in itertools.count(int(number) + 1):
+        if f"{base} {n}" not in taken:
+            taken.add(f"{base} {n}")
+            return f"{base} {n}"
+    raise AssertionError("unreachable: itertools.count is endless")

@@ -35,7 +35,9 @@ def schema_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 def test_the_shipped_schemas_are_found_in_the_repository_by_default(monkeypatch):
     monkeypatch.delenv("CLAIMWATCH_SCHEMAS", raising=False)
-    assert schemas.schema_dir() == SHIPPED
+    # streams/schemas, in the repository a link to the top-level schemas/ (package data)
+    assert schemas.schema_dir().resolve() == SHIPPED.resolve()
+    assert schemas.schema_dir().parent == Path(schemas.__file__).resolve().parents[1]
     for name in (schemas.DECLARATION, schemas.BATCH, schemas.CONTRACT, schemas.ALERT):
         assert schemas.load_schema(name)["$id"].endswith("/" + name)
     assert isinstance(schemas.typed_decoder(), TypedDecoder)  # the typed path applies

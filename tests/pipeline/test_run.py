@@ -147,7 +147,9 @@ def test_claimwatch_malloc_chooses_whether_the_worker_tunes_the_allocator(
         with pytest.raises(Started):
             run.run_worker(load_policy(), Settings.from_env(env))
         assert tuned == expected, value
-    with pytest.raises(ClaimwatchError, match="CLAIMWATCH_MALLOC='jemalloc': use compact or glibc"):
+    with pytest.raises(
+        ClaimwatchError, match="CLAIMWATCH_MALLOC='jemalloc': use one of compact, glibc"
+    ):
         Settings.from_env({"CLAIMWATCH_MALLOC": "jemalloc"})
 
 

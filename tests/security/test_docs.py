@@ -10,7 +10,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_variable_the_settings_read_is_documented() -> None:
     source = (REPO / "streams" / "pipeline" / "settings.py").read_text(encoding="utf-8")
-    read = {f"CLAIMWATCH_{n}" for n in re.findall(r'(?:get|integer)\("([A-Z0-9_]+)"', source)}
+    read = {
+        f"CLAIMWATCH_{n}"
+        for n in re.findall(r'(?:text|integer|number|boolean|choice)\("([A-Z0-9_]+)"', source)
+    }
     assert len(read) > 20
     doc = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"`(CLAIMWATCH_[A-Z0-9_]+)`", doc))

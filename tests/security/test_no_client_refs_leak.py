@@ -1,7 +1,7 @@
 """No client reference, and no BSN-shaped value, leaves a real worker where it may not.
 
 One real worker (``claimwatch worker`` on the embedded tansu broker, ``streams.local.cluster``)
-runs at ``CLAIMWATCH_LOG_LEVEL=debug`` over a small generated history (keyed batches,
+runs at ``CLAIMWATCH_LOG_LEVEL=debug`` with ``CLAIMWATCH_LOG_FORMAT=json`` over a small generated history (keyed batches,
 credits, ADHD lines, orphan credits, schema errors, BSN-shaped client_refs) and what a
 careless or hostile producer adds: unkeyed lines and unkeyed batches (which the worker
 re-keys onto its control topic), valid lines under message keys that are no AGB code
@@ -9,7 +9,9 @@ re-keys onto its control topic), valid lines under message keys that are no AGB 
 ``client_ref`` of that input is collected. When the worker has processed it all and
 stopped, these are read whole and scanned:
 
-- the worker's log file, every line, at DEBUG;
+- the worker's log file, every line, at DEBUG, as written and as the message and
+  exception it decodes to (each line one JSON object: claimwatch's, Faust's and
+  aiokafka's records alike);
 - every topic on the broker except the declarations input and the dead-letter topic:
   the control topic, every changelog, ``ggz.provider-status.v1`` if there is one, the
   alerts (all partitions, each to the end a fetch reports: tansu's ListOffsets
@@ -172,7 +174,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cluster = Cluster(
         Settings(partitions=4, tick_seconds=3600.0, log_level="debug"),
         var_dir=tmp / "var",
-        env=FAST_REBALANCE,
+        env={**FAST_REBALANCE, "CLAIMWATCH_LOG_FORMAT": "json"},
     )
     cluster.start_broker()
     try:
@@ -210,6 +212,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     surfaces = {"log": Surface("log"), "topics": Surface("topics"), "alerts": Surface("alerts")}
     for n, text in enumerate(log.splitlines(), 1):
         surfaces["log"].add(f"log line {n}", text)
+        entry = _json(text)  # JSON escapes quotes and controls: scan the decoded text too
+        if isinstance(entry, dict):
+            decoded = f"{entry.get('message', '')}\n{entry.get('exception', '')}"
+            surfaces["log"].add(f"log line {n} decoded", decoded.encode())
     for topic, recs in records.items():
         surface = surfaces["alerts" if topic == s.topic_alerts else "topics"]
         for r in recs:
@@ -323,6 +329,13 @@ def test_the_run_exercises_every_path(run: dict[str, Any]) -> None:
     s = run["settings"]
     assert len(run["refs"]) > 300
     assert len(re.findall(rb"\bDEBUG\b", run["log"])) > 100, "the worker did not log at DEBUG"
+    lines = [line for line in run["log"].splitlines() if line.strip()]
+    entries = [_json(line) for line in lines]
+    odd = [line[:120] for line, e in zip(lines, entries, strict=True)
+           if not (isinstance(e, dict) and {"time", "level", "logger", "message"} <= set(e))]  # fmt: skip
+    assert not odd, f"{len(odd)} log lines are no JSON object, e.g. {odd[:3]}"
+    loggers = {e["logger"].split(".")[0] for e in entries}
+    assert {"claimwatch", "faust", "aiokafka"} <= loggers, loggers
     records = run["records"]
     for spec in topic_specs(s):
         if spec.name not in (s.topic_declarations, s.topic_rejected):

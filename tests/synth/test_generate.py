@@ -652,3 +652,77 @@ def test_the_summary_describes_files_and_planted_alerts(history: History) -> Non
     assert "200,000 lines" in text and str(history.summary.declarations_path) in text
     for a in history.summary.planted:
         assert a.alert_id in text
+
+
+# -- national size ---------------------------------------------------------------------
+
+
+def test_five_thousand_providers_get_distinct_names_and_agb_codes() -> None:
+    """National size: the institution names run out and the numbered draws collide;
+    names are counted on instead (before, an AssertionError from 2,000 providers)."""
+    from random import Random
+
+    from streams.synth.providers import build_providers
+
+    providers = build_providers(Random(1), 5_000)
+    assert len({p.name for p in providers}) == len({p.agb for p in providers}) == 5_000
+
+
+def test_generate_reports_its_progress_in_lines_up_to_the_lines_written(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    options = GenerateOptions(providers=30, lines=6_000, seed=3)
+    summary = generate(tmp_path, options, progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) > 20  # one a submission month
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == summary.lines
+    assert {t for _, t in calls} == {6_000}
+
+
+def test_claimwatch_generate_draws_5000_providers_with_a_progress_bar_on_a_terminal(
+    tmp_path: Path,
+) -> None:
+    """``claimwatch generate --providers 5000`` as a user runs it: stderr a terminal
+    (a pseudo-terminal here), where a progress bar of lines is drawn; the summary on
+    stdout."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    master, slave = pty.openpty()
+    seen = bytearray()
+
+    def drain() -> None:  # a full pty would block the writer
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    env |= {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "COLUMNS": "100"}
+    argv = ["generate", "--out", str(tmp_path), "--providers", "5000", "--lines", "20000"]
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", *argv],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+        check=False,
+    )
+    os.close(slave)
+    reader.join(timeout=30)
+    os.close(master)
+    assert done.returncode == 0, seen.decode(errors="replace")
+    assert "contract events for 5000 providers" in done.stdout.decode()
+    assert b"generating" in seen and b"/20000" in seen, seen[-500:]
+    names = {
+        orjson.loads(line)["provider_name"]
+        for line in (tmp_path / "contracts.ndjson").read_bytes().splitlines()
+    }
+    assert len(names) == 5_000
