@@ -59,7 +59,7 @@ def install(worker: Worker) -> None:
     async def metrics_view(web: Any, request: Any) -> Any:
         if not authorised(token, request):
             return web.text("unauthorised\n", status=401)
-        body, content_type = worker.metrics.exposition()
+        body, content_type = await worker.metrics.render()
         return web.bytes(body, content_type=content_type)
 
     @app.page("/health")

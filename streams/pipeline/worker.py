@@ -219,10 +219,12 @@ class Worker:
         between re-sends (same alert_id + sequence) rather than loses them."""
         futures = []
         send = self.outbox.send
+        sent = []
         for event in out.alerts:
             if self.published.first(event):
                 key = event["provider_agb"].encode()
                 futures.append(await send(self.settings.topic_alerts, key, orjson.dumps(event)))
+                sent.append(event)
         for letter in out.dead_letters:
             headers = dead_letter_headers(letter)
             payload = letter.payload
@@ -233,7 +235,7 @@ class Worker:
             futures.append(await send(self.settings.topic_rejected, key, payload, headers))
         for fut in futures:
             await fut
-        self.metrics.record(out)
+        self.metrics.record(out, sent)
 
     async def write(self, out: Output) -> None:
         """Make a message's table writes, in order."""
