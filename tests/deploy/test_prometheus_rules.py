@@ -194,6 +194,14 @@ def test_links_come_from_external_labels_never_a_host_written_in_a_rule() -> Non
             assert link.startswith("{{ $externalLabels.grafana_url }}/d/"), rule["alert"]
 
 
+def test_the_link_labels_are_dropped_from_the_alerts_sent_to_alertmanager() -> None:
+    config = load_yaml(PROMETHEUS / "prometheus.yml")
+    links = set(config["global"]["external_labels"])
+    (drop,) = config["alerting"]["alert_relabel_configs"]
+    assert drop["action"] == "labeldrop"
+    assert {label for label in links if re.fullmatch(drop["regex"], label)} == links
+
+
 def runbook_anchors() -> set[str]:
     """GitHub-style anchors of the headings of docs/runbook.md."""
     anchors = set()
