@@ -144,6 +144,36 @@ class Counts:
         for reason, n in other.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + n
 
+    def copy(self) -> Counts:
+        return Counts(
+            self.accepted,
+            self.duplicate,
+            self.duplicate_line,
+            self.duplicate_credit,
+            dict(self.rejected),
+        )
+
+    def since(self, before: Counts) -> Counts:
+        """What was counted after ``before`` (a copy of these counts taken earlier)."""
+        was = before.rejected
+        return Counts(
+            self.accepted - before.accepted,
+            self.duplicate - before.duplicate,
+            self.duplicate_line - before.duplicate_line,
+            self.duplicate_credit - before.duplicate_credit,
+            {r: n - was.get(r, 0) for r, n in self.rejected.items() if n != was.get(r, 0)},
+        )
+
+    def total(self) -> int:
+        """Lines counted, whatever their outcome."""
+        return (
+            self.accepted
+            + self.duplicate
+            + self.duplicate_line
+            + self.duplicate_credit
+            + sum(self.rejected.values())
+        )
+
     def as_dict(self) -> dict[str, object]:
         return {
             "accepted": self.accepted,

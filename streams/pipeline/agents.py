@@ -20,6 +20,7 @@ def install(worker: Worker) -> None:
     app = worker.app
     commit = worker.commit
     progress = worker.progress
+    heartbeat = worker.heartbeat
 
     @app.agent(worker.channels.ingest, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
@@ -28,6 +29,7 @@ def install(worker: Worker) -> None:
             msg = event.message
             if await commit.process(msg, worker.handle):
                 progress[f"{msg.topic}:{msg.partition}"] = msg.offset
+            heartbeat.beat()  # the liveness probe (streams/pipeline/probes.py)
 
     @app.agent(worker.channels.contracts, name="contracts")
     async def contracts(stream: faust.StreamT) -> None:

@@ -1,32 +1,48 @@
-"""Prometheus metrics of a worker, produced from state at scrape time.
+"""Prometheus metrics of a worker: counters of this process, gauges from state.
 
-``StateCollector`` follows client_python's custom-collector pattern: per provider
-and year it reads the engine's state when Prometheus scrapes, so the hot path never
-touches a metric object per line. The hot path only bumps plain integers and one
-bucket array (event lag). Names and labels follow docs/metrics.md, which dashboards
-and alert rules are tested against.
+Two kinds of figures, kept apart so that ``rate()`` stays right when partitions move:
+
+- counters (lines by outcome, messages, dead letters, alert transitions, event lag)
+  count what THIS process did: the hot path adds a message's figures to plain
+  integers (``WorkerMetrics.record``), never to a metric object per line. They are
+  never summed from provider state, which moves with a rebalance: a moved partition
+  would take its providers' totals from one worker's counter to the other's, a drop
+  Prometheus reads as a reset and a jump it reads as a burst.
+- gauges per provider-year are read from the engine's state at scrape time
+  (client_python's custom-collector pattern). They carry only ``provider`` and
+  ``year``; the contract's descriptive labels (name, purchaser, region) are on one
+  ``claimwatch_provider_info`` series per provider-year, joined with ``group_left``
+  in rules and dashboards, so a contract update changes one series, not twenty.
+
+A scrape never holds the event loop for long: the state is read on the loop in
+chunks of providers with a yield to the agent in between, and the text is rendered
+from the finished metric families in a thread (``WorkerMetrics.render``).
+Names and labels follow docs/metrics.md, which dashboards and rules are tested against.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import dataclasses
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from streams.domain.model import REJECT_REASONS
+from streams.domain.model import REJECT_REASONS, Counts
 from streams.domain.months import covered_month
 from streams.domain.pace import project
 from streams.domain.rules import RULES, adhd_growth, group_share_low
 from streams.domain.rules.adhd_growth import clients_and_base
 from streams.domain.rules.group_share_low import peer_mean
 from streams.kafka.offsets import consumer_lag
+from streams.pipeline.processor import MESSAGE_TOO_LARGE
 
 if TYPE_CHECKING:
     from streams.domain.engine import Engine
@@ -51,11 +67,16 @@ LAG_BUCKETS = (
     2_592_000.0,
     31_536_000.0,
 )
-PROVIDER_LABELS = ["provider", "year", "provider_name", "purchaser", "region"]
-# The `region` label without a contract for that provider-year. Labels come from the
-# insurer's contract events only: a line's own `region` is the provider's free text,
-# and would put unchecked input (and unbounded label values) on /metrics.
+PROVIDER_LABELS = ["provider", "year"]
+# The descriptive labels of a provider-year, on claimwatch_provider_info only. They come
+# from the insurer's contract events only: a line's own `region` is the provider's free
+# text, and would put unchecked input (and unbounded label values) on /metrics.
+INFO_LABELS = ["provider", "year", "provider_name", "purchaser", "region"]
+# The `region` label without a contract for that provider-year.
 UNKNOWN_REGION = "unknown"
+ALERT_LABELS = ["alert_id", "rule", "provider", "year", "severity", "detail"]
+# Providers read between two yields to the event loop while a scrape collects.
+SCRAPE_CHUNK = 50
 
 
 # The gauges per provider-year: key → (name, help, labels beyond PROVIDER_LABELS).
@@ -223,8 +244,10 @@ def _pace_values(
 # Every metric name the worker exports (tests check dashboards and rules against it).
 METRIC_NAMES = (
     *(name for name, _, _ in PROVIDER_GAUGES.values()),
+    "claimwatch_provider_info",
     "claimwatch_peer_group_consult_share_mean_ratio",
     "claimwatch_peer_providers",
+    "claimwatch_policy_threshold",
     "claimwatch_alert_firing",
     "claimwatch_alerts_total",
     "claimwatch_lines_total",
@@ -277,7 +300,7 @@ class LagHistogram:
 
 
 class WorkerMetrics:
-    """Counters kept by the worker plus the collector over the engine's state."""
+    """This process's counters, and the collectors a scrape reads."""
 
     def __init__(
         self, engine: Engine, settings: Settings | None = None, clock: Any = time.time
@@ -285,74 +308,117 @@ class WorkerMetrics:
         self.engine = engine
         self.clock = clock
         self.messages = 0
-        self.lines = 0
-        self.last_event = 0.0
+        self.outcomes = Counts()  # the lines of the messages this process applied
+        # None until this process handles its first declarations message: a gauge of 0
+        # would read as "nothing since 1970" (ClaimwatchNoDeclarations after a restart).
+        self.last_event: float | None = None
         self.dead_letters: dict[str, int] = {}
+        self.transitions: dict[tuple[str, str], int] = {}  # (rule, state) → published
         self.lag = LagHistogram()
         self.consumer_lag: dict[tuple[str, int], int] = {}
         # Cluster-wide (consults, group consults) per year: the status topic as this worker's
         # reader holds it (streams/pipeline/status.py); None: this worker's providers.
         self.peer_source: Any = None
+        self.state = StateCollector(self)
+        # Everything but the state: Faust's sensor (streams/kafka/sensor.py registers
+        # here), the process (memory, CPU, file descriptors) and the garbage collector.
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StateCollector(self))
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self._rendering: asyncio.Future[bytes] | None = None
 
-    def record(self, out: Output) -> None:
-        self.lines += out.lines
+    @property
+    def lines(self) -> int:
+        """Lines this process applied, whatever their outcome (a message rejected whole
+        counts as one)."""
+        return self.outcomes.total()
+
+    def record(self, out: Output, alerts: Iterable[dict[str, Any]] = ()) -> None:
+        """Count a message's lines, dead letters and lag, and the alert transitions
+        that were published for it (not those already published before a crash)."""
+        if out.outcomes is not None:
+            self.outcomes.add(out.outcomes)
         if out.event_times:
             self.lag.observe_many(self.clock(), out.event_times)
         for letter in out.dead_letters:
             self.dead_letters[letter.reason] = self.dead_letters.get(letter.reason, 0) + 1
+        for event in alerts:
+            key = (event["rule"], event["state"])
+            self.transitions[key] = self.transitions.get(key, 0) + 1
 
     async def update_lag(self, app: Any) -> None:
         """High watermark − committed offset, for this worker's assigned partitions."""
         self.consumer_lag = consumer_lag(app.consumer, app.assignor.assigned_actives())
 
     def exposition(self) -> tuple[bytes, str]:
-        # aiohttp wants the charset apart from the content type
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+        """The page, collected and rendered at once (tests, and callers off the loop)."""
+        families = [*self.state.collect(), *self.registry.collect()]
+        return generate_latest(_Families(families)), CONTENT_TYPE
+
+    async def render(self) -> tuple[bytes, str]:
+        """The page for a scrape on the event loop: the state read in chunks with the
+        loop free in between, the text made in a thread. Scrapes that arrive while one
+        is rendered share its page."""
+        if self._rendering is None:
+            self._rendering = asyncio.ensure_future(self._render())
+            self._rendering.add_done_callback(self._rendered)
+        return await asyncio.shield(self._rendering), CONTENT_TYPE
+
+    def _rendered(self, _: asyncio.Future[bytes]) -> None:
+        self._rendering = None
+
+    async def _render(self) -> bytes:
+        families: list[Any] = []
+        for _ in self.state.chunks(families):
+            await asyncio.sleep(0)
+        families.extend(self.registry.collect())
+        return await asyncio.to_thread(generate_latest, _Families(families))
+
+
+# aiohttp wants the charset apart from the content type
+CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+
+
+class _Families:
+    """Metric families already collected, in the shape ``generate_latest`` reads."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
 
 
 class StateCollector:
+    """The gauges read from the engine's state, and this process's counters."""
+
     def __init__(self, metrics: WorkerMetrics) -> None:
         self.m = metrics
 
-    def collect(self) -> Iterator[Any]:
-        this_year = datetime.now(UTC).year
-        years_shown = {this_year, this_year - 1}
-        pairs: dict[int, list[tuple[int, int]]] = {}
-        yield from self._providers(years_shown, pairs)
-        yield from self._peers(years_shown, pairs)
-        yield from self._alerts()
-        yield from self._throughput()
+    def collect(self) -> list[Any]:
+        families: list[Any] = []
+        for _ in self.chunks(families):
+            pass
+        return families
 
-    def _providers(
-        self, years_shown: set[int], pairs: dict[int, list[tuple[int, int]]]
-    ) -> Iterator[Any]:
-        """The indicator gauges per provider-year (this year and the last); fills
-        ``pairs`` with every provider-year's (consults, group consults)."""
-        engine = self.m.engine
-        families = {
-            key: GaugeMetricFamily(name, doc, labels=[*PROVIDER_LABELS, *extra])
-            for key, (name, doc, extra) in PROVIDER_GAUGES.items()
-        }
-        for agb in sorted(engine.providers):
-            st = engine.providers[agb]
-            for year, ys in st.years.items():
-                pairs.setdefault(year, []).append((ys.consults, ys.group_consults))
-                if year not in years_shown:
-                    continue
-                contract = engine.contracts.get(agb, year)
-                labels = [
-                    agb,
-                    str(year),
-                    contract.provider_name if contract else "",
-                    contract.purchaser if contract else "",
-                    contract.region if contract else UNKNOWN_REGION,
-                ]
-                ceiling = contract.ceiling_cents if contract else None
-                for key, extra, value in year_values(engine, st, year, ceiling):
-                    families[key].add_metric([*labels, *extra], value)
-        yield from families.values()
+    def chunks(self, families: list[Any]) -> Iterator[None]:
+        """Append every family to ``families``, yielding after each SCRAPE_CHUNK
+        providers: the caller may let the event loop run there. A provider dropped
+        in between (its partition moved away) is skipped."""
+        this_year = datetime.now(UTC).year
+        state = _ProviderFamilies(self.m.engine, {this_year, this_year - 1})
+        providers = sorted(self.m.engine.providers)
+        for start in range(0, len(providers), SCRAPE_CHUNK):
+            for agb in providers[start : start + SCRAPE_CHUNK]:
+                st = self.m.engine.providers.get(agb)
+                if st is not None:
+                    state.add(agb, st)
+            yield
+        families.extend(state.families())
+        families.extend(self._peers(state.years_shown, state.pairs))
+        families.append(self._policy())
+        families.extend(self._counters())
+        families.extend(self._stream(state.index_entries))
 
     def _peers(
         self, years_shown: set[int], pairs: dict[int, list[tuple[int, int]]]
@@ -382,64 +448,28 @@ class StateCollector:
         yield peer
         yield peer_n
 
-    def _alerts(self) -> Iterator[Any]:
-        """Alerts firing now, and transitions published, from the alert states."""
-        engine = self.m.engine
-        firing = GaugeMetricFamily(
-            "claimwatch_alert_firing",
-            "1 for every alert currently firing.",
-            labels=[
-                "alert_id",
-                "rule",
-                "provider",
-                "provider_name",
-                "year",
-                "severity",
-                "purchaser",
-                "region",
-                "detail",
-            ],
+    def _policy(self) -> GaugeMetricFamily:
+        """The numeric parameters of the policy the worker runs with, so that rules and
+        dashboards quote them instead of numbers written by hand."""
+        family = GaugeMetricFamily(
+            "claimwatch_policy_threshold",
+            "A numeric parameter of the policy section of a rule (index: position in a list).",
+            labels=["rule", "parameter", "index"],
         )
-        transitions: dict[tuple[str, str], int] = {
-            (r, s): 0 for r in RULES.names() for s in ("firing", "resolved")
-        }
-        for agb, st in engine.providers.items():
-            for aid, a in st.alerts.states.items():
-                parts = aid.split(":")
-                rule, year = parts[0], int(parts[2])
-                detail = parts[3] if len(parts) > 3 else ""
-                transitions[(rule, "firing")] += (a.sequence + 1) // 2
-                transitions[(rule, "resolved")] += a.sequence // 2
-                if a.firing:
-                    contract = engine.contracts.get(agb, year)
-                    firing.add_metric(
-                        [
-                            aid,
-                            rule,
-                            agb,
-                            contract.provider_name if contract else "",
-                            str(year),
-                            a.severity,
-                            contract.purchaser if contract else "",
-                            contract.region if contract else UNKNOWN_REGION,
-                            detail,
-                        ],
-                        1,
-                    )
-        yield firing
-        alerts_total = CounterMetricFamily(
-            "claimwatch_alerts",
-            "Alert transitions published, by rule and state.",
-            labels=["rule", "state"],
-        )
-        for (rule, state), n in sorted(transitions.items()):
-            alerts_total.add_metric([rule, state], n)
-        yield alerts_total
+        for rule, section in sorted(self.m.engine.policy.rules.items()):
+            for name, value in policy_parameters(section):
+                if isinstance(value, tuple):
+                    for i, v in enumerate(value):
+                        family.add_metric([rule, name, str(i)], float(v))
+                else:
+                    family.add_metric([rule, name, ""], float(value))
+        return family
 
-    def _throughput(self) -> Iterator[Any]:
-        """Lines by outcome, messages, dead letters, lag, the line index, the build."""
-        engine = self.m.engine
-        counts = engine.counts()
+    def _counters(self) -> Iterator[Any]:
+        """What this process counted: lines by outcome, messages, dead letters, alert
+        transitions, the event lag."""
+        m = self.m
+        counts = m.outcomes
         lines = CounterMetricFamily(
             "claimwatch_lines", "Declaration lines by outcome.", labels=["result", "reason"]
         )
@@ -447,50 +477,135 @@ class StateCollector:
         lines.add_metric(["duplicate", ""], counts.duplicate)
         lines.add_metric(["duplicate_line", ""], counts.duplicate_line)
         lines.add_metric(["duplicate_credit", ""], counts.duplicate_credit)
-        for reason in REJECT_REASONS:
+        for reason in sorted({*REJECT_REASONS, MESSAGE_TOO_LARGE, *counts.rejected}):
             lines.add_metric(["rejected", reason], counts.rejected.get(reason, 0))
         yield lines
-
         messages = CounterMetricFamily(
             "claimwatch_messages", "Kafka messages consumed on the declarations topic."
         )
-        messages.add_metric([], self.m.messages)
+        messages.add_metric([], m.messages)
         yield messages
         dead = CounterMetricFamily(
             "claimwatch_dead_letters",
             "Messages written to the dead-letter topic.",
             labels=["reason"],
         )
-        for reason in sorted({*REJECT_REASONS, *self.m.dead_letters}):
-            dead.add_metric([reason], self.m.dead_letters.get(reason, 0))
+        for reason in sorted({*REJECT_REASONS, MESSAGE_TOO_LARGE, *m.dead_letters}):
+            dead.add_metric([reason], m.dead_letters.get(reason, 0))
         yield dead
-        yield self.m.lag.family()
+        alerts_total = CounterMetricFamily(
+            "claimwatch_alerts",
+            "Alert transitions published, by rule and state.",
+            labels=["rule", "state"],
+        )
+        for rule in RULES.names():
+            for state in ("firing", "resolved"):
+                alerts_total.add_metric([rule, state], m.transitions.get((rule, state), 0))
+        yield alerts_total
+        yield m.lag.family()
+
+    def _stream(self, index_entries: dict[int, int]) -> Iterator[Any]:
+        """Consumer lag, the last event, the line index, the build."""
+        m = self.m
         lag = GaugeMetricFamily(
             "claimwatch_consumer_lag_messages",
             "High watermark minus committed offset, per assigned partition.",
             labels=["topic", "partition"],
         )
-        for (topic, partition), n in sorted(self.m.consumer_lag.items()):
+        for (topic, partition), n in sorted(m.consumer_lag.items()):
             lag.add_metric([topic, str(partition)], n)
         yield lag
         last = GaugeMetricFamily(
             "claimwatch_last_event_timestamp_seconds",
-            "Unix time of the last declarations message processed.",
+            "Unix time this process last processed a declarations message (absent before).",
         )
-        last.add_metric([], self.m.last_event)
+        if m.last_event is not None:
+            last.add_metric([], m.last_event)
         yield last
         index = GaugeMetricFamily(
             "claimwatch_line_index_entries",
             "Line index entries held in memory (lines of open service years), per service year.",
             labels=["year"],
         )
-        per_year: dict[int, int] = {}
-        for st in engine.providers.values():
-            for year, lines_of_year in st.lines.items():
-                per_year[year] = per_year.get(year, 0) + len(lines_of_year)
-        for year in sorted(per_year):
-            index.add_metric([str(year)], per_year[year])
+        for year in sorted(index_entries):
+            index.add_metric([str(year)], index_entries[year])
         yield index
         info = GaugeMetricFamily("claimwatch_build_info", "Build information.", labels=["version"])
         info.add_metric([VERSION], 1)
         yield info
+
+
+class _ProviderFamilies:
+    """The per-provider families of one scrape, filled provider by provider."""
+
+    def __init__(self, engine: Engine, years_shown: set[int]) -> None:
+        self.engine = engine
+        self.years_shown = years_shown
+        self.gauges = {
+            key: GaugeMetricFamily(name, doc, labels=[*PROVIDER_LABELS, *extra])
+            for key, (name, doc, extra) in PROVIDER_GAUGES.items()
+        }
+        self.info = GaugeMetricFamily(
+            "claimwatch_provider_info",
+            "1 per provider-year shown; its contract's name, purchaser and region as labels.",
+            labels=INFO_LABELS,
+        )
+        self.firing = GaugeMetricFamily(
+            "claimwatch_alert_firing", "1 for every alert currently firing.", labels=ALERT_LABELS
+        )
+        # every provider-year's (consults, group consults), for the local peer mean
+        self.pairs: dict[int, list[tuple[int, int]]] = {}
+        self.index_entries: dict[int, int] = {}
+
+    def add(self, agb: str, st: ProviderState) -> None:
+        engine = self.engine
+        described = set()
+        for year, ys in st.years.items():
+            self.pairs.setdefault(year, []).append((ys.consults, ys.group_consults))
+            if year not in self.years_shown:
+                continue
+            described.add(year)
+            contract = engine.contracts.get(agb, year)
+            ceiling = contract.ceiling_cents if contract else None
+            labels = [agb, str(year)]
+            for key, extra, value in year_values(engine, st, year, ceiling):
+                self.gauges[key].add_metric([*labels, *extra], value)
+        for aid, a in st.alerts.states.items():
+            if not a.firing:
+                continue
+            parts = aid.split(":")
+            year = int(parts[2])
+            detail = parts[3] if len(parts) > 3 else ""
+            self.firing.add_metric([aid, parts[0], agb, str(year), a.severity, detail], 1)
+            described.add(year)  # an alert of an older year is routed by its contract too
+        for year in sorted(described):
+            contract = engine.contracts.get(agb, year)
+            self.info.add_metric(
+                [
+                    agb,
+                    str(year),
+                    contract.provider_name if contract else "",
+                    contract.purchaser if contract else "",
+                    contract.region if contract else UNKNOWN_REGION,
+                ],
+                1,
+            )
+        for year, lines_of_year in st.lines.items():
+            self.index_entries[year] = self.index_entries.get(year, 0) + len(lines_of_year)
+
+    def families(self) -> Iterator[Any]:
+        yield from self.gauges.values()
+        yield self.info
+        yield self.firing
+
+
+def policy_parameters(section: Any) -> Iterator[tuple[str, float | tuple[float, ...]]]:
+    """(name, value) of the numeric fields of a rule's policy section: numbers and
+    tuples of numbers, not severities, sets of codes or derived basis-point copies."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if f.name.endswith("_bp"):
+            continue
+        numbers = value if isinstance(value, tuple) and value else (value,)
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+            yield f.name, value

@@ -61,6 +61,9 @@ class Output:
     flush: bool = False
     event_times: list[float] = field(default_factory=list)
     lines: int = 0
+    # The lines of this message by outcome, whatever owns their count (a provider's
+    # state or the partition's ledger): what this process counts in its metrics.
+    outcomes: Counts | None = None
     skipped: bool = False
     # provider → pseudonymised batch of an unkeyed message's lines, to re-send keyed
     rekey: dict[str, bytes] = field(default_factory=dict)
@@ -236,6 +239,7 @@ class Processor:
             ):
                 out.skipped = True
             else:
+                before = st.counts.copy()
                 if len(raw) > MAX_MESSAGE_BYTES:
                     fx = self._too_large(raw, key)
                 else:
@@ -245,6 +249,11 @@ class Processor:
                     except Exception as exc:  # noqa: BLE001 - a poison message must not stop the partition
                         fx = self._processing_error(raw, key, partition, exc)
                     st = self.engine.providers[key]
+                # Every line of a keyed message is counted by the key's provider (a
+                # line of another provider is a batch_provider_mismatch of it); after a
+                # processing error, by the state rebuilt from the table, which is the
+                # state ``before`` was taken from.
+                out.outcomes = st.counts.since(before)
                 st.applied[mark] = offset
                 if came is not None:
                     st.applied[came] = origin[1]  # type: ignore[index]
@@ -276,6 +285,7 @@ class Processor:
         if applied >= offset:
             out.skipped = True
             return out
+        counted = counts.copy()
         if len(raw) > MAX_MESSAGE_BYTES:  # too large to decode or to re-send
             before = self.engine.unattributed
             self.engine.unattributed = counts
@@ -302,6 +312,8 @@ class Processor:
                 ]
                 out.rekey = {}
             self._collect(fx, out)
+        # The lines re-sent keyed are counted where they are processed, once.
+        out.outcomes = counts.since(counted)
         self.ledgers[partition] = (counts, offset)
         out.writes[ledger_key(partition)] = codec.encode_ledger(counts, offset)
         return out

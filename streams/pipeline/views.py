@@ -1,6 +1,8 @@
-"""The worker's web views: ``/metrics``, ``/health``, ``/status``, ``/snapshot``.
+"""The worker's web views: ``/metrics``, ``/health``, ``/ready``, ``/live``,
+``/status``, ``/snapshot``.
 
-All GET-only; every view but ``/health`` asks for the bearer token when one is set
+All GET-only; every view but the probes (``/health``, ``/ready``, ``/live``: status
+and a reason, no data) asks for the bearer token when one is set
 (``CLAIMWATCH_WEB_TOKEN``). Faust's own views stay off (streams/pipeline/app.py).
 """
 
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.domain.snapshot import build_snapshot
+from streams.pipeline import probes
 
 if TYPE_CHECKING:
     from streams.pipeline.worker import Worker
@@ -59,12 +62,22 @@ def install(worker: Worker) -> None:
     async def metrics_view(web: Any, request: Any) -> Any:
         if not authorised(token, request):
             return web.text("unauthorised\n", status=401)
-        body, content_type = worker.metrics.exposition()
+        body, content_type = await worker.metrics.render()
         return web.bytes(body, content_type=content_type)
 
     @app.page("/health")
     async def health_view(web: Any, request: Any) -> Any:
         return web.json({"status": "ok", "app_id": worker.settings.app_id})
+
+    @app.page("/ready")
+    async def ready_view(web: Any, request: Any) -> Any:
+        verdict = probes.readiness(worker)
+        return _probe(web, verdict)
+
+    @app.page("/live")
+    async def live_view(web: Any, request: Any) -> Any:
+        verdict = probes.liveness(worker)
+        return _probe(web, verdict)
 
     @app.page("/status")
     async def status_view(web: Any, request: Any) -> Any:
@@ -77,3 +90,8 @@ def install(worker: Worker) -> None:
         if not authorised(token, request):
             return web.text("unauthorised\n", status=401)
         return web.bytes(snapshot(worker), content_type="application/json")
+
+
+def _probe(web: Any, verdict: probes.Verdict) -> Any:
+    body = {"status": "ok" if verdict.ok else "failing", "reason": verdict.reason}
+    return web.json(body, status=200 if verdict.ok else 503)

@@ -35,6 +35,7 @@ from streams.kafka.topics import state_changelog
 from streams.pipeline import agents, timers, views
 from streams.pipeline.app import Channels, build_app, build_channels
 from streams.pipeline.metrics import WorkerMetrics
+from streams.pipeline.probes import Heartbeat
 from streams.pipeline.processor import (
     MAX_MESSAGE_BYTES,
     Chunk,
@@ -144,6 +145,11 @@ class Worker:
         # serves; its per-message figures are made when the page is scraped.
         self.app.monitor = ScrapedMonitor(self.metrics.registry, "faust")
         self.progress: dict[str, int] = {}  # "<topic>:<partition>" → last processed offset
+        # What the probes read (streams/pipeline/probes.py): the agent's progress, and
+        # whether the state of the current assignment is rebuilt.
+        self.heartbeat = Heartbeat()
+        self.assigned_once = False
+        self.state_ready = False
         # The peer mean from every provider's summary on the status topic (SPEC §10),
         # read by this worker's own consumer: the same for every worker.
         self.statuses = ProviderStatus(settings, self.engine, self.processor, self._send_status)
@@ -219,10 +225,12 @@ class Worker:
         between re-sends (same alert_id + sequence) rather than loses them."""
         futures = []
         send = self.outbox.send
+        sent = []
         for event in out.alerts:
             if self.published.first(event):
                 key = event["provider_agb"].encode()
                 futures.append(await send(self.settings.topic_alerts, key, orjson.dumps(event)))
+                sent.append(event)
         for letter in out.dead_letters:
             headers = dead_letter_headers(letter)
             payload = letter.payload
@@ -233,7 +241,7 @@ class Worker:
             futures.append(await send(self.settings.topic_rejected, key, payload, headers))
         for fut in futures:
             await fut
-        self.metrics.record(out)
+        self.metrics.record(out, sent)
 
     async def write(self, out: Output) -> None:
         """Make a message's table writes, in order."""
@@ -299,13 +307,18 @@ class Worker:
         except Exception:  # noqa: BLE001 - never run on a state that is not the table's
             stop_unprocessed("the state table could not be rebuilt")
         log.info("state recovered: %d providers rebuilt from the changelog", n)
+        self.state_ready = True
+        self.heartbeat.beat()  # what waited during the recovery is not the agent's delay
 
     async def on_assigned(self, app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
+        self.assigned_once = True
+        self.state_ready = False  # until recovered() has rebuilt this assignment's state
         self.delivery.reset(assigned)
         if not self.statuses.reader.running:  # before the first message is processed
             await app.add_runtime_dependency(self.statuses.reader)
 
     async def on_revoked(self, app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        self.state_ready = False
         self.delivery.reset(revoked)
         await self.statuses.settle()  # no summary of a departing provider sent after this
         topic = self.settings.topic_declarations

@@ -22,14 +22,15 @@ ALERT_RULES = PROMETHEUS / "rules" / "claimwatch-alerts.yml"
 RECORDING_RULES = PROMETHEUS / "rules" / "claimwatch-recording.yml"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 
-# The rules of SPEC §5 and the pace rules of §8.2, by the name the worker puts in the
-# `rule` label: each has an alerting rule of its own. Any other rule of the registry
+# The rules of SPEC §5, the pace rules of §8.2 and group_share_not_rising of §8.4, by
+# the name the worker puts in the `rule` label: each has an alerting rule of its own. Any other rule of the registry
 # (streams/domain/rules/) pages through the generic ClaimwatchRuleFiring.
 SPEC_RULES = (
     "ceiling_utilisation",
     "ceiling_pace_high",
     "ceiling_underrun",
     "group_share_low",
+    "group_share_not_rising",
     "group_consult_staffing",
     "clinical_detox_high",
     "adhd_growth",

@@ -645,11 +645,12 @@ def test_mails_link_each_alert_to_its_portal_page_when_prometheus_names_the_port
 ) -> None:
     alert = {
         "status": "firing",
-        "labels": ceiling("12345678", "2026", "high")
-        | {"provider_name": "GGZ Noorderlicht", "portal_url": "https://inkoop.example.org"},
+        "labels": ceiling("12345678", "2026", "high") | {"provider_name": "GGZ Noorderlicht"},
         "annotations": {
             "summary": "GGZ Noorderlicht (12345678) has declared 90% of its 2026 cost ceiling",
             "dashboard": "http://localhost:3000/d/claimwatch-purchasing/claimwatch-purchasing",
+            # the rule's annotation, from Prometheus's portal_url external label
+            "portal": "https://inkoop.example.org/alerts/ceiling_utilisation:12345678:2026:90",
         },
         "startsAt": "2026-03-02T09:15:00Z",
         "endsAt": "0001-01-01T00:00:00Z",
@@ -683,6 +684,16 @@ def test_mails_link_each_alert_to_its_portal_page_when_prometheus_names_the_port
         assert f'<a href="{page}">' in html and "localhost:3000" not in html
 
 
-def test_prometheus_names_the_portal_for_the_alert_links() -> None:
+def test_prometheus_names_the_portal_for_the_alert_links_and_keeps_it_off_the_labels() -> None:
     config = load_yaml(ALERTMANAGER.parent / "prometheus" / "prometheus.yml")
     assert config["global"]["external_labels"]["portal_url"].startswith("http")
+    # an annotation, not a label: a new portal address must not give alerts a new identity
+    dropped = config["alerting"]["alert_relabel_configs"][0]
+    assert dropped["action"] == "labeldrop" and "portal_url" in dropped["regex"].split("|")
+    rules = load_yaml(ALERTMANAGER.parent / "prometheus" / "rules" / "claimwatch-alerts.yml")
+    purchasing = [
+        r for g in rules["groups"] for r in g["rules"] if "alert_id" in r.get("expr", "")
+    ]
+    assert purchasing and all(
+        "$externalLabels.portal_url" in r["annotations"].get("portal", "") for r in purchasing
+    )

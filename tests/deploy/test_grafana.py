@@ -103,6 +103,48 @@ def test_purchasing_dashboard_filters_by_region_purchaser_and_provider() -> None
                     assert f'{name}=~"${name}"' in target["expr"], (panel["title"], name)
 
 
+def test_names_purchaser_and_region_come_from_provider_info_joined_in() -> None:
+    """The gauges carry provider and year only (docs/metrics.md): a filter on region or
+    purchaser anywhere but on claimwatch_provider_info would leave a panel empty."""
+    variables = {v["name"]: v for v in model("purchasing")["templating"]["list"]}
+    for name in ("region", "purchaser", "provider", "year"):
+        assert variables[name]["definition"].startswith("label_values(claimwatch_provider_info")
+    joined = 0
+    for panel in panels(model("purchasing")):
+        for target in panel["targets"]:
+            expr = target["expr"]
+            outside = re.sub(r"claimwatch_provider_info\{[^}]*\}", "", expr)
+            assert "region=~" not in outside and "purchaser=~" not in outside, panel["title"]
+            if re.search(r"claimwatch_(provider_(?!info)|alert_firing)", expr):
+                assert "group_left (provider_name, purchaser, region)" in expr, panel["title"]
+                assert "topk by (provider, year) (1, claimwatch_provider_info{" in expr
+                joined += 1
+    assert joined >= 15
+
+
+def test_provider_bars_show_the_top_twenty_not_every_provider() -> None:
+    for panel in panels(model("purchasing")):
+        if panel["type"] != "bargauge":
+            continue
+        for target in panel["targets"]:
+            if "claimwatch_provider_" in target["expr"]:
+                assert target["expr"].startswith(("topk(20, ", "bottomk(20, ")), panel["title"]
+
+
+def test_policy_figures_come_from_the_policy_gauge_not_the_dashboard() -> None:
+    exprs = [t["expr"] for p in panels(model("purchasing")) for t in p.get("targets", [])]
+    text = " ".join(exprs)
+    assert 'claimwatch_policy_threshold{rule="group_share_low", parameter="factor"}' in text
+    assert 'claimwatch_policy_threshold{rule="digital_share_low", parameter="target"}' in text
+    assert not any(re.match(r"\s*0\.\d+\s*\*", e) for e in exprs)
+
+
+def test_operations_dashboard_shows_worker_memory_and_cpu() -> None:
+    exprs = " ".join(t["expr"] for p in panels(model("operations")) for t in p.get("targets", []))
+    assert 'process_resident_memory_bytes{job="claimwatch"}' in exprs
+    assert 'process_cpu_seconds_total{job="claimwatch"}' in exprs
+
+
 def test_purchasing_dashboard_has_a_panel_per_indicator() -> None:
     by_metric = {}
     for panel in panels(model("purchasing")):

@@ -124,11 +124,27 @@ def port_number(port: int | str) -> int:
     return int(number)
 
 
-@pytest.mark.parametrize("probe", ["readinessProbe", "livenessProbe", "startupProbe"])
-def test_probes_ask_health_on_the_web_port(probe: str) -> None:
+@pytest.mark.parametrize(
+    ("probe", "path"),
+    [("startupProbe", "/health"), ("readinessProbe", "/ready"), ("livenessProbe", "/live")],
+)
+def test_each_probe_asks_its_own_view_on_the_web_port(probe: str, path: str) -> None:
+    """Readiness waits for the state's recovery, liveness for a stuck agent
+    (streams/pipeline/probes.py); the startup probe only for the process."""
     http = CONTAINER[probe]["httpGet"]
-    assert http["path"] == "/health"
+    assert http["path"] == path
     assert port_number(http["port"]) == 6066 == int(container_env()["CLAIMWATCH_WEB_PORT"])
+
+
+def test_the_probe_paths_are_routes_the_worker_serves() -> None:
+    from streams.domain.policy import load_policy
+    from streams.pipeline.worker import Worker
+
+    worker = Worker(Settings(broker="127.0.0.1:9", app_id="k8s-probes"), load_policy())
+    worker.app.web.init_server()
+    routes = {r.resource.canonical for r in worker.app.web.web_app.router.routes()}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert CONTAINER[probe]["httpGet"]["path"] in routes, probe
 
 
 def test_resources_are_requested_and_limited() -> None:

@@ -18,6 +18,7 @@ from tests.deploy.deploy_helpers import (
     PROMETHEUS,
     RECORDING_RULES,
     REGISTRY_RULES,
+    REPO,
     ROUTING_LABELS,
     SPEC_RULES,
     alerting_rules,
@@ -78,11 +79,18 @@ def carried_labels(expr: str, static: dict[str, str], metric_labels: set[str]) -
     """Labels an alert produced by ``expr`` carries: static ones plus those the expression keeps.
 
     An aggregation keeps only its ``by (...)`` labels; a plain selector keeps the metric's.
+    A ``group_left (...)`` join keeps the left side's labels (its first aggregation) and
+    adds the ones it names from the right side.
     """
     by_clauses = [
         {label.strip() for label in clause.split(",") if label.strip()}
         for clause in re.findall(r"\bby\s*\(([^)]*)\)", expr)
     ]
+    joined = re.findall(r"\bgroup_left\s*\(([^)]*)\)", expr)
+    if joined:
+        left = by_clauses[0] if by_clauses else set(metric_labels)
+        added = {label.strip() for clause in joined for label in clause.split(",")}
+        return set(static) | left | (added - {""})
     kept = set.intersection(*by_clauses) if by_clauses else set(metric_labels)
     for clause in re.findall(r"\bwithout\s*\(([^)]*)\)", expr):
         kept -= {label.strip() for label in clause.split(",")}
@@ -95,16 +103,9 @@ def alert_gauge_labels() -> set[str]:
 
 
 def test_alert_gauge_labels_are_read_from_the_metrics_contract() -> None:
-    assert {
-        "alert_id",
-        "rule",
-        "provider",
-        "year",
-        "severity",
-        "purchaser",
-        "region",
-        "detail",
-    } <= (alert_gauge_labels())
+    assert {"alert_id", "rule", "provider", "year", "severity", "detail"} <= alert_gauge_labels()
+    # the descriptive labels are joined in from claimwatch_provider_info
+    assert not {"provider_name", "purchaser", "region"} & alert_gauge_labels()
 
 
 def test_carried_labels_follow_the_aggregation() -> None:
@@ -115,6 +116,11 @@ def test_carried_labels_follow_the_aggregation() -> None:
     }
     assert carried_labels("m == 1", {}, labels) == labels
     assert carried_labels("max without (instance) (m)", {}, labels) == labels - {"instance"}
+    join = (
+        "max by (provider, year) (m) * on (provider, year) group_left (purchaser, region)"
+        " topk by (provider, year) (1, info)"
+    )
+    assert carried_labels(join, {}, labels) == {"provider", "year", "purchaser", "region"}
 
 
 @pytest.mark.parametrize("spec_rule", SPEC_RULES)
@@ -172,6 +178,65 @@ def test_purchasing_alerts_explain_themselves_and_link_to_the_purchasing_dashboa
         assert link in annotations["dashboard"], rule["alert"]
         for var in ("purchaser", "provider", "year"):
             assert f"var-{var}={{{{ $labels.{var}" in annotations["dashboard"], (rule["alert"], var)
+
+
+def test_links_come_from_external_labels_never_a_host_written_in_a_rule() -> None:
+    config = load_yaml(PROMETHEUS / "prometheus.yml")
+    defined = set(config["global"]["external_labels"])
+    text = ALERT_RULES.read_text(encoding="utf-8")
+    assert "localhost" not in text and "http://" not in text and "https://" not in text
+    used = set(re.findall(r"\$externalLabels\.(\w+)", text))
+    assert used == {"grafana_url", "runbook_url", "portal_url"}
+    assert used <= defined
+    for rule in alerting_rules():
+        link = rule["annotations"].get("dashboard")
+        if link is not None:
+            assert link.startswith("{{ $externalLabels.grafana_url }}/d/"), rule["alert"]
+
+
+def test_the_link_labels_are_dropped_from_the_alerts_sent_to_alertmanager() -> None:
+    config = load_yaml(PROMETHEUS / "prometheus.yml")
+    links = set(config["global"]["external_labels"])
+    (drop,) = config["alerting"]["alert_relabel_configs"]
+    assert drop["action"] == "labeldrop"
+    assert {label for label in links if re.fullmatch(drop["regex"], label)} == links
+
+
+def runbook_anchors() -> set[str]:
+    """GitHub-style anchors of the headings of docs/runbook.md."""
+    anchors = set()
+    for line in (REPO / "docs" / "runbook.md").read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"#+\s+(.*)", line)
+        if heading:
+            text = heading.group(1).strip().lower()
+            anchors.add(re.sub(r"[^a-z0-9 _-]", "", text).replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize("rule", alerting_rules(), ids=lambda r: r["alert"])
+def test_every_alert_has_a_runbook_section(rule: dict[str, Any]) -> None:
+    url = rule["annotations"]["runbook_url"]
+    prefix = "{{ $externalLabels.runbook_url }}#"
+    assert url.startswith(prefix), rule["alert"]
+    anchor = url[len(prefix) :]
+    assert anchor == rule["alert"].lower()
+    assert anchor in runbook_anchors(), f"docs/runbook.md has no section {rule['alert']}"
+
+
+def test_policy_figures_in_the_texts_come_from_the_policy_gauge() -> None:
+    """Texts quote the policy the worker runs with (the promtool cases feed it values
+    other than the shipped defaults), never a number written by hand."""
+    quoting = {
+        "ClaimwatchGroupShareLow": ("group_share_low", "factor"),
+        "ClaimwatchGroupShareNotRising": ("group_share_not_rising", "min_rise"),
+        "ClaimwatchDigitalShareLow": ("digital_share_low", "target"),
+        "ClaimwatchCeilingUnderrun": ("ceiling_underrun", "threshold"),
+    }
+    rules = {r["alert"]: r for r in alerting_rules()}
+    for alert, (rule, parameter) in quoting.items():
+        text = rules[alert]["annotations"]["description"]
+        assert f'claimwatch_policy_threshold{{rule="{rule}",parameter="{parameter}"}}' in text
+        assert not re.search(r"\b(0\.5|25 ?%|10 ?%)", text), alert
 
 
 def test_pipeline_alerts_cover_worker_down_lag_dead_letters_and_silence() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from streams.domain.model import format_time, is_agb, parse_time
+from streams.domain.model import Counts, format_time, is_agb, parse_time
 
 MIDNIGHT = datetime(2026, 7, 1, tzinfo=UTC).timestamp()
 
@@ -109,3 +109,18 @@ def test_the_decoder_names_no_provider_whose_agb_has_other_scripts_digits(engine
     raw = orjson.dumps({"provider_agb": "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"})
     assert engine.decoder.provider_of(raw) is None
     assert engine.decoder.provider_of(orjson.dumps({"provider_agb": "12345678"})) == "12345678"
+
+
+def test_counts_since_a_copy_are_what_was_counted_in_between() -> None:
+    counts = Counts(accepted=5, duplicate=1, rejected={"schema": 2, "invalid_json": 1})
+    before = counts.copy()
+    counts.accepted += 2
+    counts.duplicate_credit += 1
+    counts.reject("schema")
+    counts.reject("orphan_credit")
+    assert before == Counts(accepted=5, duplicate=1, rejected={"schema": 2, "invalid_json": 1})
+    assert counts.since(before) == Counts(
+        accepted=2, duplicate_credit=1, rejected={"schema": 1, "orphan_credit": 1}
+    )
+    assert counts.since(counts.copy()) == Counts()
+    assert counts.total() == 5 + 2 + 1 + 1 + 3 + 1 + 1

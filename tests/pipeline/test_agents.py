@@ -141,6 +141,15 @@ async def test_a_batch_is_applied_and_persisted_as_a_header_and_one_journal_segm
     assert harness.sent == []  # nothing to publish: no contract, nothing rejected
 
 
+async def test_the_ingest_agent_beats_the_liveness_heartbeat_for_each_message(harness, make_line):
+    heartbeat = harness.worker.heartbeat
+    heartbeat.at = -1e9
+    ingest = harness.app.agents["ingest"]
+    async with ingest.test_context() as agent:
+        await harness.put(agent, SETTINGS.topic_declarations, batch(make_line()), AGB)
+    assert heartbeat.at > 0
+
+
 async def test_poison_is_dead_lettered_with_reason_headers_and_the_agent_keeps_going(
     harness, make_line
 ):

@@ -183,3 +183,294 @@ def test_client_counts_and_shares_of_spec_8_4(make_line: LineFactory, policy: Po
     assert got["claimwatch_provider_digital_clients"][key] == 2
     share = got["claimwatch_provider_digital_client_share_ratio"][key]
     assert share == pytest.approx(2 / got["claimwatch_provider_consult_clients"][key])
+
+
+# ------------------------------------------------- counters of this process, not of state
+
+
+def _page(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """(sample name, sorted labels) → value of the worker's exposition."""
+    body, _ = metrics.exposition()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def _lines(metrics: WorkerMetrics) -> dict[tuple[str, str], float]:
+    """(result, reason) → claimwatch_lines_total of the exposition."""
+    return {
+        (dict(labels)["result"], dict(labels)["reason"]): v
+        for (name, labels), v in _page(metrics).items()
+        if name == "claimwatch_lines_total" and v
+    }
+
+
+def test_every_line_is_counted_whatever_its_reason_and_a_redelivery_is_not(
+    make_line: LineFactory, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.pipeline import processor
+    from tests.conftest import AGB
+    from tests.pipeline.feed import Feed, Message
+
+    feed = Feed(policy)
+    line = make_line()
+    batch = {"schema": "ggz.declaration-batch/1", "provider_agb": AGB, "lines": [line, line]}
+    feed.declarations(AGB, orjson.dumps(batch))  # accepted + duplicate
+    feed.declarations(None, b"{not json")  # no provider to own it: the partition's ledger
+    feed.declarations(None, orjson.dumps(make_line()))  # re-keyed, counted once, keyed
+    feed.declarations(None, orjson.dumps(make_line(client_ref="123456782")))  # BSN-like
+    # A message above the size the worker reads, with and without a key.
+    big = orjson.dumps(make_line(trajectory_id="x" * 400))
+    monkeypatch.setattr(processor, "MAX_MESSAGE_BYTES", len(big) - 1)
+    feed.declarations(AGB, big)
+    feed.declarations(None, big)
+    # The first message again, at its own offset: already applied, skipped whole.
+    topic = feed.settings.topic_declarations
+    feed.handle(Message(topic, feed.partition_of(AGB), 0, AGB.encode(), orjson.dumps(batch)))
+
+    metrics = feed.worker.metrics
+    assert _lines(metrics) == {
+        ("accepted", ""): 2,
+        ("duplicate", ""): 1,
+        ("rejected", "invalid_json"): 1,
+        ("rejected", "bsn_like_client_ref"): 1,
+        ("rejected", "message_too_large"): 2,
+    }
+    # the same as every owner of a count holds (what /snapshot sums), and /status
+    assert metrics.outcomes == feed.totals()
+    assert metrics.lines == 7
+    page = _page(metrics)
+    assert page[("claimwatch_dead_letters_total", (("reason", "message_too_large"),))] == 2
+
+
+def test_the_lines_counter_stays_with_the_process_when_a_partition_moves(
+    make_line: LineFactory, policy: Policy
+) -> None:
+    """The provider's state moves to another worker; the counts of what this process
+    did stay with it, and the new owner starts from what it does itself. Summed from
+    state, the first worker's counter fell and the second's jumped: a false rate."""
+    from tests.conftest import AGB
+    from tests.pipeline.feed import Feed
+
+    store: dict[str, Any] = {}
+    first = Feed(policy, store=store)
+    for _ in range(3):
+        first.declarations(AGB, orjson.dumps(make_line()))
+    before = _lines(first.worker.metrics)
+    assert before == {("accepted", ""): 3}
+    first.processor.forget_partitions({first.partition_of(AGB)})  # revoked
+    assert _lines(first.worker.metrics) == before
+
+    second = Feed(policy, store=store).recover()  # the new owner, from the changelog
+    second.offsets = first.offsets  # the topic's offsets go on
+    assert AGB in second.engine.providers
+    assert _lines(second.worker.metrics) == {}
+    second.declarations(AGB, orjson.dumps(make_line()))
+    assert _lines(second.worker.metrics) == {("accepted", ""): 1}
+
+
+def test_alert_transitions_are_counted_when_published_by_this_process(
+    make_line: LineFactory, policy: Policy
+) -> None:
+    from tests.conftest import AGB, make_contract
+    from tests.pipeline.feed import Feed
+
+    feed = Feed(policy)
+    feed.control(
+        feed.partition_of(AGB),
+        orjson.dumps({"type": "contract", "contract": make_contract(ceiling_cents=10_000)}),
+    )
+    feed.declarations(AGB, orjson.dumps(make_line(amount_cents=9_500)))
+    page = _page(feed.worker.metrics)
+    firing = {
+        dict(labels)["rule"]: v
+        for (name, labels), v in page.items()
+        if name == "claimwatch_alerts_total" and dict(labels)["state"] == "firing"
+    }
+    assert firing["ceiling_utilisation"] == 2 == len(feed.alerts)  # 70 % and 90 %
+    feed.processor.forget_partitions({feed.partition_of(AGB)})
+    assert (
+        _page(feed.worker.metrics)[
+            ("claimwatch_alerts_total", (("rule", "ceiling_utilisation"), ("state", "firing")))
+        ]
+        == 2
+    )
+
+
+def test_no_last_event_sample_before_the_first_declarations_message(
+    make_line: LineFactory, policy: Policy
+) -> None:
+    from tests.conftest import AGB
+    from tests.pipeline.feed import Feed
+
+    feed = Feed(policy)
+    name = "claimwatch_last_event_timestamp_seconds"
+    assert not [k for k in _page(feed.worker.metrics) if k[0] == name]
+    feed.declarations(AGB, orjson.dumps(make_line()))
+    (value,) = [v for k, v in _page(feed.worker.metrics).items() if k[0] == name]
+    assert abs(value - datetime.now(UTC).timestamp()) < 3600
+
+
+# ------------------------------------------------ descriptive labels, policy, process
+
+
+def test_names_purchaser_and_region_ride_on_provider_info_only(
+    make_line: LineFactory, policy: Policy
+) -> None:
+    engine = _engine(make_line, policy)
+    page = _page(WorkerMetrics(engine))
+    info = {
+        dict(labels)["provider"]: dict(labels)
+        for (name, labels), v in page.items()
+        if name == "claimwatch_provider_info" and dict(labels)["year"] == str(YEAR)
+    }
+    assert info["11111111"] == {
+        "provider": "11111111",
+        "year": str(YEAR),
+        "provider_name": "GGZ",
+        "purchaser": "p",
+        "region": "Utrecht",
+    }
+    # no contract: known by its code only, region unknown
+    assert info["33333333"] | {} == {
+        "provider": "33333333",
+        "year": str(YEAR),
+        "provider_name": "",
+        "purchaser": "",
+        "region": "unknown",
+    }
+    assert all(v == 1 for (name, _), v in page.items() if name == "claimwatch_provider_info")
+    for name, labels in page:
+        if name.startswith(("claimwatch_provider_", "claimwatch_alert_firing")) and (
+            name != "claimwatch_provider_info"
+        ):
+            assert not {"provider_name", "purchaser", "region"} & dict(labels).keys(), name
+
+
+def test_a_firing_alert_of_an_older_year_has_its_provider_info(
+    make_line: LineFactory, policy: Policy
+) -> None:
+    engine = Engine(policy)
+    old = YEAR - 3
+    engine.apply_contract(Contract("12345678", old, 10_000, "p", "GGZ Oud", "Twente", 1, 0.0))
+    engine.process(
+        orjson.dumps(
+            make_line(
+                service_date=f"{old}-03-01",
+                submitted_at=f"{old}-03-10T09:00:00Z",
+                amount_cents=9_500,
+            )
+        )
+    )
+    page = _page(WorkerMetrics(engine))
+    assert any(
+        name == "claimwatch_alert_firing" and dict(labels)["year"] == str(old)
+        for name, labels in page
+    )
+    assert (
+        "claimwatch_provider_info",
+        (
+            ("provider", "12345678"),
+            ("provider_name", "GGZ Oud"),
+            ("purchaser", "p"),
+            ("region", "Twente"),
+            ("year", str(old)),
+        ),
+    ) in page
+
+
+def test_policy_parameters_are_exported_from_the_policy_the_worker_runs_with() -> None:
+    import tomllib
+
+    from streams.domain.policy import DEFAULT_POLICY_PATH, parse_policy
+
+    raw = tomllib.loads(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    raw["group_share_low"]["factor"] = 0.4
+    raw["digital_share_low"]["target"] = 0.3
+    policy = parse_policy(raw)
+    page = _page(WorkerMetrics(Engine(policy)))
+
+    def parameter(rule: str, name: str, index: str = "") -> float:
+        key = (("index", index), ("parameter", name), ("rule", rule))
+        return page[("claimwatch_policy_threshold", key)]
+
+    assert parameter("group_share_low", "factor") == 0.4
+    assert parameter("digital_share_low", "target") == 0.3
+    assert parameter("ceiling_utilisation", "thresholds", "2") == 1.0
+    assert parameter("clinical_detox_high", "threshold") == 0.5
+    names = {dict(labels)["parameter"] for name, labels in page if "policy" in name}
+    assert not {"severity", "severities", "thresholds_bp", "settings"} & names
+
+
+def test_process_and_garbage_collector_metrics_are_exported(policy: Policy) -> None:
+    page = _page(WorkerMetrics(Engine(policy)))
+    names = {name for name, _ in page}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= names
+    assert "python_gc_collections_total" in names
+
+
+# ------------------------------------------------------------ the scrape and the loop
+
+
+def _many_providers(policy: Policy, n: int) -> Engine:
+    engine = Engine(policy)
+    make_line = LineFactory()
+    for i in range(n):
+        engine.process(orjson.dumps(make_line(provider_agb=f"{10_000_000 + i}")))
+    return engine
+
+
+async def test_a_scrape_lets_the_event_loop_run_while_it_reads_the_state(
+    policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition revoked while a scrape reads the state: the loop ran in between
+    (no stall for the whole state), and the dropped provider is left out, no error."""
+    import asyncio
+    import threading
+
+    from streams.pipeline import metrics as metrics_module
+
+    engine = _many_providers(policy, 4 * metrics_module.SCRAPE_CHUNK)
+    last = max(engine.providers)
+    metrics = WorkerMetrics(engine)
+    rendered_in: list[int] = []
+    generate = metrics_module.generate_latest
+
+    def generate_latest(registry: Any) -> bytes:
+        rendered_in.append(threading.get_ident())
+        return generate(registry)
+
+    monkeypatch.setattr(metrics_module, "generate_latest", generate_latest)
+    started: list[bool] = []
+    chunks = metrics_module.StateCollector.chunks
+
+    def first_chunk_read(self: Any, families: list[Any]) -> Any:
+        for step in chunks(self, families):
+            started.append(True)
+            yield step
+
+    monkeypatch.setattr(metrics_module.StateCollector, "chunks", first_chunk_read)
+
+    async def revoke() -> None:
+        while not started:
+            await asyncio.sleep(0)
+        del engine.providers[last]
+
+    scrape = asyncio.ensure_future(metrics.render())
+    await revoke()
+    body, _ = await scrape
+    assert f'provider="{last}"' not in body.decode()
+    assert 'provider="10000000"' in body.decode()
+    assert rendered_in and threading.get_ident() not in rendered_in  # made in a thread
+
+
+async def test_scrapes_at_the_same_time_share_one_rendering(policy: Policy) -> None:
+    import asyncio
+
+    metrics = WorkerMetrics(_many_providers(policy, 120))
+    (a, _), (b, _) = await asyncio.gather(metrics.render(), metrics.render())
+    assert a is b
+    (c, _) = await metrics.render()
+    assert c is not a  # a later scrape renders anew

@@ -23,8 +23,9 @@ from tests.conftest import AGB, make_contract
 from tests.pipeline.feed import Message, Recorder
 
 TOKEN = "n0t-a-real-t0ken"
-OURS = {"/metrics", "/health", "/status", "/snapshot"}
-PROTECTED = sorted(OURS - {"/health"})
+OURS = {"/metrics", "/health", "/ready", "/live", "/status", "/snapshot"}
+PROBES = {"/health", "/ready", "/live"}  # tests/pipeline/test_probes.py
+PROTECTED = sorted(OURS - PROBES)
 WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -77,7 +78,7 @@ async def test_write_methods_are_refused_on_every_view(
 
 
 async def test_without_a_token_configured_the_views_answer(open_web: TestClient) -> None:
-    for path in sorted(OURS):
+    for path in sorted(OURS - {"/ready"}):  # not ready: no partitions, no broker
         resp = await open_web.get(path)
         assert resp.status == 200, path
     metrics = await (await open_web.get("/metrics")).text()

@@ -498,10 +498,11 @@ def test_a_hostile_region_reaches_neither_metrics_nor_alerts() -> None:
     sim.declarations("12345678", orjson.dumps(mismatch))
     text = WorkerMetrics(sim.engine).exposition()[0].decode()
     assert BSN_CLIENT not in text
-    net = [ln for ln in text.splitlines() if ln.startswith("claimwatch_provider_net_declared")]
+    # the region is a label of the provider-year's info series only
+    info = [ln for ln in text.splitlines() if ln.startswith("claimwatch_provider_info{")]
     firing = [ln for ln in text.splitlines() if ln.startswith("claimwatch_alert_firing{")]
-    assert len(net) == 1 and 'region="unknown"' in net[0]
-    assert len(firing) == 1 and 'region="unknown"' in firing[0]
+    assert len(info) == 1 and 'region="unknown"' in info[0]
+    assert len(firing) == 1 and "region=" not in firing[0]
     (alert,) = sim.alerts
     assert alert["rule"] == "zvt_setting_mismatch"
     assert alert["region"] is None  # no contract: no region, as alert.v1.json allows
@@ -512,6 +513,6 @@ def test_a_hostile_region_reaches_neither_metrics_nor_alerts() -> None:
         Contract("12345678", 2026, 10_000_000, "inkoop-ggz-noord", "GGZ Test", "Twente", 1, 0.0)
     )
     text = WorkerMetrics(sim.engine).exposition()[0].decode()
-    net = [ln for ln in text.splitlines() if ln.startswith("claimwatch_provider_net_declared")]
-    assert len(net) == 1 and 'region="Twente"' in net[0]
+    info = [ln for ln in text.splitlines() if ln.startswith("claimwatch_provider_info{")]
+    assert len(info) == 1 and 'region="Twente"' in info[0]
     assert BSN_CLIENT not in text
