@@ -691,9 +691,7 @@ def test_prometheus_names_the_portal_for_the_alert_links_and_keeps_it_off_the_la
     dropped = config["alerting"]["alert_relabel_configs"][0]
     assert dropped["action"] == "labeldrop" and "portal_url" in dropped["regex"].split("|")
     rules = load_yaml(ALERTMANAGER.parent / "prometheus" / "rules" / "claimwatch-alerts.yml")
-    purchasing = [
-        r for g in rules["groups"] for r in g["rules"] if "alert_id" in r.get("expr", "")
-    ]
+    purchasing = [r for g in rules["groups"] for r in g["rules"] if "alert_id" in r.get("expr", "")]
     assert purchasing and all(
         "$externalLabels.portal_url" in r["annotations"].get("portal", "") for r in purchasing
     )
