@@ -174,6 +174,8 @@ def test_the_wheel_from_the_context_carries_schemas_and_policy_and_finds_them(
             z.read("streams/policy.default.toml")
             == (REPO / "streams/policy.default.toml").read_bytes()
         )
+        for template in (REPO / "streams/portal/templates").glob("*.html"):  # the portal's pages
+            assert z.read(f"streams/portal/templates/{template.name}") == template.read_bytes()
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         z.extractall(tmp_path / "site")
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
