@@ -29,6 +29,7 @@ from streams.domain.acceptance import (
 )
 from streams.domain.alerts import Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
+from streams.domain.departments import Department, DepartmentBook
 from streams.domain.model import (
     ACCEPTED,
     LINE_INDEX_EXPIRED,
@@ -95,6 +96,7 @@ class Engine:
         self.decoder = Decoder(policy)
         self.contracts = ContractBook()
         self._contract = self.contracts.lookup
+        self.departments = DepartmentBook()  # the register, SPEC §9
         self.providers: dict[str, ProviderState] = {}
         # Where new persisted states keep their line index (None: cykhash tables);
         # the RocksDB worker sets its off-heap tables (streams/store/offheap.py).
@@ -382,6 +384,12 @@ class Engine:
         if st is not None and contract.year in st.years:
             self._check_ceiling(st, contract.year, contract.updated_at, fx, "contract_change")
         return fx
+
+    def apply_department(self, entry: Department, effects: Effects | None = None) -> Effects:
+        """Store a register version. Nothing is re-evaluated: a category or region
+        counts from the provider's next month boundary (SPEC §8.1), as in streaming."""
+        self.departments.apply(entry)
+        return effects if effects is not None else Effects()
 
     # -- rules --------------------------------------------------------------
     def _check_ceiling(

@@ -93,6 +93,15 @@ class YearState:
     mismatch_ids: dict[int | str, str] = field(default_factory=dict)
     # tally name → net count of the lines it counts (see TALLIES)
     tallies: dict[str, int] = field(default_factory=dict)
+    # SPEC §9, per department and service month: cell key (``dept_cell``: the
+    # provider's department id and month) → [distinct clients, consults, stay days,
+    # net cents]. A cell is made by its month's first accepted line and stays (at 0
+    # once all its lines are credited).
+    dept_cells: dict[int, list[int]] = field(default_factory=dict)
+    # (cell, client) → the client's live lines in that cell (``dept_client``): a
+    # client leaves a cell's count when its last line there is credited. A C table
+    # of int64 in a persisted state (``ProviderState.new_year``), a dict offline.
+    dept_clients: Any = field(default_factory=dict, compare=False, repr=False)
     # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
     # no ceiling alert of this year changes state (Engine._band). Empty until the
     # engine first computes it, so the first line takes the full check.
@@ -107,14 +116,42 @@ class YearState:
         dims: int,
         client: Client | None,
         sign: int,
+        dept: int = -1,
     ) -> None:
         """Add (sign 1) or take back (sign -1) what one line contributes; ``dims`` is
-        its (setting, department, prestatie) id, ``client`` its key when it counts a
-        distinct client (``model.COUNTS_CLIENT``)."""
+        its (setting, department, prestatie, stay days) id, ``client`` its key when it
+        counts a distinct client (``model.COUNTS_CLIENT``) or has a department;
+        ``dept`` its department id and stay days (``ProviderState.dept_of``), -1
+        without a department."""
         cents = sign * amount_cents
         self.net_cents += cents
         self.lines += sign
         self.by_month[month - 1] += cents
+        if dept >= 0:  # SPEC §9: one cell lookup, one client-count update
+            key = dept >> STAY_BITS << 4 | month - 1
+            cell = self.dept_cells.get(key)
+            if cell is None:
+                cell = self.dept_cells[key] = [0, 0, 0, 0]
+            cell[3] += cents
+            cell[2] += sign * (dept & STAY_MASK)
+            if flags & CONSULT:
+                cell[1] += sign
+            if client is not None:
+                live = self.dept_clients
+                k = dept_client(key, client)
+                if sign > 0:
+                    if k in live:
+                        live[k] += 1
+                    else:
+                        live[k] = 1
+                        cell[0] += 1
+                elif k in live:
+                    n = live[k] - 1
+                    if n:
+                        live[k] = n
+                    else:
+                        del live[k]
+                        cell[0] -= 1
         if flags & CONSULT:
             self.consults += sign
             if client is not None:
@@ -243,25 +280,29 @@ class YearState:
             out["adhd"] = {str(q): sorted(live.items()) for q, live in self.adhd.items()}
             for name in CLIENT_MAPS:
                 out[name] = sorted(getattr(self, name).items())
+            out["dept_clients"] = sorted(self.dept_clients.items())
         else:
             out["adhd_quarters"] = sorted(self.adhd)
         # arrival order is the point: not sorted
         out["mismatch_ids"] = [[key, line_id] for key, line_id in self.mismatch_ids.items()]
         if self.tallies:
             out["tallies"] = dict(self.tallies)
+        out["dept_cells"] = [[key, *cell] for key, cell in sorted(self.dept_cells.items())]
         return out
 
     def client_maps(self) -> Iterator[tuple[str, dict[Client, int]]]:
         """The distinct-client maps by name: ``adhd1``..``adhd4`` (the quarters that
-        had ADHD lines), then ``CLIENT_MAPS``."""
+        had ADHD lines), then ``CLIENT_MAPS``, then ``dept_clients`` (keys are
+        ``dept_client``'s)."""
         for quarter in sorted(self.adhd):
             yield f"adhd{quarter}", self.adhd[quarter]
         for name in CLIENT_MAPS:
             yield name, getattr(self, name)
+        yield "dept_clients", self.dept_clients
 
     def client_map(self, name: str) -> dict[Client, int]:
         """The map ``client_maps`` names ``name`` (an ADHD quarter's made if missing)."""
-        if name in CLIENT_MAPS:
+        if name in CLIENT_MAPS or name == "dept_clients":
             live: dict[Client, int] = getattr(self, name)
             return live
         quarter = int(name[4:]) if name.startswith("adhd") and name[4:].isdigit() else 0
@@ -290,6 +331,10 @@ class YearState:
             setattr(state, name, dict(raw.get(name, ())))
         state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
+        state.dept_cells = {int(row[0]): [int(n) for n in row[1:5]] for row in raw["dept_cells"]}
+        state.dept_clients = dict(
+            (tuple(k) if isinstance(k, list) else k, v) for k, v in raw.get("dept_clients", ())
+        )
         return state
 
 
@@ -302,6 +347,27 @@ def _count(clients: dict[Client, int], client: Client, sign: int) -> None:
         clients.pop(client, None)
 
 
+# ``ProviderState.dept_of``: a department id above STAY_BITS bits of stay days.
+STAY_BITS = 10
+STAY_MASK = (1 << STAY_BITS) - 1
+_MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads cell keys over 60 bits
+_KEY_MASK = (1 << 60) - 1
+
+
+def dept_cell(dept_id: int, month: int) -> int:
+    """The key of a department's service month (1..12) in ``YearState.dept_cells``."""
+    return dept_id << 4 | month - 1
+
+
+def dept_client(cell: int, client: Client) -> Client | tuple[int, Client]:
+    """The key of a client in a cell: a client key (60 bits) XOR the cell's spread
+    key, 60 bits again, so the C table holds it (two pairs collide with about the
+    probability two clients' keys do); offline the pair itself."""
+    if type(client) is int:
+        return client ^ ((cell + 1) * _MIX & _KEY_MASK)
+    return (cell, client)
+
+
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
@@ -311,7 +377,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 _COUNTERS = tuple(
     f.name
     for f in fields(YearState)
-    if f.compare and f.name not in ("by_month", "adhd", "mismatch_ids", "tallies", *CLIENT_MAPS)
+    if f.compare
+    and f.name not in ("by_month", "adhd", "mismatch_ids", "tallies", "dept_cells", *CLIENT_MAPS)
 )
 
 
@@ -344,7 +411,7 @@ def dims_cells(index: Any, subset: str) -> dict[int, list[int]]:
                 cell[0] += packed & 0xFFFFFF
                 cell[1] += 1
         return cells
-    months = ()
+    months: tuple[int, ...] = ()
     if mask is None:  # adhd1..adhd4: the ADHD lines of a quarter's months (0-based)
         mask, first = ADHD, 3 * (int(subset[4:]) - 1)
         months = (first, first + 1, first + 2)

@@ -47,6 +47,8 @@ line_spec = st.fixed_dictionaries(
         "diagnosis": st.sampled_from(["adhd", "adhd", "depression"]),
         "client": st.sampled_from(["k1", "k2", "k3", "k4"]),
         "amount": st.integers(1, 400_000),
+        "department": st.sampled_from([None, "crisis", "ward"]),  # SPEC §9
+        "stay": st.sampled_from([1, 2, 30]),
     }
 )
 
@@ -101,7 +103,9 @@ class Builder:
                 digital=spec["digital"],
             )
         elif spec["activity"] == "stay":
-            obj["stay_days"] = 2
+            obj["stay_days"] = spec.get("stay", 2)
+        if spec.get("department") is not None:
+            obj["department"] = spec["department"]
         if spec["detox"] != "absent":
             obj["detox"] = spec["detox"]
         if line_id is None:

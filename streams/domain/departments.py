@@ -1,0 +1,161 @@
+"""The department register (SPEC §9, ``schemas/department.v1.json``) and a department's
+cruciale-ggz category.
+
+A provider's departments are the ``department`` field of its lines. The register
+topic ``ggz.departments.v1`` (key ``<agb>:<department>``, compacted) names them,
+places them in an IZA region and gives their category; the latest version wins, as
+for contracts. A department the register does not name gets its category from the
+settings of its lines (``category_of_settings``). What a department did per
+service month is provider state (``YearState.dept_cells``); this module holds
+only the register and the category decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from streams.domain import schemas
+from streams.domain.indicators import dept_cell
+from streams.domain.model import parse_time
+
+if TYPE_CHECKING:
+    from streams.domain.state import ProviderState
+
+# SPEC §9, in the order the region view lists them; ``other`` is never judged.
+CATEGORIES = ("acute", "outreach", "clinical", "secured", "hs_ggz", "hs_hospital", "other")
+CRUCIAL = CATEGORIES[:-1]
+OTHER = "other"
+# A department without a register entry: the category of its lines' setting. A
+# department whose lines have several of these settings takes the first in this order
+# (a secured ward's lines may include clinical or outreach settings, a FACT team's
+# never a secured one): an order, not a majority, so the category follows from which
+# settings occur and no line pays for a count.
+_BY_SETTING = ((6, "secured"), (7, "secured"), (8, "hs_ggz"), (5, "clinical"), (4, "outreach"))
+
+
+@dataclass(frozen=True, slots=True)
+class Department:
+    provider: str
+    department: str
+    name: str
+    category: str
+    region: str
+    version: int
+    updated_at: float  # unix seconds
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.department}"
+
+    @classmethod
+    def from_event(cls, obj: dict[str, Any]) -> Department:
+        """Build from a register event already checked against ``department.v1.json``."""
+        return cls(
+            obj["provider_agb"],
+            obj["department"],
+            obj["name"],
+            obj["category"],
+            obj["region"],
+            obj["version"],
+            parse_time(obj["updated_at"]),
+        )
+
+
+class DepartmentError(ValueError):
+    """A register event that does not match ``department.v1.json``."""
+
+
+def parse_department(obj: Any) -> Department:
+    problem = schemas.check(schemas.DEPARTMENT, obj)
+    if problem is not None:
+        raise DepartmentError(problem)
+    try:
+        return Department.from_event(obj)
+    except ValueError as exc:  # a timestamp the schema's format check let through
+        raise DepartmentError(f"updated_at: {exc}") from None
+
+
+def category_of_settings(settings: int) -> str:
+    """The category of a department without a register entry, from the bit set of the
+    settings its lines had (bit ``1 << setting``): 4 outreach, 5 clinical, 6 and 7
+    secured, 8 hs_ggz, else other (several: see ``_BY_SETTING``)."""
+    for setting, category in _BY_SETTING:
+        if settings >> setting & 1:
+            return category
+    return OTHER
+
+
+class DepartmentBook:
+    """The current register entry per (provider, department)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], Department] = {}
+
+    def apply(self, entry: Department) -> bool:
+        """Store ``entry`` if it is newer than what we have; True when it changed."""
+        key = (entry.provider, entry.department)
+        current = self._by_key.get(key)
+        if current is not None and current.version >= entry.version:
+            return False
+        self._by_key[key] = entry
+        return True
+
+    def get(self, provider: str, department: str) -> Department | None:
+        return self._by_key.get((provider, department))
+
+    def category(self, provider: str, department: str, settings: int) -> str:
+        """The register's category, else the one its lines' settings give."""
+        entry = self._by_key.get((provider, department))
+        return entry.category if entry is not None else category_of_settings(settings)
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __iter__(self) -> Iterator[Department]:
+        return iter(self._by_key.values())
+
+
+# -- what a provider's departments did, read from its state ------------------------------
+
+
+def cell(st: ProviderState, dept_id: int, year: int, month: int) -> list[int] | None:
+    """[clients, consults, stay days, net cents] of a department's service month, None
+    when the month had no accepted line of it."""
+    ys = st.years.get(year)
+    return ys.dept_cells.get(dept_cell(dept_id, month)) if ys is not None else None
+
+
+def clients(st: ProviderState, dept_id: int, year: int, month: int) -> int:
+    """Distinct clients of a department in a service month (0 without lines)."""
+    found = cell(st, dept_id, year, month)
+    return found[0] if found is not None else 0
+
+
+def year_departments(st: ProviderState, year: int, book: DepartmentBook) -> dict[str, Any]:
+    """The snapshot's ``departments`` of a provider-year (SPEC §9): per department
+    with a line in the year, its category, clients per month that had a line
+    (``YYYY-MM``), and the year's consults, stay days and net cents."""
+    ys = st.years.get(year)
+    if ys is None or not ys.dept_cells:
+        return {}
+    by_dept: dict[int, dict[str, Any]] = {}
+    for key in sorted(ys.dept_cells):
+        n, consults, stay_days, cents = ys.dept_cells[key]
+        dept_id, month = key >> 4, (key & 15) + 1
+        entry = by_dept.get(dept_id)
+        if entry is None:
+            name = st.departments[dept_id]
+            entry = by_dept[dept_id] = {
+                "category": book.category(st.provider, name, st.dept_settings[dept_id]),
+                "clients_by_month": {},
+                "consults": 0,
+                "stay_days": 0,
+                "net_cents": 0,
+            }
+        entry["clients_by_month"][f"{year:04d}-{month:02d}"] = n
+        entry["consults"] += consults
+        entry["stay_days"] += stay_days
+        entry["net_cents"] += cents
+    return {st.departments[d]: by_dept[d] for d in sorted(by_dept, key=st.departments.__getitem__)}
