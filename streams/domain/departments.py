@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from streams.domain import schemas
@@ -159,3 +160,75 @@ def year_departments(st: ProviderState, year: int, book: DepartmentBook) -> dict
         entry["stay_days"] += stay_days
         entry["net_cents"] += cents
     return {st.departments[d]: by_dept[d] for d in sorted(by_dept, key=st.departments.__getitem__)}
+
+
+def month_back(year: int, month: int, back: int) -> tuple[int, int]:
+    """The calendar month ``back`` months before (year, month)."""
+    index = year * 12 + month - 1 - back
+    return index // 12, index % 12 + 1
+
+
+class DepartmentView:
+    """What the department rules see of one provider at one evaluation (SPEC §9):
+    its latest covered month, its departments judged (category ≠ other) and their
+    clients per month. Built once per evaluation of a provider, never per line.
+
+    ``judge_year`` is the provider-year whose evaluation judges the departments:
+    the year of the latest covered month, or the provider's last year before it
+    when it has no state of that year yet (a provider whose departments all fell
+    silent); the findings carry the year of the latest covered month either way."""
+
+    __slots__ = ("book", "judge_year", "latest", "st")
+
+    def __init__(self, st: ProviderState, book: DepartmentBook, latest: tuple[int, int]) -> None:
+        self.st = st
+        self.book = book
+        self.latest = latest
+        held = [y for y in st.years if y <= latest[0]]
+        self.judge_year = max(held) if held else None
+
+    def judged(self) -> Iterator[tuple[str, str, int]]:
+        """(department, category, department id) of every department not ``other``."""
+        st = self.st
+        for dept_id, name in enumerate(st.departments):
+            category = self.book.category(st.provider, name, st.dept_settings[dept_id])
+            if category != OTHER:
+                yield name, category, dept_id
+
+    def clients_back(self, dept_id: int, back: int) -> int:
+        """Clients of a department ``back`` months before the latest covered month."""
+        return clients(self.st, dept_id, *month_back(*self.latest, back))
+
+
+def decimal(x: float, language: str = "nl") -> str:
+    """A mean with two decimals and grouped thousands: ``1.234,50`` (nl), ``1,234.50``."""
+    text = f"{x:,.2f}"
+    return text.translate(str.maketrans(",.", ".,")) if language == "nl" else text
+
+
+def six_month_mean(total: int) -> float:
+    """A six-month sum as the mean an alert's explain shows: half-even, 2 decimals."""
+    return float(round(Fraction(total, 6), 2))
+
+
+# Purchaser text: the categories as the sector's note names them.
+CATEGORY_NAMES: dict[str, dict[str, str]] = {
+    "nl": {
+        "acute": "acute ggz",
+        "outreach": "outreachende zorg",
+        "clinical": "klinische zorg",
+        "secured": "beveiligde zorg",
+        "hs_ggz": "hoogspecialistische ggz",
+        "hs_hospital": "hoogspecialistische ziekenhuisggz",
+        "other": "overige zorg",
+    },
+    "en": {
+        "acute": "acute care",
+        "outreach": "outreach care",
+        "clinical": "clinical care",
+        "secured": "secured care",
+        "hs_ggz": "high-specialist mental health care",
+        "hs_hospital": "high-specialist hospital mental health care",
+        "other": "other care",
+    },
+}

@@ -29,7 +29,7 @@ from streams.domain.acceptance import (
 )
 from streams.domain.alerts import Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
-from streams.domain.departments import Department, DepartmentBook
+from streams.domain.departments import Department, DepartmentBook, DepartmentView
 from streams.domain.model import (
     ACCEPTED,
     LINE_INDEX_EXPIRED,
@@ -41,7 +41,13 @@ from streams.domain.model import (
     Line,
     is_agb,
 )
-from streams.domain.months import covered_month, month_index, month_of, next_month_start
+from streams.domain.months import (
+    covered_month,
+    latest_covered_month,
+    month_index,
+    month_of,
+    next_month_start,
+)
 from streams.domain.pace import project
 from streams.domain.policy import Policy
 from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
@@ -488,6 +494,7 @@ class Engine:
                     self.policy.language,
                 ),
                 explain=why,
+                department=ctx.get("department"),
             )
         )
 
@@ -530,13 +537,14 @@ class Engine:
     ) -> None:
         """The ``evaluated`` rules for every provider-year of ``st``, at event time ``at``."""
         lag, pace_policy = self._lag_days, self.policy.pace
+        view = DepartmentView(st, self.departments, latest_covered_month(at, lag))
         for year in sorted(st.years):
             ys, previous = st.years[year], st.years.get(year - 1)
             month = covered_month(year, at, lag)
             contract = self._contract((st.provider, year))
             ceiling = contract.ceiling_cents if contract is not None else None
             pace = project(ys, previous, month, ceiling, pace_policy)
-            tick = rules.Tick(year, previous, means.get(year), at, month, contract, pace)
+            tick = rules.Tick(year, previous, means.get(year), at, month, contract, pace, view)
             for evaluate, params in evaluated:
                 for finding, ctx in evaluate(ys, tick, params):
                     self._observe(st, finding, at, fx, ctx)
