@@ -601,7 +601,9 @@ class Engine:
         return total
 
     def snapshot(self) -> dict[str, Any]:
-        return build_snapshot(self.providers.values(), self.contracts, [self.counts()], self.policy)
+        return build_snapshot(
+            self.providers.values(), self.contracts, [self.counts()], self.policy, self.departments
+        )
 
 
 class ContractFeed:

@@ -186,7 +186,8 @@ def encode(events: list[dict[str, Any]]) -> list[bytes]:
 
 def normalised(snapshot: dict[str, Any]) -> dict[str, Any]:
     """Indicators with the traces of nothing removed: a provider-year whose lines were all
-    credited, and a quarter that had ADHD lines but has no client left, read as absent;
+    credited, a quarter that had ADHD lines but has no client left, and a department
+    month without clients (a department without anything), read as absent;
     without the pace, which follows the watermark."""
     out: dict[str, Any] = {}
     for agb, years in snapshot["providers"].items():
@@ -200,6 +201,17 @@ def normalised(snapshot: dict[str, Any]) -> dict[str, Any]:
             for q in empty:
                 del ind["adhd_clients"][q]
                 del ind["adhd_growth"][q]
+            # A department's month stays at 0 once its lines are credited (SPEC §9)
+            departments = ind.get("departments", {})
+            for dept in list(departments):
+                entry = departments[dept]
+                entry["clients_by_month"] = {
+                    m: n for m, n in entry["clients_by_month"].items() if n
+                }
+                if not entry["clients_by_month"] and not any(
+                    entry[k] for k in ("consults", "stay_days", "net_cents")
+                ):
+                    del departments[dept]
             counts = [v for k, v in ind.items() if isinstance(v, int) and k != "net_cents"]
             if ind["net_cents"] == 0 and not any(counts) and not ind["adhd_clients"]:
                 continue

@@ -70,6 +70,8 @@ EXPECTED = [
     ("covered_month", 0, 0),
     ("projected_cents", None, None),
     ("pace_ratio", None, None),
+    # SPEC §9: no line of the mix names a department (tests/domain/test_departments.py)
+    ("departments", {}, {}),
 ]
 
 

@@ -19,6 +19,7 @@ from streams.replay.offline import replay_offline
 A, B, C = "11111111", "22222222", "33333333"
 ALERT = fastjsonschema.compile(schemas.load_schema(schemas.ALERT))
 INDICATORS = {
+    "departments",  # SPEC §9
     "net_cents",
     "ceiling_utilisation",
     "consults",
@@ -139,7 +140,7 @@ def history(make_line) -> list[Any]:
 
 def test_snapshot_has_exactly_the_shape_of_spec_section_6(tmp_path, history, contract_event):
     _, snap, _ = replay(tmp_path, history, [contract_event(provider=A, ceiling_cents=1_000_000)])
-    assert set(snap) == {"providers", "peers", "counts"}
+    assert set(snap) == {"providers", "peers", "regions", "counts"}
     assert set(snap["providers"]) == {A, B}  # C never had an accepted line
     assert set(snap["providers"][A]) == {"2025", "2026"}  # the orphan's 2024 is not a year of A
     assert set(snap["providers"][B]) == {"2026"}
