@@ -50,6 +50,7 @@ from streams.domain.months import (
 )
 from streams.domain.pace import project
 from streams.domain.policy import Policy
+from streams.domain.regions import RegionWatch, summaries
 from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.snapshot import build_snapshot
 from streams.domain.state import ChangeLog, ProviderState, Tables
@@ -134,6 +135,12 @@ class Engine:
         # many providers interleave, their event times moving back and forth over a few
         # months: one computation a month, not one each time the month changes.
         self._peer_cache: dict[int, Mapping[int, Fraction | None]] = {}
+        # SPEC §9 region_category_gap over the providers held here: the offline replay
+        # sets it (it holds every provider); a streaming worker judges regions from
+        # the provider-status topic instead. Judged once per calendar month of event
+        # time (``_region_month``) and at the end of input.
+        self.region_watch: RegionWatch | None = None
+        self._region_month = -1
 
     # -- input --------------------------------------------------------------
     def state(self, provider: str) -> ProviderState:
@@ -516,6 +523,11 @@ class Engine:
         ):
             peers = self._boundary_peers(event_time)
             self._evaluate(st, self._structural, peers, event_time, fx)
+            if self.region_watch is not None:
+                month = month_index(*month_of(event_time))
+                if month > self._region_month:
+                    self._region_month = month
+                    self.evaluate_regions(event_time, fx)
         st.next_month_start = next_month_start(max(watermark, event_time))
 
     def _boundary_peers(self, event_time: float) -> Mapping[int, Fraction | None]:
@@ -590,7 +602,16 @@ class Engine:
             st = self.providers.get(provider)
             if st is not None:
                 self._evaluate(st, evaluated, means, st.watermark, fx)
+        if self.region_watch is not None and not only_peers and self.providers:
+            self.evaluate_regions(max(st.watermark for st in self.providers.values()), fx)
         return fx
+
+    def evaluate_regions(self, at: float, fx: Effects) -> None:
+        """region_category_gap over every provider held here, at event time ``at``."""
+        if self.region_watch is None:
+            return
+        rows = summaries(self.providers.values(), self.departments, self.contracts, self._lag_days)
+        fx.alerts += self.region_watch.evaluate(rows, at, self.clock())
 
     # -- output -------------------------------------------------------------
     def counts(self) -> Counts:
@@ -607,12 +628,15 @@ class Engine:
 
 
 class ContractFeed:
-    """Contract events merged into a stream of lines by event time (SPEC §6): a
-    contract whose ``updated_at`` is at or before a line's ``submitted_at`` is applied
-    before that line. ``due`` is the event time at which the next one applies."""
+    """Contract and department register events merged into a stream of lines by event
+    time (SPEC §6, §8.1): one whose ``updated_at`` is at or before a line's
+    ``submitted_at`` is applied before that line. ``due`` is the event time at which
+    the next one applies."""
 
-    def __init__(self, contracts: list[Contract]) -> None:
-        self._pending = sorted(contracts, key=lambda c: c.updated_at)  # stable: ties keep order
+    def __init__(self, contracts: list[Contract], departments: Iterable[Department] = ()) -> None:
+        # stable: ties keep order, contracts before register entries
+        events: list[Contract | Department] = [*contracts, *departments]
+        self._pending = sorted(events, key=lambda c: c.updated_at)
         self._next = 0
         self.due = self._pending[0].updated_at if self._pending else math.inf
 
@@ -621,7 +645,11 @@ class ContractFeed:
         while self._next < len(pending) and pending[self._next].updated_at <= event_time:
             self._next += 1  # first: a contract whose application raised is not retried
             self.due = pending[self._next].updated_at if self._next < len(pending) else math.inf
-            engine.apply_contract(pending[self._next - 1], fx)
+            event = pending[self._next - 1]
+            if isinstance(event, Contract):
+                engine.apply_contract(event, fx)
+            else:
+                engine.apply_department(event, fx)
 
     def apply_rest(self, engine: Engine, fx: Effects) -> None:
         self.apply_until(engine, math.inf, fx)
