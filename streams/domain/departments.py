@@ -125,12 +125,14 @@ def cell(st: ProviderState, dept_id: int, year: int, month: int) -> list[int] | 
     """[clients, consults, stay days, net cents] of a department's service month, None
     when the month had no accepted line of it."""
     ys = st.years.get(year)
-    return ys.dept_cells.get(dept_cell(dept_id, month)) if ys is not None else None
+    found = ys.dept_cells.get(dept_cell(dept_id, month)) if ys is not None else None
+    return found[:4] if found is not None else None
 
 
 def clients(st: ProviderState, dept_id: int, year: int, month: int) -> int:
     """Distinct clients of a department in a service month (0 without lines)."""
-    found = cell(st, dept_id, year, month)
+    ys = st.years.get(year)
+    found = ys.dept_cells.get(dept_cell(dept_id, month)) if ys is not None else None
     return found[0] if found is not None else 0
 
 
@@ -143,13 +145,13 @@ def year_departments(st: ProviderState, year: int, book: DepartmentBook) -> dict
         return {}
     by_dept: dict[int, dict[str, Any]] = {}
     for key in sorted(ys.dept_cells):
-        n, consults, stay_days, cents = ys.dept_cells[key]
+        n, consults, stay_days, cents, _ = ys.dept_cells[key]
         dept_id, month = key >> 4, (key & 15) + 1
         entry = by_dept.get(dept_id)
         if entry is None:
             name = st.departments[dept_id]
             entry = by_dept[dept_id] = {
-                "category": book.category(st.provider, name, st.dept_settings[dept_id]),
+                "category": book.category(st.provider, name, st.dept_settings(dept_id)),
                 "clients_by_month": {},
                 "consults": 0,
                 "stay_days": 0,
@@ -191,7 +193,7 @@ class DepartmentView:
         """(department, category, department id) of every department not ``other``."""
         st = self.st
         for dept_id, name in enumerate(st.departments):
-            category = self.book.category(st.provider, name, st.dept_settings[dept_id])
+            category = self.book.category(st.provider, name, st.dept_settings(dept_id))
             if category != OTHER:
                 yield name, category, dept_id
 

@@ -95,13 +95,13 @@ class YearState:
     tallies: dict[str, int] = field(default_factory=dict)
     # SPEC §9, per department and service month: cell key (``dept_cell``: the
     # provider's department id and month) → [distinct clients, consults, stay days,
-    # net cents]. A cell is made by its month's first accepted line and stays (at 0
-    # once all its lines are credited).
-    dept_cells: dict[int, list[int]] = field(default_factory=dict)
-    # (cell, client) → the client's live lines in that cell (``dept_client``): a
-    # client leaves a cell's count when its last line there is credited. A C table
-    # of int64 in a persisted state (``ProviderState.new_year``), a dict offline.
-    dept_clients: Any = field(default_factory=dict, compare=False, repr=False)
+    # net cents, client → its live lines in the cell]. A client leaves the count when
+    # its last line there is credited. A cell is made by its month's first accepted
+    # line and stays (at 0 once all its lines are credited).
+    dept_cells: dict[int, list[Any]] = field(default_factory=dict)
+    # What makes a cell's client map: a C table of int64 in a persisted state
+    # (``ProviderState.new_year``), a dict offline (clients are references there).
+    new_live: Any = field(default=dict, compare=False, repr=False)
     # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
     # no ceiling alert of this year changes state (Engine._band). Empty until the
     # engine first computes it, so the first line takes the full check.
@@ -131,26 +131,25 @@ class YearState:
             key = dept >> STAY_BITS << 4 | month - 1
             cell = self.dept_cells.get(key)
             if cell is None:
-                cell = self.dept_cells[key] = [0, 0, 0, 0]
+                cell = self.dept_cells[key] = [0, 0, 0, 0, self.new_live()]
             cell[3] += cents
             cell[2] += sign * (dept & STAY_MASK)
             if flags & CONSULT:
                 cell[1] += sign
             if client is not None:
-                live = self.dept_clients
-                k = dept_client(key, client)
+                live = cell[4]
                 if sign > 0:
-                    if k in live:
-                        live[k] += 1
+                    if client in live:
+                        live[client] += 1
                     else:
-                        live[k] = 1
+                        live[client] = 1
                         cell[0] += 1
-                elif k in live:
-                    n = live[k] - 1
+                elif client in live:
+                    n = live[client] - 1
                     if n:
-                        live[k] = n
+                        live[client] = n
                     else:
-                        del live[k]
+                        del live[client]
                         cell[0] -= 1
         if flags & CONSULT:
             self.consults += sign
@@ -280,43 +279,54 @@ class YearState:
             out["adhd"] = {str(q): sorted(live.items()) for q, live in self.adhd.items()}
             for name in CLIENT_MAPS:
                 out[name] = sorted(getattr(self, name).items())
-            out["dept_clients"] = sorted(self.dept_clients.items())
+            out["dept_clients"] = {
+                str(key): sorted(cell[4].items()) for key, cell in sorted(self.dept_cells.items())
+            }
         else:
             out["adhd_quarters"] = sorted(self.adhd)
         # arrival order is the point: not sorted
         out["mismatch_ids"] = [[key, line_id] for key, line_id in self.mismatch_ids.items()]
         if self.tallies:
             out["tallies"] = dict(self.tallies)
-        out["dept_cells"] = [[key, *cell] for key, cell in sorted(self.dept_cells.items())]
+        out["dept_cells"] = [[key, *cell[:4]] for key, cell in sorted(self.dept_cells.items())]
         return out
 
     def client_maps(self) -> Iterator[tuple[str, dict[Client, int]]]:
         """The distinct-client maps by name: ``adhd1``..``adhd4`` (the quarters that
-        had ADHD lines), then ``CLIENT_MAPS``, then ``dept_clients`` (keys are
-        ``dept_client``'s)."""
+        had ADHD lines), then ``CLIENT_MAPS``, then each department cell's
+        (``dept<cell key>``)."""
         for quarter in sorted(self.adhd):
             yield f"adhd{quarter}", self.adhd[quarter]
         for name in CLIENT_MAPS:
             yield name, getattr(self, name)
-        yield "dept_clients", self.dept_clients
+        for key in sorted(self.dept_cells):
+            yield f"{DEPT_MAP}{key}", self.dept_cells[key][4]
 
     def client_map(self, name: str) -> dict[Client, int]:
-        """The map ``client_maps`` names ``name`` (an ADHD quarter's made if missing)."""
-        if name in CLIENT_MAPS or name == "dept_clients":
+        """The map ``client_maps`` names ``name`` (an ADHD quarter's or a department
+        cell's made if missing)."""
+        if name in CLIENT_MAPS:
             live: dict[Client, int] = getattr(self, name)
             return live
+        if name.startswith(DEPT_MAP) and name[len(DEPT_MAP) :].isdigit():
+            key = int(name[len(DEPT_MAP) :])
+            cell = self.dept_cells.get(key)
+            if cell is None:
+                cell = self.dept_cells[key] = [0, 0, 0, 0, self.new_live()]
+            found: dict[Client, int] = cell[4]
+            return found
         quarter = int(name[4:]) if name.startswith("adhd") and name[4:].isdigit() else 0
         if not 1 <= quarter <= 4:
             raise ValueError(f"no client map {name!r}")
         return self.adhd.setdefault(quarter, {})
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> YearState:
+    def from_json(cls, raw: dict[str, Any], new_live: Any = dict) -> YearState:
         """Read ``to_json``'s record (its client maps empty when it was written
         without them). A tally it lacks starts at 0: right for a rule
         added before the state held lines it would count, and wrong otherwise (those
         lines are not counted until the state is rebuilt by replay)."""
-        state = cls()
+        state = cls(new_live=new_live)
         for name in _COUNTERS:
             setattr(state, name, int(raw[name]))
         by_month = [int(c) for c in raw["by_month"]]
@@ -331,10 +341,13 @@ class YearState:
             setattr(state, name, dict(raw.get(name, ())))
         state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
-        state.dept_cells = {int(row[0]): [int(n) for n in row[1:5]] for row in raw["dept_cells"]}
-        state.dept_clients = dict(
-            (tuple(k) if isinstance(k, list) else k, v) for k, v in raw.get("dept_clients", ())
-        )
+        state.dept_cells = {
+            int(row[0]): [*(int(n) for n in row[1:5]), new_live()] for row in raw["dept_cells"]
+        }
+        for key, pairs in raw.get("dept_clients", {}).items():
+            live = state.client_map(f"{DEPT_MAP}{key}")
+            for client, n in pairs:
+                live[client] = n
         return state
 
 
@@ -350,22 +363,12 @@ def _count(clients: dict[Client, int], client: Client, sign: int) -> None:
 # ``ProviderState.dept_of``: a department id above STAY_BITS bits of stay days.
 STAY_BITS = 10
 STAY_MASK = (1 << STAY_BITS) - 1
-_MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads cell keys over 60 bits
-_KEY_MASK = (1 << 60) - 1
+DEPT_MAP = "dept"  # ``client_maps`` name of a cell's client map: "dept<cell key>"
 
 
 def dept_cell(dept_id: int, month: int) -> int:
     """The key of a department's service month (1..12) in ``YearState.dept_cells``."""
     return dept_id << 4 | month - 1
-
-
-def dept_client(cell: int, client: Client) -> Client | tuple[int, Client]:
-    """The key of a client in a cell: a client key (60 bits) XOR the cell's spread
-    key, 60 bits again, so the C table holds it (two pairs collide with about the
-    probability two clients' keys do); offline the pair itself."""
-    if type(client) is int:
-        return client ^ ((cell + 1) * _MIX & _KEY_MASK)
-    return (cell, client)
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -175,12 +175,16 @@ class ProviderState:
     # them (so a restored dims table gives the same ids), and the reverse;
     # ``dept_of``: dims id → department id << STAY_BITS | stay days, -1 without a
     # department (what ``YearState.apply`` counts in a department's month);
-    # ``dept_settings``: department id → bit set of the settings its lines had,
-    # whence its category without a register entry (streams/domain/departments.py).
+    # ``dims_live``: dims id → its accepted, uncredited debits (all years), and
+    # ``dept_dims``: department id → its dims ids; together the settings of a
+    # department's live lines, whence its category without a register entry
+    # (``dept_settings``, streams/domain/departments.py): a credited line with a
+    # wrong setting leaves the category as it was.
     departments: list[str] = field(default_factory=list)
     _dept_ids: dict[str, int] = field(default_factory=dict)
     dept_of: list[int] = field(default_factory=lambda: [-1])
-    dept_settings: list[int] = field(default_factory=list)
+    dims_live: list[int] = field(default_factory=lambda: [0])
+    dept_dims: list[list[int]] = field(default_factory=list)
     # Service year → keys of the event ids judged at SPEC §2 steps 5-7 (accepted, or
     # ignored or dead-lettered there): a repeat of one is a redelivery, counted
     # duplicate and otherwise ignored (step 4). A redelivery repeats its line, so its
@@ -287,6 +291,7 @@ class ProviderState:
             if ys is None:
                 ys = self._cys = self._year(year)
             ys.apply(flags, amount, month, dims, ck, 1, self.dept_of[dims])
+            self.dims_live[dims] += 1
             if flags & MISMATCH and len(ys.mismatch_ids) < MISMATCH_IDS_KEPT:
                 ys.mismatch_ids[key] = line_id
             journal = self.journal
@@ -334,8 +339,10 @@ class ProviderState:
                 self.dropped = True
         for year, ys in self.years.items():
             # no credit can reach a closed year: its department counts are final
-            if year < open_from and ys.dept_clients:
-                ys.dept_clients = self._new_dept_clients()
+            if year < open_from:
+                for cell in ys.dept_cells.values():
+                    if cell[4]:
+                        cell[4] = ys.new_live()
         self._cy = -1  # the cached year may be among those dropped
 
     def _elsewhere(self, key: Key, year: int) -> tuple[int, Index, int] | None:
@@ -355,7 +362,8 @@ class ProviderState:
         dims_id = len(dims)
         dims.append(triple)
         self._dim_ids[triple] = dims_id
-        self._note_department(triple)
+        self.dims_live.append(0)
+        self._note_department(triple, dims_id)
         if self.journal is not None:
             self.journal.interned(dims_id, triple)
         return dims_id
@@ -366,13 +374,14 @@ class ProviderState:
             raise ValueError("a dims table starts with the 'other' dims (0, None, None, None)")
         self.dims = [tuple(t) for t in triples]  # type: ignore[misc]
         self._dim_ids = {t: i for i, t in enumerate(self.dims)}
-        self.departments, self._dept_ids, self.dept_of, self.dept_settings = [], {}, [-1], []
-        for triple in self.dims[1:]:
-            self._note_department(triple)
+        self.departments, self._dept_ids, self.dept_of, self.dept_dims = [], {}, [-1], []
+        self.dims_live = [0] * len(self.dims)
+        for dims_id, triple in enumerate(self.dims[1:], 1):
+            self._note_department(triple, dims_id)
 
-    def _note_department(self, dims: Dims) -> None:
-        """``dept_of`` of the dims just appended, and its department's settings."""
-        setting, department, _, stay = dims
+    def _note_department(self, dims: Dims, dims_id: int) -> None:
+        """``dept_of`` of dims ``dims_id`` just appended, and its department's dims."""
+        _, department, _, stay = dims
         if department is None:
             self.dept_of.append(-1)
             return
@@ -380,9 +389,18 @@ class ProviderState:
         if dept_id is None:
             dept_id = self._dept_ids[department] = len(self.departments)
             self.departments.append(department)
-            self.dept_settings.append(0)
-        self.dept_settings[dept_id] |= 1 << setting
+            self.dept_dims.append([])
+        self.dept_dims[dept_id].append(dims_id)
         self.dept_of.append(dept_id << STAY_BITS | min(stay or 0, STAY_MASK))
+
+    def dept_settings(self, dept_id: int) -> int:
+        """Bit set (``1 << setting``) of the settings of a department's live lines."""
+        dims, live = self.dims, self.dims_live
+        bits = 0
+        for dims_id in self.dept_dims[dept_id]:
+            if live[dims_id] > 0:
+                bits |= 1 << dims[dims_id][0]
+        return bits
 
     def department_id(self, department: str) -> int | None:
         return self._dept_ids.get(department)
@@ -434,6 +452,7 @@ class ProviderState:
             client = clients[key] if key in clients else None  # noqa: SIM401 (as in accept)
         ys = self._year(year)
         ys.apply(flags, amount, month, dims, client, -1, dept)
+        self.dims_live[dims] -= 1
         if flags & MISMATCH:
             ys.mismatch_ids.pop(key, None)
 
@@ -455,10 +474,11 @@ class ProviderState:
     def new_year(self) -> YearState:
         """An empty provider-year whose department clients sit in a C table when
         the state is persisted (a dict of pairs offline)."""
-        return YearState(dept_clients=self._new_dept_clients())
+        return YearState(new_live=self.new_live())
 
-    def _new_dept_clients(self) -> Any:
-        return Int64toInt64Map() if self.hashed else {}
+    def new_live(self) -> Any:
+        """What makes a department cell's client map (``YearState.new_live``)."""
+        return Int64toInt64Map if self.hashed else dict
 
     def year_tables(self, year: int) -> tuple[Index, Clients, Events]:
         """The index, clients and event ids of service ``year``, made when missing."""
@@ -523,7 +543,8 @@ class Replay:
             raise ValueError(f"dims id {dims_id} out of order: {len(st.dims)} are known")
         st.dims.append(dims)
         st._dim_ids[dims] = dims_id
-        st._note_department(dims)
+        st.dims_live.append(0)
+        st._note_department(dims, dims_id)
 
     def debit(
         self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
@@ -539,6 +560,7 @@ class Replay:
             clients[key] = client
         ys = st._year(year)
         ys.apply(flags, amount, month, dims, client, 1, st.dept_of[dims])
+        st.dims_live[dims] += 1
         if line_id is not None and len(ys.mismatch_ids) < MISMATCH_IDS_KEPT:
             ys.mismatch_ids[key] = line_id
 

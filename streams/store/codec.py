@@ -46,7 +46,7 @@ from streams.domain.state import ChangeLog, Dims, Key, ProviderState, unpack_ent
 # checkpoints with the dims table; YearState's months, client maps and breakdowns;
 # 8: the distinct-client maps as packed arrays in checkpoint chunks, not in "years";
 # 9: dims with stay days, the clients of department lines, YearState's department
-# cells ("dept_cells") and their client map ("dept_clients", a distinct part)
+# cells ("dept_cells") and their clients (a distinct part "dept<cell key>" each)
 STATE_FORMAT = 9
 _LOG_FIELDS = ("end", "base", "generation", "chunks", "records")
 _CONTRACT_FIELDS = (
@@ -366,6 +366,7 @@ def iter_checkpoint(st: ProviderState, max_entries: int) -> Iterator[dict[str, A
     chunk: dict[str, Any] = {
         "years": years_json(st),
         "dims": [list(t) for t in st.dims],
+        "dims_live": list(st.dims_live),
         **{kind: {} for kind in _KINDS},
     }
     room = max_entries
@@ -418,6 +419,10 @@ def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
     _restore_years(st, chunk.get("years", {}))
     if "dims" in chunk:  # the first chunk
         st.restore_dims([_dims(t) for t in chunk["dims"]])
+        dims_live = [int(n) for n in chunk["dims_live"]]
+        if len(dims_live) != len(st.dims):
+            raise ValueError("checkpoint: dims_live and dims differ in length")
+        st.dims_live = dims_live
     for kind, at in (("lines", 0), ("clients", 1)):
         for y, part in chunk[kind].items():
             keys, values = _pairs(part, kind, y)
@@ -442,7 +447,7 @@ def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
         live = ys.client_map(name)
         if isinstance(live, dict):
             live.update(zip(keys.tolist(), values.tolist(), strict=True))
-        else:  # a C table (``dept_clients``)
+        else:  # a C table (a department cell's)
             live.update(Int64toInt64Map_from_buffers(keys, values))
 
 
@@ -450,8 +455,7 @@ def _restore_years(st: ProviderState, years: Mapping[str, Any]) -> None:
     """The first chunk's counters of every year, keeping the client maps of a year
     that a chunk read before it filled."""
     for y, raw in years.items():
-        restored = YearState.from_json(raw)
-        restored.dept_clients = st.new_year().dept_clients  # a C table, as the state's
+        restored = YearState.from_json(raw, st.new_live())  # cells' maps as the state's
         earlier = st.years.get(int(y))
         if earlier is not None:
             for name, live in earlier.client_maps():

@@ -145,3 +145,14 @@ def test_a_credit_takes_back_the_stay_days_of_its_debit_not_its_own(policy, make
     engine = _run(policy, True, stay, make_line.credit(stay, stay_days=2))
     st = engine.providers[AGB]
     assert departments.cell(st, st.department_id("w") or 0, 2026, 2) == [0, 0, 0, 0]
+
+
+def test_a_credited_line_with_another_setting_leaves_the_category_as_it_was(policy, make_line):
+    ward = make_line(department="w", setting=5, service_date="2026-02-03")
+    stray = make_line(department="w", setting=6, service_date="2026-02-04")
+    engine = _run(policy, True, ward, stray)
+    st = engine.providers[AGB]
+    w = st.department_id("w") or 0
+    assert engine.departments.category(AGB, "w", st.dept_settings(w)) == "secured"
+    engine.process(orjson.dumps(make_line.credit(stray)), AGB)
+    assert engine.departments.category(AGB, "w", st.dept_settings(w)) == "clinical"

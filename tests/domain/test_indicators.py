@@ -314,12 +314,12 @@ def test_year_state_returns_to_zero_after_applying_and_reversing_a_line():
     ys = YearState()
     dept = 3 << STAY_BITS | 2  # department 3, two stay days
     ys.apply(0b1_1111_1111, 123, 5, 7, "client", 1, dept)
-    assert ys.dept_cells == {dept_cell(3, 5): [1, 1, 2, 123]}
+    assert ys.dept_cells == {dept_cell(3, 5): [1, 1, 2, 123, {"client": 1}]}
     ys.apply(0b1_1111_1111, 123, 5, 7, "client", -1, dept)
     record = ys.to_json()
     # the department's month stays, at 0 (SPEC §9 snapshot)
     assert record.pop("dept_cells") == [[dept_cell(3, 5), 0, 0, 0, 0]]
-    assert record.pop("dept_clients") == []
+    assert record.pop("dept_clients") == {str(dept_cell(3, 5)): []}
     assert record.pop("adhd") == {"2": []}  # the quarter is kept, emptied (adhd_quarters)
     assert record.pop("by_month") == [0] * 12
     for emptied in ("clients_detox", "clients_clinical", "clients_consult", "clients_digital"):
