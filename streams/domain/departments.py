@@ -180,7 +180,7 @@ class DepartmentView:
     when it has no state of that year yet (a provider whose departments all fell
     silent); the findings carry the year of the latest covered month either way."""
 
-    __slots__ = ("book", "judge_year", "latest", "st")
+    __slots__ = ("_judged", "book", "judge_year", "latest", "st")
 
     def __init__(self, st: ProviderState, book: DepartmentBook, latest: tuple[int, int]) -> None:
         self.st = st
@@ -188,14 +188,20 @@ class DepartmentView:
         self.latest = latest
         held = [y for y in st.years if y <= latest[0]]
         self.judge_year = max(held) if held else None
+        self._judged: list[tuple[str, str, int]] | None = None
 
-    def judged(self) -> Iterator[tuple[str, str, int]]:
-        """(department, category, department id) of every department not ``other``."""
-        st = self.st
-        for dept_id, name in enumerate(st.departments):
-            category = self.book.category(st.provider, name, st.dept_settings(dept_id))
-            if category != OTHER:
-                yield name, category, dept_id
+    def judged(self) -> list[tuple[str, str, int]]:
+        """(department, category, department id) of every department not ``other``;
+        worked out once per view (both department rules, every year, ask)."""
+        rows = self._judged
+        if rows is None:
+            st = self.st
+            rows = self._judged = []
+            for dept_id, name in enumerate(st.departments):
+                category = self.book.category(st.provider, name, st.dept_settings(dept_id))
+                if category != OTHER:
+                    rows.append((name, category, dept_id))
+        return rows
 
     def clients_back(self, dept_id: int, back: int) -> int:
         """Clients of a department ``back`` months before the latest covered month."""

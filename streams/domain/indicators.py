@@ -95,13 +95,15 @@ class YearState:
     tallies: dict[str, int] = field(default_factory=dict)
     # SPEC §9, per department and service month: cell key (``dept_cell``: the
     # provider's department id and month) → [distinct clients, consults, stay days,
-    # net cents, client → its live lines in the cell]. A client leaves the count when
-    # its last line there is credited. A cell is made by its month's first accepted
-    # line and stays (at 0 once all its lines are credited).
+    # net cents, client → its live lines in the cell, or None]. A client leaves the
+    # count when its last line there is credited. A cell is made by its month's first
+    # accepted line and stays (at 0 once all its lines are credited).
     dept_cells: dict[int, list[Any]] = field(default_factory=dict)
-    # What makes a cell's client map: a C table of int64 in a persisted state
-    # (``ProviderState.new_year``), a dict offline (clients are references there).
-    new_live: Any = field(default=dict, compare=False, repr=False)
+    # The clients' live lines of every cell in one C table of int64 (a persisted
+    # state, ``ProviderState.new_year``), keyed ``dept_client``: one table a year
+    # takes a third less memory than one a cell. None: a dict in each cell (offline,
+    # where clients are references).
+    dept_live: Any = field(default=None, compare=False, repr=False)
     # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
     # no ceiling alert of this year changes state (Engine._band). Empty until the
     # engine first computes it, so the first line takes the full check.
@@ -131,25 +133,30 @@ class YearState:
             key = dept >> STAY_BITS << 4 | month - 1
             cell = self.dept_cells.get(key)
             if cell is None:
-                cell = self.dept_cells[key] = [0, 0, 0, 0, self.new_live()]
+                live = self.dept_live
+                cell = self.dept_cells[key] = [0, 0, 0, 0, {} if live is None else None]
             cell[3] += cents
             cell[2] += sign * (dept & STAY_MASK)
             if flags & CONSULT:
                 cell[1] += sign
             if client is not None:
-                live = cell[4]
+                live = self.dept_live
+                if live is None:
+                    live, k = cell[4], client
+                else:  # dept_client, inline
+                    k = client ^ ((key + 1) * _MIX & _KEY_MASK)  # type: ignore[operator]
                 if sign > 0:
-                    if client in live:
-                        live[client] += 1
+                    if k in live:
+                        live[k] += 1
                     else:
-                        live[client] = 1
+                        live[k] = 1
                         cell[0] += 1
-                elif client in live:
-                    n = live[client] - 1
+                elif k in live:
+                    n = live[k] - 1
                     if n:
-                        live[client] = n
+                        live[k] = n
                     else:
-                        del live[client]
+                        del live[k]
                         cell[0] -= 1
         if flags & CONSULT:
             self.consults += sign
@@ -279,9 +286,12 @@ class YearState:
             out["adhd"] = {str(q): sorted(live.items()) for q, live in self.adhd.items()}
             for name in CLIENT_MAPS:
                 out[name] = sorted(getattr(self, name).items())
-            out["dept_clients"] = {
-                str(key): sorted(cell[4].items()) for key, cell in sorted(self.dept_cells.items())
-            }
+            if self.dept_live is not None:
+                out[DEPT_LIVE] = sorted(self.dept_live.items())
+            else:
+                out["dept_clients"] = {
+                    str(k): sorted(cell[4].items()) for k, cell in sorted(self.dept_cells.items())
+                }
         else:
             out["adhd_quarters"] = sorted(self.adhd)
         # arrival order is the point: not sorted
@@ -293,14 +303,17 @@ class YearState:
 
     def client_maps(self) -> Iterator[tuple[str, dict[Client, int]]]:
         """The distinct-client maps by name: ``adhd1``..``adhd4`` (the quarters that
-        had ADHD lines), then ``CLIENT_MAPS``, then each department cell's
-        (``dept<cell key>``)."""
+        had ADHD lines), then ``CLIENT_MAPS``, then the department cells' clients
+        (``dept_live``, or each cell's ``dept<cell key>`` offline)."""
         for quarter in sorted(self.adhd):
             yield f"adhd{quarter}", self.adhd[quarter]
         for name in CLIENT_MAPS:
             yield name, getattr(self, name)
-        for key in sorted(self.dept_cells):
-            yield f"{DEPT_MAP}{key}", self.dept_cells[key][4]
+        if self.dept_live is not None:
+            yield DEPT_LIVE, self.dept_live
+        else:
+            for key in sorted(self.dept_cells):
+                yield f"{DEPT_MAP}{key}", self.dept_cells[key][4]
 
     def client_map(self, name: str) -> dict[Client, int]:
         """The map ``client_maps`` names ``name`` (an ADHD quarter's or a department
@@ -308,11 +321,14 @@ class YearState:
         if name in CLIENT_MAPS:
             live: dict[Client, int] = getattr(self, name)
             return live
+        if name == DEPT_LIVE and self.dept_live is not None:
+            table: dict[Client, int] = self.dept_live
+            return table
         if name.startswith(DEPT_MAP) and name[len(DEPT_MAP) :].isdigit():
             key = int(name[len(DEPT_MAP) :])
             cell = self.dept_cells.get(key)
             if cell is None:
-                cell = self.dept_cells[key] = [0, 0, 0, 0, self.new_live()]
+                cell = self.dept_cells[key] = [0, 0, 0, 0, {}]
             found: dict[Client, int] = cell[4]
             return found
         quarter = int(name[4:]) if name.startswith("adhd") and name[4:].isdigit() else 0
@@ -321,12 +337,14 @@ class YearState:
         return self.adhd.setdefault(quarter, {})
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any], new_live: Any = dict) -> YearState:
+    def from_json(cls, raw: dict[str, Any], dept_live: Any = None) -> YearState:
         """Read ``to_json``'s record (its client maps empty when it was written
         without them). A tally it lacks starts at 0: right for a rule
         added before the state held lines it would count, and wrong otherwise (those
         lines are not counted until the state is rebuilt by replay)."""
-        state = cls(new_live=new_live)
+        if dept_live is None and DEPT_LIVE in raw:  # a persisted state's, read alone
+            dept_live = {}
+        state = cls(dept_live=dept_live)
         for name in _COUNTERS:
             setattr(state, name, int(raw[name]))
         by_month = [int(c) for c in raw["by_month"]]
@@ -342,10 +360,14 @@ class YearState:
         state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
         state.dept_cells = {
-            int(row[0]): [*(int(n) for n in row[1:5]), new_live()] for row in raw["dept_cells"]
+            int(row[0]): [*(int(n) for n in row[1:5]), {} if dept_live is None else None]
+            for row in raw["dept_cells"]
         }
-        for key, pairs in raw.get("dept_clients", {}).items():
-            live = state.client_map(f"{DEPT_MAP}{key}")
+        maps = {f"{DEPT_MAP}{key}": pairs for key, pairs in raw.get("dept_clients", {}).items()}
+        if DEPT_LIVE in raw:
+            maps[DEPT_LIVE] = raw[DEPT_LIVE]
+        for name, pairs in maps.items():
+            live = state.client_map(name)
             for client, n in pairs:
                 live[client] = n
         return state
@@ -364,11 +386,21 @@ def _count(clients: dict[Client, int], client: Client, sign: int) -> None:
 STAY_BITS = 10
 STAY_MASK = (1 << STAY_BITS) - 1
 DEPT_MAP = "dept"  # ``client_maps`` name of a cell's client map: "dept<cell key>"
+DEPT_LIVE = "dept_live"  # ... and of a persisted state's one table of them
+_MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads cell keys over 60 bits
+_KEY_MASK = (1 << 60) - 1
 
 
 def dept_cell(dept_id: int, month: int) -> int:
     """The key of a department's service month (1..12) in ``YearState.dept_cells``."""
     return dept_id << 4 | month - 1
+
+
+def dept_client(cell: int, client: int) -> int:
+    """A client's key in ``YearState.dept_live``: its 60-bit key XOR the cell's key
+    spread over 60 bits (two pairs collide with about the probability that two
+    clients' keys do)."""
+    return client ^ ((cell + 1) * _MIX & _KEY_MASK)
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -340,9 +340,11 @@ class ProviderState:
         for year, ys in self.years.items():
             # no credit can reach a closed year: its department counts are final
             if year < open_from:
+                if ys.dept_live is not None:
+                    ys.dept_live = self.new_dept_live()
                 for cell in ys.dept_cells.values():
                     if cell[4]:
-                        cell[4] = ys.new_live()
+                        cell[4] = {}
         self._cy = -1  # the cached year may be among those dropped
 
     def _elsewhere(self, key: Key, year: int) -> tuple[int, Index, int] | None:
@@ -474,11 +476,11 @@ class ProviderState:
     def new_year(self) -> YearState:
         """An empty provider-year whose department clients sit in a C table when
         the state is persisted (a dict of pairs offline)."""
-        return YearState(new_live=self.new_live())
+        return YearState(dept_live=self.new_dept_live())
 
-    def new_live(self) -> Any:
-        """What makes a department cell's client map (``YearState.new_live``)."""
-        return Int64toInt64Map if self.hashed else dict
+    def new_dept_live(self) -> Any:
+        """``YearState.dept_live`` of a new year: a C table when persisted."""
+        return Int64toInt64Map() if self.hashed else None
 
     def year_tables(self, year: int) -> tuple[Index, Clients, Events]:
         """The index, clients and event ids of service ``year``, made when missing."""

@@ -455,7 +455,7 @@ def _restore_years(st: ProviderState, years: Mapping[str, Any]) -> None:
     """The first chunk's counters of every year, keeping the client maps of a year
     that a chunk read before it filled."""
     for y, raw in years.items():
-        restored = YearState.from_json(raw, st.new_live())  # cells' maps as the state's
+        restored = YearState.from_json(raw, st.new_dept_live())  # a C table, as the state's
         earlier = st.years.get(int(y))
         if earlier is not None:
             for name, live in earlier.client_maps():
