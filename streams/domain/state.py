@@ -176,7 +176,7 @@ class ProviderState:
     # ``dept_of``: dims id → department id << STAY_BITS | stay days, -1 without a
     # department (what ``YearState.apply`` counts in a department's month);
     # ``dims_live``: dims id → its accepted, uncredited debits (all years), and
-    # ``dept_dims``: department id → its dims ids; together the settings of a
+    # ``dept_dims``: department id → setting → its dims ids; together the settings of a
     # department's live lines, whence its category without a register entry
     # (``dept_settings``, streams/domain/departments.py): a credited line with a
     # wrong setting leaves the category as it was.
@@ -184,7 +184,7 @@ class ProviderState:
     _dept_ids: dict[str, int] = field(default_factory=dict)
     dept_of: list[int] = field(default_factory=lambda: [-1])
     dims_live: list[int] = field(default_factory=lambda: [0])
-    dept_dims: list[list[int]] = field(default_factory=list)
+    dept_dims: list[dict[int, list[int]]] = field(default_factory=list)
     # Service year → keys of the event ids judged at SPEC §2 steps 5-7 (accepted, or
     # ignored or dead-lettered there): a repeat of one is a redelivery, counted
     # duplicate and otherwise ignored (step 4). A redelivery repeats its line, so its
@@ -383,7 +383,7 @@ class ProviderState:
 
     def _note_department(self, dims: Dims, dims_id: int) -> None:
         """``dept_of`` of dims ``dims_id`` just appended, and its department's dims."""
-        _, department, _, stay = dims
+        setting, department, _, stay = dims
         if department is None:
             self.dept_of.append(-1)
             return
@@ -391,17 +391,17 @@ class ProviderState:
         if dept_id is None:
             dept_id = self._dept_ids[department] = len(self.departments)
             self.departments.append(department)
-            self.dept_dims.append([])
-        self.dept_dims[dept_id].append(dims_id)
+            self.dept_dims.append({})
+        self.dept_dims[dept_id].setdefault(setting, []).append(dims_id)
         self.dept_of.append(dept_id << STAY_BITS | min(stay or 0, STAY_MASK))
 
     def dept_settings(self, dept_id: int) -> int:
         """Bit set (``1 << setting``) of the settings of a department's live lines."""
-        dims, live = self.dims, self.dims_live
+        live = self.dims_live
         bits = 0
-        for dims_id in self.dept_dims[dept_id]:
-            if live[dims_id] > 0:
-                bits |= 1 << dims[dims_id][0]
+        for setting, ids in self.dept_dims[dept_id].items():
+            if any(live[dims_id] > 0 for dims_id in ids):  # mostly the first one
+                bits |= 1 << setting
         return bits
 
     def department_id(self, department: str) -> int | None:
