@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("files", nargs="+", metavar="FILE", help="NDJSON archives (.gz allowed)")
     replay.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON)")
+    replay.add_argument(
+        "--departments", metavar="FILE", help="offline: department register events (NDJSON)"
+    )
     replay.add_argument("--offline", action="store_true", help="compute without Kafka")
     replay.add_argument("--alerts-out", metavar="A", help="offline: write alerts (NDJSON) here")
     replay.add_argument(
@@ -186,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("files", nargs="+", metavar="FILE", help="NDJSON archives (.gz allowed)")
     exp.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON)")
+    exp.add_argument("--departments", metavar="FILE", help="department register events")
 
     sub.add_parser(
         "portal",
@@ -249,6 +253,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ClaimwatchError(
                 "--alerts-out/--snapshot-out/--rejected-out need --offline (or use `claimwatch demo --input …`)"
             )
+        if args.departments:  # the register topic is produced by a later part of #22
+            raise ClaimwatchError("--departments needs --offline")
         from streams.replay.producer import run_replay
 
         return run_replay(args, _policy(args))
@@ -263,6 +269,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             args.files,
             policy,
             contracts=args.contracts,
+            departments=args.departments,
             alerts_out=args.alerts_out,
             snapshot_out=args.snapshot_out,
             rejected_out=args.rejected_out,
@@ -290,7 +297,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         bar.start()
     try:
         report = explain_alert(
-            args.alert_id, args.files, policy, contracts=args.contracts, progress=update
+            args.alert_id,
+            args.files,
+            policy,
+            contracts=args.contracts,
+            progress=update,
+            departments=args.departments,
         )
     finally:
         if bar is not None:

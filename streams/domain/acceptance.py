@@ -296,12 +296,14 @@ class Decoder:
             flags |= MISMATCH
         if item.diagnosis_group == "adhd":
             flags |= ADHD
-        if not flags & COUNTS_CLIENT:
+        department = item.department
+        if not flags & COUNTS_CLIENT and department is None:
             client = None  # kept only for the distinct clients it counts in
-        # One tuple, not three fields: the state looks the triple up per line. (An
-        # intern table here, nested dicts by the three values, cost more than it
-        # saved the state: msgspec gives new string objects for every line.)
-        dims = (item.setting, item.department, item.prestatie_code)
+        # One tuple, not four fields: the state looks the dims up per line. (An
+        # intern table here, nested dicts by the values, cost more than it saved the
+        # state: msgspec gives new string objects for every line.)
+        stay = item.stay_days if item.activity == "stay" else None
+        dims = (item.setting, department, item.prestatie_code, stay)
         if self._tallies:  # the lines rules asked to have counted (rules.base.Tally)
             for bit, counts in self._tallies:
                 if counts(item):

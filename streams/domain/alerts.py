@@ -97,6 +97,7 @@ def build_event(
     replay: bool,
     message: str,
     explain: dict[str, Any] | None = None,
+    department: str | None = None,
 ) -> dict[str, Any]:
     """The alert event for one transition; ``message`` is its rule's sentence
     (``rules.message``), ``explain`` the figures behind it (``explain.build``,
@@ -127,6 +128,8 @@ def build_event(
         "message": message,
         "sequence": state.sequence,
     }
+    if department is not None:  # a department rule's alert (SPEC §9)
+        event["department"] = department
     if explain:
         event["explain"] = explain
     if replay:

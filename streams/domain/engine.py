@@ -29,6 +29,7 @@ from streams.domain.acceptance import (
 )
 from streams.domain.alerts import Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
+from streams.domain.departments import Department, DepartmentBook, DepartmentView
 from streams.domain.model import (
     ACCEPTED,
     LINE_INDEX_EXPIRED,
@@ -40,9 +41,16 @@ from streams.domain.model import (
     Line,
     is_agb,
 )
-from streams.domain.months import covered_month, month_index, month_of, next_month_start
+from streams.domain.months import (
+    covered_month,
+    latest_covered_month,
+    month_index,
+    month_of,
+    next_month_start,
+)
 from streams.domain.pace import project
 from streams.domain.policy import Policy
+from streams.domain.regions import RegionWatch, summaries
 from streams.domain.rules import ceiling_utilisation, group_share_low, zvt_setting_mismatch
 from streams.domain.snapshot import build_snapshot
 from streams.domain.state import ChangeLog, ProviderState, Tables
@@ -95,6 +103,7 @@ class Engine:
         self.decoder = Decoder(policy)
         self.contracts = ContractBook()
         self._contract = self.contracts.lookup
+        self.departments = DepartmentBook()  # the register, SPEC §9
         self.providers: dict[str, ProviderState] = {}
         # Where new persisted states keep their line index (None: cykhash tables);
         # the RocksDB worker sets its off-heap tables (streams/store/offheap.py).
@@ -126,6 +135,12 @@ class Engine:
         # many providers interleave, their event times moving back and forth over a few
         # months: one computation a month, not one each time the month changes.
         self._peer_cache: dict[int, Mapping[int, Fraction | None]] = {}
+        # SPEC §9 region_category_gap over the providers held here: the offline replay
+        # sets it (it holds every provider); a streaming worker judges regions from
+        # the provider-status topic instead. Judged once per calendar month of event
+        # time (``_region_month``) and at the end of input.
+        self.region_watch: RegionWatch | None = None
+        self._region_month = -1
 
     # -- input --------------------------------------------------------------
     def state(self, provider: str) -> ProviderState:
@@ -383,6 +398,12 @@ class Engine:
             self._check_ceiling(st, contract.year, contract.updated_at, fx, "contract_change")
         return fx
 
+    def apply_department(self, entry: Department, effects: Effects | None = None) -> Effects:
+        """Store a register version. Nothing is re-evaluated: a category or region
+        counts from the provider's next month boundary (SPEC §8.1), as in streaming."""
+        self.departments.apply(entry)
+        return effects if effects is not None else Effects()
+
     # -- rules --------------------------------------------------------------
     def _check_ceiling(
         self,
@@ -480,6 +501,7 @@ class Engine:
                     self.policy.language,
                 ),
                 explain=why,
+                department=ctx.get("department"),
             )
         )
 
@@ -501,6 +523,11 @@ class Engine:
         ):
             peers = self._boundary_peers(event_time)
             self._evaluate(st, self._structural, peers, event_time, fx)
+            if self.region_watch is not None:
+                month = month_index(*month_of(event_time))
+                if month > self._region_month:
+                    self._region_month = month
+                    self.evaluate_regions(event_time, fx)
         st.next_month_start = next_month_start(max(watermark, event_time))
 
     def _boundary_peers(self, event_time: float) -> Mapping[int, Fraction | None]:
@@ -522,13 +549,14 @@ class Engine:
     ) -> None:
         """The ``evaluated`` rules for every provider-year of ``st``, at event time ``at``."""
         lag, pace_policy = self._lag_days, self.policy.pace
+        view = DepartmentView(st, self.departments, latest_covered_month(at, lag))
         for year in sorted(st.years):
             ys, previous = st.years[year], st.years.get(year - 1)
             month = covered_month(year, at, lag)
             contract = self._contract((st.provider, year))
             ceiling = contract.ceiling_cents if contract is not None else None
             pace = project(ys, previous, month, ceiling, pace_policy)
-            tick = rules.Tick(year, previous, means.get(year), at, month, contract, pace)
+            tick = rules.Tick(year, previous, means.get(year), at, month, contract, pace, view)
             for evaluate, params in evaluated:
                 for finding, ctx in evaluate(ys, tick, params):
                     self._observe(st, finding, at, fx, ctx)
@@ -574,7 +602,16 @@ class Engine:
             st = self.providers.get(provider)
             if st is not None:
                 self._evaluate(st, evaluated, means, st.watermark, fx)
+        if self.region_watch is not None and not only_peers and self.providers:
+            self.evaluate_regions(max(st.watermark for st in self.providers.values()), fx)
         return fx
+
+    def evaluate_regions(self, at: float, fx: Effects) -> None:
+        """region_category_gap over every provider held here, at event time ``at``."""
+        if self.region_watch is None:
+            return
+        rows = summaries(self.providers.values(), self.departments, self.contracts, self._lag_days)
+        fx.alerts += self.region_watch.evaluate(rows, at, self.clock())
 
     # -- output -------------------------------------------------------------
     def counts(self) -> Counts:
@@ -585,16 +622,21 @@ class Engine:
         return total
 
     def snapshot(self) -> dict[str, Any]:
-        return build_snapshot(self.providers.values(), self.contracts, [self.counts()], self.policy)
+        return build_snapshot(
+            self.providers.values(), self.contracts, [self.counts()], self.policy, self.departments
+        )
 
 
 class ContractFeed:
-    """Contract events merged into a stream of lines by event time (SPEC §6): a
-    contract whose ``updated_at`` is at or before a line's ``submitted_at`` is applied
-    before that line. ``due`` is the event time at which the next one applies."""
+    """Contract and department register events merged into a stream of lines by event
+    time (SPEC §6, §8.1): one whose ``updated_at`` is at or before a line's
+    ``submitted_at`` is applied before that line. ``due`` is the event time at which
+    the next one applies."""
 
-    def __init__(self, contracts: list[Contract]) -> None:
-        self._pending = sorted(contracts, key=lambda c: c.updated_at)  # stable: ties keep order
+    def __init__(self, contracts: list[Contract], departments: Iterable[Department] = ()) -> None:
+        # stable: ties keep order, contracts before register entries
+        events: list[Contract | Department] = [*contracts, *departments]
+        self._pending = sorted(events, key=lambda c: c.updated_at)
         self._next = 0
         self.due = self._pending[0].updated_at if self._pending else math.inf
 
@@ -603,7 +645,11 @@ class ContractFeed:
         while self._next < len(pending) and pending[self._next].updated_at <= event_time:
             self._next += 1  # first: a contract whose application raised is not retried
             self.due = pending[self._next].updated_at if self._next < len(pending) else math.inf
-            engine.apply_contract(pending[self._next - 1], fx)
+            event = pending[self._next - 1]
+            if isinstance(event, Contract):
+                engine.apply_contract(event, fx)
+            else:
+                engine.apply_department(event, fx)
 
     def apply_rest(self, engine: Engine, fx: Effects) -> None:
         self.apply_until(engine, math.inf, fx)

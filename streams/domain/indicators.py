@@ -93,6 +93,17 @@ class YearState:
     mismatch_ids: dict[int | str, str] = field(default_factory=dict)
     # tally name → net count of the lines it counts (see TALLIES)
     tallies: dict[str, int] = field(default_factory=dict)
+    # SPEC §9, per department and service month: cell key (``dept_cell``: the
+    # provider's department id and month) → [distinct clients, consults, stay days,
+    # net cents, client → its live lines in the cell, or None]. A client leaves the
+    # count when its last line there is credited. A cell is made by its month's first
+    # accepted line and stays (at 0 once all its lines are credited).
+    dept_cells: dict[int, list[Any]] = field(default_factory=dict)
+    # The clients' live lines of every cell in one C table of int64 (a persisted
+    # state, ``ProviderState.new_year``), keyed ``dept_client``: one table a year
+    # takes a third less memory than one a cell. None: a dict in each cell (offline,
+    # where clients are references).
+    dept_live: Any = field(default=None, compare=False, repr=False)
     # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
     # no ceiling alert of this year changes state (Engine._band). Empty until the
     # engine first computes it, so the first line takes the full check.
@@ -107,14 +118,46 @@ class YearState:
         dims: int,
         client: Client | None,
         sign: int,
+        dept: int = -1,
     ) -> None:
         """Add (sign 1) or take back (sign -1) what one line contributes; ``dims`` is
-        its (setting, department, prestatie) id, ``client`` its key when it counts a
-        distinct client (``model.COUNTS_CLIENT``)."""
+        its (setting, department, prestatie, stay days) id, ``client`` its key when it
+        counts a distinct client (``model.COUNTS_CLIENT``) or has a department;
+        ``dept`` its department id and stay days (``ProviderState.dept_of``), -1
+        without a department."""
         cents = sign * amount_cents
         self.net_cents += cents
         self.lines += sign
         self.by_month[month - 1] += cents
+        if dept >= 0:  # SPEC §9: one cell lookup, one client-count update
+            key = dept >> STAY_BITS << 4 | month - 1
+            cell = self.dept_cells.get(key)
+            if cell is None:
+                live = self.dept_live
+                cell = self.dept_cells[key] = [0, 0, 0, 0, {} if live is None else None]
+            cell[3] += cents
+            cell[2] += sign * (dept & STAY_MASK)
+            if flags & CONSULT:
+                cell[1] += sign
+            if client is not None:
+                live = self.dept_live
+                if live is None:
+                    live, k = cell[4], client
+                else:  # dept_client, inline
+                    k = client ^ ((key + 1) * _MIX & _KEY_MASK)  # type: ignore[operator]
+                if sign > 0:
+                    if k in live:
+                        live[k] += 1
+                    else:
+                        live[k] = 1
+                        cell[0] += 1
+                elif k in live:
+                    n = live[k] - 1
+                    if n:
+                        live[k] = n
+                    else:
+                        del live[k]
+                        cell[0] -= 1
         if flags & CONSULT:
             self.consults += sign
             if client is not None:
@@ -243,39 +286,65 @@ class YearState:
             out["adhd"] = {str(q): sorted(live.items()) for q, live in self.adhd.items()}
             for name in CLIENT_MAPS:
                 out[name] = sorted(getattr(self, name).items())
+            if self.dept_live is not None:
+                out[DEPT_LIVE] = sorted(self.dept_live.items())
+            else:
+                out["dept_clients"] = {
+                    str(k): sorted(cell[4].items()) for k, cell in sorted(self.dept_cells.items())
+                }
         else:
             out["adhd_quarters"] = sorted(self.adhd)
         # arrival order is the point: not sorted
         out["mismatch_ids"] = [[key, line_id] for key, line_id in self.mismatch_ids.items()]
         if self.tallies:
             out["tallies"] = dict(self.tallies)
+        out["dept_cells"] = [[key, *cell[:4]] for key, cell in sorted(self.dept_cells.items())]
         return out
 
     def client_maps(self) -> Iterator[tuple[str, dict[Client, int]]]:
         """The distinct-client maps by name: ``adhd1``..``adhd4`` (the quarters that
-        had ADHD lines), then ``CLIENT_MAPS``."""
+        had ADHD lines), then ``CLIENT_MAPS``, then the department cells' clients
+        (``dept_live``, or each cell's ``dept<cell key>`` offline)."""
         for quarter in sorted(self.adhd):
             yield f"adhd{quarter}", self.adhd[quarter]
         for name in CLIENT_MAPS:
             yield name, getattr(self, name)
+        if self.dept_live is not None:
+            yield DEPT_LIVE, self.dept_live
+        else:
+            for key in sorted(self.dept_cells):
+                yield f"{DEPT_MAP}{key}", self.dept_cells[key][4]
 
     def client_map(self, name: str) -> dict[Client, int]:
-        """The map ``client_maps`` names ``name`` (an ADHD quarter's made if missing)."""
+        """The map ``client_maps`` names ``name`` (an ADHD quarter's or a department
+        cell's made if missing)."""
         if name in CLIENT_MAPS:
             live: dict[Client, int] = getattr(self, name)
             return live
+        if name == DEPT_LIVE and self.dept_live is not None:
+            table: dict[Client, int] = self.dept_live
+            return table
+        if name.startswith(DEPT_MAP) and name[len(DEPT_MAP) :].isdigit():
+            key = int(name[len(DEPT_MAP) :])
+            cell = self.dept_cells.get(key)
+            if cell is None:
+                cell = self.dept_cells[key] = [0, 0, 0, 0, {}]
+            found: dict[Client, int] = cell[4]
+            return found
         quarter = int(name[4:]) if name.startswith("adhd") and name[4:].isdigit() else 0
         if not 1 <= quarter <= 4:
             raise ValueError(f"no client map {name!r}")
         return self.adhd.setdefault(quarter, {})
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> YearState:
+    def from_json(cls, raw: dict[str, Any], dept_live: Any = None) -> YearState:
         """Read ``to_json``'s record (its client maps empty when it was written
         without them). A tally it lacks starts at 0: right for a rule
         added before the state held lines it would count, and wrong otherwise (those
         lines are not counted until the state is rebuilt by replay)."""
-        state = cls()
+        if dept_live is None and DEPT_LIVE in raw:  # a persisted state's, read alone
+            dept_live = {}
+        state = cls(dept_live=dept_live)
         for name in _COUNTERS:
             setattr(state, name, int(raw[name]))
         by_month = [int(c) for c in raw["by_month"]]
@@ -290,6 +359,17 @@ class YearState:
             setattr(state, name, dict(raw.get(name, ())))
         state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
+        state.dept_cells = {
+            int(row[0]): [*(int(n) for n in row[1:5]), {} if dept_live is None else None]
+            for row in raw["dept_cells"]
+        }
+        maps = {f"{DEPT_MAP}{key}": pairs for key, pairs in raw.get("dept_clients", {}).items()}
+        if DEPT_LIVE in raw:
+            maps[DEPT_LIVE] = raw[DEPT_LIVE]
+        for name, pairs in maps.items():
+            live = state.client_map(name)
+            for client, n in pairs:
+                live[client] = n
         return state
 
 
@@ -302,6 +382,27 @@ def _count(clients: dict[Client, int], client: Client, sign: int) -> None:
         clients.pop(client, None)
 
 
+# ``ProviderState.dept_of``: a department id above STAY_BITS bits of stay days.
+STAY_BITS = 10
+STAY_MASK = (1 << STAY_BITS) - 1
+DEPT_MAP = "dept"  # ``client_maps`` name of a cell's client map: "dept<cell key>"
+DEPT_LIVE = "dept_live"  # ... and of a persisted state's one table of them
+_MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads cell keys over 60 bits
+_KEY_MASK = (1 << 60) - 1
+
+
+def dept_cell(dept_id: int, month: int) -> int:
+    """The key of a department's service month (1..12) in ``YearState.dept_cells``."""
+    return dept_id << 4 | month - 1
+
+
+def dept_client(cell: int, client: int) -> int:
+    """A client's key in ``YearState.dept_live``: its 60-bit key XOR the cell's key
+    spread over 60 bits (two pairs collide with about the probability that two
+    clients' keys do)."""
+    return client ^ ((cell + 1) * _MIX & _KEY_MASK)
+
+
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
@@ -311,7 +412,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 _COUNTERS = tuple(
     f.name
     for f in fields(YearState)
-    if f.compare and f.name not in ("by_month", "adhd", "mismatch_ids", "tallies", *CLIENT_MAPS)
+    if f.compare
+    and f.name not in ("by_month", "adhd", "mismatch_ids", "tallies", "dept_cells", *CLIENT_MAPS)
 )
 
 

@@ -37,11 +37,14 @@ def is_agb(value: object) -> bool:
     return isinstance(value, str) and len(value) == 8 and value.isdigit() and value.isascii()
 
 
-# A line's (setting, department, prestatie_code): the dimensions of a breakdown.
-Dims = tuple[int, str | None, str | None]
+# A line's (setting, department, prestatie_code, stay_days): the dimensions of a
+# breakdown, and the stay days of a stay line (None otherwise), which a department's
+# month counts (SPEC §9) and a credit must take back exactly; the state interns it.
+Dims = tuple[int, str | None, str | None, int | None]
 
 # The lines whose client is kept (``Line.client``, ``ProviderState.clients``): those
-# that count a distinct client (SPEC §4 ADHD, §8.4 consult and detox clients).
+# that count a distinct client (SPEC §4 ADHD, §8.4 consult and detox clients), and
+# every line with a department (SPEC §9: a department's distinct clients per month).
 COUNTS_CLIENT = ADHD | CONSULT | DETOX_CLINICAL | DETOX_AMBULANT
 
 
@@ -54,12 +57,12 @@ class Line(NamedTuple):
     provider: str
     year: int
     month: int  # 1..12 of service_date (SPEC §8.1 service month)
-    client: str | None  # client_ref, kept only for lines in ``COUNTS_CLIENT``
+    client: str | None  # client_ref, kept only for ``COUNTS_CLIENT`` or department lines
     flags: int
     amount_cents: int
     event_time: float  # submitted_at as unix seconds
     # The dimensions of a breakdown (SPEC §8.3): the line's (setting, department,
-    # prestatie_code), None for a field the line lacks; the state interns it.
+    # prestatie_code, stay_days), None for a field the line lacks; the state interns it.
     dims: Dims
 
     @property
@@ -78,6 +81,10 @@ class Line(NamedTuple):
     @property
     def prestatie(self) -> str | None:
         return self.dims[2]
+
+    @property
+    def stay_days(self) -> int | None:
+        return self.dims[3]
 
 
 # Outcome of a line (SPEC §2 acceptance, in order).

@@ -89,4 +89,5 @@ def check(name: str, obj: Any) -> str | None:
 DECLARATION = "declaration.v1.json"
 BATCH = "declaration-batch.v1.json"
 CONTRACT = "contract.v1.json"
+DEPARTMENT = "department.v1.json"
 ALERT = "alert.v1.json"

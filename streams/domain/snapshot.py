@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from streams.domain.departments import DepartmentBook, year_departments
 from streams.domain.indicators import YearState
 from streams.domain.model import Counts
 from streams.domain.months import covered_month
 from streams.domain.pace import Pace, project
 from streams.domain.policy import Policy
+from streams.domain.regions import merge_regions, region_view, summaries
 from streams.domain.rules import adhd_growth, group_share_low
 from streams.domain.rules.adhd_growth import clients_and_base
 from streams.domain.rules.group_share_low import peer_mean
@@ -75,9 +77,14 @@ def build_snapshot(
     contracts: ContractBook,
     counts: Iterable[Counts],
     policy: Policy,
+    departments: DepartmentBook | None = None,
 ) -> dict[str, Any]:
+    """The snapshot of the providers held; ``departments`` is the register (SPEC §9;
+    None: an empty one, every category from the settings of the lines)."""
+    book = departments if departments is not None else DepartmentBook()
+    held = list(providers)
     out: dict[str, dict[str, Any]] = {}
-    for st in providers:
+    for st in held:
         if not st.years:
             continue
         years = {}
@@ -91,17 +98,23 @@ def build_snapshot(
                 ceiling,
                 year_pace(st, year, ceiling, policy),
             )
+            years[str(year)]["departments"] = year_departments(st, year, book)
         out[st.provider] = years
     total = Counts()
     for c in counts:
         total.add(c)
-    return finish_snapshot(out, total, policy)
+    regions = region_view(summaries(held, book, contracts, policy.months.lag_days))
+    return finish_snapshot(out, total, policy, regions)
 
 
 def finish_snapshot(
-    providers: dict[str, dict[str, Any]], counts: Counts, policy: Policy
+    providers: dict[str, dict[str, Any]],
+    counts: Counts,
+    policy: Policy,
+    regions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Order providers, compute peer means from them, attach counts."""
+    """Order providers, compute peer means from them, attach counts and the region
+    view (SPEC §9)."""
     ordered = {agb: providers[agb] for agb in sorted(providers)}
     pairs: dict[str, list[tuple[int, int]]] = {}
     for years in ordered.values():
@@ -114,16 +127,23 @@ def finish_snapshot(
             "group_share_mean": float(mean) if mean is not None else None,
             "providers": n,
         }
-    return {"providers": ordered, "peers": peers, "counts": counts.as_dict()}
+    return {
+        "providers": ordered,
+        "peers": peers,
+        "regions": regions if regions is not None else {},
+        "counts": counts.as_dict(),
+    }
 
 
 def merge_snapshots(parts: Iterable[dict[str, Any]], policy: Policy) -> dict[str, Any]:
     providers: dict[str, dict[str, Any]] = {}
     counts = Counts()
+    views = []
     for part in parts:
+        views.append(part.get("regions", {}))
         for agb, years in part["providers"].items():
             if agb in providers:
                 raise ValueError(f"provider {agb} appears in two partial snapshots")
             providers[agb] = years
         counts.add(Counts.from_dict(part["counts"]))
-    return finish_snapshot(providers, counts, policy)
+    return finish_snapshot(providers, counts, policy, merge_regions(views))

@@ -36,13 +36,13 @@ import math
 from collections.abc import MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from cykhash import Int64Set, Int64toInt64Map
 from xxhash import xxh3_64_intdigest
 
 from streams.domain.alerts import AlertBook
-from streams.domain.indicators import MISMATCH_IDS_KEPT, YearState
+from streams.domain.indicators import MISMATCH_IDS_KEPT, STAY_BITS, STAY_MASK, YearState
 from streams.domain.model import (
     ACCEPTED,
     COUNTS_CLIENT,
@@ -68,12 +68,12 @@ from streams.domain.model import (
 # (``model.COUNTS_CLIENT``) is kept beside the index, for the count a credit must leave.
 CREDITED = 1 << 44
 _DIMS_SHIFT = 45
-# Dims ids a provider can have (18 bits). Beyond that, a new triple is counted under
-# id 0, the "other" triple (0, None, None): a provider would need 262,144 distinct
-# (setting, department, prestatie) combinations, which no provider comes near.
+# Dims ids a provider can have (18 bits). Beyond that, new dims are counted under
+# id 0, the "other" dims (0, None, None, None): a provider would need 262,144 distinct
+# (setting, department, prestatie, stay days) combinations, which none comes near.
 MAX_DIMS = 1 << 18
 _DIMS_MASK = (1 << 18) - 1  # the field's width, whatever MAX_DIMS allows
-OTHER_DIMS: tuple[int, str | None, str | None] = (0, None, None)
+OTHER_DIMS: Dims = (0, None, None, None)
 _SHARED = 2048  # distinct entries shared per provider (a few dozen are typical)
 
 
@@ -167,10 +167,24 @@ class ProviderState:
     # Service year → line key → client key, for the lines of ``lines`` that count a
     # distinct client (``model.COUNTS_CLIENT``: ADHD, consult, detox).
     clients: dict[int, Clients] = field(default_factory=dict)
-    # Dims id → the (setting, department, prestatie) triple; id 0 is ``OTHER_DIMS``.
-    # Provider-wide, never dropped; ``_dim_ids`` is the reverse.
+    # Dims id → the (setting, department, prestatie, stay days) of its lines; id 0 is
+    # ``OTHER_DIMS``. Provider-wide, never dropped; ``_dim_ids`` is the reverse.
     dims: list[Dims] = field(default_factory=lambda: [OTHER_DIMS])
     _dim_ids: dict[Dims, int] = field(default_factory=lambda: {OTHER_DIMS: 0})
+    # SPEC §9. The provider's departments, in the order the dims table first names
+    # them (so a restored dims table gives the same ids), and the reverse;
+    # ``dept_of``: dims id → department id << STAY_BITS | stay days, -1 without a
+    # department (what ``YearState.apply`` counts in a department's month);
+    # ``dims_live``: dims id → its accepted, uncredited debits (all years), and
+    # ``dept_dims``: department id → setting → its dims ids; together the settings of a
+    # department's live lines, whence its category without a register entry
+    # (``dept_settings``, streams/domain/departments.py): a credited line with a
+    # wrong setting leaves the category as it was.
+    departments: list[str] = field(default_factory=list)
+    _dept_ids: dict[str, int] = field(default_factory=dict)
+    dept_of: list[int] = field(default_factory=lambda: [-1])
+    dims_live: list[int] = field(default_factory=lambda: [0])
+    dept_dims: list[dict[int, list[int]]] = field(default_factory=list)
     # Service year → keys of the event ids judged at SPEC §2 steps 5-7 (accepted, or
     # ignored or dead-lettered there): a repeat of one is a redelivery, counted
     # duplicate and otherwise ignored (step 4). A redelivery repeats its line, so its
@@ -265,7 +279,7 @@ class ProviderState:
                 shared = self._packs.get(packed)
                 index[key] = shared if shared is not None else self._share(packed)
             ck: Key | None = None
-            if client is not None:
+            if client is not None:  # a client-counting or department line
                 if not hashed:
                     ck = client
                 elif client[0] != "\x00":  # rekey.CLIENT_KEY_MARK
@@ -276,7 +290,8 @@ class ProviderState:
             ys = self._cys
             if ys is None:
                 ys = self._cys = self._year(year)
-            ys.apply(flags, amount, month, dims, ck, 1)
+            ys.apply(flags, amount, month, dims, ck, 1, self.dept_of[dims])
+            self.dims_live[dims] += 1
             if flags & MISMATCH and len(ys.mismatch_ids) < MISMATCH_IDS_KEPT:
                 ys.mismatch_ids[key] = line_id
             journal = self.journal
@@ -322,6 +337,14 @@ class ProviderState:
             for year in [y for y in table if y < open_from]:
                 del table[year]
                 self.dropped = True
+        for year, ys in self.years.items():
+            # no credit can reach a closed year: its department counts are final
+            if year < open_from:
+                if ys.dept_live is not None:
+                    ys.dept_live = self.new_dept_live()
+                for cell in ys.dept_cells.values():
+                    if cell[4]:
+                        cell[4] = {}
         self._cy = -1  # the cached year may be among those dropped
 
     def _elsewhere(self, key: Key, year: int) -> tuple[int, Index, int] | None:
@@ -341,6 +364,8 @@ class ProviderState:
         dims_id = len(dims)
         dims.append(triple)
         self._dim_ids[triple] = dims_id
+        self.dims_live.append(0)
+        self._note_department(triple, dims_id)
         if self.journal is not None:
             self.journal.interned(dims_id, triple)
         return dims_id
@@ -348,9 +373,39 @@ class ProviderState:
     def restore_dims(self, triples: list[Dims]) -> None:
         """Take the dims table from a store (ids 0.. in order, ``OTHER_DIMS`` first)."""
         if not triples or tuple(triples[0]) != OTHER_DIMS:
-            raise ValueError("a dims table starts with the 'other' triple (0, None, None)")
+            raise ValueError("a dims table starts with the 'other' dims (0, None, None, None)")
         self.dims = [tuple(t) for t in triples]  # type: ignore[misc]
         self._dim_ids = {t: i for i, t in enumerate(self.dims)}
+        self.departments, self._dept_ids, self.dept_of, self.dept_dims = [], {}, [-1], []
+        self.dims_live = [0] * len(self.dims)
+        for dims_id, triple in enumerate(self.dims[1:], 1):
+            self._note_department(triple, dims_id)
+
+    def _note_department(self, dims: Dims, dims_id: int) -> None:
+        """``dept_of`` of dims ``dims_id`` just appended, and its department's dims."""
+        setting, department, _, stay = dims
+        if department is None:
+            self.dept_of.append(-1)
+            return
+        dept_id = self._dept_ids.get(department)
+        if dept_id is None:
+            dept_id = self._dept_ids[department] = len(self.departments)
+            self.departments.append(department)
+            self.dept_dims.append({})
+        self.dept_dims[dept_id].setdefault(setting, []).append(dims_id)
+        self.dept_of.append(dept_id << STAY_BITS | min(stay or 0, STAY_MASK))
+
+    def dept_settings(self, dept_id: int) -> int:
+        """Bit set (``1 << setting``) of the settings of a department's live lines."""
+        live = self.dims_live
+        bits = 0
+        for setting, ids in self.dept_dims[dept_id].items():
+            if any(live[dims_id] > 0 for dims_id in ids):  # mostly the first one
+                bits |= 1 << setting
+        return bits
+
+    def department_id(self, department: str) -> int | None:
+        return self._dept_ids.get(department)
 
     def index_entries(self) -> int:
         """Line index entries held (all open service years)."""
@@ -393,11 +448,13 @@ class ProviderState:
         index[key] = packed | CREDITED
         month, flags, amount, dims = unpack_entry(packed)
         client = None
-        if flags & COUNTS_CLIENT:
+        dept = self.dept_of[dims]
+        if flags & COUNTS_CLIENT or dept >= 0:
             clients = self.clients[year]
             client = clients[key] if key in clients else None  # noqa: SIM401 (as in accept)
         ys = self._year(year)
-        ys.apply(flags, amount, month, dims, client, -1)
+        ys.apply(flags, amount, month, dims, client, -1, dept)
+        self.dims_live[dims] -= 1
         if flags & MISMATCH:
             ys.mismatch_ids.pop(key, None)
 
@@ -411,8 +468,17 @@ class ProviderState:
     def _year(self, year: int) -> YearState:
         ys = self.years.get(year)
         if ys is None:
-            ys = self.years[year] = YearState()
+            ys = self.years[year] = self.new_year()
         return ys
+
+    def new_year(self) -> YearState:
+        """An empty provider-year whose department clients sit in a C table when
+        the state is persisted (a dict of pairs offline)."""
+        return YearState(dept_live=self.new_dept_live())
+
+    def new_dept_live(self) -> Any:
+        """``YearState.dept_live`` of a new year: a C table when persisted."""
+        return Int64toInt64Map() if self.hashed else None
 
     def year_tables(self, year: int) -> tuple[Index, Clients, Events]:
         """The index, clients and event ids of service ``year``, made when missing."""
@@ -477,6 +543,8 @@ class Replay:
             raise ValueError(f"dims id {dims_id} out of order: {len(st.dims)} are known")
         st.dims.append(dims)
         st._dim_ids[dims] = dims_id
+        st.dims_live.append(0)
+        st._note_department(dims, dims_id)
 
     def debit(
         self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
@@ -491,7 +559,8 @@ class Replay:
         if client is not None:
             clients[key] = client
         ys = st._year(year)
-        ys.apply(flags, amount, month, dims, client, 1)
+        ys.apply(flags, amount, month, dims, client, 1, st.dept_of[dims])
+        st.dims_live[dims] += 1
         if line_id is not None and len(ys.mismatch_ids) < MISMATCH_IDS_KEPT:
             ys.mismatch_ids[key] = line_id
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from xxhash import xxh3_64_intdigest
 
+from streams.domain.departments import DepartmentBook, year_departments
 from streams.domain.model import format_time
 from streams.domain.rules.group_share_low import peer_mean
 from streams.domain.snapshot import year_indicators, year_pace
@@ -41,6 +42,7 @@ def provider_year_status(
     contract: Contract | None,
     open_alerts: list[str],
     policy: Policy,
+    departments: DepartmentBook | None = None,
 ) -> dict[str, Any]:
     """The summary of one provider-year.
 
@@ -51,15 +53,21 @@ def provider_year_status(
     (SPEC §8.2, §10) are at that watermark: ``pace`` is the projection an alert's
     explanation shows (``expected_share`` is what the purchaser page draws as
     "expected by now"). ``open_alerts``: the ids firing for this provider-year, sorted.
+    The indicators' ``departments`` (SPEC §9) take their categories from the register
+    ``departments`` (None: from the settings of their lines): what a region view
+    across workers reads (``regions.summaries_from_status``).
     """
     watermark = format_time(st.watermark)
     ceiling = contract.ceiling_cents if contract is not None else None
     pace = year_pace(st, year, ceiling, policy)
+    indicators = year_indicators(st.years[year], st.years.get(year - 1), year, ceiling, pace)
+    book = departments if departments is not None else DepartmentBook()
+    indicators["departments"] = year_departments(st, year, book)
     return {
         "schema": STATUS_SCHEMA,
         "provider_agb": st.provider,
         "year": year,
-        "indicators": year_indicators(st.years[year], st.years.get(year - 1), year, ceiling, pace),
+        "indicators": indicators,
         "contract": (
             {
                 "ceiling_cents": contract.ceiling_cents,
@@ -80,7 +88,10 @@ def provider_year_status(
 
 
 def provider_statuses(
-    st: ProviderState, contracts: ContractBook, policy: Policy
+    st: ProviderState,
+    contracts: ContractBook,
+    policy: Policy,
+    departments: DepartmentBook | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """(key, encoded summary) of every provider-year of a provider, by year."""
     firing: dict[str, list[str]] = {}
@@ -89,7 +100,12 @@ def provider_statuses(
         firing.setdefault(aid.split(":", 3)[2], []).append(aid)
     for year in sorted(st.years):
         status = provider_year_status(
-            st, year, contracts.get(st.provider, year), sorted(firing.get(str(year), ())), policy
+            st,
+            year,
+            contracts.get(st.provider, year),
+            sorted(firing.get(str(year), ())),
+            policy,
+            departments,
         )
         yield status_key(st.provider, year), orjson.dumps(status)
 

@@ -176,6 +176,7 @@ def explain_alert(
     *,
     contracts: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    departments: str | Path | None = None,
 ) -> str:
     """The report on ``alert_id``; ``InputError`` (one line) when the id is malformed
     or no such alert fired in the replay."""
@@ -196,7 +197,13 @@ def explain_alert(
     with tempfile.TemporaryDirectory(prefix="claimwatch-explain-") as tmp:
         out = Path(tmp) / "alerts.ndjson"
         _, engine = replay_offline(
-            paths, policy, contracts=contracts, alerts_out=out, progress=first, replay_flag=True
+            paths,
+            policy,
+            contracts=contracts,
+            departments=departments,
+            alerts_out=out,
+            progress=first,
+            replay_flag=True,
         )
         transitions = [
             event

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from streams.domain.contracts import Contract, ContractError, parse_contract
+from streams.domain.departments import Department, DepartmentError, parse_department
 from streams.domain.errors import InputError
 
 BLOCK = 1 << 16  # bytes read at a time: about 130 declaration lines
@@ -102,3 +103,17 @@ def read_contracts(path: str | Path) -> list[Contract]:
             raise InputError(f"{path}:{number}: schema: {exc}") from None
     contracts.sort(key=lambda c: c.updated_at)
     return contracts
+
+
+def read_departments(path: str | Path) -> list[Department]:
+    """All department register events of a file (SPEC §9), in event-time order."""
+    entries: list[Department] = []
+    for number, raw in iter_lines(path):
+        try:
+            entries.append(parse_department(orjson.loads(raw)))
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number}: invalid_json: {exc}") from None
+        except DepartmentError as exc:
+            raise InputError(f"{path}:{number}: schema: {exc}") from None
+    entries.sort(key=lambda d: d.updated_at)
+    return entries

@@ -1,9 +1,11 @@
 """Offline replay: archived declarations through the engine, without Kafka.
 
-Declarations are processed in file order; contract events are merged in by event
-time (a contract whose ``updated_at`` ≤ a line's ``submitted_at`` is applied before
-that line). The structural rules are evaluated once, at the end. The result is the
-reference the streaming pipeline must reproduce (SPEC §6).
+Declarations are processed in file order; contract and department register events
+are merged in by event time (one whose ``updated_at`` ≤ a line's ``submitted_at`` is
+applied before that line). The structural rules are evaluated at each provider's
+month boundaries and at the end, region_category_gap over all providers once per
+calendar month and at the end (SPEC §8.1, §9). The result is the reference the
+streaming pipeline must reproduce (SPEC §6).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import orjson
 from streams.domain.engine import ContractFeed, Effects, Engine
 from streams.domain.errors import InputError
 from streams.domain.policy import Policy
-from streams.replay.files import iter_blocks, read_contracts
+from streams.domain.regions import RegionWatch
+from streams.replay.files import iter_blocks, read_contracts, read_departments
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ def replay_offline(
     policy: Policy,
     *,
     contracts: str | Path | None = None,
+    departments: str | Path | None = None,
     alerts_out: str | Path | None = None,
     snapshot_out: str | Path | None = None,
     rejected_out: str | Path | None = None,
@@ -80,14 +84,16 @@ def replay_offline(
         if not p.is_file():
             raise InputError(f"{p}: no such file")
     pending = read_contracts(contracts) if contracts is not None else []
+    register = read_departments(departments) if departments is not None else []
     # No transaction to roll back to here: a line whose processing fails is counted
     # and dead-lettered as processing_error, and the replay goes on (SPEC §12).
     engine = Engine(policy, replay=replay_flag, contain=True)
+    engine.region_watch = RegionWatch(policy.language, replay=replay_flag)
     alerts = _Sink(Path(alerts_out) if alerts_out is not None else None)
     rejected = _Sink(Path(rejected_out) if rejected_out is not None else None)
     started = time.perf_counter()
     fx = Effects()
-    feed = ContractFeed(pending)
+    feed = ContractFeed(pending, register)
 
     process_block = engine.process_block
     total = sum(p.stat().st_size for p in paths)
@@ -124,6 +130,7 @@ def replay_offline(
         except OSError as exc:
             raise InputError(f"{out}: cannot be written ({exc.strerror or exc})") from None
     firing = sum(len(st.alerts.firing()) for st in engine.providers.values())
+    firing += len(engine.region_watch.firing())
     summary = ReplaySummary(lines, snapshot["counts"], alerts.n, firing, seconds)
     return summary, engine
 

@@ -44,8 +44,10 @@ from streams.domain.state import ChangeLog, Dims, Key, ProviderState, unpack_ent
 # 7: entries without the year, with month and dims id; journal debits with their
 # year, the clients of consult and detox lines, mismatch line ids and dims triples;
 # checkpoints with the dims table; YearState's months, client maps and breakdowns;
-# 8: the distinct-client maps as packed arrays in checkpoint chunks, not in "years"
-STATE_FORMAT = 8
+# 8: the distinct-client maps as packed arrays in checkpoint chunks, not in "years";
+# 9: dims with stay days, the clients of department lines, YearState's department
+# cells ("dept_cells") and their clients (a distinct part "dept<cell key>" each)
+STATE_FORMAT = 9
 _LOG_FIELDS = ("end", "base", "generation", "chunks", "records")
 _CONTRACT_FIELDS = (
     "provider",
@@ -289,9 +291,9 @@ def replay(segment: Mapping[str, Any], into: ChangeLog) -> None:
 
 
 def _dims(raw: Any) -> Dims:
-    """A dims triple as JSON wrote it: [setting, department, prestatie]."""
-    setting, department, prestatie = raw
-    return int(setting), department, prestatie
+    """Dims as JSON wrote them: [setting, department, prestatie, stay days]."""
+    setting, department, prestatie, stay = raw
+    return int(setting), department, prestatie, None if stay is None else int(stay)
 
 
 class _Records:
@@ -364,6 +366,7 @@ def iter_checkpoint(st: ProviderState, max_entries: int) -> Iterator[dict[str, A
     chunk: dict[str, Any] = {
         "years": years_json(st),
         "dims": [list(t) for t in st.dims],
+        "dims_live": list(st.dims_live),
         **{kind: {} for kind in _KINDS},
     }
     room = max_entries
@@ -413,15 +416,13 @@ def _arrays(st: ProviderState) -> Iterator[tuple[str, str, array[int], array[int
 def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
     """Load one chunk of a checkpoint into ``st``; chunks may come in any order."""
     st.reload()
-    for y, raw in chunk.get("years", {}).items():
-        restored = YearState.from_json(raw)
-        earlier = st.years.get(int(y))
-        if earlier is not None:  # client maps a chunk read before this one filled
-            for name, live in earlier.client_maps():
-                restored.client_map(name).update(live)
-        st.years[int(y)] = restored
+    _restore_years(st, chunk.get("years", {}))
     if "dims" in chunk:  # the first chunk
         st.restore_dims([_dims(t) for t in chunk["dims"]])
+        dims_live = [int(n) for n in chunk["dims_live"]]
+        if len(dims_live) != len(st.dims):
+            raise ValueError("checkpoint: dims_live and dims differ in length")
+        st.dims_live = dims_live
     for kind, at in (("lines", 0), ("clients", 1)):
         for y, part in chunk[kind].items():
             keys, values = _pairs(part, kind, y)
@@ -442,8 +443,26 @@ def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
         keys, values = _pairs(part, "distinct", label)
         ys = st.years.get(int(y))
         if ys is None:  # before the chunk with the year's counters
-            ys = st.years[int(y)] = YearState()
-        ys.client_map(name).update(zip(keys.tolist(), values.tolist(), strict=True))
+            ys = st.years[int(y)] = st.new_year()
+        live = ys.client_map(name)
+        if isinstance(live, dict):
+            live.update(zip(keys.tolist(), values.tolist(), strict=True))
+        else:  # a C table (a department cell's)
+            live.update(Int64toInt64Map_from_buffers(keys, values))
+
+
+def _restore_years(st: ProviderState, years: Mapping[str, Any]) -> None:
+    """The first chunk's counters of every year, keeping the client maps of a year
+    that a chunk read before it filled."""
+    for y, raw in years.items():
+        restored = YearState.from_json(raw, st.new_dept_live())  # a C table, as the state's
+        earlier = st.years.get(int(y))
+        if earlier is not None:
+            for name, live in earlier.client_maps():
+                target = restored.client_map(name)
+                for k, v in live.items():
+                    target[k] = v
+        st.years[int(y)] = restored
 
 
 def _pairs(part: Mapping[str, Any], kind: str, label: str) -> tuple[array[int], array[int]]:

@@ -2,9 +2,10 @@
 engine itself: the content of ``planted.json``.
 
 `EnginePass` runs `streams.domain.engine.Engine` over the lines as they are
-written (one pass, in process, contracts merged in by event time as the offline
-replay does; the engine evaluates the structural rules at each provider's month
-boundaries) and ticks them once more at the end. Nothing here re-computes a rule.
+written (one pass, in process, contracts and the department register merged in by
+event time as the offline replay does; the engine evaluates the structural rules at
+each provider's month boundaries, and region_category_gap once a calendar month)
+and ticks them once more at the end. Nothing here re-computes a rule.
 
 A plant that must fire is reported under ``anomalies`` when the engine raised its
 alert, with ``when``: the month (``YYYY-MM``) of its first firing transition, and
@@ -25,8 +26,10 @@ from typing import Any
 
 import orjson
 
+from streams.domain import regions
 from streams.domain.alerts import alert_id
 from streams.domain.contracts import parse_contract
+from streams.domain.departments import parse_department, year_departments
 from streams.domain.engine import ContractFeed, Effects, Engine
 from streams.domain.indicators import YearState
 from streams.domain.policy import DEFAULT_POLICY_PATH, Policy
@@ -40,12 +43,18 @@ BLOCK_LINES = 128  # about the lines of one block the offline replay reads (64 K
 class EnginePass:
     """The domain engine over a history's lines, block by block."""
 
-    def __init__(self, policy: Policy, contracts: list[bytes]) -> None:
+    def __init__(
+        self, policy: Policy, contracts: list[bytes], departments: list[bytes] | None = None
+    ) -> None:
         # Nothing to roll back to, as in the offline replay: a failing line is
         # counted and dead-lettered, and the pass goes on.
         self.engine = Engine(policy, replay=True, contain=True)
+        self.engine.region_watch = regions.RegionWatch(policy.language, replay=True)
         self.fx = Effects()
-        self.feed = ContractFeed([parse_contract(orjson.loads(c)) for c in contracts])
+        self.feed = ContractFeed(
+            [parse_contract(orjson.loads(c)) for c in contracts],
+            [parse_department(orjson.loads(d)) for d in departments or ()],
+        )
         self.fired: dict[str, dict[str, Any]] = {}  # alert id -> its first firing event
 
     def lines(self, values: list[bytes]) -> None:
@@ -93,7 +102,7 @@ def report(history: History, run: EnginePass) -> dict[str, Any]:
     skipped = list(history.planting.skipped)
     for plant in history.planting.plants:
         p = plant.provider
-        if plant.rule not in RULES:
+        if plant.rule not in RULES and plant.rule != regions.RULE:
             reason = f"{plant.case} planted at {p.agb} in {plant.year}, but this release has no rule {plant.rule}"
             skipped.append({"rule": plant.rule, "reason": reason})
             continue
@@ -170,6 +179,8 @@ def _judge(
     ys = run.year(agb, y)
     if plant.rule == "ceiling_utilisation":
         return _judge_ceiling(plant, run, policy, ys)
+    if plant.rule == regions.RULE:
+        return _judge_region(plant, run)
     aid = alert_id(plant.rule, agb, y, plant.detail)
     seen = _INDICATORS[plant.rule](plant, run, ys, peers)
     event = run.fired.get(aid)
@@ -189,6 +200,33 @@ def _event(run: EnginePass, agb: str, aid: str, event: dict[str, Any] | None) ->
         "firing_at_end": run.firing(agb, aid),
         "explain": explain or None,
     }
+
+
+def _judge_region(plant: Plant, run: EnginePass) -> tuple[str, bool, dict[str, Any]]:
+    """A region's secured category: its only secured ward closed (SPEC §9)."""
+    aid = regions.gap_id(plant.detail or "", "secured", plant.year)
+    event = run.fired.get(aid) or {}
+    watch = run.engine.region_watch
+    return (
+        aid,
+        bool(event),
+        {
+            "value": event.get("value"),
+            "threshold": event.get("threshold"),
+            "event_time": event.get("event_time"),
+            "firing_at_end": watch is not None and aid in watch.firing(),
+            "explain": None,
+            **_department(plant, run, "forensisch"),
+        },
+    )
+
+
+def _department(plant: Plant, run: EnginePass, department: str | None = None) -> dict[str, Any]:
+    """The clients per month of the planted department, as the snapshot shows them."""
+    st = run.engine.providers.get(plant.provider.agb)
+    name = department or plant.detail or ""
+    entry = year_departments(st, plant.year, run.engine.departments).get(name) if st else None
+    return {"department": name, "clients_by_month": entry["clients_by_month"] if entry else {}}
 
 
 def _judge_ceiling(
@@ -302,4 +340,6 @@ _INDICATORS: dict[str, Indicators] = {
     "ceiling_pace_high": _spend,
     "ceiling_underrun": _spend,
     "group_share_not_rising": _not_rising,
+    "department_activity_drop": lambda plant, run, ys, _: _department(plant, run),
+    "department_stopped": lambda plant, run, ys, _: _department(plant, run),
 }

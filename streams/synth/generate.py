@@ -7,6 +7,8 @@
   few business days after month end, so the lines of one provider come in runs.
 - ``contracts.ndjson``: contract events (SPEC §3) in ``updated_at`` order: version 1 per
   provider and year in the December before, plus a few version-2 adjustments in Q4.
+- ``departments.ndjson``: the department register (SPEC §9): every institution's
+  departments with their category and region (``departments.py``).
 - ``planted.json``: the anomalies planted on purpose (provider, year, rule, case, the
   alert id the domain engine raises, the month it first fires and what it sees), the
   cases planted so that a rule must not fire (``expected.py``), the stream faults
@@ -26,12 +28,14 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from streams.domain.policy import Policy, load_policy
+from streams.synth import departments
 from streams.synth.expected import EnginePass, report
 from streams.synth.history import History
 from streams.synth.options import (
@@ -79,7 +83,10 @@ def generate(
 
     history = History(options, policy)
     contracts = [value for _, value, _ in history.contracts.events]
-    run = EnginePass(policy, contracts)
+    register = departments.register(history.providers, history.years[0])
+    departments_path = out_dir / "departments.ndjson"
+    departments_path.write_bytes(b"".join(d + b"\n" for d in register))
+    run = EnginePass(policy, contracts, register)
     lines = 0
     with open(declarations_path, "wb") as raw:
         sink: gzip.GzipFile | io.BufferedWriter = (
@@ -102,9 +109,10 @@ def generate(
 
     planted = report(history, run)
     planted_path.write_bytes(orjson.dumps(planted, option=orjson.OPT_INDENT_2) + b"\n")
-    return _summary(
+    summary = _summary(
         options, declarations_path, contracts_path, planted_path, lines, len(contracts), planted
     )
+    return replace(summary, departments_path=departments_path, departments=len(register))
 
 
 def _summary(

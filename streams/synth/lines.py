@@ -27,6 +27,7 @@ from typing import Any
 
 from streams.domain.policy import Policy
 from streams.synth.dates import business_days, days_in_month
+from streams.synth.departments import assign
 from streams.synth.plan import DUP_CREDIT_FLAG, DUP_LINE_FLAG, ORPHAN_FLAG, CellPlan
 from streams.synth.providers import Provider
 from streams.synth.tables import (
@@ -193,7 +194,7 @@ class CellDrawer:
         orders: list[list[Client]],
     ) -> list[Entry]:
         place, dates = self._placer(p, y, m)
-        department = self._departments(p)
+        department = self._departments(p, y, m)
         # Mismatching lines are re-typed at admission, but in a planted year.
         strict = y >= self.mismatch_from and y not in p.mismatch_years
         mm_types, mm_settings, retype = self.mismatch_types, self.mismatch_settings, self.retype
@@ -230,7 +231,7 @@ class CellDrawer:
             }
             p.lines += 1
             if department is not None:
-                d["department"] = department(act, setting, diag)
+                d["department"] = department(act, setting, diag, ref)
             d["region"] = region
             d["client_ref"] = ref
             d["trajectory_id"] = traj + ysuffix
@@ -315,28 +316,16 @@ class CellDrawer:
 
         return place, dates
 
-    def _departments(self, p: Provider) -> Any:
-        """`department(activity, setting, diagnosis)` of an institution; None for a practice."""
+    def _departments(self, p: Provider, y: int, m: int) -> Any:
+        """`department(activity, setting, diagnosis, client_ref)` of an institution's
+        lines of service month `m` of `y` (streams/synth/departments.py); None for a
+        practice."""
         if not p.institution:
             return None
         grb = self.rng.getrandbits
         has_vz = "verslavingszorg" in p.departments
         has_top = "topggz" in p.departments
-
-        def department(act: int, setting: int, diag: int) -> str:
-            if setting in (6, 7):
-                return "forensisch"
-            if act == STAY or setting == 5:
-                return "kliniek"
-            if setting == 8 and has_top:
-                return "topggz"
-            if diag == ADDICTION and has_vz:
-                return "verslavingszorg"
-            if setting == 4:
-                return "fact"
-            return "ouderen" if grb(3) == 0 else "ambulant"
-
-        return department
+        return assign(has_top, has_vz, p.moves, y, m, lambda: grb(3))
 
     def _schedule(
         self, p: Provider, plan: CellPlan, sub: int, pending: Pending, lines: list[Entry]

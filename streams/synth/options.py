@@ -59,6 +59,8 @@ class GenerateSummary:
     planted: tuple[PlantedAnomaly, ...]
     must_not_fire: tuple[PlantedQuiet, ...]
     skipped: tuple[str, ...]  # anomalies that could not be planted at this size, with why
+    departments_path: Path | None = None  # the department register (SPEC §9)
+    departments: int = 0  # register events written
 
     def describe(self) -> str:
         """A few lines for the command line: what was written and what was planted."""
@@ -67,6 +69,10 @@ class GenerateSummary:
             f"{self.declarations_path}: {self.lines:,} lines ({kinds})",
             f"{self.contracts_path}: {self.contracts:,} contract events "
             f"for {self.providers} providers",
+        ]
+        if self.departments_path is not None:
+            out.append(f"{self.departments_path}: {self.departments:,} department register events")
+        out += [
             f"{self.planted_path}: {len(self.planted)} planted anomalies",
         ]
         out += [f"  {a.alert_id}  {a.provider_name}  (from {a.when})" for a in self.planted]

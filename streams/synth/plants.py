@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from random import Random
 
 from streams.domain.policy import Policy
+from streams.synth.departments import CRISIS, SECURED, WARDS
 from streams.synth.providers import GROUP_SHARES, Provider, consult_diagnoses
 from streams.synth.tables import ADHD, CLIENT_TURNOVER, SEASON, VISITS_PER_MONTH, T
 
@@ -61,6 +62,19 @@ LOWERED_MONTH = 9  # the month the ceiling is lowered in (after August's lines a
 PER_DAY_CLINICAL = 0.15  # clinical share of the detox stays declared per day
 NOT_RISING_FALL = 0.1  # relative fall of the group share of the not-rising plant
 NOT_RISING_FROM = 0.12  # the not-rising plant is chosen among group shares from here
+# Department plants (SPEC §9): from this month of the last year the declining crisis
+# team keeps this many tenths of its clients, and a ward, and a region's only secured
+# ward, close (their clients go to the other ward).
+DEPARTMENT_MONTH = 7
+CLOSING_MONTH = 6
+CRISIS_KEEP = 3
+GAP_CLIENTS = 10  # a month's clients of a secured ward worth planting a region gap on
+# Distinct clients a month per line a year of an institution, of its crisis team, one
+# ward and its secured ward (measured on the default history, rounded down): sizes
+# the department plants.
+CRISIS_RATE = 0.0035
+WARD_RATE = 0.008
+SECURED_RATE = 0.008
 
 # Defaults of SPEC §5 and §8 for parameters a policy may not have yet (see `param`).
 DEFAULTS: dict[tuple[str, str], float] = {
@@ -73,6 +87,8 @@ DEFAULTS: dict[tuple[str, str], float] = {
     ("clinical_detox_high", "min_clients"): 20,
     ("digital_share_low", "min_clients"): 100,
     ("digital_share_low", "from_year"): 2026,
+    ("department_activity_drop", "min_clients"): 20,
+    ("department_stopped", "min_clients"): 20,
 }
 
 
@@ -121,6 +137,7 @@ class _Planter:
         self.volume, self.policy = volume, policy
         self.target = years[-1]
         self.used: set[int] = set()
+        self.dept_used: set[int] = set()
         self.out = Planting()
 
     def consults(self, p: Provider, y: int) -> float:
@@ -381,6 +398,69 @@ class _Planter:
         )
         self.add(rule, p, target)
 
+    # -- departments (SPEC §9): the largest fitting institution, no random draw ---------
+    # A department plant only moves lines between departments of one provider, which
+    # no other rule reads: it may share a provider with a plant of another rule, not
+    # with another department plant.
+
+    def largest(self, rule: str, ok: Callable[[Provider], bool], why: str) -> Provider | None:
+        for p in self.providers:  # largest first
+            if p.index not in self.dept_used and ok(p):
+                self.dept_used.add(p.index)
+                return p
+        self.skip(rule, f"{why} (one provider per department anomaly)")
+        return None
+
+    def _clients(self, p: Provider, rate: float) -> float:
+        return self.volume[(p.index, self.target)] * rate
+
+    def declining_crisis_team(self) -> None:
+        rule = "department_activity_drop"
+        need = ROOM * param(self.policy, rule, "min_clients")
+        p = self.largest(
+            rule,
+            lambda p: p.institution and self._clients(p, CRISIS_RATE) >= need,
+            f"no institution whose crisis team has {need:.0f}+ clients a month",
+        )
+        if p is None:
+            return
+        p.moves[CRISIS] = (self.target, DEPARTMENT_MONTH, "ambulant", CRISIS_KEEP)
+        self.add(rule, p, self.target, detail=CRISIS, case="declining_crisis_team")
+
+    def closing_ward(self) -> None:
+        rule = "department_stopped"
+        need = ROOM * param(self.policy, rule, "min_clients")
+        p = self.largest(
+            rule,
+            lambda p: p.institution and self._clients(p, WARD_RATE) >= need,
+            f"no institution whose ward has {need:.0f}+ clients a month",
+        )
+        if p is None:
+            return
+        p.moves[WARDS[1]] = (self.target, CLOSING_MONTH, WARDS[0], 0)
+        self.add(rule, p, self.target, detail=WARDS[1], case="closing_ward")
+
+    def region_loses_secured(self) -> None:
+        rule = "region_category_gap"
+        secured: dict[str, int] = {}
+        for q in self.providers:
+            if q.institution and SECURED in q.departments:
+                secured[q.region] = secured.get(q.region, 0) + 1
+        p = self.largest(
+            rule,
+            lambda p: (
+                p.institution
+                and SECURED in p.departments
+                and secured[p.region] == 1
+                and self._clients(p, SECURED_RATE) >= GAP_CLIENTS
+            ),
+            "no region with exactly one secured ward of a fitting size",
+        )
+        if p is None:
+            return
+        p.moves[SECURED] = (self.target, CLOSING_MONTH, WARDS[0], 0)
+        self.add(rule, p, self.target, detail=p.region, case="region_loses_secured")
+
 
 def plant(
     rng: Random,
@@ -404,4 +484,8 @@ def plant(
     planter.ceiling_underrun()
     planter.detox_per_day()
     planter.group_share_not_rising()
+    # SPEC §9, last: their picks take no random draw, the plants above stay as they were
+    planter.declining_crisis_team()
+    planter.closing_ward()
+    planter.region_loses_secured()
     return planter.out

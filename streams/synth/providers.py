@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
+from streams.synth.departments import BASE, SECURED, TOP, Move
 from streams.synth.tables import (
     ADDICTION,
     CONSULT_DIAGNOSES,
@@ -61,6 +62,8 @@ class Provider:
     profile: dict[int, tuple[float, ...]] = field(default_factory=dict)
     # clinical detox stays declared as one line per stay day (a planted habit)
     detox_per_day: bool = False
+    # planted department changes: department -> its move (streams/synth/departments.py)
+    moves: dict[str, Move] = field(default_factory=dict)
     # jittered accumulators of the shares (see lines.py), one per decision
     acc: list[float] = field(default_factory=list)
     # per diagnosis: active clients as (client_ref, care demand type, trajectory,
@@ -149,8 +152,8 @@ def _organisation(rng: Random, inst: bool) -> tuple[dict[int, float], list[str],
     settings = {1: 0.04, 2: 0.14, 3: 0.38, 4: 0.13, 5: 0.12, 8: 0.10 if topggz else 0}
     if forensic:
         settings |= {6: 0.04, 7: 0.05}
-    depts = ["ambulant", "kliniek", "fact", "ouderen"]
-    depts += ["topggz"] * topggz + ["forensisch"] * bool(forensic)
+    depts = list(BASE)
+    depts += [TOP] * topggz + [SECURED] * bool(forensic)
     if rng.random() < 0.6:
         depts.append("verslavingszorg")
     return settings, depts, forensic

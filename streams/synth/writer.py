@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from streams.synth.dates import business_days, timestamp
+from streams.synth.departments import legacy_delta
 from streams.synth.lines import Entry
 from streams.synth.options import KINDS
 from streams.synth.providers import Provider
@@ -132,7 +133,10 @@ class Writer:
         if turn % 3 == 0:
             self.counts["malformed_invalid_json"] += 1
             raw = orjson.dumps(d)
-            return raw[: 20 + self.rng.randrange(len(raw) - 40)] + b"\n"
+            # drawn on the length the line had before teams and wards were split
+            # (departments.py): the seeded history's later draws stay as they were
+            n = len(raw) - 40 + legacy_delta(d.get("department"))
+            return raw[: 20 + self.rng.randrange(n)] + b"\n"
         if turn % 3 == 1:
             self.counts["malformed_missing_field"] += 1
             del d[MISSING_FIELDS[(turn // 3) % len(MISSING_FIELDS)]]

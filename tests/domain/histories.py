@@ -47,6 +47,8 @@ line_spec = st.fixed_dictionaries(
         "diagnosis": st.sampled_from(["adhd", "adhd", "depression"]),
         "client": st.sampled_from(["k1", "k2", "k3", "k4"]),
         "amount": st.integers(1, 400_000),
+        "department": st.sampled_from([None, "crisis", "ward"]),  # SPEC §9
+        "stay": st.sampled_from([1, 2, 30]),
     }
 )
 
@@ -101,7 +103,9 @@ class Builder:
                 digital=spec["digital"],
             )
         elif spec["activity"] == "stay":
-            obj["stay_days"] = 2
+            obj["stay_days"] = spec.get("stay", 2)
+        if spec.get("department") is not None:
+            obj["department"] = spec["department"]
         if spec["detox"] != "absent":
             obj["detox"] = spec["detox"]
         if line_id is None:
@@ -182,7 +186,8 @@ def encode(events: list[dict[str, Any]]) -> list[bytes]:
 
 def normalised(snapshot: dict[str, Any]) -> dict[str, Any]:
     """Indicators with the traces of nothing removed: a provider-year whose lines were all
-    credited, and a quarter that had ADHD lines but has no client left, read as absent;
+    credited, a quarter that had ADHD lines but has no client left, and a department
+    month without clients (a department without anything), read as absent;
     without the pace, which follows the watermark."""
     out: dict[str, Any] = {}
     for agb, years in snapshot["providers"].items():
@@ -196,6 +201,17 @@ def normalised(snapshot: dict[str, Any]) -> dict[str, Any]:
             for q in empty:
                 del ind["adhd_clients"][q]
                 del ind["adhd_growth"][q]
+            # A department's month stays at 0 once its lines are credited (SPEC §9)
+            departments = ind.get("departments", {})
+            for dept in list(departments):
+                entry = departments[dept]
+                entry["clients_by_month"] = {
+                    m: n for m, n in entry["clients_by_month"].items() if n
+                }
+                if not entry["clients_by_month"] and not any(
+                    entry[k] for k in ("consults", "stay_days", "net_cents")
+                ):
+                    del departments[dept]
             counts = [v for k, v in ind.items() if isinstance(v, int) and k != "net_cents"]
             if ind["net_cents"] == 0 and not any(counts) and not ind["adhd_clients"]:
                 continue

@@ -219,6 +219,9 @@ def test_every_shipped_rule_declares_the_lines_and_dimensions_spec_names():
         "ceiling_pace_high": ("all", ("setting", "department")),
         "ceiling_underrun": ("all", ("setting", "department")),
         "group_share_not_rising": ("consult", ("department",)),
+        # SPEC §8.3: department and region rules have no breakdown
+        "department_activity_drop": None,
+        "department_stopped": None,
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from streams.domain.contracts import Contract
 from streams.domain.engine import Engine
-from streams.domain.indicators import YearState, breakdown
+from streams.domain.indicators import STAY_BITS, YearState, breakdown, dept_cell
 
 A, B, C = "11111111", "22222222", "33333333"
 AGB_ = "12345678"
@@ -70,6 +70,8 @@ EXPECTED = [
     ("covered_month", 0, 0),
     ("projected_cents", None, None),
     ("pace_ratio", None, None),
+    # SPEC §9: no line of the mix names a department (tests/domain/test_departments.py)
+    ("departments", {}, {}),
 ]
 
 
@@ -310,9 +312,14 @@ def test_peer_group_share_mean_at_the_default_min_of_200_consults(engine, make_l
 
 def test_year_state_returns_to_zero_after_applying_and_reversing_a_line():
     ys = YearState()
-    ys.apply(0b1_1111_1111, 123, 5, 7, "client", 1)
-    ys.apply(0b1_1111_1111, 123, 5, 7, "client", -1)
+    dept = 3 << STAY_BITS | 2  # department 3, two stay days
+    ys.apply(0b1_1111_1111, 123, 5, 7, "client", 1, dept)
+    assert ys.dept_cells == {dept_cell(3, 5): [1, 1, 2, 123, {"client": 1}]}
+    ys.apply(0b1_1111_1111, 123, 5, 7, "client", -1, dept)
     record = ys.to_json()
+    # the department's month stays, at 0 (SPEC §9 snapshot)
+    assert record.pop("dept_cells") == [[dept_cell(3, 5), 0, 0, 0, 0]]
+    assert record.pop("dept_clients") == {str(dept_cell(3, 5)): []}
     assert record.pop("adhd") == {"2": []}  # the quarter is kept, emptied (adhd_quarters)
     assert record.pop("by_month") == [0] * 12
     for emptied in ("clients_detox", "clients_clinical", "clients_consult", "clients_digital"):

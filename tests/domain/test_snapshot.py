@@ -49,6 +49,7 @@ PART_TWO = {
     "consult_clients",
     "digital_clients",
     "digital_client_share",
+    "departments",  # SPEC §9
 }
 RATIOS = {"ceiling_utilisation", "group_share", "group_over2_share", "clinical_detox_share"}
 RATIOS |= {"digital_share", "clinical_detox_client_share", "digital_client_share"}
@@ -71,7 +72,7 @@ def lines(make_line: Any, agb: str, consults: int, group: int, year: int = 2026)
 def test_snapshot_holds_exactly_the_indicators_of_spec_sections_4_and_8(engine, make_line, feed):
     feed(engine, make_line(), make_line(service_date="2025-06-01"))
     snap = engine.snapshot()
-    assert set(snap) == {"providers", "peers", "counts"}
+    assert set(snap) == {"providers", "peers", "regions", "counts"}
     for year in ("2025", "2026"):
         assert set(snap["providers"][AGB][year]) == SECTION_4 | PART_TWO
 
@@ -86,7 +87,9 @@ def test_ratios_are_floats_or_null_and_counts_and_cents_integers(engine, make_li
     got = engine.snapshot()["providers"][AGB]["2026"]
     for name in RATIOS:
         assert type(got[name]) is float, name
-    for name in (SECTION_4 | PART_TWO) - RATIOS - PACE - {"adhd_clients", "adhd_growth"}:
+    for name in (
+        (SECTION_4 | PART_TWO) - RATIOS - PACE - {"adhd_clients", "adhd_growth", "departments"}
+    ):
         if name == "net_cents_by_month":
             assert [type(c) for c in got[name]] == [int] * 12
         else:

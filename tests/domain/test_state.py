@@ -145,10 +145,11 @@ def test_a_state_rebuilt_from_its_changelog_has_the_same_dims_clients_and_line_i
         engine.process(orjson.dumps(obj), AGB)
     st = engine.providers[AGB]
     assert st.dims == [
-        (0, None, None),
-        (5, "kliniek", "CO1"),
-        (1, "ambulant", None),
-        (1, None, None),
+        (0, None, None, None),
+        (5, "kliniek", "CO1", None),
+        (1, "ambulant", None, None),
+        (1, None, None, 3),
+        (1, None, None, None),
     ]
     copy = ProviderState(AGB)
     replay = Replay(copy)
@@ -174,7 +175,7 @@ def test_a_debit_keeps_its_month_flags_amount_and_dims_in_the_index(policy, make
     engine.process(orjson.dumps(line), AGB)
     st = engine.providers[AGB]
     year, month, flags, amount, dims = st.debit_facts(2025, line["line_id"])  # type: ignore[misc]
-    assert (year, month, amount, dims) == (2026, 2, 321, (4, "fact", "CO7"))
+    assert (year, month, amount, dims) == (2026, 2, 321, (4, "fact", "CO7", None))
     assert st.debit_of(2026, line["line_id"]) == (2026, 1, flags, 321)
     assert st.debit_facts(2026, "never") is None
 
@@ -185,7 +186,7 @@ def test_triples_beyond_the_dims_limit_count_as_other(policy, make_line, monkeyp
     for dept in ("a", "b", "c", "a"):
         engine.process(orjson.dumps(make_line(department=dept, amount_cents=10)), AGB)
     st = engine.providers[AGB]
-    assert st.dims == [(0, None, None), (1, "a", None), (1, "b", None)]
+    assert st.dims == [(0, None, None, None), (1, "a", None, None), (1, "b", None, None)]
     # "c" came after the table was full: counted under the "other" triple, no department
     assert breakdown(st, 2026, "all", ["department"]) == [
         {"by": "department", "key": "a", "cents": 20, "lines": 2},

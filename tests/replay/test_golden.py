@@ -73,6 +73,8 @@ def test_golden_snapshot_peers_and_counts(tmp_path):
     }
     assert peers == approx(EXPECTED["snapshot"]["peers"])
     assert snapshot["counts"] == EXPECTED["snapshot"]["counts"]
+    # the one department is "other" (setting 1, no register): no cruciale region view
+    assert snapshot["regions"] == EXPECTED["snapshot"]["regions"]
 
 
 def test_golden_history_as_batches_gives_the_same_results(tmp_path):

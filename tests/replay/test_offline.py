@@ -19,6 +19,7 @@ from streams.replay.offline import replay_offline
 A, B, C = "11111111", "22222222", "33333333"
 ALERT = fastjsonschema.compile(schemas.load_schema(schemas.ALERT))
 INDICATORS = {
+    "departments",  # SPEC §9
     "net_cents",
     "ceiling_utilisation",
     "consults",
@@ -139,7 +140,7 @@ def history(make_line) -> list[Any]:
 
 def test_snapshot_has_exactly_the_shape_of_spec_section_6(tmp_path, history, contract_event):
     _, snap, _ = replay(tmp_path, history, [contract_event(provider=A, ceiling_cents=1_000_000)])
-    assert set(snap) == {"providers", "peers", "counts"}
+    assert set(snap) == {"providers", "peers", "regions", "counts"}
     assert set(snap["providers"]) == {A, B}  # C never had an accepted line
     assert set(snap["providers"][A]) == {"2025", "2026"}  # the orphan's 2024 is not a year of A
     assert set(snap["providers"][B]) == {"2026"}
@@ -541,3 +542,68 @@ def test_a_line_whose_processing_fails_after_acceptance_is_counted_once_and_the_
     assert summary.counts["rejected"] == {"processing_error": 1}
     (letter,) = [orjson.loads(r) for r in (tmp_path / "r").read_bytes().splitlines()]
     assert (letter["reason"], letter["detail"]) == ("processing_error", "ArithmeticError")
+
+
+# -- the department register (SPEC §9) -------------------------------------------------
+
+
+def _register(department: str, category: str, region: str, updated_at: str) -> dict[str, Any]:
+    return {
+        "schema": "ggz.department/1",
+        "provider_agb": A,
+        "department": department,
+        "name": department.title(),
+        "category": category,
+        "region": region,
+        "version": 1,
+        "updated_at": updated_at,
+    }
+
+
+def _ward_months(make_line: Any, last: int) -> list[Any]:
+    """20 clients a month in ward "bw" of A from January to ``last`` 2026, each month
+    submitted early the next; then one line a month of another team up to November."""
+    out = []
+    for m in range(1, 12):
+        at = f"2026-{m + 1:02d}-03T08:00:00Z"
+        n = 20 if m <= last else 0
+        out += [
+            make_line(
+                provider_agb=A, department="bw", service_date=f"2026-{m:02d}-10", submitted_at=at
+            )
+            for _ in range(n)
+        ]
+        out.append(make_line(provider_agb=A, service_date=f"2026-{m:02d}-11", submitted_at=at))
+    return out
+
+
+def test_the_register_makes_a_ward_judged_and_places_it_in_its_region(tmp_path, make_line):
+    register = tmp_path / "departments.ndjson"
+    # registered after its first lines: a register entry counts from its updated_at on
+    write_ndjson(register, [_register("bw", "secured", "Twente", "2026-03-01T00:00:00Z")])
+    alerts, snap, summary = replay(tmp_path, _ward_months(make_line, last=6), departments=register)
+    got = [(a["alert_id"], a["state"], a["event_time"]) for a in alerts]
+    stopped = f"department_stopped:{A}:2026:bw"
+    # July and August silent: judged stopped once August is covered, at the line
+    # submitted on 3 October (August ended 1 September + 30 days)
+    assert (stopped, "firing", "2026-10-03T08:00:00Z") in got
+    gap = "region_category_gap:Twente:secured:2026"
+    assert (gap, "firing") in [(a, s) for a, s, _ in got]
+    (event,) = [a for a in alerts if a["alert_id"] == gap]
+    assert event["provider_agb"] is None and event["region"] == "Twente" and event["replay"]
+    assert snap["regions"] == {"Twente": {"secured": {"active_departments": 0, "clients": 0}}}
+    assert snap["providers"][A]["2026"]["departments"]["bw"]["category"] == "secured"
+    assert summary.firing >= 2
+
+
+def test_without_the_register_the_same_ward_is_other_and_nothing_fires(tmp_path, make_line):
+    alerts, snap, _ = replay(tmp_path, _ward_months(make_line, last=6))
+    assert not [a for a in alerts if "bw" in a["alert_id"] or a["rule"] == "region_category_gap"]
+    assert snap["regions"] == {}  # setting 1: "other"
+
+
+def test_a_bad_register_line_stops_the_replay_with_one_line(tmp_path, make_line):
+    register = tmp_path / "departments.ndjson"
+    write_ndjson(register, [_register("bw", "ward", "Twente", "2026-03-01T00:00:00Z")])
+    with pytest.raises(InputError, match=r"departments.ndjson:1: schema: category"):
+        replay(tmp_path, [make_line()], departments=register)

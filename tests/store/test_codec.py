@@ -89,7 +89,8 @@ def live(policy: Any, make_line: Any) -> ProviderState:
 @pytest.mark.parametrize("max_entries", [1, 7, 10_000])
 def test_a_checkpoint_restores_every_table_whatever_the_chunks_and_their_order(live, max_entries):
     lines, clients, events = plain(live)
-    assert len(lines) == 3 and sum(map(len, clients.values())) == 15
+    # every line has a department, so every debit keeps its client (SPEC §9)
+    assert len(lines) == 3 and sum(map(len, clients.values())) == 60
     assert any(v & CREDITED for t in lines.values() for v in t.values())
     chunks = codec.checkpoint(live, max_entries)
     assert len(chunks) == codec.checkpoint_chunks(live, max_entries)
@@ -104,13 +105,25 @@ def test_a_checkpoint_restores_every_table_whatever_the_chunks_and_their_order(l
     }
     assert copy.dims == live.dims and copy._dim_ids == live._dim_ids
     assert any(ys.mismatch_ids for ys in copy.years.values())
+    # the department months (SPEC §9) and the clients behind their counts
+    assert copy.departments == live.departments == ["d0", "d1", "d2"]
+    assert copy.dims_live == live.dims_live and sum(live.dims_live) == 60 - 12  # 12 credited
+    assert any(ys.dept_cells for ys in copy.years.values())
+    for y, ys in copy.years.items():
+        assert type(ys.dept_live).__name__ == "Int64toInt64Map"
+        assert dict(ys.dept_live.items()) == dict(live.years[y].dept_live.items())
 
 
 def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
     lines, clients, events = plain(live)
     (chunk,) = codec.checkpoint(live, 10_000)
-    assert sorted(chunk) == ["clients", "dims", "distinct", "events", "lines", "years"]
-    assert chunk["dims"] == [[0, None, None], [5, "d0", None], [5, "d1", None], [5, "d2", None]]
+    assert sorted(chunk) == ["clients", "dims", "dims_live", "distinct", "events", "lines", "years"]
+    assert chunk["dims"] == [
+        [0, None, None, None],
+        [5, "d0", None, None],
+        [5, "d1", None, None],
+        [5, "d2", None, None],
+    ]
     for kind, tables in (("lines", lines), ("clients", clients)):
         for y, part in chunk[kind].items():
             assert sorted(part) == ["keys", "values"]
@@ -121,7 +134,7 @@ def test_a_checkpoint_chunk_names_its_fields_and_packs_uint64_arrays(live):
         assert sorted(uint64s(part["keys"])) == sorted(events[int(y)])
     # the distinct-client maps travel as packed arrays, the years as counters only
     maps = {
-        f"{y}:{name}": live_lines
+        f"{y}:{name}": dict(live_lines.items())
         for y, ys in live.years.items()
         for name, live_lines in ys.client_maps()
         if live_lines
@@ -232,14 +245,14 @@ def test_a_state_keyed_by_identifiers_is_never_checkpointed(policy, make_line):
 
 def test_a_segment_names_its_kinds_and_columns():
     journal = Journal()
-    journal.interned(1, (5, "kliniek", "CO0045"))
+    journal.interned(1, (5, "kliniek", "CO0045", None))
     journal.debit(11, 21, 2025, pack_entry(4, 1, 500, 1), None, None)
     journal.debit(12, 22, 2024, pack_entry(7, 2, 700), 99, None)
     journal.debit(13, 25, 2025, pack_entry(8, 128, 900, 1), 98, "L-13")
     journal.credit(11, 23, 2024, 2025)
     journal.judged(24, 2025)
     segment = orjson.loads(orjson.dumps(journal.pack()))
-    assert segment["interned"] == {"ids": b64([1]), "dims": [[5, "kliniek", "CO0045"]]}
+    assert segment["interned"] == {"ids": b64([1]), "dims": [[5, "kliniek", "CO0045", None]]}
     assert segment["debits"].keys() == {
         "lines",
         "events",
@@ -259,7 +272,7 @@ def test_a_segment_names_its_kinds_and_columns():
     assert uint64s(segment["credits"]["debit_years"]) == [2025]
     assert segment["judged"].keys() == {"events", "years"}
     assert codec.records(segment) == [
-        Interned(1, (5, "kliniek", "CO0045")),
+        Interned(1, (5, "kliniek", "CO0045", None)),
         Debit(11, 21, 2025, 4, None, 1, 500, 1, None),
         Debit(12, 22, 2024, 7, 99, 2, 700, 0, None),
         Debit(13, 25, 2025, 8, 98, 128, 900, 1, "L-13"),

@@ -30,7 +30,11 @@ def _replayed(made: GenerateSummary, tmp: Path) -> dict[str, dict[str, Any]]:
     """alert id -> first firing event of the offline replay of the written files."""
     out = tmp / "alerts.ndjson"
     replay_offline(
-        [made.declarations_path], load_policy(), contracts=made.contracts_path, alerts_out=out
+        [made.declarations_path],
+        load_policy(),
+        contracts=made.contracts_path,
+        departments=made.departments_path,
+        alerts_out=out,
     )
     fired: dict[str, dict[str, Any]] = {}
     for line in out.read_bytes().splitlines():

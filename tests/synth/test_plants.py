@@ -33,7 +33,10 @@ RULES = {
     "ceiling_pace_high",
     "ceiling_underrun",
     "group_share_not_rising",
-} & set(REGISTRY.names())
+    "department_activity_drop",
+    "department_stopped",
+    "region_category_gap",  # SPEC §9: not a provider rule, judged over all of them
+} & {*REGISTRY.names(), "region_category_gap"}
 
 
 def _policy(**sections: dict[str, Any]) -> Policy:

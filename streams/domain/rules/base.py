@@ -23,6 +23,7 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from streams.domain.alerts import Finding, Language
 from streams.domain.contracts import Contract
+from streams.domain.departments import DepartmentView
 from streams.domain.indicators import DIMENSIONS, SUBSETS, YearState
 from streams.domain.pace import Pace
 
@@ -141,6 +142,9 @@ class Tick(NamedTuple):
     # The spend projection at ``covered_month`` (pace.project, policy [pace]): the
     # engine computes it once for both pace rules.
     pace: Pace | None = None
+    # The provider's departments at its latest covered month (SPEC §9), for the
+    # department rules; None where no engine built it (a rule's unit test).
+    departments: DepartmentView | None = None
 
 
 @dataclass(frozen=True)

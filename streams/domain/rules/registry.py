@@ -38,6 +38,9 @@ SHIPPED = (
     "ceiling_pace_high",
     "ceiling_underrun",
     "group_share_not_rising",
+    # SPEC §9
+    "department_activity_drop",
+    "department_stopped",
 )
 _NOT_RULES = frozenset({"base", "registry"})
 
