@@ -98,7 +98,8 @@ def time_processor(
     started, cpu = time.perf_counter(), time.process_time()
     for partition, offset, key, value in messages:
         out = processor.on_declarations(partition, offset, key, value)
-        lines += out.lines
+        # every line the message held, whatever its outcome, as the worker's /status counts
+        lines += out.outcomes.total() if out.outcomes is not None else out.lines
         for k, v in out.writes.items():
             if v is None:
                 store.pop(k, None)
