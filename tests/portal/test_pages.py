@@ -83,7 +83,9 @@ def test_the_provider_page_shows_each_alert_with_its_explanation(built: Built) -
     shown = {a["alert_id"]: a for a in data["alerts"]}
     assert pace_alert["alert_id"] in shown
     assert shown[pace_alert["alert_id"]]["explain"]["pace"] == pace_alert["explain"]["pace"]
-    assert data["departments"] is None  # the statuses carry none before issue #22
+    # the departments the status carries, each with the snapshot's monthly clients
+    expected = built.snapshot["providers"][pace_alert["provider_agb"]][str(pace_alert["year"])]
+    assert [d["department"] for d in data["departments"]] == sorted(expected["departments"])
 
 
 def test_an_unknown_provider_year_or_alert_is_none(built: Built) -> None:
@@ -164,3 +166,21 @@ def test_regions_without_department_data_say_so_and_judge_nothing(policy) -> Non
     assert not data["has_activity_data"]
     clinical = data["regions"][0]["categories"]["clinical"]
     assert clinical == {"departments": 1, "active_departments": None, "clients": None, "gap": None}
+
+
+def test_the_provider_page_lists_the_departments_with_the_snapshots_monthly_clients(
+    built: Built,
+) -> None:
+    shown = 0
+    for agb, years in built.snapshot["providers"].items():
+        for year, entry in years.items():
+            data = pages.provider(built.model, built.policy, agb, int(year))
+            assert data is not None
+            depts = {d["department"]: d for d in data["departments"]}
+            assert sorted(depts) == sorted(entry["departments"])
+            for name, d in entry["departments"].items():
+                by_month = [d["clients_by_month"].get(f"{year}-{m:02d}") for m in range(1, 13)]
+                assert depts[name]["clients_by_month"] == by_month
+                assert depts[name]["category"] == d["category"]
+                shown += 1
+    assert shown > 0  # the generated institutions have departments
