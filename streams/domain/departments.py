@@ -12,7 +12,7 @@ only the register and the category decision.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -168,6 +168,42 @@ def month_back(year: int, month: int, back: int) -> tuple[int, int]:
     """The calendar month ``back`` months before (year, month)."""
     index = year * 12 + month - 1 - back
     return index // 12, index % 12 + 1
+
+
+# How far back ``judged_month`` looks for a month the provider declared care in.
+DECLARED_LOOKBACK = 12
+
+
+def judged_month(
+    latest: tuple[int, int], net_by_month: Callable[[int], Sequence[int] | None]
+) -> tuple[int, int]:
+    """The month the department rules and the region view judge a provider on: its
+    latest covered month (SPEC §8.1), or, when the provider declared no care at all
+    in that service month (net cents 0), the latest covered month before it in which
+    it did, up to ``DECLARED_LOOKBACK`` months back (else ``latest``).
+
+    Why not the latest covered month as such: a provider's watermark also moves on
+    late lines and credits of months long past. At the end of a year's archive, or
+    while a provider sends only corrections, the latest covered month can be one it
+    has declared nothing in yet; judged there, every department would "drop" or
+    "stop" at once. A provider that declared nothing in a month is not evidence about
+    any one of its departments; a department that falls silent while its provider
+    declares other care is. ``net_by_month(year)`` gives a service year's net cents
+    per month (None for a year without lines): a provider's state and its
+    provider-status values carry the same figures, so a worker reading the status
+    topic judges the same month."""
+    for back in range(DECLARED_LOOKBACK + 1):
+        year, month = month_back(*latest, back)
+        months = net_by_month(year)
+        if months is not None and months[month - 1] != 0:
+            return year, month
+    return latest
+
+
+def state_judged_month(st: ProviderState, latest: tuple[int, int]) -> tuple[int, int]:
+    """``judged_month`` of a provider held in state."""
+    years = st.years
+    return judged_month(latest, lambda y: years[y].by_month if y in years else None)
 
 
 class DepartmentView:

@@ -29,7 +29,12 @@ from streams.domain.acceptance import (
 )
 from streams.domain.alerts import Finding, alert_id, build_event
 from streams.domain.contracts import Contract, ContractBook
-from streams.domain.departments import Department, DepartmentBook, DepartmentView
+from streams.domain.departments import (
+    Department,
+    DepartmentBook,
+    DepartmentView,
+    state_judged_month,
+)
 from streams.domain.model import (
     ACCEPTED,
     LINE_INDEX_EXPIRED,
@@ -549,7 +554,8 @@ class Engine:
     ) -> None:
         """The ``evaluated`` rules for every provider-year of ``st``, at event time ``at``."""
         lag, pace_policy = self._lag_days, self.policy.pace
-        view = DepartmentView(st, self.departments, latest_covered_month(at, lag))
+        judged = state_judged_month(st, latest_covered_month(at, lag))
+        view = DepartmentView(st, self.departments, judged)
         for year in sorted(st.years):
             ys, previous = st.years[year], st.years.get(year - 1)
             month = covered_month(year, at, lag)

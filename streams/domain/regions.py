@@ -19,7 +19,7 @@ cruciale category: it is not shown and never gaps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from streams.domain.alerts import MONTH_NAMES, AlertBook, Finding, Language
@@ -28,7 +28,9 @@ from streams.domain.departments import (
     CRUCIAL,
     DepartmentBook,
     DepartmentView,
+    judged_month,
     month_back,
+    state_judged_month,
 )
 from streams.domain.model import format_time
 from streams.domain.months import latest_covered_month
@@ -64,7 +66,7 @@ def summaries(
     for st in providers:
         if not st.departments or st.watermark <= 0:
             continue
-        latest = latest_covered_month(st.watermark, lag_days)
+        latest = state_judged_month(st, latest_covered_month(st.watermark, lag_days))
         view = DepartmentView(st, book, latest)
         fallback = _contract_region(contracts, st.provider, latest[0])
         for name, category, dept_id in view.judged():
@@ -90,10 +92,16 @@ def summaries_from_status(
     latest: tuple[int, int],
     region_of: Mapping[str, str],
     contract_region: str | None,
+    *,
+    net_by_month: Mapping[int, Sequence[int]],
 ) -> list[DepartmentSummary]:
     """The same rows from a provider's ``departments`` entries per year (the snapshot's,
     which the provider-status values carry), for a reader of that topic:
-    ``region_of`` maps a department to its register region."""
+    ``region_of`` maps a department to its register region; ``latest`` is the
+    provider's latest covered month and ``net_by_month`` its service years'
+    ``net_cents_by_month`` (the status values carry both), from which the month judged
+    is worked out as for a provider in state (``departments.judged_month``)."""
+    latest = judged_month(latest, net_by_month.get)
     merged: dict[str, tuple[str, dict[str, int]]] = {}
     for entries in years.values():
         for name, entry in entries.items():

@@ -120,7 +120,18 @@ def _ward_history(make_line, agb: str, silent: bool) -> list[dict[str, Any]]:
             )
             for _ in range(n)
         ]
-    out.append(make_line(provider_agb=agb, submitted_at=IN_OCTOBER, service_date="2026-09-01"))
+    # the provider goes on declaring other care (an outpatient clinic, category other)
+    # through September: a silent ward is a silent ward, not a provider without data
+    for month in (*months, "2026-09"):
+        out.append(
+            make_line(
+                provider_agb=agb,
+                department="poli",
+                setting=1,
+                service_date=f"{month}-15",
+                submitted_at=IN_OCTOBER,
+            )
+        )
     return out
 
 
@@ -165,7 +176,12 @@ def test_engine_state_status_values_and_snapshot_give_one_region_view(policy, ma
         )
         assert value["indicators"]["departments"] == snap["providers"][agb]["2026"]["departments"]
         from_status += summaries_from_status(
-            agb, {"2026": value["indicators"]["departments"]}, (2026, 8), region_of, "Twente"
+            agb,
+            {"2026": value["indicators"]["departments"]},
+            (2026, 8),
+            region_of,
+            "Twente",
+            net_by_month={2026: value["indicators"]["net_cents_by_month"]},
         )
     assert sorted(from_status) == sorted(rows)
     # partial snapshots (one a worker) merge into the same view
@@ -175,3 +191,42 @@ def test_engine_state_status_values_and_snapshot_give_one_region_view(policy, ma
     one.providers = {A: engine.providers[A]}
     two.providers = {B: engine.providers[B]}
     assert merge_snapshots([one.snapshot(), two.snapshot()], policy)["regions"] == snap["regions"]
+
+
+def test_a_provider_is_judged_on_the_last_covered_month_it_declared_care_in(policy, make_line):
+    """Late credits move the watermark into March 2027 (January covered) while the
+    provider has declared no 2027 care: its ward is judged on December 2026, from
+    state and from its status values alike, and the region has no gap."""
+    engine = Engine(policy)
+    engine.apply_contract(Contract.from_event(make_contract(provider=A, region="Twente")))
+    lines = [
+        make_line(
+            provider_agb=A,
+            department="bw",
+            setting=6,
+            service_date=f"2026-{m:02d}-10",
+            submitted_at="2027-01-05T08:00:00Z",
+        )
+        for m in range(7, 13)
+        for _ in range(20)
+    ]
+    credit = dict(lines[0], kind="credit", event_id="credit-1")
+    credit["submitted_at"] = "2027-03-05T08:00:00Z"
+    for obj in (*lines, credit):
+        engine.process(orjson.dumps(obj))
+    (row,) = summaries(engine.providers.values(), engine.departments, engine.contracts, 30)
+    assert row.latest == (2026, 12) and row.clients[-1] == 20
+    assert [g for g in gaps([row]) if g.fires] == []
+    st = engine.providers[A]
+    value = provider_year_status(
+        st, 2026, engine.contracts.get(A, 2026), [], policy, engine.departments
+    )
+    (from_status,) = summaries_from_status(
+        A,
+        {"2026": value["indicators"]["departments"]},
+        (2027, 1),  # the latest covered month at that watermark
+        {},
+        "Twente",
+        net_by_month={2026: value["indicators"]["net_cents_by_month"]},
+    )
+    assert from_status == row

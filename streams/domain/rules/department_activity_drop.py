@@ -1,7 +1,8 @@
 """department_activity_drop (SPEC §9): a cruciale-ggz department whose clients fall
 well below their recent level, the early warning of a team or ward in trouble.
 
-Structural, evaluated on the provider's latest covered month ``m`` (SPEC §8.1): fires
+Structural, evaluated on the provider's latest covered month ``m`` (SPEC §8.1; the last
+one it declared care in, ``departments.judged_month``): fires
 for a department of a category other than ``other`` whose distinct clients in ``m``
 are below ``drop_factor`` × its mean over the six calendar months before ``m`` (sum
 ÷ 6; a month without lines counts 0; months of the previous service year count),

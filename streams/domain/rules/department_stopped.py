@@ -1,7 +1,8 @@
 """department_stopped (SPEC §9): a cruciale-ggz department that declared for a
 steady group of clients and then fell silent: a team or ward that may have closed.
 
-Structural, evaluated on the provider's latest covered month ``m`` (SPEC §8.1): fires
+Structural, evaluated on the provider's latest covered month ``m`` (SPEC §8.1; the last
+one it declared care in, ``departments.judged_month``): fires
 for a department of a category other than ``other`` with no client in any of the
 provider's last ``months`` covered months (``m`` and the ones before it), while its
 mean clients over the six calendar months before those (sum ÷ 6) was at least

@@ -96,8 +96,36 @@ def test_an_alert_of_a_year_resolves_when_the_latest_covered_month_moves_into_th
     send(eng, *months(line, {**steady(20, first="2026-06"), "2026-12": 2}, "2027-02-05T08:00:00Z"))
     assert (ID, "firing") in [(e["alert_id"], e["state"]) for e in published(eng.tick())]
     # January 2027 covered: still 2 a month against a mean of (5 x 20 + 2) / 6 = 17
+    # (the line that moves the watermark into March is judged on the state before it,
+    # where January has no lines yet: the provider's January is judged at the tick)
     fx = send(eng, *months(line, {"2027-01": 2}, "2027-03-05T08:00:00Z"))
-    got = [(e["alert_id"], e["state"]) for e in published(fx)]
+    got = [(e["alert_id"], e["state"]) for e in (*published(fx), *published(eng.tick()))]
     assert (ID, "resolved") in got
     # the mean of 17 is below min_clients: 2027's is not judged a drop
     assert all(not a.startswith(f"department_activity_drop:{AGB}:2027") for a, _ in got)
+
+
+def test_a_covered_month_the_provider_declared_nothing_in_is_not_judged(eng, line, send):
+    """The end of an archive: late credits move the watermark into March 2027, so
+    January 2027 is covered, but the provider has declared no care of 2027 yet. Its
+    departments are judged on December 2026, the last month it declared care in,
+    not as if every one of them had dropped to nothing."""
+    history = months(line, steady(30, first="2026-07"), "2027-01-05T08:00:00Z")
+    send(eng, *history)
+    assert [e for e in published(eng.tick()) if e["rule"] == "department_activity_drop"] == []
+    fx = send(
+        eng,
+        line.credit(history[0], submitted_at="2027-03-05T08:00:00Z"),
+        # a February line already: 2027 has lines, January (covered) still none
+        *months(line, {"2027-02": 1}, "2027-03-05T09:00:00Z", department="poli", setting=1),
+    )
+    judged = [
+        (e["alert_id"], e["state"])
+        for e in (*published(fx), *published(eng.tick()))
+        if e["rule"].startswith("department_")
+    ]
+    assert judged == []
+    # once the provider declares January 2027 care, January is judged
+    send(eng, *months(line, {"2027-01": 2}, "2027-03-06T08:00:00Z", department="poli", setting=1))
+    fired = [e["alert_id"] for e in published(eng.tick()) if e["state"] == "firing"]
+    assert f"department_activity_drop:{AGB}:2027:crisis" in fired

@@ -19,7 +19,13 @@ def ward(line, clients: dict[str, int]) -> list[dict]:
     declaring (its watermark moves on while the ward is silent)."""
     return [
         *months(line, clients, IN_OCTOBER, department="ward", setting=5),
-        *months(line, {"2026-09": 1}, IN_OCTOBER, department="poli", setting=1),
+        *months(
+            line,
+            dict.fromkeys(("2026-07", "2026-08", "2026-09"), 1),
+            IN_OCTOBER,
+            department="poli",
+            setting=1,
+        ),
     ]
 
 
