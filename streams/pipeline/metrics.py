@@ -493,13 +493,13 @@ class StateCollector:
         gap = GaugeMetricFamily(
             "claimwatch_region_category_gap_firing",
             "1 for every region_category_gap alert firing.",
-            labels=[*REGION_LABELS, "year", "severity"],
+            labels=["alert_id", *REGION_LABELS, "year", "severity"],
         )
         firing = m.gap_source() if m.gap_source is not None else ()
         for aid, state in sorted(firing, key=lambda pair: pair[0]):
             parsed = parse_gap_id(aid)
             if parsed is not None and parsed[1] in CRUCIAL:
-                gap.add_metric([*parsed, state.severity], 1)
+                gap.add_metric([aid, *parsed, state.severity], 1)
         yield gap
 
     def _region_purchasers(self, years_shown: set[int]) -> GaugeMetricFamily:

@@ -524,9 +524,9 @@ def test_region_figures_are_the_region_view_and_the_gaps_firing(policy: Policy) 
         ("secured", "Utrecht"): 0,
         ("outreach", "Twente"): 11,
     }
-    # category, region, severity, year
+    # alert_id, category, region, severity, year
     assert of("claimwatch_region_category_gap_firing") == {
-        ("secured", "Utrecht", "high", str(YEAR)): 1
+        (f"region_category_gap:Utrecht:secured:{YEAR}", "secured", "Utrecht", "high", str(YEAR)): 1
     }
 
 

@@ -196,6 +196,7 @@ async def test_metrics_serve_the_workers_region_view_and_gaps_where_it_keeps_the
     assert 'claimwatch_region_active_departments{category="acute",region="Utrecht"} 1.0' in page
     assert 'claimwatch_region_clients{category="acute",region="Utrecht"} 7.0' in page
     assert (
-        'claimwatch_region_category_gap_firing{category="secured",region="Utrecht",'
+        'claimwatch_region_category_gap_firing{alert_id="region_category_gap:Utrecht:secured:2026",'
+        'category="secured",region="Utrecht",'
         'severity="high",year="2026"} 1.0'
     ) in page
