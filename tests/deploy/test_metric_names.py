@@ -190,7 +190,11 @@ def test_docs_metrics_md_lists_exactly_the_metrics_the_worker_exports() -> None:
 def test_rules_and_dashboards_query_something() -> None:
     sources = all_promql()
     assert any(where.startswith("claimwatch-alerts.yml") for where, _ in sources)
-    assert {Path(p).name for p in DASHBOARDS} == {"operations.json", "purchasing.json"}
+    assert {Path(p).name for p in DASHBOARDS} == {
+        "cruciale-ggz.json",
+        "operations.json",
+        "purchasing.json",
+    }
     assert sum(len(METRIC.findall(text)) for _, text in sources) > 50
 
 

@@ -183,6 +183,19 @@ def test_purchasing_alerts_explain_themselves_and_link_to_the_purchasing_dashboa
 REGION_ALERTS = {"ClaimwatchRegionCategoryGap"}
 
 
+def test_the_region_gap_names_its_region_and_links_to_the_cruciale_dashboard() -> None:
+    cruciale = json.loads(next(p for p in DASHBOARDS if p.name == "cruciale-ggz.json").read_text())
+    (rule,) = [r for r in alerting_rules() if r["alert"] in REGION_ALERTS]
+    annotations = rule["annotations"]
+    assert (
+        "$labels.region" in annotations["summary"] and "$labels.category" in annotations["summary"]
+    )
+    assert f"/d/{cruciale['uid']}/" in annotations["dashboard"]
+    for var in ("region", "year"):
+        assert f"var-{var}={{{{ $labels.{var}" in annotations["dashboard"], var
+    assert rule["labels"]["team"] == "purchasing"
+
+
 def test_the_region_gap_joins_its_purchasers_once_per_cruciale_category() -> None:
     """Many purchasers of a region cannot be joined to many gaps of that region in one
     PromQL join: one branch per category, and every category of SPEC §9 has its branch."""
