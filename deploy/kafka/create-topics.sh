@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates claimwatch's topics with explicit partitions and configs: the four
-# of SPEC §1 and the worker's internal ones (streams/kafka/topics.py lists
+# of SPEC §1, the provider statuses (§10), the department register (§9) and the worker's internal ones (streams/kafka/topics.py lists
 # the same set). Run by the one-shot `topics` service of docker-compose.yml;
 # safe to re-run (--if-not-exists). On Kubernetes, deploy/k8s/kafkatopics.yaml
 # declares the same topics for the Strimzi Topic Operator.
@@ -31,9 +31,10 @@ create() {
 }
 
 # One application's topics: app id, declarations, contracts, alerts, dead letters,
-# provider statuses.
+# provider statuses, department register.
 create_app_topics() {
   local app="$1" declarations="$2" contracts="$3" alerts="$4" rejected="$5" statuses="$6"
+  local departments="$7"
   # Input, keyed by provider AGB. Kept: rebuilding state (a new app id after a
   # fix) needs the whole contract year and the one before it.
   create "$declarations" "$PARTITIONS" cleanup.policy=delete retention.ms=-1 "$BIG"
@@ -54,6 +55,9 @@ create_app_topics() {
   # peer mean: compacted, one partition, records of a few KB in producer batches
   # of at most 1 MiB.
   create "$statuses" 1 cleanup.policy=compact max.message.bytes=2097152
+  # The department register (SPEC §9), keyed <agb>:<department>: compacted like the
+  # contracts, one partition, read whole by every worker and by the portal.
+  create "$departments" 1 cleanup.policy=compact min.cleanable.dirty.ratio=0.1
 }
 
 create_app_topics "${CLAIMWATCH_APP_ID:-claimwatch}" \
@@ -61,7 +65,8 @@ create_app_topics "${CLAIMWATCH_APP_ID:-claimwatch}" \
   "${CLAIMWATCH_TOPIC_CONTRACTS:-ggz.contracts.v1}" \
   "${CLAIMWATCH_TOPIC_ALERTS:-ggz.alerts.v1}" \
   "${CLAIMWATCH_TOPIC_REJECTED:-ggz.declarations.rejected.v1}" \
-  "${CLAIMWATCH_TOPIC_PROVIDER_STATUS:-ggz.provider-status.v1}"
+  "${CLAIMWATCH_TOPIC_PROVIDER_STATUS:-ggz.provider-status.v1}" \
+  "${CLAIMWATCH_TOPIC_DEPARTMENTS:-ggz.departments.v1}"
 
 # The replay profile's application (SPEC §6: replays never page purchasers and
 # never touch the live contracts), when REPLAY_APP_ID is set. Compose sets it,
@@ -70,5 +75,6 @@ if [ -n "${REPLAY_APP_ID:-}" ]; then
   create_app_topics "$REPLAY_APP_ID" \
     "$REPLAY_TOPIC_DECLARATIONS" "$REPLAY_TOPIC_CONTRACTS" \
     "$REPLAY_TOPIC_ALERTS" "$REPLAY_TOPIC_REJECTED" \
-    "${REPLAY_TOPIC_PROVIDER_STATUS:-$REPLAY_APP_ID-provider-status}"
+    "${REPLAY_TOPIC_PROVIDER_STATUS:-$REPLAY_APP_ID-provider-status}" \
+    "${REPLAY_TOPIC_DEPARTMENTS:-$REPLAY_APP_ID-departments}"
 fi

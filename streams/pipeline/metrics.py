@@ -17,6 +17,9 @@ Two kinds of figures, kept apart so that ``rate()`` stays right when partitions 
 A scrape never holds the event loop for long: the state is read on the loop in
 chunks of providers with a yield to the agent in between, and the text is rendered
 from the finished metric families in a thread (``WorkerMetrics.render``).
+The region view of cruciale ggz (SPEC §9) is the cluster's, made from the
+provider-status topic every worker reads whole: every worker exports the same
+figures per region and category, and dashboards take ``max by``, never ``sum by``.
 Names and labels follow docs/metrics.md, which dashboards and rules are tested against.
 """
 
@@ -27,7 +30,7 @@ import bisect
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +38,11 @@ from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from streams.domain.departments import CRUCIAL
 from streams.domain.model import REJECT_REASONS, Counts
 from streams.domain.months import covered_month
 from streams.domain.pace import project
+from streams.domain.regions import RULE as REGION_GAP
 from streams.domain.rules import RULES, adhd_growth, group_share_low
 from streams.domain.rules.adhd_growth import clients_and_base
 from streams.domain.rules.group_share_low import peer_mean
@@ -77,6 +82,9 @@ UNKNOWN_REGION = "unknown"
 ALERT_LABELS = ["alert_id", "rule", "provider", "year", "severity", "detail"]
 # Providers read between two yields to the event loop while a scrape collects.
 SCRAPE_CHUNK = 50
+REGION_LABELS = ["region", "category"]
+# SPEC §9 ``regions``: region → category → {"active_departments": n, "clients": n}.
+RegionView = Mapping[str, Mapping[str, Mapping[str, int]]]
 
 
 # The gauges per provider-year: key → (name, help, labels beyond PROVIDER_LABELS).
@@ -249,6 +257,10 @@ METRIC_NAMES = (
     "claimwatch_peer_providers",
     "claimwatch_policy_threshold",
     "claimwatch_alert_firing",
+    "claimwatch_region_active_departments",
+    "claimwatch_region_clients",
+    "claimwatch_region_category_gap_firing",
+    "claimwatch_region_purchaser",
     "claimwatch_alerts_total",
     "claimwatch_lines_total",
     "claimwatch_messages_total",
@@ -319,6 +331,10 @@ class WorkerMetrics:
         # Cluster-wide (consults, group consults) per year: the status topic as this worker's
         # reader holds it (streams/pipeline/status.py); None: this worker's providers.
         self.peer_source: Any = None
+        # The cluster's region view (SPEC §9 ``regions``) and the firing
+        # region_category_gap alerts as (alert id, state) pairs; None: not exported.
+        self.region_source: Callable[[], RegionView] | None = None
+        self.gap_source: Callable[[], Iterable[tuple[str, Any]]] | None = None
         self.state = StateCollector(self)
         # Everything but the state: Faust's sensor (streams/kafka/sensor.py registers
         # here), the process (memory, CPU, file descriptors) and the garbage collector.
@@ -417,6 +433,8 @@ class StateCollector:
         families.extend(state.families())
         families.extend(self._peers(state.years_shown, state.pairs))
         families.append(self._policy())
+        families.extend(self._regions())
+        families.append(self._region_purchasers(state.years_shown))
         families.extend(self._counters())
         families.extend(self._stream(state.index_entries))
 
@@ -447,6 +465,59 @@ class StateCollector:
             peer_n.add_metric([str(year)], n)
         yield peer
         yield peer_n
+
+    def _regions(self) -> Iterator[Any]:
+        """Per IZA region and cruciale category (bounded: 38 × 6; ``other`` is never
+        shown): the active departments and their clients of the region view, and the
+        region gaps firing."""
+        m = self.m
+        active = GaugeMetricFamily(
+            "claimwatch_region_active_departments",
+            "Departments active in their provider's latest covered month (SPEC 9).",
+            labels=REGION_LABELS,
+        )
+        clients = GaugeMetricFamily(
+            "claimwatch_region_clients",
+            "Distinct clients of those departments in that month, summed.",
+            labels=REGION_LABELS,
+        )
+        view = m.region_source() if m.region_source is not None else {}
+        for region, categories in sorted(view.items()):
+            for category in CRUCIAL:
+                cell = categories.get(category)
+                if cell is not None:
+                    active.add_metric([region, category], cell["active_departments"])
+                    clients.add_metric([region, category], cell["clients"])
+        yield active
+        yield clients
+        gap = GaugeMetricFamily(
+            "claimwatch_region_category_gap_firing",
+            "1 for every region_category_gap alert firing.",
+            labels=["alert_id", *REGION_LABELS, "year", "severity"],
+        )
+        firing = m.gap_source() if m.gap_source is not None else ()
+        for aid, state in sorted(firing, key=lambda pair: pair[0]):
+            parsed = parse_gap_id(aid)
+            if parsed is not None and parsed[1] in CRUCIAL:
+                gap.add_metric([aid, *parsed, state.severity], 1)
+        yield gap
+
+    def _region_purchasers(self, years_shown: set[int]) -> GaugeMetricFamily:
+        """Which purchasers buy care in a region: the pairs of the contracts of the
+        years shown. Rules join a region's gap to it to route one alert per purchaser."""
+        family = GaugeMetricFamily(
+            "claimwatch_region_purchaser",
+            "1 per region and purchaser with a contract there this year or the last.",
+            labels=["region", "purchaser"],
+        )
+        pairs = {
+            (c.region, c.purchaser)
+            for c in self.m.engine.contracts
+            if c.year in years_shown and c.region and c.purchaser
+        }
+        for region, purchaser in sorted(pairs):
+            family.add_metric([region, purchaser], 1)
+        return family
 
     def _policy(self) -> GaugeMetricFamily:
         """The numeric parameters of the policy the worker runs with, so that rules and
@@ -573,7 +644,8 @@ class _ProviderFamilies:
         for aid, a in st.alerts.states.items():
             if not a.firing:
                 continue
-            parts = aid.split(":")
+            # a department rule's detail is the department, which may hold ":"
+            parts = aid.split(":", 3)
             year = int(parts[2])
             detail = parts[3] if len(parts) > 3 else ""
             self.firing.add_metric([aid, parts[0], agb, str(year), a.severity, detail], 1)
@@ -597,6 +669,16 @@ class _ProviderFamilies:
         yield from self.gauges.values()
         yield self.info
         yield self.firing
+
+
+def parse_gap_id(aid: str) -> tuple[str, str, str] | None:
+    """(region, category, year) of ``region_category_gap:<region>:<category>:<year>``;
+    the region is the register's or the contract's text and may hold ":"."""
+    rule, _, rest = aid.partition(":")
+    parts = rest.rsplit(":", 2)
+    if rule != REGION_GAP or len(parts) != 3 or not parts[2].isdigit():
+        return None
+    return parts[0], parts[1], parts[2]
 
 
 def policy_parameters(section: Any) -> Iterator[tuple[str, float | tuple[float, ...]]]:

@@ -57,6 +57,7 @@ def snapshot(worker: Worker) -> bytes:
 def install(worker: Worker) -> None:
     app = worker.app
     token = worker.settings.web_token
+    wire_regions(worker)
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -90,6 +91,18 @@ def install(worker: Worker) -> None:
         if not authorised(token, request):
             return web.text("unauthorised\n", status=401)
         return web.bytes(snapshot(worker), content_type="application/json")
+
+
+def wire_regions(worker: Worker) -> None:
+    """Give /metrics the cluster's region view (SPEC §9) and its firing region gaps,
+    where the worker keeps them (``Worker.region_view`` and ``Worker.region_watch``, a
+    ``streams.domain.regions.RegionWatch``, both from the provider-status book)."""
+    region_view = getattr(worker, "region_view", None)
+    if callable(region_view):
+        worker.metrics.region_source = region_view
+    watch = getattr(worker, "region_watch", None)
+    if watch is not None:
+        worker.metrics.gap_source = watch.alerts.firing
 
 
 def _probe(web: Any, verdict: probes.Verdict) -> Any:

@@ -22,7 +22,8 @@ ALERT_RULES = PROMETHEUS / "rules" / "claimwatch-alerts.yml"
 RECORDING_RULES = PROMETHEUS / "rules" / "claimwatch-recording.yml"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 
-# The rules of SPEC §5, the pace rules of §8.2 and group_share_not_rising of §8.4, by
+# The rules of SPEC §5, the pace rules of §8.2, group_share_not_rising of §8.4 and the
+# department rules of §9, by
 # the name the worker puts in the `rule` label: each has an alerting rule of its own. Any other rule of the registry
 # (streams/domain/rules/) pages through the generic ClaimwatchRuleFiring.
 SPEC_RULES = (
@@ -36,6 +37,8 @@ SPEC_RULES = (
     "adhd_growth",
     "zvt_setting_mismatch",
     "digital_share_low",
+    "department_activity_drop",
+    "department_stopped",
 )
 # Every rule the worker can report, as the registry lists it.
 REGISTRY_RULES = RULES.names()

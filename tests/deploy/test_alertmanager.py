@@ -695,3 +695,198 @@ def test_prometheus_names_the_portal_for_the_alert_links_and_keeps_it_off_the_la
     assert purchasing and all(
         "$externalLabels.portal_url" in r["annotations"].get("portal", "") for r in purchasing
     )
+
+
+# ---------------------------------------------------------------- cruciale ggz (SPEC §9)
+
+
+def department(
+    alertname: str, purchaser: str, dept: str, provider: str = "12345678"
+) -> dict[str, str]:
+    rule = {
+        "ClaimwatchDepartmentActivityDrop": ("department_activity_drop", "warning"),
+        "ClaimwatchDepartmentStopped": ("department_stopped", "high"),
+    }[alertname]
+    return {
+        "alertname": alertname,
+        "team": "purchasing",
+        "severity": rule[1],
+        "purchaser": purchaser,
+        "provider": provider,
+        "provider_name": "GGZ Noorderlicht",
+        "year": "2026",
+        "detail": dept,
+        "department": dept,
+        "alert_id": f"{rule[0]}:{provider}:2026:{dept}",
+    }
+
+
+def gap(purchaser: str | None, region: str, category: str) -> dict[str, str]:
+    labels = {
+        "alertname": "ClaimwatchRegionCategoryGap",
+        "team": "purchasing",
+        "severity": "high",
+        "region": region,
+        "category": category,
+        "year": "2026",
+        "alert_id": f"region_category_gap:{region}:{category}:2026",
+    }
+    return labels | ({"purchaser": purchaser} if purchaser else {})
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        pytest.param(
+            department("ClaimwatchDepartmentStopped", "inkoop-ggz-noord", "kliniek"),
+            "inkoop-ggz-noord",
+            id="department-to-the-providers-purchaser",
+        ),
+        pytest.param(
+            department("ClaimwatchDepartmentActivityDrop", "inkoop-ggz-zuid", "crisis"),
+            "inkoop-ggz-zuid",
+            id="department-to-a-webhook",
+        ),
+        pytest.param(
+            gap("inkoop-ggz-noord", "Groningen", "secured"), "inkoop-ggz-noord", id="gap-by-email"
+        ),
+        pytest.param(
+            gap("inkoop-ggz-zuid", "Utrecht", "secured"), "inkoop-ggz-zuid", id="gap-by-webhook"
+        ),
+        pytest.param(gap(None, "Zeeland", "acute"), "purchasing-desk", id="gap-without-purchaser"),
+    ],
+)
+def test_cruciale_alerts_route_like_the_purchasers_other_alerts(
+    amtool: str, labels: dict[str, str], receiver: str
+) -> None:
+    assert route(amtool, labels) == receiver
+
+
+def test_a_case_system_gets_one_case_per_department_and_per_region_gap(alertmanager: str) -> None:
+    zuid = [
+        department("ClaimwatchDepartmentActivityDrop", "inkoop-ggz-zuid", "crisis-a"),
+        department("ClaimwatchDepartmentActivityDrop", "inkoop-ggz-zuid", "crisis-b"),
+        gap("inkoop-ggz-zuid", "Utrecht", "secured"),
+        gap("inkoop-ggz-zuid", "Utrecht", "acute"),
+        gap("inkoop-ggz-zuid", "Twente", "acute"),
+    ]
+    noord = [
+        gap("inkoop-ggz-noord", "Utrecht", "secured"),
+        gap("inkoop-ggz-noord", "Twente", "acute"),
+    ]
+    posted = zuid + noord
+    http_json(f"{alertmanager}/api/v2/alerts", [{"labels": labels} for labels in posted])
+
+    def groups() -> dict[str, list[list[dict[str, str]]]]:
+        by_receiver: dict[str, list[list[dict[str, str]]]] = {}
+        for group in http_json(f"{alertmanager}/api/v2/alerts/groups"):
+            by_receiver.setdefault(group["receiver"]["name"], []).append(
+                [a["labels"] for a in group["alerts"]]
+            )
+        return by_receiver
+
+    deadline = time.monotonic() + 15
+    while sum(len(a) for g in groups().values() for a in g) < len(posted):
+        assert time.monotonic() < deadline, groups()
+        time.sleep(0.2)
+    found = groups()
+    # the webhook: every department and every region gap a case of its own
+    assert sorted(len(g) for g in found["inkoop-ggz-zuid"]) == [1] * len(zuid)
+    # e-mail: the region gaps of a purchaser in one digest
+    assert [len(g) for g in found["inkoop-ggz-noord"]] == [2]
+
+
+def test_a_stopped_department_mutes_its_own_drop_only(alertmanager: str) -> None:
+    alerts = {
+        "stopped": department("ClaimwatchDepartmentStopped", "inkoop-ggz-noord", "kliniek"),
+        "drop-same": department("ClaimwatchDepartmentActivityDrop", "inkoop-ggz-noord", "kliniek"),
+        "drop-other": department("ClaimwatchDepartmentActivityDrop", "inkoop-ggz-noord", "crisis"),
+        "drop-other-provider": department(
+            "ClaimwatchDepartmentActivityDrop", "inkoop-ggz-noord", "kliniek", provider="87654321"
+        ),
+    }
+    http_json(f"{alertmanager}/api/v2/alerts", [{"labels": labels} for labels in alerts.values()])
+
+    def muted() -> dict[str, bool]:
+        by_id = {a["labels"]["alert_id"]: a for a in http_json(f"{alertmanager}/api/v2/alerts")}
+        return {
+            name: bool(by_id[labels["alert_id"]]["status"]["inhibitedBy"])
+            for name, labels in alerts.items()
+            if labels["alert_id"] in by_id
+        }
+
+    deadline = time.monotonic() + 15
+    while len(current := muted()) < len(alerts) or not current["drop-same"]:
+        assert time.monotonic() < deadline, f"inhibition did not settle: {current}"
+        time.sleep(0.2)
+    assert {name for name, is_muted in current.items() if is_muted} == {"drop-same"}
+
+
+def test_the_digest_names_departments_and_region_gaps_in_dutch(amtool: str, tmp_path: Path) -> None:
+    def item(labels: dict[str, str], summary: str) -> dict[str, Any]:
+        return {
+            "status": "firing",
+            "labels": labels,
+            "annotations": {"summary": summary, "description": "d"},
+            "startsAt": "2026-07-01T09:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": labels["alert_id"],
+        }
+
+    cases = (
+        (
+            [
+                item(
+                    department("ClaimwatchDepartmentStopped", "inkoop-ggz-noord", "kliniek:west"),
+                    "s",
+                )
+            ],
+            "afdeling zonder cliënten",
+            "- GGZ Noorderlicht (12345678), afdeling kliniek:west, 2026, ernst hoog, ",
+            "afdeling kliniek:west",
+        ),
+        (
+            [
+                item(gap("inkoop-ggz-noord", "Utrecht", "secured"), "s"),
+                item(gap("inkoop-ggz-noord", "Twente", "hs_ggz"), "s"),
+            ],
+            "cruciale ggz ontbreekt in de regio",
+            "- regio Utrecht, beveiligde zorg, 2026, ernst hoog, ",
+            "<strong>regio Twente</strong><br>hoogspecialistische ggz",
+        ),
+        (
+            [
+                item(
+                    department("ClaimwatchDepartmentActivityDrop", "inkoop-ggz-noord", "crisis"),
+                    "s",
+                )
+            ],
+            "sterke daling van het aantal cliënten van een afdeling",
+            "- GGZ Noorderlicht (12345678), afdeling crisis, 2026, ernst waarschuwing, ",
+            "afdeling crisis",
+        ),
+    )
+    for alerts, rule_nl, line, html_part in cases:
+        alertname = alerts[0]["labels"]["alertname"]
+        data = tmp_path / f"{alertname}.json"
+        data.write_text(
+            json.dumps(
+                {
+                    "receiver": "inkoop-ggz-noord",
+                    "status": "firing",
+                    "alerts": alerts,
+                    "groupLabels": {"alertname": alertname, "purchaser": "inkoop-ggz-noord"},
+                    "commonLabels": {"alertname": alertname},
+                    "commonAnnotations": {},
+                    "externalURL": "http://localhost:9093",
+                }
+            )
+        )
+        n = len(alerts)
+        subject = render(amtool, "claimwatch.digest.subject", data).strip()
+        word = "melding" if n == 1 else "meldingen"
+        assert subject == f"claimwatch: {n} {word} voor inkoper inkoop-ggz-noord: {rule_nl}"
+        text = render(amtool, "claimwatch.digest.text", data)
+        assert line in text, text
+        assert html_part in render(amtool, "claimwatch.digest.html", data, html=True)

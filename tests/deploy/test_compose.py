@@ -375,6 +375,24 @@ def test_topics_have_explicit_partitions_and_the_contracts_topic_is_compacted(
     assert int(environment("kafka")["KAFKA_NUM_PARTITIONS"]) == partitions
 
 
+def test_the_department_register_is_created_compacted_for_the_live_and_the_replay_app(
+    created_topics: dict[str, Any],
+) -> None:
+    # SPEC §9: keyed <agb>:<department>, the latest version wins; a replay reads its
+    # own register, never the live one (SPEC §6), like its contracts.
+    for name in (
+        environment("topics")["CLAIMWATCH_TOPIC_DEPARTMENTS"],
+        environment("topics")["REPLAY_TOPIC_DEPARTMENTS"],
+    ):
+        topic = created_topics[name]
+        assert topic["partitions"] == 1, name
+        assert topic["configs"]["cleanup.policy"] == "compact", name
+    assert (
+        environment("portal")["CLAIMWATCH_TOPIC_DEPARTMENTS"]
+        == environment("topics")["CLAIMWATCH_TOPIC_DEPARTMENTS"]
+    )
+
+
 # ---------------------------------------------------------------- image
 
 

@@ -284,3 +284,58 @@ def test_provisioning_points_at_the_prometheus_service_and_the_dashboards() -> N
     assert datasource["type"] == "prometheus" and datasource["isDefault"] is True
     (provider,) = load_yaml(GRAFANA / "provisioning" / "dashboards" / "claimwatch.yml")["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+# ---------------------------------------------------------------- cruciale ggz (SPEC §9)
+
+
+def test_the_cruciale_dashboard_grids_regions_by_the_six_categories() -> None:
+    from streams.domain.departments import CRUCIAL
+
+    dashboard = model("cruciale-ggz")
+    assert dashboard["title"].endswith("Cruciale ggz")
+    grids = [
+        p
+        for p in panels(dashboard)
+        if any(t["id"] == "groupingToMatrix" for t in p.get("transformations", []))
+    ]
+    metrics = set()
+    for panel in grids:
+        (matrix,) = [t for t in panel["transformations"] if t["id"] == "groupingToMatrix"]
+        assert matrix["options"]["rowField"] == "region", panel["title"]
+        assert matrix["options"]["columnField"] == "category", panel["title"]
+        (organize,) = [t for t in panel["transformations"] if t["id"] == "organize"]
+        order = organize["options"]["indexByName"]
+        assert sorted((i, c) for c, i in order.items() if c in CRUCIAL) == [
+            (i + 1, c) for i, c in enumerate(CRUCIAL)
+        ], panel["title"]
+        (target,) = panel["targets"]
+        metrics |= set(re.findall(r"claimwatch_region_\w+", target["expr"]))
+        # every worker exports the cluster's region view: one value, never a sum
+        assert target["expr"].startswith("max by (region, category) ("), panel["title"]
+    assert metrics == {"claimwatch_region_active_departments", "claimwatch_region_clients"}
+
+
+def test_the_region_view_is_never_summed_over_workers() -> None:
+    for panel in panels(model("cruciale-ggz")):
+        for target in panel.get("targets", []):
+            for match in re.finditer(r"claimwatch_region_\w+", target["expr"]):
+                before = target["expr"][: match.start()]
+                # the innermost aggregation around a region series is a max
+                assert re.search(r"max by \([^)]*\) \($", before), (panel["title"], target["expr"])
+
+
+def test_departments_under_pressure_are_the_department_alerts_with_their_department() -> None:
+    (table,) = [
+        p
+        for p in panels(model("cruciale-ggz"))
+        if p["type"] == "table" and p["title"] == "Departments under pressure"
+    ]
+    (target,) = table["targets"]
+    expr = target["expr"]
+    assert 'rule=~"department_activity_drop|department_stopped"' in expr
+    assert '"department", "$1", "detail", "(.*)"' in expr
+    assert "group_left (provider_name, purchaser, region)" in expr
+    assert 'claimwatch_provider_info{region=~"$region", purchaser=~"$purchaser"' in expr
+    (organize,) = table["transformations"]
+    assert organize["options"]["renameByName"]["department"] == "Department"

@@ -22,6 +22,7 @@ import yaml
 from streams.domain.policy import load_policy, parse_policy
 from streams.kafka.topics import leader_topic, state_changelog, topic_specs
 from streams.pipeline.settings import Settings
+from streams.portal.settings import PortalSettings
 from tests.deploy.deploy_helpers import (
     GRAFANA,
     K8S,
@@ -246,6 +247,15 @@ def test_a_disruption_budget_keeps_workers_running_during_drains() -> None:
     assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable")
 
 
+def departments_topic(settings: Settings) -> str:
+    """The department register's topic (SPEC §9): the worker's setting where it has one,
+    else the portal's, read from the same environment."""
+    env = {k: v for k, v in container_env().items() if isinstance(v, str)}
+    return getattr(settings, "topic_departments", None) or (
+        PortalSettings.from_env(env).topic_departments
+    )
+
+
 def test_strimzi_topics_match_what_the_worker_expects() -> None:
     settings = Settings.from_env({k: v for k, v in container_env().items() if isinstance(v, str)})
     topics = {t["spec"]["topicName"]: t for t in of_kind("KafkaTopic")}
@@ -254,7 +264,7 @@ def test_strimzi_topics_match_what_the_worker_expects() -> None:
         assert topic["metadata"]["labels"]["strimzi.io/cluster"]
         assert topic["spec"]["replicas"] >= 3
     expected = {spec.name: spec for spec in topic_specs(settings)}
-    assert set(topics) == set(expected)
+    assert set(topics) == set(expected) | {departments_topic(settings)}
     for name, spec in expected.items():
         assert topics[name]["spec"]["partitions"] == spec.partitions, name
         assert topics[name]["spec"]["config"]["cleanup.policy"] == spec.configs["cleanup.policy"], (
@@ -263,6 +273,21 @@ def test_strimzi_topics_match_what_the_worker_expects() -> None:
         if "max.message.bytes" in spec.configs:  # what the worker writes there must fit
             got = str(topics[name]["spec"]["config"].get("max.message.bytes"))
             assert got == spec.configs["max.message.bytes"], name
+
+
+def test_the_department_register_is_compacted_on_one_partition() -> None:
+    # Keyed <agb>:<department>, the latest version wins (SPEC §9): compaction keeps
+    # every department's latest entry, one partition keeps a department's versions
+    # in the order they were written, like the contracts.
+    settings = worker_settings()
+    (topic,) = [
+        t for t in of_kind("KafkaTopic") if t["spec"]["topicName"] == departments_topic(settings)
+    ]
+    contracts = next(
+        t for t in of_kind("KafkaTopic") if t["spec"]["topicName"] == settings.topic_contracts
+    )
+    assert topic["spec"]["partitions"] == 1
+    assert topic["spec"]["config"] == contracts["spec"]["config"]
 
 
 def test_no_more_workers_than_partitions() -> None:
@@ -294,6 +319,9 @@ def worker_needs(settings: Settings) -> dict[str, set[str]]:
     return {
         settings.topic_declarations: read,
         settings.topic_contracts: read,
+        # The department register: the worker and the portal read it (the portal runs
+        # as this user); the insurer's register feed writes it.
+        departments_topic(settings): read,
         # Read at every rebalance: which transitions are published already.
         settings.topic_alerts: read | write,
         # Written, never read: it holds rejected lines' original bytes.
@@ -313,7 +341,9 @@ def test_the_worker_user_has_exactly_the_acls_it_needs() -> None:
     assert user["spec"]["authentication"]["type"] == "scram-sha-512"
     settings = worker_settings()
     needs = worker_needs(settings)
-    assert set(needs) == {spec.name for spec in topic_specs(settings)}
+    assert set(needs) == {spec.name for spec in topic_specs(settings)} | {
+        departments_topic(settings)
+    }
     for topic, operations in needs.items():
         assert granted(user, "topic", topic) == operations, topic
     assert granted(user, "group", settings.app_id) == {"Read"}
@@ -345,6 +375,27 @@ def test_only_the_rejects_user_may_read_the_dead_letters() -> None:
     }
     assert topics == {topic}
     assert granted(rejects, "topic", topic) == {"Describe", "Read"}
+
+
+def test_the_portal_reads_as_the_worker_user_which_reads_the_register_and_writes_no_input() -> None:
+    # The portal's Kafka identity is the workers' Secret: what it reads (SPEC §11),
+    # that user may read; no claimwatch user may write the register or the contracts.
+    (portal,) = [d for d in of_kind("Deployment") if d["metadata"]["name"] == "claimwatch-portal"]
+    (container,) = portal["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("valueFrom", {}) for e in container["env"]}
+    secret = env["CLAIMWATCH_SASL_USERNAME"]["secretKeyRef"]["name"]
+    assert secret == container_env()["CLAIMWATCH_SASL_USERNAME"]["secretKeyRef"]["name"]
+    settings = worker_settings()
+    user = one("KafkaUser", "claimwatch")
+    for topic in (
+        departments_topic(settings),
+        settings.topic_provider_status,
+        settings.topic_alerts,
+    ):
+        assert {"Describe", "Read"} <= granted(user, "topic", topic), topic
+    for u in of_kind("KafkaUser"):
+        for topic in (departments_topic(settings), settings.topic_contracts):
+            assert "Write" not in granted(u, "topic", topic), (u["metadata"]["name"], topic)
 
 
 def strimzi_schemas() -> dict[str, dict[str, Any]]:

@@ -85,6 +85,14 @@ def exported_metric_names() -> set[str]:
     metrics.consumer_lag = {("ggz.declarations.v1", 0): 3}
     metrics.dead_letters = {"schema": 1}
     metrics.last_event = 1_780_000_000.0  # absent until a declarations message is processed
+    # The cluster's region view (SPEC §9) with a gap firing: a secured ward that stopped.
+    from streams.domain.regions import DepartmentSummary, RegionWatch, region_view
+
+    rows = [DepartmentSummary("12345678", "ward", "secured", "Twente", (year, 5), (4,) * 6 + (0,))]
+    watch = RegionWatch()
+    watch.evaluate(rows, 0.0, 0.0)
+    metrics.region_source = lambda: region_view(rows)
+    metrics.gap_source = watch.alerts.firing
     body, _ = metrics.exposition()
     names = set()
     for family in text_string_to_metric_families(body.decode()):
@@ -182,7 +190,11 @@ def test_docs_metrics_md_lists_exactly_the_metrics_the_worker_exports() -> None:
 def test_rules_and_dashboards_query_something() -> None:
     sources = all_promql()
     assert any(where.startswith("claimwatch-alerts.yml") for where, _ in sources)
-    assert {Path(p).name for p in DASHBOARDS} == {"operations.json", "purchasing.json"}
+    assert {Path(p).name for p in DASHBOARDS} == {
+        "cruciale-ggz.json",
+        "operations.json",
+        "purchasing.json",
+    }
     assert sum(len(METRIC.findall(text)) for _, text in sources) > 50
 
 

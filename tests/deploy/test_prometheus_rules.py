@@ -170,7 +170,7 @@ def test_purchasing_alerts_explain_themselves_and_link_to_the_purchasing_dashboa
     purchasing = json.loads(next(p for p in DASHBOARDS if p.name == "purchasing.json").read_text())
     link = f"/d/{purchasing['uid']}/"
     for rule in alerting_rules():
-        if rule.get("labels", {}).get("team") != "purchasing":
+        if rule.get("labels", {}).get("team") != "purchasing" or rule["alert"] in REGION_ALERTS:
             continue
         annotations = rule["annotations"]
         assert "$labels.provider_name" in annotations["summary"], rule["alert"]
@@ -178,6 +178,36 @@ def test_purchasing_alerts_explain_themselves_and_link_to_the_purchasing_dashboa
         assert link in annotations["dashboard"], rule["alert"]
         for var in ("purchaser", "provider", "year"):
             assert f"var-{var}={{{{ $labels.{var}" in annotations["dashboard"], (rule["alert"], var)
+
+
+REGION_ALERTS = {"ClaimwatchRegionCategoryGap"}
+
+
+def test_the_region_gap_names_its_region_and_links_to_the_cruciale_dashboard() -> None:
+    cruciale = json.loads(next(p for p in DASHBOARDS if p.name == "cruciale-ggz.json").read_text())
+    (rule,) = [r for r in alerting_rules() if r["alert"] in REGION_ALERTS]
+    annotations = rule["annotations"]
+    assert (
+        "$labels.region" in annotations["summary"] and "$labels.category" in annotations["summary"]
+    )
+    assert f"/d/{cruciale['uid']}/" in annotations["dashboard"]
+    for var in ("region", "year"):
+        assert f"var-{var}={{{{ $labels.{var}" in annotations["dashboard"], var
+    assert rule["labels"]["team"] == "purchasing"
+
+
+def test_the_region_gap_joins_its_purchasers_once_per_cruciale_category() -> None:
+    """Many purchasers of a region cannot be joined to many gaps of that region in one
+    PromQL join: one branch per category, and every category of SPEC §9 has its branch."""
+    from streams.domain.departments import CRUCIAL
+
+    (rule,) = [r for r in alerting_rules() if r["alert"] in REGION_ALERTS]
+    expr = rule["expr"]
+    branches = re.findall(r'claimwatch_region_category_gap_firing\{category="([a-z_]+)"\}', expr)
+    assert sorted(branches) == sorted(CRUCIAL)
+    assert expr.count("group_left (alert_id, category, year, severity)") == len(CRUCIAL)
+    # a region without purchasers still alerts
+    assert "unless on (region) claimwatch_region_purchaser" in expr
 
 
 def test_links_come_from_external_labels_never_a_host_written_in_a_rule() -> None:
@@ -231,12 +261,14 @@ def test_policy_figures_in_the_texts_come_from_the_policy_gauge() -> None:
         "ClaimwatchGroupShareNotRising": ("group_share_not_rising", "min_rise"),
         "ClaimwatchDigitalShareLow": ("digital_share_low", "target"),
         "ClaimwatchCeilingUnderrun": ("ceiling_underrun", "threshold"),
+        "ClaimwatchDepartmentActivityDrop": ("department_activity_drop", "drop_factor"),
+        "ClaimwatchDepartmentStopped": ("department_stopped", "min_clients"),
     }
     rules = {r["alert"]: r for r in alerting_rules()}
     for alert, (rule, parameter) in quoting.items():
         text = rules[alert]["annotations"]["description"]
         assert f'claimwatch_policy_threshold{{rule="{rule}",parameter="{parameter}"}}' in text
-        assert not re.search(r"\b(0\.5|25 ?%|10 ?%)", text), alert
+        assert not re.search(r"\b(0\.[56]|25 ?%|10 ?%|60 ?%|20 clients)", text), alert
 
 
 def test_pipeline_alerts_cover_worker_down_lag_dead_letters_and_silence() -> None:

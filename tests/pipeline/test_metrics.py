@@ -12,10 +12,12 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.domain.alerts import Finding
 from streams.domain.contracts import Contract
 from streams.domain.engine import Engine
 from streams.domain.policy import Policy
-from streams.pipeline.metrics import LAG_BUCKETS, LagHistogram, WorkerMetrics
+from streams.domain.regions import DepartmentSummary, RegionWatch, region_view
+from streams.pipeline.metrics import LAG_BUCKETS, LagHistogram, WorkerMetrics, parse_gap_id
 from tests.conftest import LineFactory
 
 
@@ -474,3 +476,102 @@ async def test_scrapes_at_the_same_time_share_one_rendering(policy: Policy) -> N
     assert a is b
     (c, _) = await metrics.render()
     assert c is not a  # a later scrape renders anew
+
+
+# ------------------------------------------------ cruciale ggz: regions and departments
+
+
+def _rows(latest: tuple[int, int]) -> list[DepartmentSummary]:
+    """Utrecht: two crisis teams (one active) and a secured ward that stopped after
+    being active in the window (a gap); Twente: an active FACT team; an `other` unit."""
+    return [
+        DepartmentSummary(
+            "11111111", "crisis-a", "acute", "Utrecht", latest, (5, 5, 5, 5, 5, 5, 7)
+        ),
+        DepartmentSummary(
+            "22222222", "crisis-b", "acute", "Utrecht", latest, (3, 3, 3, 3, 0, 0, 0)
+        ),
+        DepartmentSummary(
+            "11111111", "ward:9", "secured", "Utrecht", latest, (4, 4, 4, 4, 4, 4, 0)
+        ),
+        DepartmentSummary("33333333", "fact", "outreach", "Twente", latest, (9, 9, 9, 9, 9, 9, 11)),
+        DepartmentSummary("33333333", "desk", "other", "Twente", latest, (1, 1, 1, 1, 1, 1, 1)),
+    ]
+
+
+def test_region_figures_are_the_region_view_and_the_gaps_firing(policy: Policy) -> None:
+    rows = _rows((YEAR, 5))
+    watch = RegionWatch()
+    watch.evaluate(rows, 0.0, 0.0)
+    metrics = WorkerMetrics(Engine(policy))
+    metrics.region_source = lambda: region_view(rows)
+    metrics.gap_source = watch.alerts.firing
+    page = _page(metrics)
+
+    def of(name: str) -> dict[tuple[str, ...], float]:
+        return {
+            tuple(v for _, v in labels): value for (n, labels), value in page.items() if n == name
+        }
+
+    # labels sorted by name: category, region
+    assert of("claimwatch_region_active_departments") == {
+        ("acute", "Utrecht"): 1,
+        ("secured", "Utrecht"): 0,
+        ("outreach", "Twente"): 1,
+    }
+    assert of("claimwatch_region_clients") == {
+        ("acute", "Utrecht"): 7,
+        ("secured", "Utrecht"): 0,
+        ("outreach", "Twente"): 11,
+    }
+    # alert_id, category, region, severity, year
+    assert of("claimwatch_region_category_gap_firing") == {
+        (f"region_category_gap:Utrecht:secured:{YEAR}", "secured", "Utrecht", "high", str(YEAR)): 1
+    }
+
+
+def test_a_region_gap_id_is_read_from_its_end_so_a_region_may_hold_a_colon() -> None:
+    assert parse_gap_id(f"region_category_gap:Zuid:Oost:secured:{YEAR}") == (
+        "Zuid:Oost",
+        "secured",
+        str(YEAR),
+    )
+    assert parse_gap_id(f"department_stopped:12345678:{YEAR}:crisis") is None
+
+
+def test_region_purchasers_come_from_the_contracts_of_the_years_shown(policy: Policy) -> None:
+    engine = Engine(policy)
+    for agb, year, purchaser, region in (
+        ("11111111", YEAR, "inkoop-noord", "Groningen"),
+        ("22222222", YEAR, "inkoop-oost", "Groningen"),
+        ("33333333", YEAR - 1, "inkoop-noord", "Groningen"),
+        ("44444444", YEAR - 5, "inkoop-oud", "Twente"),  # long gone: not a purchaser now
+        ("55555555", YEAR, "", "Twente"),  # no purchaser named
+    ):
+        engine.apply_contract(Contract(agb, year, 1_000_000, purchaser, "GGZ", region, 1, 0.0))
+    page = _page(WorkerMetrics(engine))
+    pairs = sorted(
+        (dict(labels)["region"], dict(labels)["purchaser"])
+        for (n, labels) in page
+        if n == "claimwatch_region_purchaser"
+    )
+    assert pairs == [("Groningen", "inkoop-noord"), ("Groningen", "inkoop-oost")]
+
+
+def test_a_department_alert_carries_its_whole_department_as_detail(
+    make_line: LineFactory, policy: Policy
+) -> None:
+    engine = Engine(policy)
+    engine.process(orjson.dumps(make_line(provider_agb="12345678")))
+    st = engine.providers["12345678"]
+    aid = f"department_stopped:12345678:{YEAR}:kliniek:west"
+    st.alerts.observe(
+        aid, Finding("department_stopped", YEAR, "kliniek:west", True, False, 0.0, 0.0, "high")
+    )
+    page = _page(WorkerMetrics(engine))
+    ((labels, value),) = [
+        (dict(labels), v) for (n, labels), v in page.items() if n == "claimwatch_alert_firing"
+    ]
+    assert value == 1
+    assert labels["rule"] == "department_stopped" and labels["detail"] == "kliniek:west"
+    assert labels["alert_id"] == aid and labels["year"] == str(YEAR)

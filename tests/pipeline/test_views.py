@@ -168,3 +168,35 @@ async def test_status_and_snapshot_serve_the_workers_progress_and_indicators(mak
     assert snapshot["counts"]["accepted"] == 2
     assert snapshot["firing"] == [f"ceiling_utilisation:{AGB}:2026:{pct}" for pct in (100, 70, 90)]
     assert "client_ref" not in orjson.dumps(snapshot).decode()
+
+
+async def test_metrics_serve_the_workers_region_view_and_gaps_where_it_keeps_them(
+    tmp_path,
+) -> None:
+    """/metrics reads ``Worker.region_view`` and ``Worker.region_watch`` (#22 part B1)
+    where the worker has them, and exports no region figures where it has none."""
+    from streams.domain.regions import DepartmentSummary, RegionWatch, region_view
+
+    latest = (2026, 5)
+    rows = [
+        DepartmentSummary("1", "crisis", "acute", "Utrecht", latest, (5,) * 6 + (7,)),
+        DepartmentSummary("1", "ward", "secured", "Utrecht", latest, (4,) * 6 + (0,)),
+    ]
+    watch = RegionWatch()
+    watch.evaluate(rows, 0.0, 0.0)
+    worker = Worker(Settings(broker="127.0.0.1:9", data_dir=tmp_path), load_policy())
+    async with client_of(worker) as client:
+        before = await (await client.get("/metrics")).text()
+    assert "claimwatch_region_active_departments{" not in before
+    worker.region_view = lambda: region_view(rows)  # type: ignore[attr-defined]
+    worker.region_watch = watch  # type: ignore[attr-defined]
+    views.wire_regions(worker)
+    async with client_of(worker) as client:
+        page = await (await client.get("/metrics")).text()
+    assert 'claimwatch_region_active_departments{category="acute",region="Utrecht"} 1.0' in page
+    assert 'claimwatch_region_clients{category="acute",region="Utrecht"} 7.0' in page
+    assert (
+        'claimwatch_region_category_gap_firing{alert_id="region_category_gap:Utrecht:secured:2026",'
+        'category="secured",region="Utrecht",'
+        'severity="high",year="2026"} 1.0'
+    ) in page
