@@ -426,33 +426,20 @@ _CREDITED = 1 << 44  # state.CREDITED (state imports this module)
 
 def dims_cells(index: Any, subset: str) -> dict[int, list[int]]:
     """The uncredited entries of ``subset`` (``SUBSETS``) in a year's line index,
-    summed by dims id → [cents, lines].
-
-    One pass over the index, at a transition only (never per line). The common
-    subset, every line, takes the shortest loop: a breakdown of a ceiling alert scans
-    the whole year."""
+    summed by dims id → [cents, lines]. One pass over the index, at a transition
+    only (never per line)."""
     values = index.arrays()[1] if hasattr(index, "arrays") else index.values()
-    cells: dict[int, list[int]] = {}
-    get = cells.get
     mask = _SUBSET_FLAGS.get(subset)
-    if mask == 0:
-        for packed in values:
-            if packed & _CREDITED:
-                continue
-            cell = get(packed >> _DIMS_SHIFT)
-            if cell is None:
-                cells[packed >> _DIMS_SHIFT] = [packed & 0xFFFFFF, 1]
-            else:
-                cell[0] += packed & 0xFFFFFF
-                cell[1] += 1
-        return cells
     months: tuple[int, ...] = ()
     if mask is None:  # adhd1..adhd4: the ADHD lines of a quarter's months (0-based)
         mask, first = ADHD, 3 * (int(subset[4:]) - 1)
         months = (first, first + 1, first + 2)
-    mask <<= _FLAGS_SHIFT
+    # every line but a credited one; of a subset, only those with one of its flags
+    skip, need = _CREDITED, mask << _FLAGS_SHIFT
+    cells: dict[int, list[int]] = {}
+    get = cells.get
     for packed in values:
-        if packed & _CREDITED or not packed & mask:
+        if packed & skip or need and not packed & need:
             continue
         if months and (packed >> _MONTH_SHIFT & 0xF) not in months:
             continue
