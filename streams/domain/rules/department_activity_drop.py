@@ -14,6 +14,7 @@ on under the new year's id).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -34,29 +35,44 @@ class DropPolicy:
 
 
 def evaluate(ys: YearState, tick: Tick, p: DropPolicy) -> Found:
+    def judge(view: Any, name: str, category: str, dept_id: int) -> tuple[Finding, dict]:
+        year, month = view.latest
+        now = view.clients_back(dept_id, 0)
+        total = sum(view.clients_back(dept_id, k) for k in range(1, WINDOW + 1))
+        level = total >= WINDOW * max(p.min_clients, 1)
+        dropped = level and Fraction(now * WINDOW, total) < exact(p.drop_factor)
+        value = now * WINDOW / total if total else None
+        finding = holds(RULE.name, year, name, dropped, value, p.drop_factor, p.severity)
+        ctx = {
+            "numerator": now,
+            "denominator": six_month_mean(total),
+            "department": name,
+            "category": category,
+            "month": month,
+        }
+        return finding, ctx
+
+    return judge_departments(RULE.name, tick, judge, p.drop_factor, p.severity)
+
+
+def judge_departments(
+    rule: str,
+    tick: Tick,
+    judge: Callable[[Any, str, str, int], tuple[Finding, dict]],
+    threshold: float,
+    level: str,
+) -> Found:
+    """What a department rule finds at one evaluation: ``judge`` of every department
+    judged (category not other) when this provider-year judges them (``judge_year``),
+    and the clearing of an earlier year's alerts (``closed``)."""
     view = tick.departments
     if view is None:
         return []
-    year, month = view.latest
     found: Found = []
     if tick.year == view.judge_year:
-        for name, category, dept_id in view.judged():
-            now = view.clients_back(dept_id, 0)
-            total = sum(view.clients_back(dept_id, k) for k in range(1, WINDOW + 1))
-            level = total >= WINDOW * max(p.min_clients, 1)
-            dropped = level and Fraction(now * WINDOW, total) < exact(p.drop_factor)
-            value = now * WINDOW / total if total else None
-            finding = holds(RULE.name, year, name, dropped, value, p.drop_factor, p.severity)
-            ctx = {
-                "numerator": now,
-                "denominator": six_month_mean(total),
-                "department": name,
-                "category": category,
-                "month": month,
-            }
-            found.append((finding, ctx))
-    if tick.year < year:
-        found += closed(RULE.name, tick, view, p.drop_factor, p.severity)
+        found += [judge(view, name, category, dept_id) for name, category, dept_id in view.judged()]
+    if tick.year < view.latest[0]:
+        found += closed(rule, tick, view, threshold, level)
     return found
 
 

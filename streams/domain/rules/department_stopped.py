@@ -19,7 +19,7 @@ from streams.domain.alerts import MONTH_NAMES, Finding, Language
 from streams.domain.departments import CATEGORY_NAMES, decimal, month_back, six_month_mean
 from streams.domain.indicators import YearState
 from streams.domain.rules.base import Found, Rule, Tick, count, holds, integer, severity
-from streams.domain.rules.department_activity_drop import WINDOW, closed
+from streams.domain.rules.department_activity_drop import WINDOW, judge_departments
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,29 +30,23 @@ class StoppedPolicy:
 
 
 def evaluate(ys: YearState, tick: Tick, p: StoppedPolicy) -> Found:
-    view = tick.departments
-    if view is None:
-        return []
-    year, month = view.latest
-    found: Found = []
-    if tick.year == view.judge_year:
-        for name, category, dept_id in view.judged():
-            silent = not any(view.clients_back(dept_id, k) for k in range(p.months))
-            total = sum(view.clients_back(dept_id, k) for k in range(p.months, p.months + WINDOW))
-            stopped = silent and total >= WINDOW * max(p.min_clients, 1)
-            finding = holds(RULE.name, year, name, stopped, 0.0, 0.0, p.severity)
-            ctx = {
-                "numerator": view.clients_back(dept_id, 0),
-                "denominator": six_month_mean(total),
-                "department": name,
-                "category": category,
-                "month": month,
-                "since": month_back(year, month, p.months - 1),
-            }
-            found.append((finding, ctx))
-    if tick.year < year:
-        found += closed(RULE.name, tick, view, 0.0, p.severity)
-    return found
+    def judge(view: Any, name: str, category: str, dept_id: int) -> tuple[Finding, dict]:
+        year, month = view.latest
+        silent = not any(view.clients_back(dept_id, k) for k in range(p.months))
+        total = sum(view.clients_back(dept_id, k) for k in range(p.months, p.months + WINDOW))
+        stopped = silent and total >= WINDOW * max(p.min_clients, 1)
+        finding = holds(RULE.name, year, name, stopped, 0.0, 0.0, p.severity)
+        ctx = {
+            "numerator": view.clients_back(dept_id, 0),
+            "denominator": six_month_mean(total),
+            "department": name,
+            "category": category,
+            "month": month,
+            "since": month_back(year, month, p.months - 1),
+        }
+        return finding, ctx
+
+    return judge_departments(RULE.name, tick, judge, 0.0, p.severity)
 
 
 def message(
