@@ -115,6 +115,7 @@ class Cluster:
                 "CLAIMWATCH_APP_ID": s.app_id,
                 "CLAIMWATCH_TOPIC_DECLARATIONS": s.topic_declarations,
                 "CLAIMWATCH_TOPIC_CONTRACTS": s.topic_contracts,
+                "CLAIMWATCH_TOPIC_DEPARTMENTS": s.topic_departments,
                 "CLAIMWATCH_TOPIC_ALERTS": s.topic_alerts,
                 "CLAIMWATCH_TOPIC_REJECTED": s.topic_rejected,
                 "CLAIMWATCH_TOPIC_PROVIDER_STATUS": s.topic_provider_status,

@@ -162,6 +162,10 @@ async def test_status_and_snapshot_serve_the_workers_progress_and_indicators(mak
         "contracts": 1,
         "contract_versions": 1,
         "provider_statuses": 0,
+        "departments": 0,
+        "department_versions": 0,
+        "register_skipped": 0,
+        "register_rejected": 0,
         "assigned": [],
     }
     assert snapshot["providers"][AGB]["2026"]["net_cents"] == 20_000
