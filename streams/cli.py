@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", nargs="+", metavar="FILE", help="push this history instead of a synthetic stream"
     )
     demo.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON) for --input")
+    demo.add_argument(
+        "--departments", metavar="FILE", help="department register events (NDJSON) for --input"
+    )
     demo.add_argument("--until-idle", action="store_true", help="exit once all input is processed")
     demo.add_argument("--alerts-out", metavar="A", help="write alerts (NDJSON) here")
     demo.add_argument("--snapshot-out", metavar="S", help="write the final snapshot (JSON) here")

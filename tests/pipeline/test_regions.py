@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from streams.domain import schemas
 from streams.domain.departments import Department, DepartmentBook
 from streams.domain.model import parse_time
 from streams.domain.policy import load_policy
@@ -21,6 +22,7 @@ from streams.domain.status import STATUS_SCHEMA, StatusBook
 from streams.kafka.commit import Published
 from streams.pipeline.regions import RegionJudge, partition_of
 from streams.pipeline.settings import Settings
+from streams.portal.model import Model
 
 SETTINGS = Settings(broker="127.0.0.1:9", partitions=4)
 POLICY = load_policy()
@@ -133,6 +135,12 @@ def test_two_workers_publish_each_region_transition_once_also_across_a_rebalance
     event = topics.alerts()[0]
     assert event["provider_agb"] is None and event["purchaser"] is None
     assert event["region"] == "Twente" and "Twente" in event["message"]
+    # the alert schema admits it, and the purchaser page files it under its region
+    assert schemas.check(schemas.ALERT, event) is None
+    page = Model()
+    page.apply_alert(b"Twente", orjson.dumps(event))
+    assert [h.alert_id for h in page.region_alerts("Twente")] == [gap]
+    assert page.malformed["alerts"] == 0
     # the next round of ticks, by the same owners: nothing new
     a.tick([0, 1])
     b.tick([2, 3])

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.domain import schemas
 from streams.local.cluster import http_get
 from tests.pipeline.harness import assert_equal_results, finish, offline_reference, produce
 
@@ -163,6 +164,8 @@ def assert_departments_and_regions(online: dict[str, Any], reference: dict[str, 
     assert on == off and on, (on, off)
     gaps_firing = {a for a in reference["firing"] if a.startswith("region_category_gap:")}
     assert gaps_firing and gaps_firing <= online["firing"]
+    for a in online["alerts"]:  # region and department alerts too
+        assert schemas.check(schemas.ALERT, a) is None, a["alert_id"]
     region = [
         (a["alert_id"], a["sequence"])
         for a in online["alerts"]
