@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", nargs="+", metavar="FILE", help="push this history instead of a synthetic stream"
     )
     demo.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON) for --input")
+    demo.add_argument(
+        "--departments", metavar="FILE", help="department register events (NDJSON) for --input"
+    )
     demo.add_argument("--until-idle", action="store_true", help="exit once all input is processed")
     demo.add_argument("--alerts-out", metavar="A", help="write alerts (NDJSON) here")
     demo.add_argument("--snapshot-out", metavar="S", help="write the final snapshot (JSON) here")
@@ -134,9 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("files", nargs="+", metavar="FILE", help="NDJSON archives (.gz allowed)")
     replay.add_argument("--contracts", metavar="FILE", help="contract events (NDJSON)")
-    replay.add_argument(
-        "--departments", metavar="FILE", help="offline: department register events (NDJSON)"
-    )
+    replay.add_argument("--departments", metavar="FILE", help="department register events (NDJSON)")
     replay.add_argument("--offline", action="store_true", help="compute without Kafka")
     replay.add_argument("--alerts-out", metavar="A", help="offline: write alerts (NDJSON) here")
     replay.add_argument(
@@ -253,8 +254,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ClaimwatchError(
                 "--alerts-out/--snapshot-out/--rejected-out need --offline (or use `claimwatch demo --input …`)"
             )
-        if args.departments:  # the register topic is produced by a later part of #22
-            raise ClaimwatchError("--departments needs --offline")
         from streams.replay.producer import run_replay
 
         return run_replay(args, _policy(args))

@@ -103,6 +103,10 @@ class DepartmentBook:
         self._by_key[key] = entry
         return True
 
+    def remove(self, provider: str, department: str) -> None:
+        """A register tombstone: the department has no entry any more."""
+        self._by_key.pop((provider, department), None)
+
     def get(self, provider: str, department: str) -> Department | None:
         return self._by_key.get((provider, department))
 

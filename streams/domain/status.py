@@ -7,6 +7,12 @@ reads the whole topic into a ``StatusBook`` and takes the peer mean of
 spread over the workers. The summary carries indicators, contract fields and alert
 ids only: no client reference, no declaration line.
 
+The same topic carries the states of the region alerts (``region_category_gap``,
+SPEC §9) under keys ``region:<region>:<category>`` (``region_state_key``): the
+worker that judges a region publishes them after each transition, and a worker that
+takes the region over after a rebalance resumes from them (streams/pipeline/
+regions.py). Readers of provider summaries skip those keys.
+
 Plain Python: the Kafka side is streams/pipeline/status.py.
 """
 
@@ -14,13 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from xxhash import xxh3_64_intdigest
 
+from streams.domain.alerts import AlertState
 from streams.domain.departments import DepartmentBook, year_departments
-from streams.domain.model import format_time
+from streams.domain.model import format_time, parse_time
+from streams.domain.months import latest_covered_month
+from streams.domain.regions import DepartmentSummary, summaries_from_status
 from streams.domain.rules.group_share_low import peer_mean
 from streams.domain.snapshot import year_indicators, year_pace
 
@@ -30,6 +39,22 @@ if TYPE_CHECKING:
     from streams.domain.state import ProviderState
 
 STATUS_SCHEMA = "ggz.provider-status/1"
+REGION_PREFIX = "region:"
+
+
+def region_state_key(region: str, category: str) -> str:
+    return f"{REGION_PREFIX}{region}:{category}"
+
+
+def encode_region_states(states: dict[str, AlertState]) -> bytes:
+    """The states of one region and category's gap alerts (one id a year), as the
+    status topic carries them."""
+    return orjson.dumps(
+        {
+            "schema": "ggz.region-alerts/1",
+            "alerts": {a: [s.firing, s.sequence, s.severity, s.value] for a, s in states.items()},
+        }
+    )
 
 
 def status_key(provider: str, year: int) -> str:
@@ -115,17 +140,34 @@ def digest(value: bytes) -> int:
     return xxh3_64_intdigest(value)
 
 
+class Departments(NamedTuple):
+    """What the region view needs of one provider-year's summary."""
+
+    provider: str
+    year: int
+    watermark: float
+    contract_region: str | None
+    departments: dict[str, Any]
+    # the year's net cents by service month: which months the provider declared care
+    # in (``departments.judged_month``); None in a summary without them
+    net_by_month: list[int] | None = None
+
+
 class StatusBook:
     """The latest summary of every provider-year, as far as the topic has been read.
 
-    Keeps, per key, only what the peer mean needs (year, consults, group consults)
-    and the value's digest. A tombstone (``None`` value) deletes its key; so does a
-    value that is not a summary (counted in ``malformed``): the key's latest value
-    is what compaction keeps, and an unreadable one cannot stand for the provider.
+    Keeps, per key, what the peer mean needs (year, consults, group consults), the
+    value's digest, and what the region view needs (``Departments``); and the region
+    alerts' states (``region:`` keys). A tombstone (``None`` value) deletes its key;
+    so does a value that is not a summary (counted in ``malformed``): the key's
+    latest value is what compaction keeps, and an unreadable one cannot stand for the
+    provider.
     """
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[int, int, int, int]] = {}
+        self._departments: dict[str, Departments] = {}
+        self._regions: dict[str, dict[str, AlertState]] = {}
         self.malformed = 0
         self._version = 0
         self._means: tuple[int, int, dict[int, Fraction | None]] | None = None
@@ -135,16 +177,85 @@ class StatusBook:
             self.malformed += 1
             return
         k = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        if k.startswith(REGION_PREFIX):
+            self._apply_region(k, value)
+            return
         self._version += 1
         if value is None:
             self._entries.pop(k, None)
+            self._departments.pop(k, None)
             return
-        entry = _entry(value)
+        entry, departments = _entry(value)
         if entry is None:
             self.malformed += 1
             self._entries.pop(k, None)
+            self._departments.pop(k, None)
             return
         self._entries[k] = entry
+        if departments is not None:
+            self._departments[k] = departments
+        else:
+            self._departments.pop(k, None)
+
+    def _apply_region(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._regions.pop(key, None)
+            return
+        try:
+            raw = orjson.loads(value)["alerts"]
+            states = {
+                str(a): AlertState(bool(v[0]), int(v[1]), str(v[2]), v[3]) for a, v in raw.items()
+            }
+        except (
+            orjson.JSONDecodeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            AttributeError,
+        ):
+            self.malformed += 1
+            self._regions.pop(key, None)
+            return
+        self._regions[key] = states
+
+    def region_states(self) -> dict[str, AlertState]:
+        """Every region alert's state as last published, by alert id."""
+        return {aid: s for states in self._regions.values() for aid, s in states.items()}
+
+    def watermark(self) -> float:
+        """The latest watermark of every provider-year read (0 when none)."""
+        return max((d.watermark for d in self._departments.values()), default=0.0)
+
+    def department_rows(self, register: DepartmentBook, lag_days: int) -> list[DepartmentSummary]:
+        """The region view's rows (``regions.DepartmentSummary``) of every provider
+        read: its departments of every year at its latest covered month, each in its
+        register region, else the region of the provider's contract of that month's
+        year, else of its latest year with one."""
+        by_provider: dict[str, list[Departments]] = {}
+        for d in self._departments.values():
+            by_provider.setdefault(d.provider, []).append(d)
+        rows: list[DepartmentSummary] = []
+        for provider in sorted(by_provider):
+            entries = sorted(by_provider[provider], key=lambda d: d.year)
+            watermark = max(d.watermark for d in entries)
+            if watermark <= 0 or not any(d.departments for d in entries):
+                continue
+            latest = latest_covered_month(watermark, lag_days)
+            regions = {d.year: d.contract_region for d in entries if d.contract_region}
+            fallback = regions.get(latest[0]) or (regions[max(regions)] if regions else None)
+            names = {name for d in entries for name in d.departments}
+            region_of = {}
+            for name in names:
+                entry = register.get(provider, name)
+                if entry is not None:
+                    region_of[name] = entry.region
+            years = {str(d.year): d.departments for d in entries}
+            net = {d.year: d.net_by_month for d in entries if d.net_by_month is not None}
+            rows += summaries_from_status(
+                provider, years, latest, region_of, fallback, net_by_month=net
+            )
+        return rows
 
     def digest(self, key: str) -> int | None:
         entry = self._entries.get(key)
@@ -174,13 +285,45 @@ class StatusBook:
         return key in self._entries
 
 
-def _entry(value: bytes) -> tuple[int, int, int, int] | None:
+def _entry(value: bytes) -> tuple[tuple[int, int, int, int] | None, Departments | None]:
     try:
         obj = orjson.loads(value)
         year, ind = obj["year"], obj["indicators"]
         consults, group = ind["consults"], ind["group_consults"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
+        return None, None
     if not all(type(x) is int for x in (year, consults, group)):
+        return None, None
+    return (year, consults, group, digest(value)), _departments(obj, year, ind)
+
+
+def _departments(obj: dict[str, Any], year: int, ind: dict[str, Any]) -> Departments | None:
+    """The summary's departments and what places them, or None when it has none or
+    they are not of the snapshot's shape (a summary from before SPEC §9)."""
+    departments = ind.get("departments")
+    provider, watermark = obj.get("provider_agb"), obj.get("watermark")
+    # a year without departments is kept too: its months tell which the provider
+    # declared care in, when its departments are judged
+    if not isinstance(departments, dict) or not isinstance(provider, str):
         return None
-    return year, consults, group, digest(value)
+    if not isinstance(watermark, str):
+        return None
+    try:
+        at = parse_time(watermark)
+        for entry in departments.values():
+            if not isinstance(entry["category"], str) or not isinstance(
+                entry["clients_by_month"], dict
+            ):
+                return None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    contract = obj.get("contract")
+    region = contract.get("region") if isinstance(contract, dict) else None
+    by_month = ind.get("net_cents_by_month")
+    if not (
+        isinstance(by_month, list) and len(by_month) == 12 and all(type(c) is int for c in by_month)
+    ):
+        by_month = None
+    return Departments(
+        provider, year, at, region if isinstance(region, str) else None, departments, by_month
+    )

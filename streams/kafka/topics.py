@@ -32,6 +32,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(settings.topic_declarations, n, configs=keep | BIG),
         TopicSpec(settings.topic_contracts, 1, configs=compact),
+        # The department register, read whole by every worker: one partition, compacted.
+        TopicSpec(settings.topic_departments, 1, configs=compact),
         TopicSpec(settings.topic_alerts, n, configs=keep),
         TopicSpec(settings.topic_rejected, n, configs=keep | BIG),
         TopicSpec(settings.topic_control, n, configs=control_configs()),

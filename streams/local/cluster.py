@@ -115,6 +115,7 @@ class Cluster:
                 "CLAIMWATCH_APP_ID": s.app_id,
                 "CLAIMWATCH_TOPIC_DECLARATIONS": s.topic_declarations,
                 "CLAIMWATCH_TOPIC_CONTRACTS": s.topic_contracts,
+                "CLAIMWATCH_TOPIC_DEPARTMENTS": s.topic_departments,
                 "CLAIMWATCH_TOPIC_ALERTS": s.topic_alerts,
                 "CLAIMWATCH_TOPIC_REJECTED": s.topic_rejected,
                 "CLAIMWATCH_TOPIC_PROVIDER_STATUS": s.topic_provider_status,
@@ -300,6 +301,27 @@ class Cluster:
             time.sleep(0.1)
         raise ClaimwatchError(
             f"workers did not receive {len(rows)} contract events within {timeout:.0f} s"
+        )
+
+    def wait_departments(self, rows: list[bytes], timeout: float = 60.0) -> None:
+        """Until every live worker's register holds the latest version of every entry
+        in ``rows`` (each worker reads the whole register: streams/pipeline/register.py)."""
+        latest: dict[tuple[str, str], int] = {}
+        for raw in rows:
+            d = orjson.loads(raw)
+            key = (d["provider_agb"], d["department"])
+            latest[key] = max(latest.get(key, 0), d["version"])
+        want = sum(latest.values())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sts = self.statuses()
+            if len(sts) == len(self.alive()) and all(
+                st.get("department_versions", 0) >= want for st in sts
+            ):
+                return
+            time.sleep(0.1)
+        raise ClaimwatchError(
+            f"workers did not read {len(rows)} register entries within {timeout:.0f} s"
         )
 
     def snapshot(self, policy: Policy) -> tuple[dict[str, Any], set[str]]:

@@ -2,8 +2,9 @@
 
 Starts the embedded broker (unless ``CLAIMWATCH_BROKER`` names one), creates the
 topics, starts worker processes, and streams a synthetic history (or ``--input``
-archives) through them while the terminal shows throughput, lag, the providers
-closest to their cost ceiling and alerts as they fire. With ``--until-idle`` it
+archives, with their contracts and department register) through them while the
+terminal shows throughput, lag, the providers closest to their cost ceiling, alerts
+as they fire, and the department and region alerts (cruciale ggz, SPEC §9). With ``--until-idle`` it
 waits until everything is processed, writes alerts and the snapshot in the offline
 formats, and exits; otherwise Ctrl-C stops everything it started.
 """
@@ -36,11 +37,13 @@ from streams.replay.producer import (
     ProduceStats,
     archive_lines,
     contract_lines,
+    department_lines,
     produce_history,
     send_final_tick,
 )
 
 VAR = Path("var/demo")
+CRUCIAL_RULES = frozenset({"department_activity_drop", "department_stopped", "region_category_gap"})
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "warning": "yellow", "info": "cyan"}
 
 
@@ -75,6 +78,18 @@ def _history(args: Any, console: Console) -> tuple[list[Path], Path | None]:
                 out, GenerateOptions(providers=args.providers, lines=args.lines, seed=args.seed)
             )
     return [decl], out / "contracts.ndjson"
+
+
+def _register(args: Any, contracts: Path | None) -> Path | None:
+    """The department register: ``--departments`` with ``--input``, else the
+    generated history's (a history generated before it had one: none)."""
+    if args.input:
+        path = getattr(args, "departments", None)
+        if path and not Path(path).is_file():
+            raise ClaimwatchError(f"{path}: no such file")
+        return Path(path) if path else None
+    generated = contracts.parent / "departments.ndjson" if contracts is not None else None
+    return generated if generated is not None and generated.is_file() else None
 
 
 def run_demo(args: Any, policy: Policy) -> int:
@@ -173,6 +188,7 @@ async def _stream(
 ) -> int:
     s = cluster.settings
     crows = contract_lines(contracts)
+    drows = department_lines(_register(args, contracts))
 
     view = LiveView(cluster, policy)
 
@@ -180,6 +196,9 @@ async def _stream(
 
     async def after_contracts(sent: int) -> None:
         await asyncio.to_thread(cluster.wait_contracts, ordered[:sent])
+
+    async def after_departments(sent: int) -> None:
+        await asyncio.to_thread(cluster.wait_departments, drows[:sent])
 
     async def sync(stats: ProduceStats) -> None:
         targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
@@ -196,6 +215,9 @@ async def _stream(
             topic=s.topic_declarations,
             contracts=crows,
             contracts_topic=s.topic_contracts,
+            departments=drows,
+            departments_topic=s.topic_departments,
+            after_departments=after_departments,
             batch_size=args.batch_size,
             rate=rate,
             after_contracts=after_contracts,
@@ -314,6 +336,8 @@ class LiveView:
         self.done_producing = False
         self.statuses: list[dict[str, Any]] = []
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=12)
+        # department and region alerts (SPEC §9), apart: the others would scroll them away
+        self.crucial: collections.deque[dict[str, Any]] = collections.deque(maxlen=8)
         self.alert_count = 0
         self.firing_count = 0
         # (provider, year, net cents, utilisation, covered month, projected cents, pace)
@@ -370,7 +394,10 @@ class LiveView:
         try:
             async for record in consumer:
                 self.alert_count += 1
-                self.alerts.appendleft(orjson.loads(record.value))
+                alert = orjson.loads(record.value)
+                self.alerts.appendleft(alert)
+                if alert.get("rule") in CRUCIAL_RULES:
+                    self.crucial.appendleft(alert)
         finally:
             await consumer.stop()
 
@@ -420,7 +447,22 @@ class LiveView:
                 a["alert_id"],
                 a["message"],
             )
-        return Group(head, top, alerts)
+        crucial = Table(title="Cruciale ggz: departments and regions", expand=True)
+        for col in ("state", "severity", "where", "message"):
+            crucial.add_column(col, overflow="fold")
+        for a in self.crucial:
+            where = (
+                f"{a['provider_agb']} {a.get('department') or ''}".strip()
+                if a["provider_agb"]
+                else f"region {a['region']}"
+            )
+            crucial.add_row(
+                a["state"],
+                Text(a["severity"], style=SEVERITY_STYLE.get(a["severity"], "")),
+                where,
+                a["message"],
+            )
+        return Group(head, top, alerts, crucial)
 
 
 def _offline(args: Any, policy: Policy, console: Console) -> int:
@@ -433,6 +475,7 @@ def _offline(args: Any, policy: Policy, console: Console) -> int:
         files,
         policy,
         contracts=contracts,
+        departments=_register(args, contracts),
         alerts_out=alerts_out,
         snapshot_out=args.snapshot_out,
         replay_flag=False,

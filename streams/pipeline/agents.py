@@ -4,6 +4,8 @@
 a provider's state is touched by one coroutine, in order) and hands every message to
 the commit protocol (streams/kafka/commit.py), which applies it with
 ``Worker.handle``. ``contracts`` re-keys contracts by provider onto the control topic.
+``departments`` dead-letters register records that are no entry (every worker reads
+the register whole on its own: streams/pipeline/register.py).
 """
 
 from __future__ import annotations
@@ -35,3 +37,8 @@ def install(worker: Worker) -> None:
     async def contracts(stream: faust.StreamT) -> None:
         async for event in stream.events():
             await worker.forward_contract(event.message.key, event.message.value or b"")
+
+    @app.agent(worker.channels.departments, name="departments")
+    async def departments(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await worker.check_department(event.message.key, event.message.value)

@@ -52,6 +52,7 @@ class Channels:
     ingest: Any  # declarations + control, read by the ingest agent
     control: Any
     contracts: Any
+    departments: Any  # the register, checked by the departments agent
     alerts: Any
     rejected: Any
     status: Any
@@ -160,6 +161,7 @@ def build_channels(app: faust.App, settings: Settings) -> Channels:
         ingest=ingest,
         control=control,
         contracts=_raw(app, settings.topic_contracts),
+        departments=_raw(app, settings.topic_departments),
         alerts=_raw(app, settings.topic_alerts),
         rejected=_raw(app, settings.topic_rejected),
         status=_raw(app, settings.topic_provider_status),

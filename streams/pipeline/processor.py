@@ -67,6 +67,9 @@ class Output:
     skipped: bool = False
     # provider → pseudonymised batch of an unkeyed message's lines, to re-send keyed
     rekey: dict[str, bytes] = field(default_factory=dict)
+    # A tick was handled: True a final one, False the timer's (the worker then judges
+    # the partition's regions, streams/pipeline/regions.py)
+    tick: bool | None = None
 
     def encoded(self) -> Iterator[tuple[str, bytes | None]]:
         """The table writes in order, checkpoint chunks encoded as they come: write
@@ -435,6 +438,7 @@ class Processor:
         for owner in sorted(fx.touched):
             self._persist(owner, out)
         out.flush = True
+        out.tick = not only_peers
 
 
 def _bounded(payload: bytes) -> bytes:

@@ -28,6 +28,8 @@ class Settings:
     topic_contracts: str = "ggz.contracts.v1"
     topic_alerts: str = "ggz.alerts.v1"
     topic_rejected: str = "ggz.declarations.rejected.v1"
+    # The department register (SPEC §9), read whole by every worker (and the portal).
+    topic_departments: str = "ggz.departments.v1"
     # The compacted per-provider-year summaries every worker reads its peer mean from
     # (SPEC §10; streams/pipeline/status.py). A replay gets its own (from_env).
     topic_provider_status: str = "ggz.provider-status.v1"
@@ -115,6 +117,7 @@ class Settings:
             topic_contracts=e.text("TOPIC_CONTRACTS") or "ggz.contracts.v1",
             topic_alerts=e.text("TOPIC_ALERTS") or "ggz.alerts.v1",
             topic_rejected=e.text("TOPIC_REJECTED") or "ggz.declarations.rejected.v1",
+            topic_departments=e.text("TOPIC_DEPARTMENTS") or "ggz.departments.v1",
             topic_provider_status=status_topic,
             status_interval=e.number("STATUS_INTERVAL", 5.0, above=0, most=3600) or 5.0,
             partitions=e.integer("PARTITIONS", 8, 1, 1024),
@@ -199,6 +202,7 @@ VARIABLES: dict[str, str] = {
     "TOPIC_CONTRACTS": "setting",
     "TOPIC_ALERTS": "setting",
     "TOPIC_REJECTED": "setting",
+    "TOPIC_DEPARTMENTS": "setting",
     "TOPIC_PROVIDER_STATUS": "setting",
     "STATUS_INTERVAL": "setting",
     "PARTITIONS": "setting",
@@ -227,7 +231,6 @@ VARIABLES: dict[str, str] = {
     "MALLOC": "setting",
     "CHECKPOINT_CHUNK": "setting",
     "CHECKPOINT_SEGMENTS": "setting",
-    "TOPIC_DEPARTMENTS": "claimwatch portal (streams/portal/settings.py)",
     "PORTAL_PORT": "claimwatch portal (streams/portal/settings.py)",
     "PORTAL_BIND": "claimwatch portal (streams/portal/settings.py)",
     "PORTAL_TOKEN": "claimwatch portal (streams/portal/settings.py)",

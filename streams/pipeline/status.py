@@ -53,13 +53,23 @@ BUILD_YIELD = 200  # owners whose summaries are built between two yields to the 
 Send = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
 
 
-class StatusReader(Service):
-    """Follows every partition of the status topic into a ``StatusBook``."""
+class TopicReader(Service):
+    """Follows every partition of a compacted topic from its beginning, outside the
+    consumer group, handing each record to ``apply(key, value)``."""
 
-    def __init__(self, settings: Settings, book: StatusBook, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        apply: Callable[[bytes | None, bytes | None], None],
+        what: str,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self.book = book
+        self.topic = topic
+        self.apply = apply
+        self.what = what  # as log lines name it
         self.ready = asyncio.Event()  # set after the first read to the topic's end
         self.running = False
         self._consumer: AIOKafkaConsumer | None = None
@@ -107,7 +117,7 @@ class StatusReader(Service):
         if self._consumer is None:
             self._consumer = await self._started_consumer()
         consumer = self._consumer
-        topic = self.settings.topic_provider_status
+        topic = self.topic
         parts = await partitions_of(consumer, topic)
         if not parts:
             return False
@@ -122,10 +132,7 @@ class StatusReader(Service):
             try:
                 if not self._tps and not await self._assign():
                     if not missing_logged:
-                        log.error(
-                            "status topic %s not found; the peer mean waits for it",
-                            self.settings.topic_provider_status,
-                        )
+                        log.error("%s: topic %s not found; waiting for it", self.what, self.topic)
                         missing_logged = True
                     await asyncio.sleep(2.0)
                     continue
@@ -136,10 +143,10 @@ class StatusReader(Service):
             except Exception as exc:  # noqa: BLE001 - the reader must outlive broker trouble
                 if self.should_stop:
                     return
-                log.warning("status reader: %s; retrying", type(exc).__name__)
+                log.warning("%s: %s; retrying", self.what, type(exc).__name__)
                 await asyncio.sleep(1.0)
                 continue
-            apply = self.book.apply
+            apply = self.apply
             for records in batch.values():
                 for record in records:
                     apply(record.key, record.value)
@@ -148,7 +155,7 @@ class StatusReader(Service):
         done = await self.catch_up(READY_TIMEOUT_S)
         self.ready.set()
         if done:
-            log.info("status reader: %d provider-years read", len(self.book))
+            log.info("%s: read to its end", self.what)
 
     async def wait_ready(self, timeout: float) -> None:
         if not self.running or self.ready.is_set():
@@ -156,7 +163,7 @@ class StatusReader(Service):
         try:
             await asyncio.wait_for(self.ready.wait(), timeout)
         except TimeoutError:
-            log.warning("status reader not ready within %.0f s: judging without it", timeout)
+            log.warning("%s not ready within %.0f s: going on without it", self.what, timeout)
 
     async def catch_up(self, timeout: float) -> bool:
         """Read the topic up to where it ends now, as a fetch reports it. False (and a
@@ -164,7 +171,7 @@ class StatusReader(Service):
         try:
             return await self._catch_up(timeout)
         except Exception as exc:  # noqa: BLE001 - judge with what is read, never crash the agent
-            log.warning("status reader: catching up failed: %s", type(exc).__name__)
+            log.warning("%s: catching up failed: %s", self.what, type(exc).__name__)
             return False
 
     async def _catch_up(self, timeout: float) -> bool:
@@ -173,7 +180,7 @@ class StatusReader(Service):
             await asyncio.sleep(0.05)
         consumer = self._consumer
         if not self._tps or consumer is None:
-            log.warning("status reader: no status topic to catch up with")
+            log.warning("%s: no topic to catch up with", self.what)
             return False
         async with self._probe_lock:
             if self._probe is None:
@@ -189,13 +196,24 @@ class StatusReader(Service):
                 return True
             if time.monotonic() >= deadline:
                 log.warning(
-                    "status reader: %d of %d partitions not read to their end within %.0f s",
+                    "%s: %d of %d partitions not read to their end within %.0f s",
+                    self.what,
                     behind,
                     len(self._tps),
                     timeout,
                 )
                 return False
             await asyncio.sleep(0.01)
+
+
+class StatusReader(TopicReader):
+    """Follows every partition of the status topic into a ``StatusBook``."""
+
+    def __init__(self, settings: Settings, book: StatusBook, **kwargs: Any) -> None:
+        super().__init__(
+            settings, settings.topic_provider_status, book.apply, "status reader", **kwargs
+        )
+        self.book = book
 
 
 class ProviderStatus:
@@ -252,7 +270,7 @@ class ProviderStatus:
                         continue
                     sent = self._sent.setdefault(owner, {})
                     for key, value in provider_statuses(
-                        st, self.engine.contracts, self.engine.policy
+                        st, self.engine.contracts, self.engine.policy, self.engine.departments
                     ):
                         d = digest(value)
                         year = _year_of(key)

@@ -38,18 +38,29 @@ def status(worker: Worker) -> dict[str, Any]:
         "contracts": len(engine.contracts),
         "contract_versions": sum(c.version for c in engine.contracts),
         "provider_statuses": len(worker.statuses.book),  # as this worker's reader holds them
+        # the register as this worker's reader holds it (every worker reads it whole)
+        "departments": len(engine.departments),
+        "department_versions": sum(d.version for d in engine.departments),
+        "register_skipped": worker.register.skipped,
+        "register_rejected": worker.register_rejected,
         "assigned": worker.active_partitions(),
     }
 
 
 def snapshot(worker: Worker) -> bytes:
-    """What ``/snapshot`` serves: the indicators and firing alerts (SPEC §8)."""
+    """What ``/snapshot`` serves: the indicators and firing alerts (SPEC §8), the
+    departments per provider-year and the ``regions`` of this worker's providers
+    (SPEC §9; snapshots of disjoint workers sum, ``merge_snapshots``)."""
     engine = worker.engine
     counts = [c for c, _ in worker.processor.ledgers.values()]
     counts.append(engine.counts())
-    snap = build_snapshot(engine.providers.values(), engine.contracts, counts, worker.policy)
+    snap = build_snapshot(
+        engine.providers.values(), engine.contracts, counts, worker.policy, engine.departments
+    )
+    # Region alerts as the status topic holds their states: the same on every worker.
     snap["firing"] = sorted(
-        aid for st in engine.providers.values() for aid, _ in st.alerts.firing()
+        [aid for st in engine.providers.values() for aid, _ in st.alerts.firing()]
+        + worker.regions.firing()
     )
     return orjson.dumps(snap)
 
@@ -95,14 +106,10 @@ def install(worker: Worker) -> None:
 
 def wire_regions(worker: Worker) -> None:
     """Give /metrics the cluster's region view (SPEC §9) and its firing region gaps,
-    where the worker keeps them (``Worker.region_view`` and ``Worker.region_watch``, a
-    ``streams.domain.regions.RegionWatch``, both from the provider-status book)."""
-    region_view = getattr(worker, "region_view", None)
-    if callable(region_view):
-        worker.metrics.region_source = region_view
-    watch = getattr(worker, "region_watch", None)
-    if watch is not None:
-        worker.metrics.gap_source = watch.alerts.firing
+    both as the provider-status book holds them (``Worker.region_view``, and the
+    region alerts' published states, ``streams/pipeline/regions.py``)."""
+    worker.metrics.region_source = worker.region_view
+    worker.metrics.gap_source = worker.regions.firing_states
 
 
 def _probe(web: Any, verdict: probes.Verdict) -> Any:

@@ -44,6 +44,9 @@ from streams.pipeline.processor import (
     contract_control,
     tick_of,
 )
+from streams.pipeline.regions import RegionJudge
+from streams.pipeline.register import Register
+from streams.pipeline.register import check as check_register
 from streams.pipeline.settings import Settings
 from streams.pipeline.status import ProviderStatus
 from streams.store.offheap import OffHeapTables
@@ -156,13 +159,26 @@ class Worker:
         self.metrics.peer_source = self.statuses.book.pairs
         self.processor.peers = self.statuses.peer_means
         self.engine.peers = self.statuses.peer_means  # for month boundaries (SPEC §8.1)
+        # The department register, read whole (streams/pipeline/register.py), and the
+        # regions this worker judges (streams/pipeline/regions.py).
+        self.register = Register(settings, self.engine.departments)
+        self.register_rejected = 0  # register records dead-lettered by this worker
+        self.published = Published()
+        self.regions = RegionJudge(
+            settings,
+            policy,
+            self.statuses.book,
+            self.engine.departments,
+            self.published,
+            self.outbox.send,
+            clock or time.time,
+        )
         # Faust can lose messages between its fetcher and the agent around rebalances;
         # the guard makes the agent see every offset of a partition, in order.
         self.delivery = DeliveryGuard(
             self.app, {settings.topic_declarations, settings.topic_control}
         )
         self.commit = Commit(self.app, self.delivery)
-        self.published = Published()
         agents.install(self)
         timers.install(self)
         views.install(self)
@@ -186,9 +202,16 @@ class Worker:
             await self.write(out)
         if out.flush:  # a tick or a status flush: the statuses out, acknowledged
             await self.statuses.publish()
+        if out.tick is not None:
+            await self.regions.judge(msg.partition)
+        elif out.event_times and msg.key:
+            st = self.engine.providers.get(msg.key.decode("utf-8", "replace"))
+            if st is not None:
+                await self.regions.on_event_time(msg.partition, st.watermark)
         return out
 
     async def _process(self, msg: Any) -> Output:
+        await self.register.wait_ready()  # judged with the register as the topic has it
         key = msg.key.decode("utf-8", "replace") if msg.key else None
         value = msg.value or b""
         processor = self.processor
@@ -278,6 +301,23 @@ class Worker:
         control = self.settings.topic_control
         await self.outbox.send(control, contract.provider.encode(), contract_control(obj))
 
+    # -- the department register -------------------------------------------------------
+    async def check_department(self, key: bytes | None, value: bytes | None) -> None:
+        """Dead-letter a register record that is no entry (every worker's reader skips
+        it; this runs in the consumer group, so once per cluster)."""
+        problem = check_register(key, value)
+        if problem is None:
+            return
+        headers = {"reason": b"department_schema", "detail": mask_text(problem).encode()[:1000]}
+        sent = await self.outbox.send(self.settings.topic_rejected, key, value or b"", headers)
+        await sent
+        self.register_rejected += 1
+        log.warning("register record dead-lettered as department_schema")
+
+    def region_view(self) -> dict[str, dict[str, dict[str, int]]]:
+        """SPEC §9 ``regions`` of the whole cluster, from the provider-status topic."""
+        return self.regions.view()
+
     # -- rebalances --------------------------------------------------------------------
     def active_partitions(self) -> list[int]:
         """The declarations partitions assigned to this worker, in order."""
@@ -316,6 +356,8 @@ class Worker:
         self.delivery.reset(assigned)
         if not self.statuses.reader.running:  # before the first message is processed
             await app.add_runtime_dependency(self.statuses.reader)
+        if not self.register.reader.running:
+            await app.add_runtime_dependency(self.register.reader)
 
     async def on_revoked(self, app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         self.state_ready = False

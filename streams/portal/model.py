@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from streams.domain.status import REGION_PREFIX
+
 STATUS = "provider-status"
 ALERTS = "alerts"
 DEPARTMENTS = "departments"
@@ -175,6 +177,8 @@ class Model:
         self.apply(DEPARTMENTS, key, value)
 
     def _status(self, key: str | None, value: bytes | None) -> None:
+        if key is not None and key.startswith(REGION_PREFIX):
+            return  # a region alert's states (streams/pipeline/regions.py), not a summary
         if value is None:
             if key is None:
                 raise Malformed("tombstone without a key")

@@ -20,6 +20,7 @@ import orjson
 from streams.domain.model import Counts
 from streams.domain.policy import Policy
 from streams.domain.snapshot import finish_snapshot
+from streams.domain.status import REGION_PREFIX
 from streams.kafka.offsets import read_records
 from streams.pipeline.settings import Settings
 
@@ -34,6 +35,8 @@ def merge_statuses(
         if key is None:
             malformed += 1
             continue
+        if key.startswith(REGION_PREFIX.encode()):
+            continue  # a region alert's states (streams/pipeline/regions.py)
         if value is None:
             latest.pop(key, None)
             continue

@@ -1,4 +1,5 @@
-"""Producing archived declarations and contracts to Kafka (online replay, demo).
+"""Producing archived declarations, contracts and the department register to Kafka
+(online replay, demo).
 
 Lines are grouped per provider into batch envelopes (SPEC §2) of up to
 ``batch_size`` lines, keyed by the provider's AGB code (aiokafka's default murmur2
@@ -6,6 +7,8 @@ partitioner, the one Java clients use too), in file order per provider, with the
 Kafka message timestamp set to the event time of the batch's last line. A line
 whose provider cannot be read (invalid JSON, no 8-digit AGB) goes alone and
 unkeyed, so the worker dead-letters it exactly as the offline replay does.
+Contracts and register entries are merged in by event time (``updated_at``), as the
+offline replay's ``ContractFeed`` merges them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class ProduceStats:
     lines: int = 0
     messages: int = 0
     contracts: int = 0
+    departments: int = 0  # department register entries
     unkeyed: int = 0
     seconds: float = 0.0
     # the producer was idempotent (asked for, and the broker supports it)
@@ -94,19 +98,24 @@ async def produce_history(
     topic: str,
     contracts: Sequence[bytes] = (),
     contracts_topic: str | None = None,
+    departments: Sequence[bytes] = (),
+    departments_topic: str | None = None,
     batch_size: int = 500,
     rate: float | None = None,
     speed: float | None = None,
     after_contracts: Callable[[int], Any] | None = None,
+    after_departments: Callable[[int], Any] | None = None,
     sync: Callable[[ProduceStats], Any] | None = None,
     on_progress: Callable[[ProduceStats], None] | None = None,
     client_kwargs: dict[str, Any] | None = None,
     idempotent: bool = False,
 ) -> ProduceStats:
-    """Produce declarations in batches with the contracts merged in by event time.
+    """Produce declarations in batches with the contracts and register entries
+    (``departments``) merged in by event time.
 
     ``after_contracts(n)`` runs once contracts are acknowledged (e.g. to wait until
-    workers have applied them); ``sync(stats)`` runs before a contract change that
+    workers have applied them), ``after_departments(n)`` once register entries are;
+    ``sync(stats)`` runs before a contract or register change that
     follows declarations (e.g. to wait until those are processed). Both may be
     coroutine functions. Without them the order across topics is only as good as
     the workers' consumption, which is what a live cluster gets. ``idempotent``:
@@ -129,6 +138,9 @@ async def produce_history(
         contracts_topic=contracts_topic or "ggz.contracts.v1",
         after_contracts=after_contracts,
         sync=sync,
+        departments=departments,
+        departments_topic=departments_topic or "ggz.departments.v1",
+        after_departments=after_departments,
     )
     try:
         pacer = Pacer(rate, speed)
@@ -155,8 +167,8 @@ async def produce_history(
 
 
 class _Production:
-    """One ``produce_history`` run: per-provider batches, the contracts merged in by
-    event time, and the sends not yet acknowledged."""
+    """One ``produce_history`` run: per-provider batches, the contracts and register
+    entries merged in by event time, and the sends not yet acknowledged."""
 
     def __init__(
         self,
@@ -168,21 +180,30 @@ class _Production:
         contracts_topic: str,
         after_contracts: Callable[[int], Any] | None,
         sync: Callable[[ProduceStats], Any] | None,
+        departments: Sequence[bytes] = (),
+        departments_topic: str = "ggz.departments.v1",
+        after_departments: Callable[[int], Any] | None = None,
     ) -> None:
         self.producer = producer
         self.stats = stats
         self.topic = topic
         self.contracts_topic = contracts_topic
         self.after_contracts = after_contracts
+        self.after_departments = after_departments
         self.sync = sync
         self.buffers: dict[str, list[bytes]] = {}
         self.last_time: dict[str, float | None] = {}
         self.last_ts: float | None = None  # event time of the latest line
         self.pending: list[asyncio.Future[Any]] = []
         self.flushed = time.monotonic()
-        self.timed = sorted(
-            ((parse_time(orjson.loads(r)["updated_at"]), r) for r in contracts), key=lambda x: x[0]
-        )
+        # (updated_at, topic, key, event): stable, contracts before register entries
+        events = [(r, contracts_topic, _contract_key) for r in contracts]
+        events += [(r, departments_topic, _department_key) for r in departments]
+        timed = []
+        for raw, to, key_of in events:
+            obj = orjson.loads(raw)
+            timed.append((parse_time(obj["updated_at"]), to, key_of(obj), raw, obj))
+        self.timed = sorted(timed, key=lambda x: x[0])
         self.next_contract = 0
 
     async def line(self, raw: bytes, batch_size: int) -> None:
@@ -227,30 +248,45 @@ class _Production:
             await _settle(self.pending, self.stats)
 
     async def send_contracts(self, until: float | None) -> None:
-        """Contracts due by event time ``until`` (all if None), in order with the
-        lines: lines before a contract change are sent (and, with ``sync``,
+        """Contracts and register entries due by event time ``until`` (all if None),
+        in order with the lines: lines before a change are sent (and, with ``sync``,
         processed) before it, so the change applies where its event time says."""
         due = []
         timed = self.timed
         while self.next_contract < len(timed) and (
             until is None or timed[self.next_contract][0] <= until
         ):
-            due.append(timed[self.next_contract][1])
+            due.append(timed[self.next_contract])
             self.next_contract += 1
         if not due:
             return
-        objs = [orjson.loads(raw) for raw in due]
-        # A contract bears on its own provider only: the lines of the providers
-        # it names are cut here; every other provider's batch keeps filling (a
-        # cut costs a message per provider).
-        await self.flush({obj["provider_agb"] for obj in objs})
+        # A contract or register entry bears on its own provider only: the lines of
+        # the providers it names are cut here; every other provider's batch keeps
+        # filling (a cut costs a message per provider).
+        await self.flush({obj["provider_agb"] for *_x, obj in due})
         if self.stats.messages:
             await _call(self.sync, self.stats)
-        for raw, obj in zip(due, objs, strict=True):
-            key = f"{obj['provider_agb']}:{obj['year']}".encode()
-            await self.producer.send_and_wait(self.contracts_topic, raw, key=key)
-            self.stats.contracts += 1
-        await _call(self.after_contracts, self.stats.contracts)
+        contracts = departments = 0
+        for _at, topic, key, raw, _obj in due:
+            await self.producer.send_and_wait(topic, raw, key=key)
+            if topic == self.contracts_topic:
+                contracts += 1
+            else:
+                departments += 1
+        self.stats.contracts += contracts
+        self.stats.departments += departments
+        if contracts:
+            await _call(self.after_contracts, self.stats.contracts)
+        if departments:
+            await _call(self.after_departments, self.stats.departments)
+
+
+def _contract_key(obj: dict[str, Any]) -> bytes:
+    return f"{obj['provider_agb']}:{obj['year']}".encode()
+
+
+def _department_key(obj: dict[str, Any]) -> bytes:
+    return f"{obj['provider_agb']}:{obj['department']}".encode()
 
 
 async def _call(hook: Callable[[Any], Any] | None, arg: Any) -> None:
@@ -407,6 +443,18 @@ def contract_lines(path: str | Path | None) -> list[bytes]:
     return rows
 
 
+def department_lines(path: str | Path | None) -> list[bytes]:
+    """Register entries in event-time order, validated (a bad one stops the replay)."""
+    if path is None:
+        return []
+    from streams.replay.files import read_departments
+
+    read_departments(path)  # raises InputError naming file:line on a bad entry
+    rows = [raw for _n, raw in iter_lines(path)]
+    rows.sort(key=lambda r: parse_time(orjson.loads(r)["updated_at"]))
+    return rows
+
+
 def run_replay(args: Any, policy: Any) -> int:
     """``claimwatch replay FILE…`` into Kafka."""
     from streams.pipeline.settings import Settings
@@ -424,6 +472,7 @@ def run_replay(args: Any, policy: Any) -> int:
         if not Path(f).is_file():
             raise ClaimwatchError(f"{f}: no such file")
     contracts = contract_lines(args.contracts)
+    register = department_lines(getattr(args, "departments", None))
     tty = sys.stderr.isatty()
 
     def progress(stats: ProduceStats) -> None:
@@ -443,6 +492,8 @@ def run_replay(args: Any, policy: Any) -> int:
             topic=settings.topic_declarations,
             contracts=contracts,
             contracts_topic=settings.topic_contracts,
+            departments=register,
+            departments_topic=settings.topic_departments,
             batch_size=args.batch_size,
             rate=args.rate,
             speed=args.speed,
@@ -464,7 +515,8 @@ def run_replay(args: Any, policy: Any) -> int:
         )
     print(
         f"produced {stats.lines:,} lines in {stats.messages:,} messages to {settings.topic_declarations} "
-        f"({stats.unkeyed} unkeyed) and {stats.contracts} contracts in {stats.seconds:.1f} s"
+        f"({stats.unkeyed} unkeyed), {stats.contracts} contracts and "
+        f"{stats.departments} register entries in {stats.seconds:.1f} s"
     )
     return 0
 

@@ -32,6 +32,7 @@ def test_every_topic_the_worker_reads_or_writes_is_listed_once() -> None:
     assert set(names) == {
         s.topic_declarations,
         s.topic_contracts,
+        s.topic_departments,
         s.topic_alerts,
         s.topic_rejected,
         s.topic_control,
@@ -73,6 +74,7 @@ def test_retention_and_compaction_of_each_topic() -> None:
     got = specs()
     policy = {name: configs["cleanup.policy"] for name, (_, configs) in got.items()}
     assert policy[SETTINGS.topic_contracts] == "compact"  # the latest version per key
+    assert policy[SETTINGS.topic_departments] == "compact"
     assert policy[state_changelog(SETTINGS)] == "compact"
     for name in (SETTINGS.topic_declarations, SETTINGS.topic_alerts, SETTINGS.topic_rejected):
         assert (policy[name], got[name][1]["retention.ms"]) == ("delete", "-1"), name

@@ -149,3 +149,85 @@ def test_the_demo_starts_the_portal_and_prints_its_address(tmp_path: Path, make_
         for p in started | _children(demo.pid):
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_the_live_view_shows_department_and_region_alerts_apart() -> None:
+    """Department and region alerts (SPEC §9) get a table of their own: the other
+    alerts of a large history would scroll them out of the last twelve."""
+    from rich.console import Console
+
+    from streams.domain.policy import load_policy
+    from streams.local.demo import LiveView
+
+    view = LiveView(None, load_policy())  # type: ignore[arg-type]  # render needs no cluster
+    view.crucial.appendleft(
+        {
+            "state": "firing",
+            "severity": "high",
+            "provider_agb": "11111111",
+            "department": "crisis",
+            "region": "Twente",
+            "message": "Afdeling crisis: geen cliënten meer",
+        }
+    )
+    view.crucial.appendleft(
+        {
+            "state": "firing",
+            "severity": "high",
+            "provider_agb": None,
+            "region": "Twente",
+            "message": "Regio Twente: geen enkele afdeling",
+        }
+    )
+    console = Console(record=True, width=200)
+    console.print(view.render())
+    text = console.export_text()
+    assert "Cruciale ggz" in text
+    assert "11111111 crisis" in text and "region Twente" in text
+    assert "Regio Twente: geen enkele afdeling" in text
+
+
+def test_the_demo_streams_the_register_and_its_alerts_match_the_offline_replay(
+    tmp_path: Path,
+) -> None:
+    """``demo --input … --departments … --until-idle``: the register reaches the
+    workers, and the department and region alerts firing at the end are the offline
+    replay's."""
+    from streams.domain.policy import load_policy
+    from streams.replay.offline import replay_offline
+    from streams.synth.generate import GenerateOptions, generate
+
+    history = tmp_path / "history"
+    generate(history, GenerateOptions(providers=12, lines=20_000, seed=11))
+    files = [history / "declarations.ndjson"]
+    contracts, register = history / "contracts.ndjson", history / "departments.ndjson"
+    _summary, engine = replay_offline(
+        files, load_policy(), contracts=contracts, departments=register, replay_flag=False
+    )
+    crucial = ("department_", "region_category_gap:")
+    offline = {a for st in engine.providers.values() for a, _ in st.alerts.firing()}
+    offline |= set(engine.region_watch.firing() if engine.region_watch else ())
+    offline = {a for a in offline if a.startswith(crucial)}
+    assert any(a.startswith("region_category_gap:") for a in offline)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    snapshot_out = tmp_path / "snapshot.json"
+    alerts_out = tmp_path / "alerts.ndjson"
+    args = ["demo", "--input", str(files[0]), "--contracts", str(contracts)]
+    args += ["--departments", str(register), "--until-idle"]
+    args += ["--alerts-out", str(alerts_out), "--snapshot-out", str(snapshot_out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=600,
+        preexec_fn=_default_sigint,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    latest: dict[str, str] = {}
+    for raw in alerts_out.read_bytes().splitlines():
+        a = orjson.loads(raw)
+        latest[a["alert_id"]] = a["state"]
+    streamed = {a for a, state in latest.items() if state == "firing" and a.startswith(crucial)}
+    assert streamed == offline
+    assert orjson.loads(snapshot_out.read_bytes())["regions"]

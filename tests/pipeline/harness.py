@@ -22,7 +22,13 @@ from streams.kafka.offsets import read_records
 from streams.local.broker import find_broker_binary, wait_for_broker
 from streams.local.cluster import Cluster, free_port
 from streams.replay.offline import replay_offline
-from streams.replay.producer import archive_lines, contract_lines, produce_history, send_final_tick
+from streams.replay.producer import (
+    archive_lines,
+    contract_lines,
+    department_lines,
+    produce_history,
+    send_final_tick,
+)
 
 # The rules whose every transition streaming and offline share (SPEC §6, §8.1): the
 # line-driven ones, and the structural rules that read only the provider's own state
@@ -32,12 +38,17 @@ LINE_DRIVEN = tuple(r.name for r in RULES if r.kind == "line" or not r.peers)
 
 
 def offline_reference(
-    files: list[Path], contracts: Path | None, policy: Policy, tmp: Path
+    files: list[Path],
+    contracts: Path | None,
+    policy: Policy,
+    tmp: Path,
+    departments: Path | None = None,
 ) -> dict[str, Any]:
     summary, engine = replay_offline(
         files,
         policy,
         contracts=contracts,
+        departments=departments,
         alerts_out=tmp / "off-alerts.ndjson",
         snapshot_out=tmp / "off-snapshot.json",
         rejected_out=tmp / "off-rejected.ndjson",
@@ -45,6 +56,8 @@ def offline_reference(
     alerts = [orjson.loads(x) for x in (tmp / "off-alerts.ndjson").read_bytes().splitlines()]
     rejected = [orjson.loads(x) for x in (tmp / "off-rejected.ndjson").read_bytes().splitlines()]
     firing = {aid for st in engine.providers.values() for aid, _ in st.alerts.firing()}
+    if engine.region_watch is not None:
+        firing.update(engine.region_watch.firing())
     return {
         "snapshot": orjson.loads((tmp / "off-snapshot.json").read_bytes()),
         "alerts": alerts,
@@ -173,6 +186,7 @@ def produce(
     batch_size: int = 500,
     rate: float | None = None,
     sent: list[tuple[str, bytes | None, bytes]] | None = None,
+    departments: Path | None = None,
 ):  # type: ignore[no-untyped-def]
     """Produce archives as `claimwatch replay` does, in step with the workers: the lines
     before a contract change are processed before it is sent, and it is applied before
@@ -182,11 +196,15 @@ def produce(
     (``recording_sends``)."""
     s = cluster.settings
     crows = contract_lines(contracts)
+    drows = department_lines(departments)
 
     ordered = crows  # contract_lines returns them in event-time order
 
     async def after(sent: int) -> None:
         await asyncio.to_thread(wait_contracts_applied, cluster, ordered[:sent])
+
+    async def after_departments(sent: int) -> None:
+        await asyncio.to_thread(cluster.wait_departments, drows[:sent])
 
     async def sync(stats: Any) -> None:
         targets = {f"{s.topic_declarations}:{p}": o for p, o in stats.end_offsets.items()}
@@ -201,6 +219,9 @@ def produce(
                 contracts=crows,
                 contracts_topic=s.topic_contracts,
                 after_contracts=after,
+                departments=drows,
+                departments_topic=s.topic_departments,
+                after_departments=after_departments,
                 sync=sync,
                 batch_size=batch_size,
                 rate=rate,

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.domain import schemas
+from streams.local.cluster import http_get
 from tests.pipeline.harness import assert_equal_results, finish, offline_reference, produce
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -20,13 +22,16 @@ def test_streaming_gives_the_offline_snapshot_and_alerts(
     cluster, history, policy, tmp_path: Path
 ) -> None:
     files, contracts = history
-    reference = offline_reference(files, contracts, policy, tmp_path)
+    departments = contracts.parent / "departments.ndjson"
+    reference = offline_reference(files, contracts, policy, tmp_path, departments)
     cluster.add_worker()
     cluster.wait_ready()
-    stats = produce(cluster, files, contracts)
+    stats = produce(cluster, files, contracts, departments=departments)
+    assert stats.departments == len(departments.read_bytes().splitlines())
     online = finish(cluster, stats, policy)
     assert_equal_results(online, reference)
     assert reference["firing"], "the history should make alerts fire"
+    assert_departments_and_regions(online, reference)
     # /metrics carries Faust's own sensor next to ours, counting what the worker read:
     # every declarations message produced, once (one worker, no restart, no fault),
     # and a total that is the sum over the topics it read.
@@ -119,16 +124,54 @@ def test_worker_killed_mid_stream_recovers_without_loss_or_double_counting(
 def test_two_workers_share_the_partitions_and_together_give_the_same_results(
     cluster, history, policy, tmp_path: Path
 ) -> None:
+    """With the department register: the same departments, regions and department
+    alerts as offline, and each region transition published once by the cluster."""
     files, contracts = history
-    reference = offline_reference(files, contracts, policy, tmp_path)
+    departments = contracts.parent / "departments.ndjson"
+    reference = offline_reference(files, contracts, policy, tmp_path, departments)
     cluster.add_worker()
     cluster.add_worker()
     cluster.wait_ready()
     held = [set(st["assigned"]) for st in cluster.statuses()]
     assert len(held) == 2 and all(held) and not (held[0] & held[1])
-    stats = produce(cluster, files, contracts)
+    stats = produce(cluster, files, contracts, departments=departments)
     online = finish(cluster, stats, policy)
     assert_equal_results(online, reference)
+    assert_departments_and_regions(online, reference)
+    # Both see the whole cluster's region view (deptops' metrics read it).
+    views = [http_get(w.port, "/status") for w in cluster.alive()]
+    assert all(v["departments"] == stats.departments for v in views)
+
+
+def assert_departments_and_regions(online: dict[str, Any], reference: dict[str, Any]) -> None:
+    """SPEC §9 in streaming as offline: the snapshot's departments and regions (in
+    ``assert_equal_results`` already; here that they are there to compare), the
+    department rules' transitions, the regions firing, each transition once."""
+    snap = online["snapshot"]
+    assert snap["regions"], "the history should give a region view"
+    assert any(y.get("departments") for years in snap["providers"].values() for y in years.values())
+    rules = ("department_activity_drop", "department_stopped")
+    on = sorted(
+        (a["alert_id"], a["sequence"], a["state"], a["event_time"])
+        for a in online["alerts"]
+        if a["rule"] in rules
+    )
+    off = sorted(
+        (a["alert_id"], a["sequence"], a["state"], a["event_time"])
+        for a in reference["alerts"]
+        if a["rule"] in rules
+    )
+    assert on == off and on, (on, off)
+    gaps_firing = {a for a in reference["firing"] if a.startswith("region_category_gap:")}
+    assert gaps_firing and gaps_firing <= online["firing"]
+    for a in online["alerts"]:  # region and department alerts too
+        assert schemas.check(schemas.ALERT, a) is None, a["alert_id"]
+    region = [
+        (a["alert_id"], a["sequence"])
+        for a in online["alerts"]
+        if a["region"] and not a["provider_agb"]
+    ]
+    assert region and len(region) == len(set(region)), "a region transition was published twice"
 
 
 def test_poison_messages_are_dead_lettered_with_reasons_and_the_worker_keeps_running(

@@ -162,6 +162,10 @@ async def test_status_and_snapshot_serve_the_workers_progress_and_indicators(mak
         "contracts": 1,
         "contract_versions": 1,
         "provider_statuses": 0,
+        "departments": 0,
+        "department_versions": 0,
+        "register_skipped": 0,
+        "register_rejected": 0,
         "assigned": [],
     }
     assert snapshot["providers"][AGB]["2026"]["net_cents"] == 20_000
@@ -173,8 +177,9 @@ async def test_status_and_snapshot_serve_the_workers_progress_and_indicators(mak
 async def test_metrics_serve_the_workers_region_view_and_gaps_where_it_keeps_them(
     tmp_path,
 ) -> None:
-    """/metrics reads ``Worker.region_view`` and ``Worker.region_watch`` (#22 part B1)
-    where the worker has them, and exports no region figures where it has none."""
+    """/metrics exports the region view and the firing region gaps the worker's
+    provider-status book holds (``Worker.region_view``, ``Worker.regions``), and no
+    region figures while it holds none."""
     from streams.domain.regions import DepartmentSummary, RegionWatch, region_view
 
     latest = (2026, 5)
@@ -188,8 +193,9 @@ async def test_metrics_serve_the_workers_region_view_and_gaps_where_it_keeps_the
     async with client_of(worker) as client:
         before = await (await client.get("/metrics")).text()
     assert "claimwatch_region_active_departments{" not in before
-    worker.region_view = lambda: region_view(rows)  # type: ignore[attr-defined]
-    worker.region_watch = watch  # type: ignore[attr-defined]
+    # what the provider-status book would hold: these rows, and the watch's verdicts
+    worker.regions.view = lambda: region_view(rows)  # type: ignore[method-assign]
+    worker.regions.firing_states = lambda: sorted(watch.alerts.firing())  # type: ignore[method-assign]
     views.wire_regions(worker)
     async with client_of(worker) as client:
         page = await (await client.get("/metrics")).text()

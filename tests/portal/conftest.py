@@ -52,8 +52,7 @@ def build(tmp: Path, providers: int = 6, lines: int = 5000, seed: int = 3) -> Bu
     for key, value in status_records(engine):
         model.apply_status(key, value)
     for a in alerts:
-        key = a["provider_agb"] or a["alert_id"]  # a region alert has no provider
-        model.apply_alert(key.encode(), orjson.dumps(a))
+        model.apply_alert((a["provider_agb"] or a["region"]).encode(), orjson.dumps(a))
     firing = {aid for st in engine.providers.values() for aid, _ in st.alerts.firing()}
     return Built(model, engine, engine.snapshot(), alerts, firing, policy)
 

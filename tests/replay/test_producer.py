@@ -148,3 +148,49 @@ async def test_the_replays_end_waits_for_the_groups_commits_and_gives_up_once_th
         assert await asyncio.wait_for(waiting, 10.0)
     finally:
         await consumer.stop()
+
+
+def test_replay_produces_the_register_by_event_time_keyed_by_department(
+    broker: EmbeddedBroker,
+    tmp_path: Path,
+    make_line,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``replay --departments``: each register entry on ggz.departments.v1 under
+    ``<agb>:<department>``, after the lines of its provider submitted before its
+    ``updated_at`` (which are cut from the batch) and before the later ones."""
+    a = "11111111"
+    lines = [make_line(provider_agb=a) for _ in range(6)]
+    entry = {
+        "schema": "ggz.department/1",
+        "provider_agb": a,
+        "department": "crisis",
+        "name": "Crisisdienst",
+        "category": "acute",
+        "region": "Twente",
+        "version": 1,
+        "updated_at": lines[2]["submitted_at"],  # applies before line 2, as offline
+    }
+    archive = tmp_path / "declarations.ndjson"
+    archive.write_bytes(b"".join(orjson.dumps(obj) + b"\n" for obj in lines))
+    register = tmp_path / "departments.ndjson"
+    register.write_bytes(orjson.dumps(entry) + b"\n")
+    monkeypatch.setenv("CLAIMWATCH_BROKER", broker.bootstrap)
+    monkeypatch.setenv("CLAIMWATCH_TOPIC_DECLARATIONS", TOPIC + ".reg")
+    monkeypatch.setenv("CLAIMWATCH_TOPIC_DEPARTMENTS", TOPIC + ".departments")
+    monkeypatch.setenv("CLAIMWATCH_PRODUCER_IDEMPOTENCE", "false")
+    args = ["replay", str(archive), "--departments", str(register), "--no-final-tick"]
+    assert main(args) == 0
+    assert "1 register entries" in capsys.readouterr().out
+    (record,) = asyncio.run(read_all(broker.bootstrap, TOPIC + ".departments"))
+    assert (record[0], orjson.loads(record[1])) == (f"{a}:crisis".encode(), entry)
+    batches = [
+        [ln["event_id"] for ln in orjson.loads(v)["lines"]]
+        for _k, v, _h in asyncio.run(read_all(broker.bootstrap, TOPIC + ".reg"))
+    ]
+    ids = [ln["event_id"] for ln in lines]
+    assert batches == [ids[:2], ids[2:]]
+    bad = tmp_path / "bad.ndjson"
+    bad.write_bytes(b'{"schema": "ggz.department/1"}\n')
+    assert main(["replay", str(archive), "--departments", str(bad), "--no-final-tick"]) != 0
