@@ -23,6 +23,9 @@ _NINE = re.compile(rb"(?<![0-9.])[0-9]{9}(?![0-9])")
 # A random UUID (a Kafka group member id, an event id) holds nine digits in a row
 # about once in eighty; it is not client data, so UUIDs are blanked before the search.
 _UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# So does an object's address in a repr (``<... object at 0x7ff834288450>``, Faust's
+# ``MethodQueueWorker@0x7ff834288450`` in a DEBUG line): blanked as well.
+_ADDRESS = re.compile(rb"0x[0-9a-fA-F]+")
 
 
 def fingerprint(value: bytes | str) -> str:
@@ -101,7 +104,7 @@ def scan(
             at = blob.find(needle, next_unit)
     for where, data in surface.units:
         for quoted in _QUOTED.findall(data):
-            for nine in _NINE.findall(_UUID.sub(b"-", quoted)):
+            for nine in _NINE.findall(_ADDRESS.sub(b"0x", _UUID.sub(b"-", quoted))):
                 if nine not in allowed:
                     found.append(Finding(where, f"BSN-shaped value {fingerprint(nine)}"))
     return [

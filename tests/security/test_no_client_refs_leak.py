@@ -461,6 +461,10 @@ def test_the_scan_reports_places_and_hashes_never_the_value() -> None:
                 b"Join group response member_id='faust-0.15.3-c0b2ad6e-ef01-4a2b-"
                 b"8c3d-a987654320bc'",
             ),
+            (
+                "log line 9",
+                b'{"logger":"mode.threads","message":"[^--MethodQueueWorker@0x7ff834288450]"}',
+            ),
         ],
     )
     assert scan(clean, needles([ref, BSN_CLIENT]), allowed=[b"604800000"]) == []
