@@ -27,6 +27,29 @@ log = logging.getLogger("claimwatch.offsets")
 FETCH_TIMEOUT_S = 30.0
 
 
+async def whole_topic_consumer(settings: Any, fetch_max_wait_ms: int = 200) -> AIOKafkaConsumer:
+    """A started consumer outside any consumer group, from the beginning, never
+    committing: what a reader of a whole compacted topic (the provider-status topic,
+    the department register, the portal's topics) assigns every partition to.
+    ``settings`` gives the broker and its security (``Settings.kafka_client_kwargs``)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.broker,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        **settings.kafka_client_kwargs(),
+    )
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
 async def fetched_end_offsets(
     consumer: AIOKafkaConsumer,
     listed: Mapping[TopicPartition, int],

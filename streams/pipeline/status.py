@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from mode import Service
 
 from streams.domain.status import StatusBook, digest, provider_statuses
-from streams.kafka.offsets import end_offsets, partitions_of
+from streams.kafka.offsets import end_offsets, partitions_of, whole_topic_consumer
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -77,27 +77,8 @@ class TopicReader(Service):
         self._probe_lock = asyncio.Lock()
         self._tps: list[TopicPartition] = []
 
-    def _new_consumer(self) -> AIOKafkaConsumer:
-        from aiokafka import AIOKafkaConsumer
-
-        s = self.settings
-        return AIOKafkaConsumer(
-            bootstrap_servers=s.broker,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=200,
-            **s.kafka_client_kwargs(),
-        )
-
     async def _started_consumer(self) -> AIOKafkaConsumer:
-        consumer = self._new_consumer()
-        try:
-            await consumer.start()
-        except BaseException:
-            await consumer.stop()
-            raise
-        return consumer
+        return await whole_topic_consumer(self.settings)
 
     async def on_start(self) -> None:
         # The consumer starts in _follow, which retries: a broker away for a moment

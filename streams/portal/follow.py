@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streams.kafka.offsets import end_offsets, partitions_of
+from streams.kafka.offsets import end_offsets, partitions_of, whole_topic_consumer
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -83,23 +83,7 @@ class Follower:
             await consumer.stop()
 
     async def _start(self) -> AIOKafkaConsumer:
-        from aiokafka import AIOKafkaConsumer
-
-        s = self.settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.broker,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=200,
-            **s.kafka_client_kwargs(),
-        )
-        try:
-            await consumer.start()
-        except BaseException:
-            await consumer.stop()
-            raise
-        return consumer
+        return await whole_topic_consumer(self.settings)
 
     async def _assign(self) -> bool:
         from aiokafka import TopicPartition
