@@ -5,8 +5,9 @@
    each message that changes it, 500 lines a message, and per provider at most once
    per status interval, so this is generous) are produced at ``rate`` updates/s
    onto a fresh status topic while a portal ``Follower`` reads it into a ``Model``;
-   its lag is sampled every 0.25 s. Lag that stays flat (last third of the run no
-   higher than the first) means the portal keeps up.
+   its lag is sampled every 0.25 s. Lag that stays flat (the last third of the run's
+   mean lag within one fetch wait's worth of updates of the first third's,
+   ``report._lag_flat``) means the portal keeps up.
 2. Rendering: a model of ``providers`` providers x 2 years (real status values of a
    generated history, copied under new AGB codes, with their alerts): the time to
    render the overview and a provider page (data, chart and template), as the web
