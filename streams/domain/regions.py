@@ -263,6 +263,12 @@ def message(gap: Gap, firing: bool, year: int, language: Language = "nl") -> str
             )
         if gap.year != year:
             return f"Regio {gap.region}: de melding over {kind} in {year} is afgesloten; de regio wordt verder beoordeeld in {gap.year}."
+        if gap.active == 0:  # no department of it seen for six months: the notice lapses
+            return (
+                f"Regio {gap.region}: de melding over {kind} vervalt, want geen afdeling voor "
+                f"{kind} had in de zes maanden tot en met {month} nog cliënten; de zorg "
+                "ontbreekt nog steeds in de regio, tenzij ze elders wordt geboden."
+            )
         return f"Regio {gap.region}: {kind} is weer beschikbaar ({gap.active} actieve afdeling(en) in {month})."
     if firing:
         return (
@@ -271,4 +277,10 @@ def message(gap: Gap, firing: bool, year: int, language: Language = "nl") -> str
         )
     if gap.year != year:
         return f"Region {gap.region}: the {year} notice on {kind} is closed; the region is judged in {gap.year} from now on."
+    if gap.active == 0:
+        return (
+            f"Region {gap.region}: the notice on {kind} lapses, as no department of {kind} "
+            f"had clients in the six months up to {month}; the care is still missing in the "
+            "region unless it is offered elsewhere."
+        )
     return f"Region {gap.region}: {kind} is available again ({gap.active} active department(s) in {month})."

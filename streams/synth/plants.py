@@ -67,6 +67,11 @@ NOT_RISING_FROM = 0.12  # the not-rising plant is chosen among group shares from
 # ward, close (their clients go to the other ward).
 DEPARTMENT_MONTH = 7
 CLOSING_MONTH = 6
+# The region's only secured ward closes later: a region gap is flagged for the six
+# months after the care was last seen, so one that starts in autumn is still firing
+# when the archive ends (the case a purchaser must find open), where the ward's
+# closure in June is judged stopped and the drop resolved by then.
+GAP_MONTH = 9
 CRISIS_KEEP = 3
 GAP_CLIENTS = 10  # a month's clients of a secured ward worth planting a region gap on
 # Distinct clients a month per line a year of an institution, of its crisis team, one
@@ -458,7 +463,7 @@ class _Planter:
         )
         if p is None:
             return
-        p.moves[SECURED] = (self.target, CLOSING_MONTH, WARDS[0], 0)
+        p.moves[SECURED] = (self.target, GAP_MONTH, WARDS[0], 0)
         self.add(rule, p, self.target, detail=p.region, case="region_loses_secured")
 
 

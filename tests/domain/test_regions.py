@@ -230,3 +230,18 @@ def test_a_provider_is_judged_on_the_last_covered_month_it_declared_care_in(poli
         net_by_month={2026: value["indicators"]["net_cents_by_month"]},
     )
     assert from_status == row
+
+
+def test_a_gap_that_lapses_after_six_silent_months_says_the_care_is_still_missing() -> None:
+    watch = RegionWatch()
+    t = 1_790_000_000.0
+    fired = watch.evaluate([row(A, (5,) * 6 + (0,))], t, t)
+    assert [e["state"] for e in fired] == ["firing"]
+    (lapsed,) = watch.evaluate([row(A, (0,) * 7)], t, t)
+    assert lapsed["state"] == "resolved"
+    assert (
+        "ontbreekt nog steeds" in lapsed["message"] and "weer beschikbaar" not in lapsed["message"]
+    )
+    watch.evaluate([row(A, (5,) * 6 + (0,))], t, t)
+    (back,) = watch.evaluate([row(A, (5,) * 7)], t, t)
+    assert "weer beschikbaar" in back["message"]
