@@ -212,7 +212,14 @@ def check_pages(
     assert page.by_id["net"].strip() == euros(ind["net_cents"])
     assert page.by_id["projected"].strip() == euros(ind["projected_cents"])
     assert page.by_id["covered"].strip() == MONTH_NAMES["nl"][ind["covered_month"] - 1]
-    assert page.by_id["no-departments"].strip() == "geen afdelingsgegevens"
+    departments = ind.get("departments") or {}
+    if departments:  # one row a department (and the header), each month's clients
+        assert page.table_rows["departments"] == 1 + len(departments)
+        for entry in departments.values():
+            for n in entry["clients_by_month"].values():
+                assert str(n) in page.by_id["departments"]
+    else:
+        assert page.by_id["no-departments"].strip() == "geen afdelingsgegevens"
 
     transitions = [a for a in reference["alerts"] if a["alert_id"] == pace[0]]
     alert = chromium(f"{base}/alerts/{quote(pace[0])}", ARTEFACTS / "alert.png", profile)
