@@ -63,6 +63,20 @@ def _key(key: bytes | None) -> tuple[str, str] | None:
     return (provider, department) if sep and provider and department else None
 
 
+def apply_record(book: DepartmentBook, key: bytes | None, value: bytes | None) -> bool:
+    """One record of the register topic into ``book``: an entry (the latest version
+    wins) or a tombstone (the department falls back to the settings of its lines).
+    False for anything else, which changes nothing."""
+    if check(key, value) is not None:
+        return False
+    if value is None:
+        provider, department = _key(key)  # type: ignore[misc] # checked above
+        book.remove(provider, department)
+        return True
+    book.apply(parse_department(orjson.loads(value)))
+    return True
+
+
 class Register:
     """The register as this worker reads it."""
 
@@ -72,17 +86,10 @@ class Register:
         self.reader = TopicReader(settings, settings.topic_departments, self.apply, "register")
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """One record of the topic: an entry (the latest version wins), a tombstone
-        (the department falls back to the settings of its lines), or something else,
+        """One record of the topic (``apply_record``); one that is no entry is
         skipped and counted."""
-        if check(key, value) is not None:
+        if not apply_record(self.book, key, value):
             self.skipped += 1
-            return
-        if value is None:
-            provider, department = _key(key)  # type: ignore[misc] # checked above
-            self.book.remove(provider, department)
-            return
-        self.book.apply(parse_department(orjson.loads(value)))
 
     async def wait_ready(self) -> None:
         if not self.reader.ready.is_set():

@@ -184,3 +184,27 @@ def test_the_provider_page_lists_the_departments_with_the_snapshots_monthly_clie
                 assert depts[name]["category"] == d["category"]
                 shown += 1
     assert shown > 0  # the generated institutions have departments
+
+
+def test_the_overview_rows_escape_the_providers_own_texts() -> None:
+    """Name, purchaser and region come from contracts: markup in them is shown as text."""
+    from streams.portal.web import overview_rows
+
+    row = {
+        "agb": "12345678",
+        "name": '<script>alert("x")</script>',
+        "purchaser": "a&b",
+        "region": "<b>",
+        "net_cents": 123_456,
+        "ceiling_cents": None,
+        "utilisation": None,
+        "covered_month": 3,
+        "projected_cents": None,
+        "pace_ratio": 1.2,
+        "open_alerts": dict.fromkeys(pages.SEVERITIES, 0) | {"high": 2},
+    }
+    html = str(overview_rows([row], 2026))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "a&amp;b" in html and "&lt;b&gt;" in html
+    assert "€ 1.235" in html and "maart" in html and 'class="num over"' in html
+    assert '<td class="num sev-high">2</td>' in html and "nog niet" in html

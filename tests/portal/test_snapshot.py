@@ -17,6 +17,7 @@ def test_the_merged_statuses_equal_the_offline_snapshot_where_a_status_carries_i
     assert malformed == 0
     assert snap["providers"] == orjson.loads(orjson.dumps(built.snapshot["providers"]))
     assert snap["peers"] == built.snapshot["peers"]
+    assert snap["regions"] == built.snapshot["regions"] and snap["regions"]
     assert set(snap["firing"]) == built.firing
     assert "counts" not in snap  # a summary carries no line counts: none are made up
     assert list(snap["providers"]) == sorted(snap["providers"])
