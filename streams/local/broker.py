@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_LOG_PATH",
     "BrokerError",
     "EmbeddedBroker",
+    "check_reachable",
     "TopicSpec",
     "ensure_topics",
     "ensure_topics_sync",
@@ -296,6 +297,20 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 # --------------------------------------------------------------------------- topics
+
+
+async def check_reachable(bootstrap: str, **client_kwargs: Any) -> None:
+    """Raise ``BrokerError`` (one line: which broker, what failed) when no broker of
+    ``bootstrap`` answers; for a command that reads topics without creating any."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs)
+    try:
+        with _quiet_bootstrap():  # the line below says it, once
+            await admin.start()
+    except KafkaConnectionError:
+        reasons = await why_unreachable(bootstrap)
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {reasons}") from None
+    finally:
+        await admin.close()
 
 
 async def ensure_topics(bootstrap: str, specs: list[TopicSpec], **client_kwargs: Any) -> list[str]:

@@ -14,7 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
+from streams.domain.errors import ClaimwatchError
 from streams.domain.policy import Policy
+from streams.local.broker import check_reachable
 from streams.portal.follow import Follower
 from streams.portal.model import ALERTS, DEPARTMENTS, STATUS, Model
 from streams.portal.settings import PortalSettings
@@ -89,6 +91,8 @@ async def serve(settings: PortalSettings, policy: Policy) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    k = settings.kafka
+    await check_reachable(k.broker or "", **k.kafka_client_kwargs())
     service = PortalService(settings, policy)
     await service.start()
     log.info("portal: serving on %s", service.address)
@@ -102,6 +106,8 @@ async def serve(settings: PortalSettings, policy: Policy) -> int:
 
 def run_portal(policy: Policy) -> int:
     settings = PortalSettings.from_env()
+    if not settings.kafka.broker:
+        raise ClaimwatchError("CLAIMWATCH_BROKER is not set: which cluster?")
     logging.basicConfig(
         level=settings.kafka.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

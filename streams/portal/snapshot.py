@@ -26,6 +26,7 @@ from streams.domain.regions import region_view
 from streams.domain.snapshot import finish_snapshot
 from streams.domain.status import REGION_PREFIX, StatusBook
 from streams.kafka.offsets import read_records
+from streams.local.broker import check_reachable
 from streams.pipeline.register import apply_record
 from streams.pipeline.settings import Settings
 
@@ -86,6 +87,7 @@ async def cluster_snapshot(
     """Read the status topic and the department register up to their ends now and
     merge them."""
     broker, kwargs = settings.broker or "", settings.kafka_client_kwargs()
+    await check_reachable(broker, **kwargs)
     records = await read_records(broker, settings.topic_provider_status, timeout, kwargs)
     register = await read_records(broker, settings.topic_departments, timeout, kwargs)
     return merge_statuses(
