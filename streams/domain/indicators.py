@@ -22,10 +22,10 @@ later does not shift the others in a checkpoint.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from streams.domain.model import (
@@ -40,6 +40,9 @@ from streams.domain.model import (
     MISMATCH,
     TALLY_MASK,
 )
+
+from streams.native import kernel
+from streams.native.kernel import YearCore
 
 if TYPE_CHECKING:
     from streams.domain.state import ProviderState
@@ -63,142 +66,82 @@ CLIENT_MAPS = ("clients_detox", "clients_clinical", "clients_consult", "clients_
 MISMATCH_IDS_KEPT = 1_000
 
 
-@dataclass(slots=True)
-class YearState:
-    net_cents: int = 0
-    lines: int = 0
-    consults: int = 0
-    group_consults: int = 0
-    group_ge4: int = 0
-    group_over2: int = 0
-    digital: int = 0  # digital consult lines (SPEC §4 digital_share)
-    detox_clinical: int = 0
-    detox_ambulant: int = 0
-    mismatch: int = 0
-    # net cents by service month, January first (SPEC §8.1 net_cents_by_month)
-    by_month: list[int] = field(default_factory=lambda: [0] * 12)
-    # quarter (1..4) → client (key) → live ADHD lines of that client in the quarter
-    adhd: dict[int, dict[Client, int]] = field(default_factory=dict)
-    # client → its live lines among: detox lines (clinical or ambulant), clinical
-    # detox lines, consults, digital consults (SPEC §8.4). A client leaves a map when
-    # its last such line is credited, as in ``adhd``.
-    clients_detox: dict[Client, int] = field(default_factory=dict)
-    clients_clinical: dict[Client, int] = field(default_factory=dict)
-    clients_consult: dict[Client, int] = field(default_factory=dict)
-    clients_digital: dict[Client, int] = field(default_factory=dict)
-    # line key → line_id of the accepted, uncredited zvt-mismatching debits, in arrival
-    # order (explain's first ten, SPEC §8.3), at most MISMATCH_IDS_KEPT: the ids ride
-    # in the checkpoint's years record, which must stay far below a Kafka record's
-    # limit. Line ids are the provider's references, not client data.
-    mismatch_ids: dict[int | str, str] = field(default_factory=dict)
-    # tally name → net count of the lines it counts (see TALLIES)
-    tallies: dict[str, int] = field(default_factory=dict)
-    # SPEC §9, per department and service month: cell key (``dept_cell``: the
-    # provider's department id and month) → [distinct clients, consults, stay days,
-    # net cents, client → its live lines in the cell, or None]. A client leaves the
-    # count when its last line there is credited. A cell is made by its month's first
-    # accepted line and stays (at 0 once all its lines are credited).
-    dept_cells: dict[int, list[Any]] = field(default_factory=dict)
-    # The clients' live lines of every cell in one C table of int64 (a persisted
-    # state, ``ProviderState.new_year``), keyed ``dept_client``: one table a year
-    # takes a third less memory than one a cell. None: a dict in each cell (offline,
-    # where clients are references).
-    dept_live: Any = field(default=None, compare=False, repr=False)
-    # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
-    # no ceiling alert of this year changes state (Engine._band). Empty until the
-    # engine first computes it, so the first line takes the full check.
-    band_low: float = field(default=math.inf, compare=False, repr=False)
-    band_high: float = field(default=-math.inf, compare=False, repr=False)
+class YearState(YearCore):
+    """A provider-year's indicators. The counters, the net cents per service month and
+    the distinct-client maps are ``YearCore``'s (streams/native/kernel.pyx, compiled:
+    ``apply`` runs for every line), with these meanings:
 
-    def apply(  # noqa: C901 - per line (bench offline): one pass of flat branches, no calls
-        self,
-        flags: int,
-        amount_cents: int,
-        month: int,
-        dims: int,
-        client: Client | None,
-        sign: int,
-        dept: int = -1,
-    ) -> None:
-        """Add (sign 1) or take back (sign -1) what one line contributes; ``dims`` is
-        its (setting, department, prestatie, stay days) id, ``client`` its key when it
-        counts a distinct client (``model.COUNTS_CLIENT``) or has a department;
-        ``dept`` its department id and stay days (``ProviderState.dept_of``), -1
-        without a department."""
-        cents = sign * amount_cents
-        self.net_cents += cents
-        self.lines += sign
-        self.by_month[month - 1] += cents
-        if dept >= 0:  # SPEC §9: one cell lookup, one client-count update
-            key = dept >> STAY_BITS << 4 | month - 1
-            cell = self.dept_cells.get(key)
-            if cell is None:
-                live = self.dept_live
-                cell = self.dept_cells[key] = [0, 0, 0, 0, {} if live is None else None]
-            cell[3] += cents
-            cell[2] += sign * (dept & STAY_MASK)
-            if flags & CONSULT:
-                cell[1] += sign
-            if client is not None:
-                live = self.dept_live
-                if live is None:
-                    live, k = cell[4], client
-                else:  # dept_client, inline
-                    k = client ^ ((key + 1) * _MIX & _KEY_MASK)  # type: ignore[operator]
-                if sign > 0:
-                    if k in live:
-                        live[k] += 1
-                    else:
-                        live[k] = 1
-                        cell[0] += 1
-                elif k in live:
-                    n = live[k] - 1
-                    if n:
-                        live[k] = n
-                    else:
-                        del live[k]
-                        cell[0] -= 1
-        if flags & CONSULT:
-            self.consults += sign
-            if client is not None:
-                clients = self.clients_consult
-                live = clients.get(client, 0) + sign
-                if live > 0:
-                    clients[client] = live
-                else:
-                    clients.pop(client, None)
-            if flags & DIGITAL:
-                self.digital += sign
-                if client is not None:
-                    _count(self.clients_digital, client, sign)
-            if flags & GROUP:
-                self.group_consults += sign
-                if flags & GROUP_OVER2:
-                    self.group_over2 += sign
-                    if flags & GROUP_GE4:
-                        self.group_ge4 += sign
-        if flags & _DETOX:
-            self._detox(flags, client, sign)
-        if flags & MISMATCH:
-            self.mismatch += sign
-        if flags & ADHD and client is not None:
-            quarter = (month + 2) // 3
-            by_quarter = self.adhd.get(quarter)
-            if by_quarter is None:
-                by_quarter = self.adhd[quarter] = {}
-            _count(by_quarter, client, sign)
-        if flags & TALLY_MASK:  # only when a rule declares a tally
-            self._tally(flags, sign)
+    - ``net_cents``, ``lines``, ``consults``, ``group_consults``, ``group_ge4``,
+      ``group_over2``, ``digital`` (digital consult lines, SPEC §4 digital_share),
+      ``detox_clinical``, ``detox_ambulant``, ``mismatch``: net counts;
+    - ``by_month``: net cents by service month, January first (SPEC §8.1
+      net_cents_by_month; a copy, set whole);
+    - ``adhd``: quarter (1..4) → client (key) → live ADHD lines of that client in the
+      quarter;
+    - ``clients_detox``, ``clients_clinical``, ``clients_consult``,
+      ``clients_digital``: client → its live lines among detox lines (clinical or
+      ambulant), clinical detox lines, consults, digital consults (SPEC §8.4). A
+      client leaves a map when its last such line is credited, as in ``adhd``;
+    - ``dept_cells`` (SPEC §9), per department and service month: cell key
+      (``dept_cell``: the provider's department id and month) → [distinct clients,
+      consults, stay days, net cents, client → its live lines in the cell, or None].
+      A client leaves the count when its last line there is credited. A cell is made
+      by its month's first accepted line and stays (at 0 once all its lines are
+      credited);
+    - ``dept_live``: the clients' live lines of every cell in one C table of int64 (a
+      persisted state, ``ProviderState.new_year``), keyed ``dept_client``: one table a
+      year takes a third less memory than one a cell. None: a dict in each cell
+      (offline, where clients are references).
 
-    def _detox(self, flags: int, client: Client | None, sign: int) -> None:
-        if flags & DETOX_CLINICAL:
-            self.detox_clinical += sign
-        else:
-            self.detox_ambulant += sign
-        if client is not None:
-            _count(self.clients_detox, client, sign)
-            if flags & DETOX_CLINICAL:
-                _count(self.clients_clinical, client, sign)
+    ``apply(flags, amount_cents, month, dims, client, sign, dept=-1)`` adds (sign 1)
+    or takes back (sign -1) what one line contributes; ``dims`` is its (setting,
+    department, prestatie, stay days) id, ``client`` its key when it counts a distinct
+    client (``model.COUNTS_CLIENT``) or has a department; ``dept`` its department id
+    and stay days (``ProviderState.dept_of``), -1 without a department. Applying a
+    line with sign 1 and later with sign -1 returns every field to what it was.
+    """
+
+    __slots__ = ("mismatch_ids", "tallies", "band_low", "band_high")
+
+    def __init__(self, dept_live: Any = None, **fields: Any) -> None:
+        self.dept_live = dept_live
+        # line key → line_id of the accepted, uncredited zvt-mismatching debits, in
+        # arrival order (explain's first ten, SPEC §8.3), at most MISMATCH_IDS_KEPT: the
+        # ids ride in the checkpoint's years record, which must stay far below a Kafka
+        # record's limit. Line ids are the provider's references, not client data.
+        self.mismatch_ids: dict[int | str, str] = {}
+        # tally name → net count of the lines it counts (see TALLIES)
+        self.tallies: dict[str, int] = {}
+        # The engine's cache, not an indicator: the range of net_cents x 10,000 in which
+        # no ceiling alert of this year changes state (Engine._band). Empty until the
+        # engine first computes it, so the first line takes the full check.
+        self.band_low = math.inf
+        self.band_high = -math.inf
+        for name, value in fields.items():
+            if name not in _FIELDS:
+                raise TypeError(f"YearState has no field {name!r}")
+            setattr(self, name, value)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not YearState:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)
+        return f"YearState({shown})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> YearState:
+        out = YearState(dept_live=copy.deepcopy(self.dept_live, memo))
+        for name in _FIELDS:
+            setattr(out, name, copy.deepcopy(getattr(self, name), memo))
+        out.band_low, out.band_high = self.band_low, self.band_high
+        return out
 
     def _tally(self, flags: int, sign: int) -> None:
         tallies = self.tallies
@@ -373,15 +316,6 @@ class YearState:
         return state
 
 
-def _count(clients: dict[Client, int], client: Client, sign: int) -> None:
-    """One more (or one fewer) live line of ``client``; at none it leaves the map."""
-    live = clients.get(client, 0) + sign
-    if live > 0:
-        clients[client] = live
-    else:
-        clients.pop(client, None)
-
-
 # ``ProviderState.dept_of``: a department id above STAY_BITS bits of stay days.
 STAY_BITS = 10
 STAY_MASK = (1 << STAY_BITS) - 1
@@ -389,6 +323,21 @@ DEPT_MAP = "dept"  # ``client_maps`` name of a cell's client map: "dept<cell key
 DEPT_LIVE = "dept_live"  # ... and of a persisted state's one table of them
 _MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads cell keys over 60 bits
 _KEY_MASK = (1 << 60) - 1
+kernel.configure(
+    consult=CONSULT,
+    digital=DIGITAL,
+    group=GROUP,
+    group_over2=GROUP_OVER2,
+    group_ge4=GROUP_GE4,
+    detox_clinical=DETOX_CLINICAL,
+    detox_ambulant=DETOX_AMBULANT,
+    mismatch=MISMATCH,
+    adhd=ADHD,
+    tally_mask=TALLY_MASK,
+    stay_bits=STAY_BITS,
+    mix=_MIX,
+    key_mask=_KEY_MASK,
+)
 
 
 def dept_cell(dept_id: int, month: int) -> int:
@@ -407,13 +356,29 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
-# The integer indicators, written and read by name (every compared field but the
-# ADHD clients and the tallies).
-_COUNTERS = tuple(
-    f.name
-    for f in fields(YearState)
-    if f.compare
-    and f.name not in ("by_month", "adhd", "mismatch_ids", "tallies", "dept_cells", *CLIENT_MAPS)
+# The integer indicators, written and read by name.
+_COUNTERS = (
+    "net_cents",
+    "lines",
+    "consults",
+    "group_consults",
+    "group_ge4",
+    "group_over2",
+    "digital",
+    "detox_clinical",
+    "detox_ambulant",
+    "mismatch",
+)
+# Every compared field (``YearState.__eq__``): not the band (the engine's cache) nor
+# ``dept_live`` (the cells' clients, kept apart in a C table when persisted).
+_FIELDS = (
+    *_COUNTERS,
+    "by_month",
+    "adhd",
+    *CLIENT_MAPS,
+    "mismatch_ids",
+    "tallies",
+    "dept_cells",
 )
 
 
