@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import MutableMapping, MutableSet
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from cykhash import Int64Set, Int64toInt64Map
-from xxhash import xxh3_64_intdigest
 
 from streams.domain.alerts import AlertBook
 from streams.domain.indicators import MISMATCH_IDS_KEPT, STAY_BITS, STAY_MASK, YearState
@@ -54,8 +52,9 @@ from streams.domain.model import (
     ORPHAN_CREDIT,
     Counts,
     Dims,
-    Line,
 )
+from streams.native import kernel
+from streams.native.kernel import StateCore
 
 # A line index entry packs what the debit added into one integer (32 bytes, where a
 # tuple of the same facts takes over 100): amount in bits 0-23, flags 24-39 (room for
@@ -101,7 +100,7 @@ class Tables(Protocol):
 def key_of(identifier: str) -> int:
     """The 60-bit key of an event id, line id or client ref: stable across processes
     and Python versions (xxh3), and below 2⁶⁰ so the int takes 32 bytes, not 36."""
-    return xxh3_64_intdigest(identifier.encode()) >> 4
+    return kernel.key_of(identifier)
 
 
 def _client_key(client: str) -> int:
@@ -111,6 +110,15 @@ def _client_key(client: str) -> int:
     if len(digits) == 15 and all(c in "0123456789abcdef" for c in digits):
         return int(digits, 16)
     return key_of(client)
+
+
+kernel.configure_state(
+    accepted=ACCEPTED,
+    duplicate=DUPLICATE,
+    duplicate_line=DUPLICATE_LINE,
+    line_index_expired=LINE_INDEX_EXPIRED,
+    client_key=_client_key,
+)
 
 
 class ChangeLog(Protocol):
@@ -156,164 +164,132 @@ def unpack_entry(packed: int) -> tuple[int, int, int, int]:
     )
 
 
-@dataclass(slots=True)
-class ProviderState:
-    provider: str
-    years: dict[int, YearState] = field(default_factory=dict)
-    # Service year → line key → packed entry. A credit carries the service date of its
-    # debit, so the credit's own year finds the debit; keyed by year, the index of a
-    # whole year can be dropped at once (retention, below).
-    lines: dict[int, Index] = field(default_factory=dict)
-    # Service year → line key → client key, for the lines of ``lines`` that count a
-    # distinct client (``model.COUNTS_CLIENT``: ADHD, consult, detox).
-    clients: dict[int, Clients] = field(default_factory=dict)
-    # Dims id → the (setting, department, prestatie, stay days) of its lines; id 0 is
-    # ``OTHER_DIMS``. Provider-wide, never dropped; ``_dim_ids`` is the reverse.
-    dims: list[Dims] = field(default_factory=lambda: [OTHER_DIMS])
-    _dim_ids: dict[Dims, int] = field(default_factory=lambda: {OTHER_DIMS: 0})
-    # SPEC §9. The provider's departments, in the order the dims table first names
-    # them (so a restored dims table gives the same ids), and the reverse;
-    # ``dept_of``: dims id → department id << STAY_BITS | stay days, -1 without a
-    # department (what ``YearState.apply`` counts in a department's month);
-    # ``dims_live``: dims id → its accepted, uncredited debits (all years), and
-    # ``dept_dims``: department id → setting → its dims ids; together the settings of a
-    # department's live lines, whence its category without a register entry
-    # (``dept_settings``, streams/domain/departments.py): a credited line with a
-    # wrong setting leaves the category as it was.
-    departments: list[str] = field(default_factory=list)
-    _dept_ids: dict[str, int] = field(default_factory=dict)
-    dept_of: list[int] = field(default_factory=lambda: [-1])
-    dims_live: list[int] = field(default_factory=lambda: [0])
-    dept_dims: list[dict[int, list[int]]] = field(default_factory=list)
-    # Service year → keys of the event ids judged at SPEC §2 steps 5-7 (accepted, or
-    # ignored or dead-lettered there): a repeat of one is a redelivery, counted
-    # duplicate and otherwise ignored (step 4). A redelivery repeats its line, so its
-    # year too.
-    events: dict[int, Events] = field(default_factory=dict)
-    alerts: AlertBook = field(default_factory=AlertBook)
-    counts: Counts = field(default_factory=Counts)
-    watermark: float = 0.0  # latest event time (submitted_at) seen, unix seconds
-    # The engine's month boundary (SPEC §8.1): the start of the calendar month after the
-    # watermark's. Not stored: 0 in a new or rebuilt state, worked out again from the
-    # watermark by the engine at its next line.
-    next_month_start: float = 0.0
-    # Streaming only: "<source><partition>" → offset of the last message applied here.
-    applied: dict[str, int] = field(default_factory=dict)
-    journal: ChangeLog | None = None  # None: not recording
-    # Retention (policy retention.line_index_years): the index and event ids of service
-    # year Y are dropped once the watermark reaches 1 January of Y + keep_years + 1
-    # (UTC). Event time only, never the wall clock, so a replay decides the same.
-    keep_years: int = 3
-    # Keys are the identifiers' 60-bit keys (``key_of``), stable across processes and
-    # compact, in a state the streaming worker persists; an offline replay, which never
-    # persists its state, keys by the identifiers themselves and saves hashing them.
-    hashed: bool = True
-    # A hashed state's per-year tables: cykhash tables when None, else this factory's
-    # (the RocksDB worker's off-heap tables, streams/store/offheap.py).
-    tables: Tables | None = None
-    open_from: int = 0  # first service year whose index is held; earlier ones are dropped
-    dropped: bool = False  # years were dropped since the flag was last cleared (streaming)
-    _roll: float = 0.0  # the watermark at which open_from moves next
-    # The year of the last line, and its index, clients, event ids and YearState (None
-    # until its first debit): consecutive lines of one year skip four dict lookups.
-    _cy: int = -1
-    _cl: Index = field(default_factory=dict)
-    _cc: Clients = field(default_factory=dict)
-    _ce: Events = field(default_factory=set)
-    _cys: YearState | None = None
-    # Entries repeat (a tariff, a triple, a month): in the dicts of a state keyed by
-    # identifiers, one int object per distinct entry, shared by its lines, saves 32
-    # bytes a line (_share). The C tables store the value itself.
-    _packs: dict[int, int] = field(default_factory=dict)
+class ProviderState(StateCore):
+    """A provider's state. The fields ``accept`` touches for every line are
+    ``StateCore``'s (streams/native/kernel.pyx, compiled), the others this class's:
 
-    def accept(self, line: Line) -> str:  # noqa: C901 - the measured per-line path: one frame, no helper calls
-        """Apply SPEC §2 steps 4–7 to a schema-valid line; return the outcome.
+    - ``provider``: its AGB code;
+    - ``years``: service year → ``YearState``;
+    - ``lines``: service year → line key → packed entry. A credit carries the service
+      date of its debit, so the credit's own year finds the debit; keyed by year, the
+      index of a whole year can be dropped at once (retention, below);
+    - ``clients``: service year → line key → client key, for the lines of ``lines``
+      that count a distinct client (``model.COUNTS_CLIENT``: ADHD, consult, detox) or
+      have a department;
+    - ``dims``: dims id → the (setting, department, prestatie, stay days) of its lines;
+      id 0 is ``OTHER_DIMS``. Provider-wide, never dropped; ``_dim_ids`` is the
+      reverse;
+    - SPEC §9. ``departments``: the provider's departments, in the order the dims
+      table first names them (so a restored dims table gives the same ids), and
+      ``_dept_ids`` the reverse; ``dept_of``: dims id → department id << STAY_BITS |
+      stay days, -1 without a department (what ``YearState.apply`` counts in a
+      department's month); ``dims_live``: dims id → its accepted, uncredited debits
+      (all years), and ``dept_dims``: department id → setting → its dims ids; together
+      the settings of a department's live lines, whence its category without a
+      register entry (``dept_settings``, streams/domain/departments.py): a credited
+      line with a wrong setting leaves the category as it was;
+    - ``events``: service year → keys of the event ids judged at SPEC §2 steps 5-7
+      (accepted, or ignored or dead-lettered there): a repeat of one is a redelivery,
+      counted duplicate and otherwise ignored (step 4). A redelivery repeats its line,
+      so its year too;
+    - ``alerts``, ``counts``; ``watermark``: the latest event time (submitted_at)
+      seen, unix seconds;
+    - ``next_month_start``: the engine's month boundary (SPEC §8.1), the start of the
+      calendar month after the watermark's. Not stored: 0 in a new or rebuilt state,
+      worked out again from the watermark by the engine at its next line;
+    - ``applied`` (streaming only): "<source><partition>" → offset of the last
+      message applied here; ``journal``: the ``ChangeLog`` told of every change (None:
+      not recording);
+    - ``keep_years`` (retention, policy retention.line_index_years): the index and
+      event ids of service year Y are dropped once the watermark reaches 1 January of
+      Y + keep_years + 1 (UTC). Event time only, never the wall clock, so a replay
+      decides the same. ``open_from``: the first service year whose index is held;
+      ``dropped``: years were dropped since the flag was last cleared (streaming);
+      ``_roll``: the watermark at which ``open_from`` moves next;
+    - ``hashed``: keys are the identifiers' 60-bit keys (``key_of``), stable across
+      processes and compact, in a state the streaming worker persists; an offline
+      replay, which never persists its state, keys by the identifiers themselves and
+      saves hashing them. ``tables``: a hashed state's per-year tables, cykhash tables
+      when None, else this factory's (the RocksDB worker's off-heap tables,
+      streams/store/offheap.py);
+    - ``_cy``, ``_cl``, ``_cc``, ``_ce``, ``_cys``: the year of the last line, and its
+      index, clients, event ids and YearState (None until its first debit):
+      consecutive lines of one year skip four dict lookups;
+    - ``_packs``: entries repeat (a tariff, a triple, a month); in the dicts of a state
+      keyed by identifiers, one int object per distinct entry, shared by its lines,
+      saves 32 bytes a line (``_share``). The C tables store the value itself.
+    """
 
-        A line of a service year whose index was dropped is refused first
-        (``line_index_expired``): without its event ids and line ids, steps 4–7
-        cannot tell a redelivery or a credit from a new line.
-        """
-        (
-            event_id,
-            line_id,
-            credit,
-            _,
-            year,
-            month,
-            client,
-            flags,
-            amount,
-            event_time,
-            triple,
-        ) = line
-        if event_time > self.watermark:
-            self.watermark = event_time
-            if event_time >= self._roll:
-                self._advance()
-        if year != self._cy:
-            if year < self.open_from:
-                self.counts.reject(LINE_INDEX_EXPIRED)
-                return LINE_INDEX_EXPIRED
-            self._select(year)
-        hashed = self.hashed
-        event: Key = xxh3_64_intdigest(event_id.encode()) >> 4 if hashed else event_id  # key_of
-        events = self._ce
-        if event in events:
-            self.counts.duplicate += 1
-            return DUPLICATE
-        events.add(event)
-        key: Key = xxh3_64_intdigest(line_id.encode()) >> 4 if hashed else line_id
+    __slots__ = (
+        "provider",
+        "years",
+        "lines",
+        "clients",
+        "dims",
+        "departments",
+        "_dept_ids",
+        "dept_dims",
+        "events",
+        "alerts",
+        "next_month_start",
+        "applied",
+        "keep_years",
+        "tables",
+        "dropped",
+    )
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        keep_years: int = 3,
+        hashed: bool = True,
+        tables: Tables | None = None,
+    ) -> None:
+        self.provider = provider
+        self.years: dict[int, YearState] = {}
+        self.lines: dict[int, Index] = {}
+        self.clients: dict[int, Clients] = {}
+        self.dims: list[Dims] = [OTHER_DIMS]
+        self._dim_ids = {OTHER_DIMS: 0}
+        self.departments: list[str] = []
+        self._dept_ids: dict[str, int] = {}
+        self.dept_dims: list[dict[int, list[int]]] = []
+        self.events: dict[int, Events] = {}
+        self.alerts = AlertBook()
+        self.counts = Counts()
+        self.next_month_start = 0.0
+        self.applied: dict[str, int] = {}
+        self.journal: ChangeLog | None = None
+        self.keep_years = keep_years
+        self.hashed = hashed
+        self.tables = tables
+        self.dropped = False
+
+    def _keep_mismatch(self, ys: YearState, key: Key, line_id: str) -> None:
+        """A zvt-mismatching debit's line id, while fewer than MISMATCH_IDS_KEPT are kept."""
+        if len(ys.mismatch_ids) < MISMATCH_IDS_KEPT:
+            ys.mismatch_ids[key] = line_id
+
+    def _accept_credit(self, event: Key, key: Key, packed: int | None, year: int) -> str:
+        """``accept`` of a credit whose event id is new (called by ``StateCore.accept``)."""
         index = self._cl
-        # ``in`` first: a C table's ``get`` raises and catches KeyError on a miss (1 µs)
-        packed = index[key] if key in index else None  # noqa: SIM401
-        if not credit:
-            if packed is not None:
-                return self._ignored(event, year, DUPLICATE_LINE)
-            dims = self._dim_ids.get(triple)
-            if dims is None:
-                dims = self._intern(triple)
-            packed = amount | flags << 24 | (month - 1) << 40 | dims << 45  # pack_entry
-            if hashed:
-                index[key] = packed
-            else:
-                shared = self._packs.get(packed)
-                index[key] = shared if shared is not None else self._share(packed)
-            ck: Key | None = None
-            if client is not None:  # a client-counting or department line
-                if not hashed:
-                    ck = client
-                elif client[0] != "\x00":  # rekey.CLIENT_KEY_MARK
-                    ck = xxh3_64_intdigest(client.encode()) >> 4  # key_of
-                else:
-                    ck = _client_key(client)
-                self._cc[key] = ck
-            ys = self._cys
-            if ys is None:
-                ys = self._cys = self._year(year)
-            ys.apply(flags, amount, month, dims, ck, 1, self.dept_of[dims])
-            self.dims_live[dims] += 1
-            if flags & MISMATCH and len(ys.mismatch_ids) < MISMATCH_IDS_KEPT:
-                ys.mismatch_ids[key] = line_id
-            journal = self.journal
-            if journal is not None:
-                journal.debit(key, event, year, packed, ck, line_id if flags & MISMATCH else None)
+        if packed is None:
+            found = self._elsewhere(key, year)
+            if found is None:
+                self.counts.reject(ORPHAN_CREDIT)
+                if self.journal is not None:
+                    self.journal.judged(event, year)
+                return ORPHAN_CREDIT
+            debit_year, index, packed = found
         else:
-            if packed is None:
-                found = self._elsewhere(key, year)
-                if found is None:
-                    self.counts.reject(ORPHAN_CREDIT)
-                    if self.journal is not None:
-                        self.journal.judged(event, year)
-                    return ORPHAN_CREDIT
-                debit_year, index, packed = found
-            else:
-                debit_year = year
-            if packed & CREDITED:
-                return self._ignored(event, year, DUPLICATE_CREDIT)
-            self._credit(index, key, packed, debit_year)
-            if self.journal is not None:
-                # the debit's year differs from the credit's when found elsewhere
-                self.journal.credit(key, event, year, debit_year)
+            debit_year = year
+        if packed & CREDITED:
+            return self._ignored(event, year, DUPLICATE_CREDIT)
+        self._credit(index, key, packed, debit_year)
+        if self.journal is not None:
+            # the debit's year differs from the credit's when found elsewhere
+            self.journal.credit(key, event, year, debit_year)
         self.counts.accepted += 1
         return ACCEPTED
 

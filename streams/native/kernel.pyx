@@ -12,6 +12,20 @@ from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
+from cpython cimport array
+import array as _array
+
+
+cdef extern from *:
+    """
+    #define XXH_INLINE_ALL
+    #include "xxhash/xxhash.h"
+    """
+    unsigned long long XXH3_64bits(const void* data, size_t length) nogil
+
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
 cdef int64_t CONSULT = 0, DIGITAL = 0, GROUP = 0, GROUP_OVER2 = 0, GROUP_GE4 = 0
 cdef int64_t DETOX_CLINICAL = 0, DETOX_AMBULANT = 0, MISMATCH = 0, ADHD = 0, TALLY_MASK = 0
@@ -19,6 +33,29 @@ cdef int STAY_BITS = 0
 cdef int64_t STAY_MASK = 0
 cdef uint64_t MIX = 0, KEY_MASK = 0
 cdef bint _configured = False
+
+
+# ``StateCore.accept``'s outcomes and helpers (streams/domain/model.py, state.py)
+cdef object ACCEPTED = None, DUPLICATE = None, DUPLICATE_LINE = None, LINE_INDEX_EXPIRED = None
+cdef object CLIENT_KEY = None  # state._client_key: a pseudonymised reference's key
+
+
+def configure_state(*, accepted, duplicate, duplicate_line, line_index_expired, client_key):
+    """The outcomes ``StateCore.accept`` returns and the helper it calls (state.py)."""
+    global ACCEPTED, DUPLICATE, DUPLICATE_LINE, LINE_INDEX_EXPIRED, CLIENT_KEY
+    ACCEPTED, DUPLICATE, DUPLICATE_LINE = accepted, duplicate, duplicate_line
+    LINE_INDEX_EXPIRED, CLIENT_KEY = line_index_expired, client_key
+
+
+def key_of(str identifier):
+    """``state.key_of``: the 60-bit key of an identifier (xxh3 of its UTF-8, >> 4)."""
+    return _key(identifier)
+
+
+cdef inline object _key(str identifier):
+    cdef Py_ssize_t size
+    cdef const char* data = PyUnicode_AsUTF8AndSize(identifier, &size)
+    return <int64_t>(XXH3_64bits(data, <size_t>size) >> 4)
 
 
 def configure(*, consult, digital, group, group_over2, group_ge4, detox_clinical,
@@ -168,3 +205,128 @@ cdef class YearCore:
             _count(by_quarter, client, sign)
         if flags & TALLY_MASK:  # only when a rule declares a tally
             self._tally(flags, sign)
+
+
+cdef class StateCore:
+    """The line index, watermark and current year of a ``ProviderState`` (state.py,
+    which subclasses this type and documents each field), and ``accept``'s path for a
+    debit; a credit, a new dims triple, another year or the watermark entering a new
+    year call back into the subclass."""
+
+    cdef public double watermark, _roll
+    cdef public int64_t _cy, open_from
+    cdef public object _cl, _cc, _ce, _cys, journal, counts
+    cdef public dict _dim_ids, _packs
+    cdef public list dept_of, dims_live
+    cdef public bint hashed
+
+    def __cinit__(self, *args, **kwargs):
+        self._cy = -1
+        self._cl, self._cc, self._ce = {}, {}, set()
+        self._dim_ids, self._packs = {}, {}
+        self.dept_of, self.dims_live = [-1], [0]
+        self.hashed = True
+
+    cpdef object accept(self, object decoded):
+        """``ProviderState.accept``: SPEC §2 steps 4-7 for a schema-valid line."""
+        if not isinstance(decoded, tuple) or len(<tuple>decoded) != 11:
+            raise TypeError("accept takes a model.Line")
+        cdef tuple line = <tuple>decoded
+        cdef str event_id = line[0], line_id = line[1]
+        cdef int64_t year = line[4], month = line[5], flags = line[7], amount = line[8]
+        cdef double event_time = line[9]
+        cdef object client = line[6], triple = line[10], event, key, found, ck, dims_obj
+        cdef int64_t dims, packed
+        cdef bint hashed = self.hashed
+        cdef PyObject* got
+        cdef YearCore ys
+        if event_time > self.watermark:
+            self.watermark = event_time
+            if event_time >= self._roll:
+                self._advance()
+        if year != self._cy:
+            if year < self.open_from:
+                self.counts.reject(LINE_INDEX_EXPIRED)
+                return LINE_INDEX_EXPIRED
+            self._select(year)
+        event = _key(event_id) if hashed else event_id
+        events = self._ce
+        if event in events:
+            self.counts.duplicate += 1
+            return DUPLICATE
+        events.add(event)
+        key = _key(line_id) if hashed else line_id
+        index = self._cl
+        found = index[key] if key in index else None
+        if line[2]:  # a credit
+            return self._accept_credit(event, key, found, year)
+        if found is not None:
+            return self._ignored(event, year, DUPLICATE_LINE)
+        got = PyDict_GetItem(self._dim_ids, triple)
+        dims_obj = <object>got if got is not NULL else self._intern(triple)
+        dims = dims_obj
+        packed = amount | flags << 24 | (month - 1) << 40 | dims << 45  # state.pack_entry
+        if hashed:
+            index[key] = packed
+        else:  # one int object per distinct entry (ProviderState._packs)
+            got = PyDict_GetItem(self._packs, packed)
+            index[key] = <object>got if got is not NULL else self._share(packed)
+        ck = None
+        if client is not None:  # a client-counting or department line
+            if not hashed:
+                ck = client
+            elif len(<str>client) and (<str>client)[0] != "\x00":  # rekey.CLIENT_KEY_MARK
+                ck = _key(<str>client)
+            else:
+                ck = CLIENT_KEY(client)
+            self._cc[key] = ck
+        if self._cys is None:
+            self._cys = self._year(year)
+        ys = <YearCore>self._cys
+        ys.apply(flags, amount, month, dims_obj, ck, 1, <int64_t>self.dept_of[dims])
+        self.dims_live[dims] = <int64_t>self.dims_live[dims] + 1
+        if flags & MISMATCH:
+            self._keep_mismatch(ys, key, line_id)
+        if self.journal is not None:
+            self.journal.debit(key, event, year, packed, ck, line_id if flags & MISMATCH else None)
+        self.counts.accepted += 1
+        return ACCEPTED
+
+
+cdef inline void _append(array.array column, int64_t value) except *:
+    cdef Py_ssize_t n = len(column)
+    array.resize_smart(column, n + 1)
+    column.data.as_longlongs[n] = value
+
+
+cdef class JournalCore:
+    """The debit columns of a journal segment (``codec.Journal``, streams/store/, which
+    subclasses this type and documents them), and ``debit``, called for every line."""
+
+    cdef public array.array keys, events, years, entries, client_at, clients, mismatch_at
+    cdef public list line_ids
+
+    def __cinit__(self, *args, **kwargs):
+        self.keys = _array.array("q")
+        self.events = _array.array("q")
+        self.years = _array.array("q")
+        self.entries = _array.array("q")
+        self.client_at = _array.array("q")
+        self.clients = _array.array("q")
+        self.mismatch_at = _array.array("q")
+        self.line_ids = []
+
+    cpdef debit(self, int64_t key, int64_t event, int64_t year, int64_t packed, object client,
+                object line_id):
+        """``ChangeLog.debit``, as the columns hold it."""
+        cdef Py_ssize_t at = len(self.keys)
+        if client is not None:
+            _append(self.client_at, at)
+            _append(self.clients, <int64_t>client)
+        if line_id is not None:
+            _append(self.mismatch_at, at)
+            self.line_ids.append(line_id)
+        _append(self.keys, key)
+        _append(self.events, event)
+        _append(self.years, year)
+        _append(self.entries, packed)

@@ -37,6 +37,7 @@ from streams.domain.contracts import Contract
 from streams.domain.indicators import TALLIES, YearState
 from streams.domain.model import Counts
 from streams.domain.state import ChangeLog, Dims, Key, ProviderState, unpack_entry
+from streams.native.kernel import JournalCore
 
 # 2: journal records and line index per service year, checkpoints; 3: identifiers
 # as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays;
@@ -132,25 +133,22 @@ class Judged(NamedTuple):
 Record = Interned | Debit | Credit | Judged
 
 
-class Journal:
+class Journal(JournalCore):
     """The ``ChangeLog`` the worker persists: the line-index changes of one message,
     column by column, as ``pack`` writes them (one journal segment a message).
 
     Appending a key to a packed array costs less than building a record per line and
-    packing the records afterwards (the worker's agent spent 8 % of its time there).
+    packing the records afterwards (the worker's agent spent 8 % of its time there);
+    the debit columns and ``debit`` are compiled (``JournalCore``,
+    streams/native/kernel.pyx): line keys, event keys, service years, packed entries;
+    the positions among them of the debits with a client (``client_at``), and their
+    client keys (``clients``); those of the zvt-mismatching debits (``mismatch_at``),
+    and their line ids (``line_ids``).
     """
 
     __slots__ = (
         "interned_ids",
         "interned_dims",
-        "keys",
-        "events",
-        "years",
-        "entries",
-        "client_at",
-        "clients",
-        "mismatch_at",
-        "line_ids",
         "credit_keys",
         "credit_events",
         "credit_years",
@@ -165,17 +163,6 @@ class Journal:
         # dims triples the provider interned: their ids, the triples
         self.interned_ids: list[int] = []
         self.interned_dims: list[Dims] = []
-        # debits: line keys, event keys, service years, packed entries; the positions
-        # among them of the debits with a client, and their client keys; those of the
-        # zvt-mismatching debits, and their line ids
-        self.keys: array[Any] = array("q")
-        self.events: array[Any] = array("q")
-        self.years: array[int] = array("q")
-        self.entries: array[int] = array("q")
-        self.client_at: array[int] = array("q")
-        self.clients: array[Any] = array("q")
-        self.mismatch_at: array[int] = array("q")
-        self.line_ids: list[str] = []
         # credits: line keys, event keys, the credit's and its debit's service years
         self.credit_keys: array[Any] = array("q")
         self.credit_events: array[Any] = array("q")
@@ -188,20 +175,6 @@ class Journal:
     def interned(self, dims_id: int, dims: Dims) -> None:
         self.interned_ids.append(dims_id)
         self.interned_dims.append(dims)
-
-    def debit(
-        self, key: Key, event: Key, year: int, packed: int, client: Key | None, line_id: str | None
-    ) -> None:
-        if client is not None:
-            self.client_at.append(len(self.keys))
-            self.clients.append(client)
-        if line_id is not None:
-            self.mismatch_at.append(len(self.keys))
-            self.line_ids.append(line_id)
-        self.keys.append(key)
-        self.events.append(event)
-        self.years.append(year)
-        self.entries.append(packed)
 
     def credit(self, key: Key, event: Key, year: int, debit_year: int) -> None:
         self.credit_keys.append(key)
