@@ -16,7 +16,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# cykhash has no wheel: it builds from source (about two minutes).
+# cykhash has no wheel: it builds from source (about two minutes); claimwatch's own
+# compiled part (streams/native/kernel.pyx) builds with the wheel, Cython being its
+# build requirement.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -30,7 +32,7 @@ RUN /opt/claimwatch/bin/pip install --require-hashes --no-deps -r requirements.l
 
 # .dockerignore lets in only these (and the lock, the SBOM). streams/schemas links to
 # schemas/, the one copy that is edited; the wheel carries the files themselves.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY schemas/ schemas/
 COPY streams/ streams/
 RUN /opt/claimwatch/bin/pip wheel --no-deps --wheel-dir /tmp/dist . \
