@@ -87,5 +87,5 @@ def _listed(st: ProviderState, year: int) -> dict[str, Any]:
     index = st.lines.get(year)
     cents = 0
     if index is not None:  # every uncredited mismatching debit, not only the ids kept
-        cents = sum(cents for cents, _ in dims_cells(index, LISTED).values())
+        cents = sum(cents for cents, _ in dims_cells(index, LISTED, len(st.dims)).values())
     return {"lines": ys.mismatch, "cents": cents, "line_ids": ys.mismatch_line_ids(MAX_LINE_IDS)}

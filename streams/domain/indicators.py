@@ -385,36 +385,22 @@ _FIELDS = (
 # A subset's lines in a line index entry (``state.pack_entry``): the flag bits any of
 # which puts a line in it (0: every line), and for the ADHD quarters the months.
 _SUBSET_FLAGS = {"all": 0, "mismatch": MISMATCH, "detox": _DETOX, "consult": CONSULT}
-_FLAGS_SHIFT, _MONTH_SHIFT, _DIMS_SHIFT = 24, 40, 45  # state.pack_entry's layout
+_FLAGS_SHIFT = 24  # state.pack_entry's layout (kernel.dims_cells reads the rest)
 _CREDITED = 1 << 44  # state.CREDITED (state imports this module)
 
 
-def dims_cells(index: Any, subset: str) -> dict[int, list[int]]:
+def dims_cells(index: Any, subset: str, n_dims: int) -> dict[int, list[int]]:
     """The uncredited entries of ``subset`` (``SUBSETS``) in a year's line index,
-    summed by dims id → [cents, lines]. One pass over the index, at a transition
-    only (never per line)."""
-    values = index.arrays()[1] if hasattr(index, "arrays") else index.values()
+    summed by dims id (below ``n_dims``, the provider's) → [cents, lines]. One pass
+    over the index (compiled: ``kernel.dims_cells``), at a transition only (never per
+    line)."""
     mask = _SUBSET_FLAGS.get(subset)
-    months: tuple[int, ...] = ()
+    months = 0
     if mask is None:  # adhd1..adhd4: the ADHD lines of a quarter's months (0-based)
         mask, first = ADHD, 3 * (int(subset[4:]) - 1)
-        months = (first, first + 1, first + 2)
+        months = 0b111 << first
     # every line but a credited one; of a subset, only those with one of its flags
-    skip, need = _CREDITED, mask << _FLAGS_SHIFT
-    cells: dict[int, list[int]] = {}
-    get = cells.get
-    for packed in values:
-        if packed & skip or need and not packed & need:
-            continue
-        if months and (packed >> _MONTH_SHIFT & 0xF) not in months:
-            continue
-        cell = get(packed >> _DIMS_SHIFT)
-        if cell is None:
-            cells[packed >> _DIMS_SHIFT] = [packed & 0xFFFFFF, 1]
-        else:
-            cell[0] += packed & 0xFFFFFF
-            cell[1] += 1
-    return cells
+    return kernel.dims_cells(index, _CREDITED, mask << _FLAGS_SHIFT, months, n_dims)
 
 
 # Breakdown dimension → its place in a dims triple (``ProviderState.dims``).
@@ -436,7 +422,7 @@ def breakdown(
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; one of {', '.join(SUBSETS)}")
     index = st.lines.get(year)
-    cells = dims_cells(index, subset) if index is not None else {}
+    cells = dims_cells(index, subset, len(st.dims)) if index is not None else {}
     out: list[dict[str, Any]] = []
     for by in dimensions:
         at = DIMENSIONS[by]

@@ -13,6 +13,8 @@ from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
 from cpython cimport array
+from cykhash.khashmaps cimport Int64toInt64Map, kh_exist_int64toint64map
+from libc.stdlib cimport calloc, free
 import array as _array
 
 
@@ -83,6 +85,22 @@ cdef inline void _count(dict clients, object client, int sign) except *:
         PyDict_DelItem(clients, client)
 
 
+cdef inline int _count_c(Int64toInt64Map live, int64_t client, int sign) except? -9:
+    """``_count`` in a C table; returns how the number of clients in it moved (-1, 0, 1)."""
+    cdef int64_t n
+    if live.contains(client):
+        n = live.cget(client) + sign
+        if n > 0:
+            live.cput(client, n)
+            return 0
+        live.discard(client)
+        return -1
+    if sign > 0:
+        live.cput(client, 1)
+        return 1
+    return 0
+
+
 cdef inline int64_t _item(list cell, Py_ssize_t at):
     return <int64_t><object>PyList_GET_ITEM(cell, at)
 
@@ -123,9 +141,15 @@ cdef class YearCore:
         """Net cents of service month ``month`` (1..12)."""
         return self.months[month - 1]
 
-    cpdef apply(self, int64_t flags, int64_t amount_cents, int month, object dims,
-                object client, int sign, int64_t dept=-1):
+    def apply(self, int64_t flags, int64_t amount_cents, int month, object dims,
+              object client, int sign, int64_t dept=-1):
         """``YearState.apply``: add (sign 1) or take back (sign -1) one line."""
+        self._apply(flags, amount_cents, month, client, sign, dept)
+
+    # cdef, not cpdef: a cpdef method called on a Python subclass's instance looks
+    # for an override first, every call
+    cdef void _apply(self, int64_t flags, int64_t amount_cents, int month, object client,
+                     int sign, int64_t dept) except *:
         cdef int64_t cents = sign * amount_cents
         cdef int64_t key
         cdef list cell
@@ -156,7 +180,9 @@ cdef class YearCore:
                     live, k = cell[4], client
                 else:  # indicators.dept_client, inline
                     k = <int64_t>(<uint64_t><int64_t>client ^ (<uint64_t>(key + 1) * MIX & KEY_MASK))
-                if sign > 0:
+                if type(live) is Int64toInt64Map:
+                    cell[0] = _item(cell, 0) + _count_c(<Int64toInt64Map>live, <int64_t>k, sign)
+                elif sign > 0:
                     if k in live:
                         live[k] += 1
                     else:
@@ -207,6 +233,138 @@ cdef class YearCore:
             self._tally(flags, sign)
 
 
+cdef inline void _append(array.array column, int64_t value) except *:
+    cdef Py_ssize_t n = len(column)
+    array.resize_smart(column, n + 1)
+    column.data.as_longlongs[n] = value
+
+
+cdef class JournalCore:
+    """The debit columns of a journal segment (``codec.Journal``, streams/store/, which
+    subclasses this type and documents them), and ``debit``, called for every line."""
+
+    cdef public array.array keys, events, years, entries, clients, mismatch_at
+    cdef public list line_ids
+    cdef public Py_ssize_t with_client
+
+    def __cinit__(self, *args, **kwargs):
+        self.keys = _array.array("q")
+        self.events = _array.array("q")
+        self.years = _array.array("q")
+        self.entries = _array.array("q")
+        self.clients = _array.array("q")
+        self.mismatch_at = _array.array("q")
+        self.line_ids = []
+        self.with_client = 0
+
+    def debit(self, int64_t key, int64_t event, int64_t year, int64_t packed, object client,
+              object line_id):
+        """``ChangeLog.debit``, as the columns hold it (-1: no client)."""
+        self._debit(key, event, year, packed, client, line_id)
+
+    cdef void _debit(self, int64_t key, int64_t event, int64_t year, int64_t packed,
+                     object client, object line_id) except *:
+        if client is not None:
+            _append(self.clients, <int64_t>client)
+            self.with_client += 1
+        else:
+            _append(self.clients, -1)
+        if line_id is not None:
+            _append(self.mismatch_at, len(self.keys))
+            self.line_ids.append(line_id)
+        _append(self.keys, key)
+        _append(self.events, event)
+        _append(self.years, year)
+        _append(self.entries, packed)
+
+
+# The per-year tables of a persisted state are cykhash's C tables (or the RocksDB
+# worker's off-heap ones, or dicts and sets offline): the C tables are used through
+# their C methods, the others through Python's protocols.
+
+cdef inline bint _has(object table, object key) except -1:
+    if type(table) is Int64toInt64Map:
+        return (<Int64toInt64Map>table).contains(<int64_t>key)
+    return key in table  # a set's ``in`` is a slot call (a C set's too)
+
+
+cdef inline void _put(object table, object key, int64_t value) except *:
+    if type(table) is Int64toInt64Map:
+        (<Int64toInt64Map>table).cput(<int64_t>key, value)
+    else:
+        table[key] = value
+
+
+def table_arrays(object table):
+    """(keys, values) of a C map as int64 arrays in one order (bucket order); None for
+    anything else (the caller iterates it)."""
+    cdef Int64toInt64Map m
+    cdef array.array keys, values
+    cdef Py_ssize_t n = 0, i
+    if type(table) is Int64toInt64Map:
+        m = <Int64toInt64Map>table
+        keys = array.clone(_array.array("q"), len(m), False)
+        values = array.clone(_array.array("q"), len(m), False)
+        for i in range(m.table.n_buckets):
+            if kh_exist_int64toint64map(m.table, i):
+                keys.data.as_longlongs[n] = m.table.keys[i]
+                values.data.as_longlongs[n] = m.table.vals[i]
+                n += 1
+        return keys, values
+    return None
+
+
+cdef inline void _cell(int64_t packed, int64_t skip, int64_t need, int64_t months,
+                       int64_t* cents, int64_t* lines, Py_ssize_t n_dims):
+    cdef int64_t dims
+    if packed & skip or (need and not packed & need):
+        return
+    if months and not (months >> (packed >> 40 & 0xF)) & 1:
+        return
+    dims = packed >> 45
+    if dims < n_dims:
+        cents[dims] += packed & 0xFFFFFF
+        lines[dims] += 1
+
+
+def dims_cells(object index, int64_t skip, int64_t need, int64_t months, Py_ssize_t n_dims):
+    """``indicators.dims_cells``'s pass over a year's line index: dims id → [cents,
+    lines] of the entries without a ``skip`` bit, with a ``need`` bit (0: any), in a
+    month of the ``months`` bit set (0: any); dims ids below ``n_dims``."""
+    cdef int64_t* cents = <int64_t*>calloc(n_dims + 1, sizeof(int64_t))
+    cdef int64_t* lines = <int64_t*>calloc(n_dims + 1, sizeof(int64_t))
+    cdef Int64toInt64Map m
+    cdef array.array values
+    cdef Py_ssize_t i
+    cdef dict out = {}
+    if cents is NULL or lines is NULL:
+        free(cents)
+        free(lines)
+        raise MemoryError()
+    try:
+        if type(index) is Int64toInt64Map:
+            m = <Int64toInt64Map>index
+            for i in range(m.table.n_buckets):
+                if kh_exist_int64toint64map(m.table, i):
+                    _cell(m.table.vals[i], skip, need, months, cents, lines, n_dims)
+        else:
+            found = index.arrays() if hasattr(index, "arrays") else None
+            if found is not None:
+                values = found[1]
+                for i in range(len(values)):
+                    _cell(values.data.as_longlongs[i], skip, need, months, cents, lines, n_dims)
+            else:
+                for packed in index.values():
+                    _cell(packed, skip, need, months, cents, lines, n_dims)
+        for i in range(n_dims):
+            if lines[i]:
+                out[i] = [cents[i], lines[i]]
+        return out
+    finally:
+        free(cents)
+        free(lines)
+
+
 cdef class StateCore:
     """The line index, watermark and current year of a ``ProviderState`` (state.py,
     which subclasses this type and documents each field), and ``accept``'s path for a
@@ -251,13 +409,13 @@ cdef class StateCore:
             self._select(year)
         event = _key(event_id) if hashed else event_id
         events = self._ce
-        if event in events:
+        if _has(events, event):
             self.counts.duplicate += 1
             return DUPLICATE
         events.add(event)
         key = _key(line_id) if hashed else line_id
         index = self._cl
-        found = index[key] if key in index else None
+        found = index[key] if _has(index, key) else None
         if line[2]:  # a credit
             return self._accept_credit(event, key, found, year)
         if found is not None:
@@ -267,7 +425,7 @@ cdef class StateCore:
         dims = dims_obj
         packed = amount | flags << 24 | (month - 1) << 40 | dims << 45  # state.pack_entry
         if hashed:
-            index[key] = packed
+            _put(index, key, packed)
         else:  # one int object per distinct entry (ProviderState._packs)
             got = PyDict_GetItem(self._packs, packed)
             index[key] = <object>got if got is not NULL else self._share(packed)
@@ -279,54 +437,22 @@ cdef class StateCore:
                 ck = _key(<str>client)
             else:
                 ck = CLIENT_KEY(client)
-            self._cc[key] = ck
+            if hashed:
+                _put(self._cc, key, <int64_t>ck)
+            else:
+                self._cc[key] = ck
         if self._cys is None:
             self._cys = self._year(year)
         ys = <YearCore>self._cys
-        ys.apply(flags, amount, month, dims_obj, ck, 1, <int64_t>self.dept_of[dims])
+        ys._apply(flags, amount, month, ck, 1, <int64_t>self.dept_of[dims])
         self.dims_live[dims] = <int64_t>self.dims_live[dims] + 1
         if flags & MISMATCH:
             self._keep_mismatch(ys, key, line_id)
-        if self.journal is not None:
-            self.journal.debit(key, event, year, packed, ck, line_id if flags & MISMATCH else None)
+        journal = self.journal
+        if isinstance(journal, JournalCore):
+            (<JournalCore>journal)._debit(key, event, year, packed, ck,
+                                          line_id if flags & MISMATCH else None)
+        elif journal is not None:
+            journal.debit(key, event, year, packed, ck, line_id if flags & MISMATCH else None)
         self.counts.accepted += 1
         return ACCEPTED
-
-
-cdef inline void _append(array.array column, int64_t value) except *:
-    cdef Py_ssize_t n = len(column)
-    array.resize_smart(column, n + 1)
-    column.data.as_longlongs[n] = value
-
-
-cdef class JournalCore:
-    """The debit columns of a journal segment (``codec.Journal``, streams/store/, which
-    subclasses this type and documents them), and ``debit``, called for every line."""
-
-    cdef public array.array keys, events, years, entries, client_at, clients, mismatch_at
-    cdef public list line_ids
-
-    def __cinit__(self, *args, **kwargs):
-        self.keys = _array.array("q")
-        self.events = _array.array("q")
-        self.years = _array.array("q")
-        self.entries = _array.array("q")
-        self.client_at = _array.array("q")
-        self.clients = _array.array("q")
-        self.mismatch_at = _array.array("q")
-        self.line_ids = []
-
-    cpdef debit(self, int64_t key, int64_t event, int64_t year, int64_t packed, object client,
-                object line_id):
-        """``ChangeLog.debit``, as the columns hold it."""
-        cdef Py_ssize_t at = len(self.keys)
-        if client is not None:
-            _append(self.client_at, at)
-            _append(self.clients, <int64_t>client)
-        if line_id is not None:
-            _append(self.mismatch_at, at)
-            self.line_ids.append(line_id)
-        _append(self.keys, key)
-        _append(self.events, event)
-        _append(self.years, year)
-        _append(self.entries, packed)

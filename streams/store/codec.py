@@ -37,7 +37,7 @@ from streams.domain.contracts import Contract
 from streams.domain.indicators import TALLIES, YearState
 from streams.domain.model import Counts
 from streams.domain.state import ChangeLog, Dims, Key, ProviderState, unpack_entry
-from streams.native.kernel import JournalCore
+from streams.native.kernel import JournalCore, table_arrays
 
 # 2: journal records and line index per service year, checkpoints; 3: identifiers
 # as 60-bit keys, checkpoints as packed arrays; 4: journal segments as packed arrays;
@@ -47,8 +47,10 @@ from streams.native.kernel import JournalCore
 # checkpoints with the dims table; YearState's months, client maps and breakdowns;
 # 8: the distinct-client maps as packed arrays in checkpoint chunks, not in "years";
 # 9: dims with stay days, the clients of department lines, YearState's department
-# cells ("dept_cells") and their clients (a distinct part "dept<cell key>" each)
-STATE_FORMAT = 9
+# cells ("dept_cells") and their clients (a distinct part "dept<cell key>" each);
+# 10: a journal segment's debits carry one client key a debit (-1: none) instead of
+# positions and keys, and their service year once when they share it
+STATE_FORMAT = 10
 _LOG_FIELDS = ("end", "base", "generation", "chunks", "records")
 _CONTRACT_FIELDS = (
     "provider",
@@ -140,10 +142,10 @@ class Journal(JournalCore):
     Appending a key to a packed array costs less than building a record per line and
     packing the records afterwards (the worker's agent spent 8 % of its time there);
     the debit columns and ``debit`` are compiled (``JournalCore``,
-    streams/native/kernel.pyx): line keys, event keys, service years, packed entries;
-    the positions among them of the debits with a client (``client_at``), and their
-    client keys (``clients``); those of the zvt-mismatching debits (``mismatch_at``),
-    and their line ids (``line_ids``).
+    streams/native/kernel.pyx): line keys, event keys, service years, packed entries,
+    client keys (-1 for a debit without one; ``with_client`` counts the others); the
+    positions of the zvt-mismatching debits (``mismatch_at``), and their line ids
+    (``line_ids``).
     """
 
     __slots__ = (
@@ -207,11 +209,16 @@ class Journal(JournalCore):
             debits: dict[str, Any] = {
                 "lines": _b64(self.keys),
                 "events": _b64(self.events),
-                "years": _b64(self.years),
                 "entries": _b64(self.entries),
             }
-            if self.client_at:
-                debits["client_at"] = _b64(self.client_at)
+            # A segment's debits are mostly of one service year (a message's lines):
+            # then that year alone, else a column.
+            first = self.years[0]
+            if self.years.count(first) == len(self.years):
+                debits["year"] = first
+            else:
+                debits["years"] = _b64(self.years)
+            if self.with_client:  # one key a debit, -1 without (the keys are >= 0)
                 debits["clients"] = _b64(self.clients)
             if self.mismatch_at:
                 debits["mismatch_at"] = _b64(self.mismatch_at)
@@ -248,14 +255,19 @@ def replay(segment: Mapping[str, Any], into: ChangeLog) -> None:
     ids = _unb64(interned.get("ids", ""))
     for dims_id, triple in zip(ids, interned.get("dims", []), strict=True):
         into.interned(dims_id, _dims(triple))
-    cols = _columns(segment, "debits", ("lines", "events", "years", "entries"))
-    clients = dict(zip(*_columns(segment, "debits", ("client_at", "clients")), strict=True))
     debits = segment.get("debits") or {}
+    keys, events, entries = _columns(segment, "debits", ("lines", "events", "entries"))
+    n = len(keys)
+    years: Iterable[int] = (
+        [int(debits["year"])] * n if "year" in debits else _unb64(debits.get("years", ""))
+    )
+    clients: Iterable[int] = _unb64(debits["clients"]) if "clients" in debits else [-1] * n
     line_ids = dict(
         zip(_unb64(debits.get("mismatch_at", "")), debits.get("line_ids", []), strict=True)
     )
-    for i, (key, event, year, packed) in enumerate(zip(*cols, strict=True)):
-        into.debit(key, event, year, packed, clients.get(i), line_ids.get(i))
+    rows = zip(keys, events, years, entries, clients, strict=True)
+    for i, (key, event, year, packed, client) in enumerate(rows):
+        into.debit(key, event, year, packed, client if client >= 0 else None, line_ids.get(i))
     credits = _columns(segment, "credits", ("lines", "events", "years", "debit_years"))
     for key, event, year, debit_year in zip(*credits, strict=True):
         into.credit(key, event, year, debit_year)
@@ -371,11 +383,7 @@ def _arrays(st: ProviderState) -> Iterator[tuple[str, str, array[int], array[int
     for kind, tables in maps:
         for year in sorted(tables):
             table = tables[year]
-            if hasattr(table, "arrays"):  # off-heap: one pass over the table
-                keys, values = table.arrays()
-                yield kind, str(year), keys, values
-            else:
-                yield kind, str(year), _int64s(table.keys()), _int64s(table.values())
+            yield kind, str(year), *_map_arrays(table)
     for year in sorted(st.events):
         events: Any = st.events[year]
         keys = events.arrays() if hasattr(events, "arrays") else _int64s(events)
@@ -383,7 +391,19 @@ def _arrays(st: ProviderState) -> Iterator[tuple[str, str, array[int], array[int
     for year in sorted(st.years):
         for name, live in st.years[year].client_maps():
             if live:
-                yield "distinct", f"{year}:{name}", _int64s(live.keys()), _int64s(live.values())
+                yield "distinct", f"{year}:{name}", *_map_arrays(live)
+
+
+def _map_arrays(table: Mapping[int, int]) -> tuple[array[int], array[int]]:
+    """A map's keys and values as int64 arrays in one order, in one pass where the
+    table offers it (off-heap: ``arrays``; a C table: ``kernel.table_arrays``)."""
+    if hasattr(table, "arrays"):
+        keys, values = table.arrays()
+        return keys, values
+    found = table_arrays(table)
+    if found is not None:
+        return found
+    return _int64s(table.keys()), _int64s(table.values())
 
 
 def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:

@@ -48,6 +48,12 @@ def uint64s(text: str) -> list[int]:
     return packed.tolist()
 
 
+def int64s(text: str) -> list[int]:
+    packed = array("q")
+    packed.frombytes(base64.b64decode(text))
+    return packed.tolist()
+
+
 def b64(values: list[int]) -> str:
     return base64.b64encode(array("Q", values).tobytes()).decode()
 
@@ -258,13 +264,12 @@ def test_a_segment_names_its_kinds_and_columns():
         "events",
         "years",
         "entries",
-        "client_at",
         "clients",
         "mismatch_at",
         "line_ids",
     }
     assert uint64s(segment["debits"]["years"]) == [2025, 2024, 2025]
-    assert uint64s(segment["debits"]["client_at"]) == [1, 2]
+    assert int64s(segment["debits"]["clients"]) == [-1, 99, 98]
     assert uint64s(segment["debits"]["mismatch_at"]) == [2]
     assert segment["debits"]["line_ids"] == ["L-13"]
     assert segment["credits"].keys() == {"lines", "events", "years", "debit_years"}
@@ -281,6 +286,23 @@ def test_a_segment_names_its_kinds_and_columns():
     ]
     assert len(journal) == 5
     assert Journal().pack() == {}  # a message that changed nothing writes no columns
+
+
+def test_debits_of_one_year_name_it_once_and_without_clients_carry_no_client_column():
+    journal = Journal()
+    journal.debit(11, 21, 2025, pack_entry(4, 1, 500), None, None)
+    journal.debit(12, 22, 2025, pack_entry(7, 2, 700), None, None)
+    segment = orjson.loads(orjson.dumps(journal.pack()))
+    assert segment["debits"].keys() == {"lines", "events", "year", "entries"}
+    assert segment["debits"]["year"] == 2025
+    assert codec.records(segment) == [
+        Debit(11, 21, 2025, 4, None, 1, 500, 0, None),
+        Debit(12, 22, 2025, 7, None, 2, 700, 0, None),
+    ]
+    journal.debit(13, 23, 2025, pack_entry(8, 1, 900), 0, None)  # key 0 is a client
+    segment = orjson.loads(orjson.dumps(journal.pack()))
+    assert int64s(segment["debits"]["clients"]) == [-1, -1, 0]
+    assert codec.records(segment)[2] == Debit(13, 23, 2025, 8, 0, 1, 900, 0, None)
 
 
 def test_a_segment_whose_columns_differ_in_length_is_refused():
