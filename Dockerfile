@@ -35,7 +35,11 @@ RUN /opt/claimwatch/bin/pip install --require-hashes --no-deps -r requirements.l
 COPY pyproject.toml setup.py README.md ./
 COPY schemas/ schemas/
 COPY streams/ streams/
-RUN /opt/claimwatch/bin/pip wheel --no-deps --wheel-dir /tmp/dist . \
+# The build requirements beside the locked cykhash; the wheel builds without an isolated
+# environment (which would compile cykhash a second time), and Cython leaves again.
+RUN /opt/claimwatch/bin/pip install "setuptools>=68" wheel "Cython>=3.0,<4" \
+ && /opt/claimwatch/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
+ && /opt/claimwatch/bin/pip uninstall -y Cython \
  && /opt/claimwatch/bin/pip install --no-deps --no-index /tmp/dist/claimwatch-*.whl \
  && /opt/claimwatch/bin/pip check \
  && /opt/claimwatch/bin/claimwatch --version \

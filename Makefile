@@ -3,13 +3,17 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# pyproject.toml's [build-system] requires: installed first, then claimwatch builds
+# its compiled kernel (streams/native/) without an isolated environment of its own.
+BUILD_REQUIRES := 'setuptools>=68' wheel 'Cython>=3.0,<4' 'cykhash>=2.0.1,<3'
 
 .PHONY: demo test bench lint system-deps audit clean lock sbom
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,local]'
+	$(PY) -m pip install -q $(BUILD_REQUIRES)
+	$(PY) -m pip install -q --no-build-isolation -e '.[dev,local]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,7 +32,7 @@ audit: $(STAMP)
 
 # the bench's peer figure needs the optional `bench` extra (quixstreams)
 $(VENV)/.installed-bench: $(STAMP)
-	$(PY) -m pip install -q -e '.[dev,local,bench]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[dev,local,bench]'
 	touch $@
 
 bench: $(VENV)/.installed-bench

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,17 @@ def test_the_lock_pins_every_runtime_dependency_with_hashes_and_leaves_the_extra
             assert "--hash=sha256:" in block, block.splitlines()[0]
 
 
+def test_make_installs_the_build_requirements_pyproject_names() -> None:
+    """`make` builds without isolation (cykhash compiles once): it must install exactly
+    what [build-system] requires."""
+    wanted = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    line = next(
+        row for row in (REPO / "Makefile").read_text().splitlines()
+        if row.startswith("BUILD_REQUIRES :=")
+    )  # fmt: skip
+    assert shlex.split(line.split(":=", 1)[1]) == wanted
+
+
 def test_the_lock_installs_with_its_hashes(tmp_path: Path) -> None:
     """pip fetches every pinned file and refuses one whose hash differs (--require-hashes),
     as the image's build stage does."""
@@ -159,8 +171,8 @@ def test_the_wheel_from_the_context_carries_schemas_and_policy_and_finds_them(
     context: Path, tmp_path: Path
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "--isolated", "wheel", "--no-deps", "--index-url", INDEX,
-         "--wheel-dir", str(tmp_path / "dist"), str(context)],
+        [sys.executable, "-m", "pip", "--isolated", "wheel", "--no-deps", "--no-build-isolation",
+         "--index-url", INDEX, "--wheel-dir", str(tmp_path / "dist"), str(context)],
         capture_output=True,
         text=True,
     )  # fmt: skip
@@ -176,6 +188,8 @@ def test_the_wheel_from_the_context_carries_schemas_and_policy_and_finds_them(
         )
         for template in (REPO / "streams/portal/templates").glob("*.html"):  # the portal's pages
             assert z.read(f"streams/portal/templates/{template.name}") == template.read_bytes()
+        # the compiled kernel (streams/native/kernel.pyx), built with the wheel
+        assert any(re.fullmatch(r"streams/native/kernel\.cpython-.*\.so", n) for n in names)
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         z.extractall(tmp_path / "site")
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
@@ -184,6 +198,7 @@ def test_the_wheel_from_the_context_carries_schemas_and_policy_and_finds_them(
     ]
     # Installed as files (not the editable checkout): the schemas and the policy load.
     probe = (
+        "from streams.native import kernel; "
         "from streams.domain.schemas import schema_dir, validator; "
         "from streams.domain.policy import load_policy; "
         "validator('declaration.v1.json'); load_policy(); print(schema_dir())"
