@@ -4,9 +4,9 @@
 sign −1 returns every field to what it was, which is what makes credits exact.
 Distinct ADHD clients are counted per quarter as client → number of live lines, so
 a credit removes a client exactly when its last uncredited ADHD line goes. A client
-is its 60-bit key (``state.key_of`` of the ``client_ref``) in a streaming worker's
-state, so the reference itself never enters the persisted state or its changelog;
-the offline replay, which persists nothing, counts the references themselves.
+is its 60-bit key (``state.key_of`` of the ``client_ref``) in the worker's and the
+offline replay's state, so the reference itself never enters the state or its
+changelog; ``claimwatch explain``'s replay of one provider counts the references.
 
 The same holds for the distinct clients of SPEC §8.4 (detox, clinical detox,
 consult and digital consult clients, per year) and the net cents per service month
@@ -40,7 +40,6 @@ from streams.domain.model import (
     MISMATCH,
     TALLY_MASK,
 )
-
 from streams.native import kernel
 from streams.native.kernel import YearCore
 
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
 # (streams/domain/rules/registry.py). Empty unless some rule declares a tally.
 TALLIES: dict[int, str] = {}
 
-# A client as the state holds it: its 60-bit key, or the client_ref offline.
+# A client as the state holds it: its 60-bit key, or the client_ref (``hashed=False``).
 Client = int | str
 # The subsets of lines a breakdown can be asked for (SPEC §8.3): every line, the
 # zvt-mismatching ones, detox lines, consults, and the ADHD lines of quarter q.
@@ -91,7 +90,7 @@ class YearState(YearCore):
     - ``dept_live``: the clients' live lines of every cell in one C table of int64 (a
       persisted state, ``ProviderState.new_year``), keyed ``dept_client``: one table a
       year takes a third less memory than one a cell. None: a dict in each cell
-      (offline, where clients are references).
+      (a state keyed by identifiers, where clients are references).
 
     ``apply(flags, amount_cents, month, dims, client, sign, dept=-1)`` adds (sign 1)
     or takes back (sign -1) what one line contributes; ``dims`` is its (setting,
@@ -247,7 +246,7 @@ class YearState(YearCore):
     def client_maps(self) -> Iterator[tuple[str, dict[Client, int]]]:
         """The distinct-client maps by name: ``adhd1``..``adhd4`` (the quarters that
         had ADHD lines), then ``CLIENT_MAPS``, then the department cells' clients
-        (``dept_live``, or each cell's ``dept<cell key>`` offline)."""
+        (``dept_live``, or each cell's ``dept<cell key>`` keyed by identifiers)."""
         for quarter in sorted(self.adhd):
             yield f"adhd{quarter}", self.adhd[quarter]
         for name in CLIENT_MAPS:

@@ -10,9 +10,10 @@ identifiers (``key_of``), not the identifiers themselves, in C hash tables of in
 (``cykhash``, the khash of pandas): about 16 bytes a line index entry and 8 an event
 id plus free buckets, where a dict of int objects takes about 140 a line and a
 ``line_id`` or UUID ``event_id`` string alone 80 to 96. The keys are the same in
-every process, so checkpoints carry them as packed arrays. (The offline replay, which
-never persists, keeps the identifiers in dicts and sets: see ``hashed``. A worker
-with the RocksDB store keeps them off the heap instead: see ``tables``.) Two
+every process, so checkpoints carry them as packed arrays. (``claimwatch explain``,
+which replays one provider to list its lines, keeps the identifiers in dicts and
+sets: see ``hashed``. A worker with the RocksDB store keeps them off the heap
+instead: see ``tables``.) Two
 different identifiers of one provider and service year collide with probability
 n²/2⁶¹: below 10⁻⁶ for a million lines. That is what makes acceptance idempotent
 (SPEC §2 steps 4–7) and credits exact: a credit subtracts the stored contribution of
@@ -118,6 +119,7 @@ kernel.configure_state(
     duplicate_line=DUPLICATE_LINE,
     line_index_expired=LINE_INDEX_EXPIRED,
     client_key=_client_key,
+    shared=_SHARED,
 )
 
 
@@ -207,9 +209,9 @@ class ProviderState(StateCore):
       ``dropped``: years were dropped since the flag was last cleared (streaming);
       ``_roll``: the watermark at which ``open_from`` moves next;
     - ``hashed``: keys are the identifiers' 60-bit keys (``key_of``), stable across
-      processes and compact, in a state the streaming worker persists; an offline
-      replay, which never persists its state, keys by the identifiers themselves and
-      saves hashing them. ``tables``: a hashed state's per-year tables, cykhash tables
+      processes and compact (the worker's and the offline replay's states: the
+      compiled ``accept`` is fastest on the C tables); ``claimwatch explain``'s replay
+      of one provider keys by the identifiers themselves (False), to name its lines. ``tables``: a hashed state's per-year tables, cykhash tables
       when None, else this factory's (the RocksDB worker's off-heap tables,
       streams/store/offheap.py);
     - ``_cy``, ``_cl``, ``_cc``, ``_ce``, ``_cys``: the year of the last line, and its
@@ -217,7 +219,7 @@ class ProviderState(StateCore):
       consecutive lines of one year skip four dict lookups;
     - ``_packs``: entries repeat (a tariff, a triple, a month); in the dicts of a state
       keyed by identifiers, one int object per distinct entry, shared by its lines,
-      saves 32 bytes a line (``_share``). The C tables store the value itself.
+      saves 32 bytes a line (the first ``_SHARED`` distinct entries). The C tables store the value itself.
     """
 
     __slots__ = (
@@ -433,13 +435,6 @@ class ProviderState(StateCore):
         self.dims_live[dims] -= 1
         if flags & MISMATCH:
             ys.mismatch_ids.pop(key, None)
-
-    def _share(self, packed: int) -> int:
-        """``packed``, kept as the object to share for its value while fewer than
-        ``_SHARED`` are kept (``accept`` looked it up already)."""
-        if len(self._packs) < _SHARED:
-            self._packs[packed] = packed
-        return packed
 
     def _year(self, year: int) -> YearState:
         ys = self.years.get(year)

@@ -8,7 +8,7 @@ bits and field layouts are the domain's (``configure`` takes them at import, so 
 have one source: streams/domain/model.py and indicators.py).
 """
 
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Next
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
@@ -40,13 +40,15 @@ cdef bint _configured = False
 # ``StateCore.accept``'s outcomes and helpers (streams/domain/model.py, state.py)
 cdef object ACCEPTED = None, DUPLICATE = None, DUPLICATE_LINE = None, LINE_INDEX_EXPIRED = None
 cdef object CLIENT_KEY = None  # state._client_key: a pseudonymised reference's key
+cdef Py_ssize_t SHARED = 0  # state._SHARED: entries a state keyed by identifiers shares
 
 
-def configure_state(*, accepted, duplicate, duplicate_line, line_index_expired, client_key):
-    """The outcomes ``StateCore.accept`` returns and the helper it calls (state.py)."""
-    global ACCEPTED, DUPLICATE, DUPLICATE_LINE, LINE_INDEX_EXPIRED, CLIENT_KEY
+def configure_state(*, accepted, duplicate, duplicate_line, line_index_expired, client_key,
+                    shared):
+    """The outcomes ``StateCore.accept`` returns and what it needs of state.py."""
+    global ACCEPTED, DUPLICATE, DUPLICATE_LINE, LINE_INDEX_EXPIRED, CLIENT_KEY, SHARED
     ACCEPTED, DUPLICATE, DUPLICATE_LINE = accepted, duplicate, duplicate_line
-    LINE_INDEX_EXPIRED, CLIENT_KEY = line_index_expired, client_key
+    LINE_INDEX_EXPIRED, CLIENT_KEY, SHARED = line_index_expired, client_key, shared
 
 
 def key_of(str identifier):
@@ -335,7 +337,9 @@ def dims_cells(object index, int64_t skip, int64_t need, int64_t months, Py_ssiz
     cdef int64_t* lines = <int64_t*>calloc(n_dims + 1, sizeof(int64_t))
     cdef Int64toInt64Map m
     cdef array.array values
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, pos
+    cdef PyObject* k
+    cdef PyObject* v
     cdef dict out = {}
     if cents is NULL or lines is NULL:
         free(cents)
@@ -353,6 +357,10 @@ def dims_cells(object index, int64_t skip, int64_t need, int64_t months, Py_ssiz
                 values = found[1]
                 for i in range(len(values)):
                     _cell(values.data.as_longlongs[i], skip, need, months, cents, lines, n_dims)
+            elif type(index) is dict:  # offline: identifiers → entries
+                pos = 0
+                while PyDict_Next(index, &pos, &k, &v):
+                    _cell(<int64_t><object>v, skip, need, months, cents, lines, n_dims)
             else:
                 for packed in index.values():
                     _cell(packed, skip, need, months, cents, lines, n_dims)
@@ -426,9 +434,15 @@ cdef class StateCore:
         packed = amount | flags << 24 | (month - 1) << 40 | dims << 45  # state.pack_entry
         if hashed:
             _put(index, key, packed)
-        else:  # one int object per distinct entry (ProviderState._packs)
+        else:  # one int object per distinct entry, while fewer than SHARED are kept
             got = PyDict_GetItem(self._packs, packed)
-            index[key] = <object>got if got is not NULL else self._share(packed)
+            if got is not NULL:
+                index[key] = <object>got
+            else:
+                entry = packed
+                if len(self._packs) < SHARED:
+                    self._packs[entry] = entry
+                index[key] = entry
         ck = None
         if client is not None:  # a client-counting or department line
             if not hashed:

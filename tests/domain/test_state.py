@@ -52,9 +52,17 @@ def tables(st: ProviderState) -> Any:
     )
 
 
-def test_the_worker_state_is_in_int64_tables_and_the_offline_one_in_dicts(policy, make_line):
-    for journal, types in ((True, ("Int64toInt64Map", "Int64Set")), (False, ("dict", "set"))):
-        engine = Engine(policy, journal=journal)
+def test_worker_and_offline_states_are_in_int64_tables_and_one_keyed_by_identifiers_in_dicts(
+    policy, make_line
+):
+    by_identifiers = Engine(policy)
+    by_identifiers.new_state = lambda provider: ProviderState(provider, hashed=False)
+    cases = (
+        (Engine(policy, journal=True), ("Int64toInt64Map", "Int64Set")),  # the worker
+        (Engine(policy), ("Int64toInt64Map", "Int64Set")),  # the offline replay
+        (by_identifiers, ("dict", "set")),  # claimwatch explain's one provider
+    )
+    for engine, types in cases:
         engine.process(orjson.dumps(make_line(diagnosis_group="adhd")), AGB)
         st = engine.providers[AGB]
         assert type(st.lines[2026]).__name__ == types[0]

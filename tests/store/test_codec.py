@@ -241,6 +241,7 @@ def test_a_chunk_whose_keys_and_values_differ_in_number_is_refused():
 
 def test_a_state_keyed_by_identifiers_is_never_checkpointed(policy, make_line):
     engine = Engine(policy)
+    engine.new_state = lambda provider: ProviderState(provider, hashed=False)
     engine.process(orjson.dumps(make_line()), AGB)
     with pytest.raises(ValueError, match="never persisted"):
         codec.checkpoint(engine.providers[AGB], 10)

@@ -15,6 +15,7 @@ summation order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -198,13 +199,19 @@ class Rule(Generic[P]):
 
 
 @cache
+@functools.lru_cache(maxsize=1024)
 def exact(x: float) -> Fraction:
-    """The decimal the operator wrote (0.05 means 5/100, not the nearest double)."""
+    """The decimal the operator wrote (0.05 means 5/100, not the nearest double).
+    Cached: a policy has a few dozen thresholds, asked at every evaluation."""
     return Fraction(repr(x))
 
 
 def at_least(numerator: int, denominator: int, threshold: float) -> bool:
-    return denominator > 0 and Fraction(numerator, denominator) >= exact(threshold)
+    """numerator / denominator >= threshold, exactly (integers, no Fraction a call)."""
+    if denominator <= 0:
+        return False
+    t = exact(threshold)
+    return numerator * t.denominator >= t.numerator * denominator
 
 
 def below(numerator: int, denominator: int, threshold: float) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from streams.domain.alerts import MONTH_NAMES, Finding, Language, number, pct
@@ -40,7 +39,8 @@ def evaluate(ys: YearState, tick: Tick, p: DropPolicy) -> Found:
         now = view.clients_back(dept_id, 0)
         total = sum(view.clients_back(dept_id, k) for k in range(1, WINDOW + 1))
         level = total >= WINDOW * max(p.min_clients, 1)
-        dropped = level and Fraction(now * WINDOW, total) < exact(p.drop_factor)
+        factor = exact(p.drop_factor)  # now / mean < factor, in integers
+        dropped = level and now * WINDOW * factor.denominator < factor.numerator * total
         value = now * WINDOW / total if total else None
         finding = holds(RULE.name, year, name, dropped, value, p.drop_factor, p.severity)
         ctx = {
