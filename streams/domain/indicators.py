@@ -40,6 +40,8 @@ from streams.domain.model import (
     MISMATCH,
     TALLY_MASK,
 )
+from cykhash import Int64toInt64Map
+
 from streams.native import kernel
 from streams.native.kernel import YearCore
 
@@ -104,6 +106,9 @@ class YearState(YearCore):
 
     def __init__(self, dept_live: Any = None, **fields: Any) -> None:
         self.dept_live = dept_live
+        if type(dept_live) is Int64toInt64Map:  # a persisted state: every client map in C
+            for name in CLIENT_MAPS:
+                setattr(self, name, Int64toInt64Map())
         # line key → line_id of the accepted, uncredited zvt-mismatching debits, in
         # arrival order (explain's first ten, SPEC §8.3), at most MISMATCH_IDS_KEPT: the
         # ids ride in the checkpoint's years record, which must stay far below a Kafka
@@ -121,8 +126,19 @@ class YearState(YearCore):
                 raise TypeError(f"YearState has no field {name!r}")
             setattr(self, name, value)
 
+    def new_live(self) -> Any:
+        """An empty client map of the kind this year keeps (a C table or a dict)."""
+        return Int64toInt64Map() if type(self.clients_consult) is Int64toInt64Map else {}
+
     def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _FIELDS)
+        """The compared fields, client maps as dicts (C tables compare by identity)."""
+        out = [getattr(self, name) for name in _FIELDS]
+        for i, name in enumerate(_FIELDS):
+            if name in CLIENT_MAPS:
+                out[i] = dict(out[i].items())
+            elif name == "adhd":
+                out[i] = {q: dict(m.items()) for q, m in out[i].items()}
+        return tuple(out)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not YearState:
@@ -136,9 +152,14 @@ class YearState(YearCore):
         return f"YearState({shown})"
 
     def __deepcopy__(self, memo: dict[int, Any]) -> YearState:
-        out = YearState(dept_live=copy.deepcopy(self.dept_live, memo))
+        out = YearState(dept_live=_copy_live(self.dept_live))
         for name in _FIELDS:
-            setattr(out, name, copy.deepcopy(getattr(self, name), memo))
+            if name in CLIENT_MAPS:
+                setattr(out, name, _copy_live(getattr(self, name)))
+            elif name == "adhd":
+                out.adhd = {q: _copy_live(m) for q, m in self.adhd.items()}
+            else:
+                setattr(out, name, copy.deepcopy(getattr(self, name), memo))
         out.band_low, out.band_high = self.band_low, self.band_high
         return out
 
@@ -276,7 +297,10 @@ class YearState(YearCore):
         quarter = int(name[4:]) if name.startswith("adhd") and name[4:].isdigit() else 0
         if not 1 <= quarter <= 4:
             raise ValueError(f"no client map {name!r}")
-        return self.adhd.setdefault(quarter, {})
+        found = self.adhd.get(quarter)
+        if found is None:
+            found = self.adhd[quarter] = self.new_live()
+        return found
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], dept_live: Any = None) -> YearState:
@@ -294,11 +318,11 @@ class YearState(YearCore):
             raise ValueError(f"by_month holds {len(by_month)} months, not 12")
         state.by_month = by_month
         if "adhd" in raw:
-            state.adhd = {int(q): dict(pairs) for q, pairs in raw["adhd"].items()}
+            state.adhd = {int(q): _filled(state, pairs) for q, pairs in raw["adhd"].items()}
         else:  # written without its client maps (``to_json(clients=False)``)
-            state.adhd = {int(q): {} for q in raw["adhd_quarters"]}
+            state.adhd = {int(q): state.new_live() for q in raw["adhd_quarters"]}
         for name in CLIENT_MAPS:
-            setattr(state, name, dict(raw.get(name, ())))
+            setattr(state, name, _filled(state, raw.get(name, ())))
         state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
         state.dept_cells = {
@@ -313,6 +337,23 @@ class YearState(YearCore):
             for client, n in pairs:
                 live[client] = n
         return state
+
+
+def _filled(ys: YearState, pairs: Iterable[tuple[Any, int]]) -> Any:
+    live = ys.new_live()
+    for client, n in pairs:
+        live[client] = n
+    return live
+
+
+def _copy_live(live: Any) -> Any:
+    """A copy of a client map (a C table has no deepcopy)."""
+    if type(live) is Int64toInt64Map:
+        out = Int64toInt64Map()
+        for client, n in live.items():
+            out[client] = n
+        return out
+    return copy.deepcopy(live)
 
 
 # ``ProviderState.dept_of``: a department id above STAY_BITS bits of stay days.

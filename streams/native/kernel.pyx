@@ -75,18 +75,6 @@ def configure(*, consult, digital, group, group_over2, group_ge4, detox_clinical
     _configured = True
 
 
-cdef inline void _count(dict clients, object client, int sign) except *:
-    """One more (sign 1) or one fewer (-1) live line of ``client``; at none it leaves."""
-    cdef PyObject* found = PyDict_GetItem(clients, client)
-    cdef int64_t live = sign
-    if found is not NULL:
-        live += <int64_t><object>found
-    if live > 0:
-        PyDict_SetItem(clients, client, live)
-    elif found is not NULL:
-        PyDict_DelItem(clients, client)
-
-
 cdef inline int _count_c(Int64toInt64Map live, int64_t client, int sign) except? -9:
     """``_count`` in a C table; returns how the number of clients in it moved (-1, 0, 1)."""
     cdef int64_t n
@@ -103,6 +91,22 @@ cdef inline int _count_c(Int64toInt64Map live, int64_t client, int sign) except?
     return 0
 
 
+cdef inline void _count(object table, object client, int sign) except *:
+    """One more (sign 1) or one fewer (-1) live line of ``client``; at none it leaves."""
+    if type(table) is Int64toInt64Map:
+        _count_c(<Int64toInt64Map>table, <int64_t>client, sign)
+        return
+    cdef dict clients = <dict>table
+    cdef PyObject* found = PyDict_GetItem(clients, client)
+    cdef int64_t live = sign
+    if found is not NULL:
+        live += <int64_t><object>found
+    if live > 0:
+        PyDict_SetItem(clients, client, live)
+    elif found is not NULL:
+        PyDict_DelItem(clients, client)
+
+
 cdef inline int64_t _item(list cell, Py_ssize_t at):
     return <int64_t><object>PyList_GET_ITEM(cell, at)
 
@@ -113,7 +117,9 @@ cdef class YearCore:
     cdef public int64_t net_cents, lines, consults, group_consults, group_ge4, group_over2
     cdef public int64_t digital, detox_clinical, detox_ambulant, mismatch
     cdef int64_t months[12]
-    cdef public dict adhd, clients_detox, clients_clinical, clients_consult, clients_digital
+    # client maps: dicts, or C tables (Int64toInt64Map) in a state keyed by 60-bit keys
+    cdef public dict adhd
+    cdef public object clients_detox, clients_clinical, clients_consult, clients_digital
     cdef public dict dept_cells
     cdef public object dept_live
 
@@ -225,11 +231,11 @@ cdef class YearCore:
         if flags & ADHD and client is not None:
             quarter = (month + 2) // 3
             found = PyDict_GetItem(self.adhd, quarter)
-            if found is NULL:
-                by_quarter = {}
+            if found is NULL:  # a map of the kind the others are
+                by_quarter = Int64toInt64Map() if type(self.clients_consult) is Int64toInt64Map else {}
                 PyDict_SetItem(self.adhd, quarter, by_quarter)
             else:
-                by_quarter = <dict>found
+                by_quarter = <object>found
             _count(by_quarter, client, sign)
         if flags & TALLY_MASK:  # only when a rule declares a tally
             self._tally(flags, sign)
