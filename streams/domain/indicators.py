@@ -28,6 +28,8 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from cykhash import Int64toInt64Map
+
 from streams.domain.model import (
     ADHD,
     CONSULT,
@@ -40,8 +42,6 @@ from streams.domain.model import (
     MISMATCH,
     TALLY_MASK,
 )
-from cykhash import Int64toInt64Map
-
 from streams.native import kernel
 from streams.native.kernel import YearCore
 
@@ -297,10 +297,10 @@ class YearState(YearCore):
         quarter = int(name[4:]) if name.startswith("adhd") and name[4:].isdigit() else 0
         if not 1 <= quarter <= 4:
             raise ValueError(f"no client map {name!r}")
-        found = self.adhd.get(quarter)
-        if found is None:
-            found = self.adhd[quarter] = self.new_live()
-        return found
+        by_quarter: Any = self.adhd.get(quarter)
+        if by_quarter is None:
+            by_quarter = self.adhd[quarter] = self.new_live()
+        return by_quarter
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], dept_live: Any = None) -> YearState:

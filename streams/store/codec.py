@@ -394,7 +394,7 @@ def _arrays(st: ProviderState) -> Iterator[tuple[str, str, array[int], array[int
                 yield "distinct", f"{year}:{name}", *_map_arrays(live)
 
 
-def _map_arrays(table: Mapping[int, int]) -> tuple[array[int], array[int]]:
+def _map_arrays(table: Mapping[Any, int]) -> tuple[array[int], array[int]]:
     """A map's keys and values as int64 arrays in one order, in one pass where the
     table offers it (off-heap: ``arrays``; a C table: ``kernel.table_arrays``)."""
     if hasattr(table, "arrays"):
