@@ -94,6 +94,7 @@ class DepartmentBook:
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str], Department] = {}
+        self.version = 0  # raised by every change: what a reader's cache is keyed by
 
     def apply(self, entry: Department) -> bool:
         """Store ``entry`` if it is newer than what we have; True when it changed."""
@@ -102,11 +103,13 @@ class DepartmentBook:
         if current is not None and current.version >= entry.version:
             return False
         self._by_key[key] = entry
+        self.version += 1
         return True
 
     def remove(self, provider: str, department: str) -> None:
         """A register tombstone: the department has no entry any more."""
-        self._by_key.pop((provider, department), None)
+        if self._by_key.pop((provider, department), None) is not None:
+            self.version += 1
 
     def get(self, provider: str, department: str) -> Department | None:
         return self._by_key.get((provider, department))

@@ -171,6 +171,7 @@ class StatusBook:
         self.malformed = 0
         self._version = 0
         self._means: tuple[int, int, dict[int, Fraction | None]] | None = None
+        self._rows: tuple[tuple[int, int, int, int], list[DepartmentSummary]] | None = None
 
     def apply(self, key: bytes | str | None, value: bytes | None) -> None:
         if key is None:
@@ -231,7 +232,18 @@ class StatusBook:
         """The region view's rows (``regions.DepartmentSummary``) of every provider
         read: its departments of every year at its latest covered month, each in its
         register region, else the region of the provider's contract of that month's
-        year, else of its latest year with one."""
+        year, else of its latest year with one.
+
+        Kept until the topic or the register changes: a worker asks once per
+        partition it judges at every calendar month of event time."""
+        stamp = (self._version, id(register), register.version, lag_days)
+        if self._rows is not None and self._rows[0] == stamp:
+            return self._rows[1]
+        rows = self._department_rows(register, lag_days)
+        self._rows = (stamp, rows)
+        return rows
+
+    def _department_rows(self, register: DepartmentBook, lag_days: int) -> list[DepartmentSummary]:
         by_provider: dict[str, list[Departments]] = {}
         for d in self._departments.values():
             by_provider.setdefault(d.provider, []).append(d)

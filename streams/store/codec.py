@@ -322,14 +322,20 @@ def checkpoint(st: ProviderState, max_entries: int) -> list[dict[str, Any]]:
     return list(iter_checkpoint(st, max_entries))
 
 
-def checkpoint_chunks(st: ProviderState, max_entries: int) -> int:
-    """How many chunks ``iter_checkpoint(st, max_entries)`` yields: every chunk but
-    the last is full, and there is always one (it carries the indicators)."""
+def checkpoint_entries(st: ProviderState) -> int:
+    """The keys a checkpoint of ``st`` holds, all kinds counted: line index, line
+    clients, event ids and distinct-client maps."""
     entries = sum(len(t) for t in st.lines.values())
     entries += sum(len(t) for t in st.clients.values())
     entries += sum(len(t) for t in st.events.values())
     entries += sum(len(m) for ys in st.years.values() for _, m in ys.client_maps())
-    return max(1, -(-entries // max_entries))
+    return entries
+
+
+def checkpoint_chunks(st: ProviderState, max_entries: int) -> int:
+    """How many chunks ``iter_checkpoint(st, max_entries)`` yields: every chunk but
+    the last is full, and there is always one (it carries the indicators)."""
+    return max(1, -(-checkpoint_entries(st) // max_entries))
 
 
 def years_json(st: ProviderState) -> dict[str, Any]:

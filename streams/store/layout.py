@@ -16,8 +16,8 @@ the whole provider, so a write costs the size of the message, not of the state.
 
 The journal is bounded by checkpoints: once an owner's journal holds
 ``CHECKPOINT_SEGMENTS`` segments *and* at least ``1/CHECKPOINT_TAIL_RATIO`` as many
-records as its line index has entries (so a checkpoint's size is paid for by the
-journal it replaces), and whenever the retention policy dropped a service year, the
+records as a checkpoint would hold keys, all kinds counted (so a checkpoint's size is
+paid for by the journal it replaces), and whenever the retention policy dropped a service year, the
 message writes the owner's whole state as a new checkpoint instead of a segment,
 then the header that points at it, then tombstones (``None`` values: the agent
 deletes those keys) for the old segments and the previous checkpoint. The compacted
@@ -43,7 +43,13 @@ from streams.store.codec import Journal
 Store = MutableMapping[str, bytes]
 
 CHECKPOINT_SEGMENTS = 64  # journal segments of an owner before a checkpoint is considered
-CHECKPOINT_TAIL_RATIO = 4  # ...and journal records >= index entries / this ratio
+# ...and journal records >= checkpoint keys / this ratio. A journal record (a debit:
+# line, event, entry, client, about 46 bytes encoded) is worth about three checkpoint
+# keys (one map entry 21, one set member 11); a line's checkpoint keys are its index
+# entry, event id, client and its share of the distinct-client maps, about four. So
+# a checkpoint is written once the journal holds about half as many records as the
+# index has entries, and costs about three times the journal it replaces.
+CHECKPOINT_TAIL_RATIO = 8
 # Index entries (and event ids) per checkpoint record at most: about 1.1 MB. Fewer
 # where the changelog's max.message.bytes asks for it (``StateTable.chunk_entries``).
 CHECKPOINT_CHUNK = 50_000
@@ -247,7 +253,7 @@ class StateTable:
         if st.dropped or (
             journal
             and log.end + 1 - log.base >= self.checkpoint_segments
-            and log.records * self.checkpoint_tail_ratio >= st.index_entries()
+            and log.records * self.checkpoint_tail_ratio >= codec.checkpoint_entries(st)
         ):
             # The checkpoint replaces the segment this message would have written.
             st.dropped = False

@@ -181,3 +181,30 @@ def test_the_region_view_comes_from_every_provider_on_the_status_topic() -> None
     }
     assert judge.book.malformed == 1  # the unreadable state record, skipped
     assert len(judge.book) == 2
+
+
+def test_the_region_view_follows_the_register_and_the_topic_after_it_was_read() -> None:
+    # the rows are kept between two judgements (one per partition a month): a
+    # register entry or a summary read later must still move the view
+    topics = Topics()
+    judge = Judge(topics, [])
+    topics.records[SETTINGS.topic_provider_status] = [
+        (b"10000001:2026", status("10000001", {**ACTIVE, "2026-07": 5})),
+    ]
+    judge.catch_up()
+    assert judge.judge.view() == {
+        "Contractregio": {"acute": {"active_departments": 1, "clients": 5}}
+    }
+    judge.departments.apply(entry("10000001", "Twente"))
+    assert judge.judge.view() == {"Twente": {"acute": {"active_departments": 1, "clients": 5}}}
+    judge.departments.remove("10000001", "crisis")
+    assert judge.judge.view() == {
+        "Contractregio": {"acute": {"active_departments": 1, "clients": 5}}
+    }
+    topics.records[SETTINGS.topic_provider_status].append(
+        (b"10000001:2026", status("10000001", {**ACTIVE, "2026-07": 7}))
+    )
+    judge.catch_up()
+    assert judge.judge.view() == {
+        "Contractregio": {"acute": {"active_departments": 1, "clients": 7}}
+    }
