@@ -214,6 +214,11 @@ def state_judged_month(st: ProviderState, latest: tuple[int, int]) -> tuple[int,
     return judged_month(latest, lambda y: years[y].by_month if y in years else None)
 
 
+# The months a view reads at once: department_stopped's silent months (at most 12)
+# and the six before them.
+VIEW_MONTHS = 18
+
+
 class DepartmentView:
     """What the department rules see of one provider at one evaluation (SPEC §9):
     its latest covered month, its departments judged (category ≠ other) and their
@@ -224,7 +229,7 @@ class DepartmentView:
     when it has no state of that year yet (a provider whose departments all fell
     silent); the findings carry the year of the latest covered month either way."""
 
-    __slots__ = ("_judged", "book", "judge_year", "latest", "st")
+    __slots__ = ("_judged", "_months", "book", "judge_year", "latest", "st")
 
     def __init__(self, st: ProviderState, book: DepartmentBook, latest: tuple[int, int]) -> None:
         self.st = st
@@ -233,6 +238,7 @@ class DepartmentView:
         held = [y for y in st.years if y <= latest[0]]
         self.judge_year = max(held) if held else None
         self._judged: list[tuple[str, str, int]] | None = None
+        self._months: dict[int, list[int]] = {}  # department id → clients, latest first
 
     def judged(self) -> list[tuple[str, str, int]]:
         """(department, category, department id) of every department not ``other``;
@@ -248,8 +254,34 @@ class DepartmentView:
         return rows
 
     def clients_back(self, dept_id: int, back: int) -> int:
-        """Clients of a department ``back`` months before the latest covered month."""
+        """Clients of a department ``back`` months before the latest covered month.
+        Both department rules ask up to 18 months of every department at every
+        evaluation: the months are read once per view."""
+        row = self._months.get(dept_id)
+        if row is None:
+            row = self._months[dept_id] = self._history(dept_id)
+        if back < len(row):
+            return row[back]
         return clients(self.st, dept_id, *month_back(*self.latest, back))
+
+    def _history(self, dept_id: int) -> list[int]:
+        """Clients of ``dept_id`` in the ``VIEW_MONTHS`` months up to the latest
+        covered month, latest first."""
+        year, month = self.latest
+        years = self.st.years
+        index = year * 12 + month - 1
+        row: list[int] = []
+        cells: dict[int, list[Any]] | None = None
+        at_year = None
+        for back in range(VIEW_MONTHS):
+            y, m0 = divmod(index - back, 12)
+            if y != at_year:
+                at_year = y
+                ys = years.get(y)
+                cells = ys.dept_cells if ys is not None else None
+            found = cells.get(dept_cell(dept_id, m0 + 1)) if cells is not None else None
+            row.append(found[0] if found is not None else 0)
+        return row
 
 
 def decimal(x: float, language: str = "nl") -> str:

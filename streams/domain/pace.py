@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from streams.domain.indicators import YearState
 
-_EVEN = Fraction(1, 12)
+_EVEN = [Fraction(month, 12) for month in range(13)]  # month/12, made once
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ def expected_share(previous: YearState | None, month: int, min_prior_cents: int)
     ``min_prior_cents``, else month/12 (even spread)."""
     if previous is not None and previous.net_cents >= max(min_prior_cents, 1):
         return Fraction(sum(previous.by_month[:month]), previous.net_cents)
-    return _EVEN * month
+    return _EVEN[month] if 0 <= month <= 12 else Fraction(month, 12)
 
 
 def project(
@@ -87,5 +87,11 @@ def project(
     projected = None
     # E(M) is 0 when the previous year spent nothing in those months: no projection.
     if covered_month >= pp.min_months and share > 0:
-        projected = round(Fraction(sum(ys.by_month[:covered_month])) / share)
+        # round(spent / share), half to even, in integers (a Fraction's round is
+        # exact too, at ten times the cost: every provider-year, every month)
+        spent = sum(ys.by_month[:covered_month])
+        projected, twice = divmod(spent * share.denominator, share.numerator)
+        twice *= 2
+        if twice > share.numerator or (twice == share.numerator and projected & 1):
+            projected += 1
     return Pace(covered_month, share, projected, ceiling_cents)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as hs
 
 from streams.domain.errors import PolicyError
 from streams.domain.indicators import YearState
@@ -89,3 +91,17 @@ def test_a_bad_or_renamed_pace_key_is_one_error_naming_it(tmp_path, old, new, er
     path.write_text(DEFAULTS.replace(old, new), encoding="utf-8")
     with pytest.raises(PolicyError, match=error):
         load_policy(path)
+
+
+MONTHS = hs.lists(hs.integers(-10**9, 10**10), min_size=12, max_size=12)
+
+
+@given(MONTHS, MONTHS, hs.integers(1, 12), hs.sampled_from([1, 10**7]))
+def test_the_projection_is_spent_over_share_rounded_half_to_even(spent, prior, month, floor):
+    # the integer arithmetic of ``project`` against the definition in exact fractions
+    # (halves included: a prior year whose share is a power of two's divisor makes them)
+    ys, previous = year(spent), year(prior)
+    got = project(ys, previous, month, 1, PacePolicy(min_prior_cents=floor, min_months=1))
+    share = expected_share(previous, month, floor)
+    want = round(Fraction(sum(spent[:month])) / share) if share > 0 else None
+    assert got.projected_cents == want

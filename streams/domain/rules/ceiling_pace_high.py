@@ -39,13 +39,22 @@ def pace_finding(
     and clears above threshold + margin. Undefined pace (no contract, too few months
     covered) holds nothing and clears."""
     pace = tick.pace
-    ratio = pace.ratio if pace is not None else None
+    projected = pace.projected_cents if pace is not None else None
+    ceiling = pace.ceiling_cents if pace is not None else None
     fire, clear = False, True
-    if ratio is not None and tick.covered_month >= min_months:
-        t, m = exact(threshold), exact(margin)
-        fire = ratio >= t if high else ratio <= t
-        clear = ratio < t - m if high else ratio > t + m
-    value = float(ratio) if ratio is not None else None
+    value = None
+    if projected is not None and ceiling:
+        value = projected / ceiling  # float(Fraction(projected, ceiling)): both correctly rounded
+        if tick.covered_month >= min_months:
+            # projected / ceiling against the exact fractions, in integers (ceiling > 0)
+            t, m = exact(threshold), exact(margin)
+            if ceiling < 0:  # never in a valid contract; the comparison flips
+                projected, ceiling = -projected, -ceiling
+            at_t = projected * t.denominator - t.numerator * ceiling  # sign of ratio - t
+            low = t - m if high else t + m
+            at_m = projected * low.denominator - low.numerator * ceiling
+            fire = at_t >= 0 if high else at_t <= 0
+            clear = at_m < 0 if high else at_m > 0
     finding = Finding(rule, tick.year, None, fire, clear, value, threshold, sev)
     return finding, context(tick)
 
