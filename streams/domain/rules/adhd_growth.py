@@ -10,7 +10,6 @@ the provider status and the metrics call it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from streams.domain.alerts import Finding, Language, number, pct
@@ -19,8 +18,8 @@ from streams.domain.rules.base import (
     Found,
     Rule,
     Tick,
+    at_least,
     count,
-    exact,
     fraction,
     holds,
     severity,
@@ -48,9 +47,8 @@ def evaluate(ys: YearState, tick: Tick, ad: AdhdPolicy) -> Found:
     out: Found = []
     for quarter in ys.adhd_quarters():
         clients, base = clients_and_base(ys, tick.previous, quarter)
-        grows = (
-            base >= ad.min_base and base > 0 and Fraction(clients, base) - 1 >= exact(ad.threshold)
-        )
+        # clients / base - 1 >= threshold, in integers (base > 0)
+        grows = base >= ad.min_base and at_least(clients - base, base, ad.threshold)
         finding = holds(
             RULE.name,
             tick.year,

@@ -215,7 +215,11 @@ def at_least(numerator: int, denominator: int, threshold: float) -> bool:
 
 
 def below(numerator: int, denominator: int, threshold: float) -> bool:
-    return denominator > 0 and Fraction(numerator, denominator) < exact(threshold)
+    """numerator / denominator < threshold, exactly (integers)."""
+    if denominator <= 0:
+        return False
+    t = exact(threshold)
+    return numerator * t.denominator < t.numerator * denominator
 
 
 def holds(

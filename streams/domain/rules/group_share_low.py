@@ -8,6 +8,7 @@ status book, the snapshot and the metrics all call it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,15 +43,24 @@ def peer_mean(pairs: Iterable[tuple[int, int]], min_consults: int) -> tuple[Frac
     return (total / n if n else None), n
 
 
+@functools.lru_cache(maxsize=256)
+def _bound(factor: float, mean: Fraction) -> tuple[Fraction, float]:
+    """factor × the peer mean, exactly and as a float: one product per peer mean,
+    not one per provider-year and month (the mean's denominator runs to hundreds of
+    digits)."""
+    bound = exact(factor) * mean
+    return bound, float(bound)
+
+
 def evaluate(ys: YearState, tick: Tick, gs: GroupSharePolicy) -> Found:
     mean = tick.peer_mean
+    bound, threshold = _bound(gs.factor, mean) if mean is not None else (None, None)
     low = (
-        mean is not None
+        bound is not None
         and ys.consults >= gs.min_consults
         and ys.consults > 0
-        and Fraction(ys.group_consults, ys.consults) < exact(gs.factor) * mean
+        and ys.group_consults * bound.denominator < bound.numerator * ys.consults
     )
-    threshold = float(exact(gs.factor) * mean) if mean is not None else None
     finding = Finding(
         RULE.name, tick.year, None, low, not low, ys.group_share, threshold, gs.severity
     )
