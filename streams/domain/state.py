@@ -34,6 +34,7 @@ nothing itself.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import MutableMapping, MutableSet
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -85,6 +86,19 @@ Key = int | str
 Index = MutableMapping[Key, int]
 Clients = MutableMapping[Key, Key]
 Events = MutableSet[Key]
+
+
+def _shared(triple: Dims) -> Dims:
+    """``triple`` holding the one copy of its department and prestatie code: a line's
+    strings are new objects (msgspec, orjson), and a provider's dims repeat the same
+    few codes (with every stay length) tens of thousands of times."""
+    setting, department, prestatie, stay = triple
+    return (
+        setting,
+        sys.intern(department) if department is not None else None,
+        sys.intern(prestatie) if prestatie is not None else None,
+        stay,
+    )
 
 
 class Tables(Protocol):
@@ -340,6 +354,7 @@ class ProviderState(StateCore):
         if len(dims) >= MAX_DIMS:
             return 0
         dims_id = len(dims)
+        triple = _shared(triple)
         dims.append(triple)
         self._dim_ids[triple] = dims_id
         self.dims_live.append(0)
@@ -352,7 +367,7 @@ class ProviderState(StateCore):
         """Take the dims table from a store (ids 0.. in order, ``OTHER_DIMS`` first)."""
         if not triples or tuple(triples[0]) != OTHER_DIMS:
             raise ValueError("a dims table starts with the 'other' dims (0, None, None, None)")
-        self.dims = [tuple(t) for t in triples]  # type: ignore[misc]
+        self.dims = [_shared(tuple(t)) for t in triples]  # type: ignore[arg-type]
         self._dim_ids = {t: i for i, t in enumerate(self.dims)}
         self.departments, self._dept_ids, self.dept_of, self.dept_dims = [], {}, [-1], []
         self.dims_live = [0] * len(self.dims)

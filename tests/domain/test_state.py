@@ -188,6 +188,23 @@ def test_a_debit_keeps_its_month_flags_amount_and_dims_in_the_index(policy, make
     assert st.debit_facts(2026, "never") is None
 
 
+def test_the_dims_of_a_provider_share_one_copy_of_each_code(policy, make_line):
+    # every line brings its own string objects; tens of thousands of dims (one per
+    # stay length) must not keep a copy each, also not once rebuilt from a checkpoint
+    engine = Engine(policy, journal=True)
+    for stay in (1, 2):
+        line = make_line(activity="stay", stay_days=stay, department="kliniek-noord")
+        line["prestatie_code"] = "".join(["CO", "7"])  # a string object of its own
+        engine.process(orjson.dumps(line), AGB)
+    st = engine.providers[AGB]
+    (_, a, pa, _), (_, b, pb, _) = st.dims[1:]
+    assert a == b == "kliniek-noord" and pa == pb == "CO7"
+    assert a is b and pa is pb
+    rebuilt = ProviderState(AGB)
+    rebuilt.restore_dims([list(t) for t in orjson.loads(orjson.dumps(st.dims))])
+    assert rebuilt.dims[1][1] is rebuilt.dims[2][1] and rebuilt.dims[1][2] is rebuilt.dims[2][2]
+
+
 def test_triples_beyond_the_dims_limit_count_as_other(policy, make_line, monkeypatch):
     monkeypatch.setattr(state, "MAX_DIMS", 3)
     engine = Engine(policy, journal=True)
