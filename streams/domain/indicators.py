@@ -25,10 +25,8 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-
-from cykhash import Int64toInt64Map
 
 from streams.domain.model import (
     ADHD,
@@ -89,10 +87,13 @@ class YearState(YearCore):
       A client leaves the count when its last line there is credited. A cell is made
       by its month's first accepted line and stays (at 0 once all its lines are
       credited);
-    - ``dept_live``: the clients' live lines of every cell in one C table of int64 (a
+    - ``dept_live``: the clients' live lines of every cell in one table of int64 (a
       persisted state, ``ProviderState.new_year``), keyed ``dept_client``: one table a
       year takes a third less memory than one a cell. None: a dict in each cell
-      (a state keyed by identifiers, where clients are references).
+      (a state keyed by identifiers, where clients are references);
+    - ``maps``: what makes the client maps above (``new_live``) in a persisted state:
+      C tables of int64 (``Int64toInt64Map``), or the RocksDB worker's off-heap
+      tables (``ProviderState.live_maps``); None: dicts.
 
     ``apply(flags, amount_cents, month, dims, client, sign, dept=-1)`` adds (sign 1)
     or takes back (sign -1) what one line contributes; ``dims`` is its (setting,
@@ -102,13 +103,17 @@ class YearState(YearCore):
     line with sign 1 and later with sign -1 returns every field to what it was.
     """
 
-    __slots__ = ("mismatch_ids", "tallies", "band_low", "band_high")
+    __slots__ = ("maps", "mismatch_ids", "tallies", "band_low", "band_high")
 
-    def __init__(self, dept_live: Any = None, **fields: Any) -> None:
-        self.dept_live = dept_live
-        if type(dept_live) is Int64toInt64Map:  # a persisted state: every client map in C
+    def __init__(self, maps: Callable[[], Any] | None = None, **fields: Any) -> None:
+        # What makes this year's client maps (``new_live``): in a persisted state every
+        # one of them, ``dept_live`` included, is a table of int64 from the state's
+        # factory (``ProviderState.live_maps``); None: dicts, department clients per cell.
+        self.maps = maps
+        if maps is not None:
+            self.dept_live = maps()
             for name in CLIENT_MAPS:
-                setattr(self, name, Int64toInt64Map())
+                setattr(self, name, maps())
         # line key → line_id of the accepted, uncredited zvt-mismatching debits, in
         # arrival order (explain's first ten, SPEC §8.3), at most MISMATCH_IDS_KEPT: the
         # ids ride in the checkpoint's years record, which must stay far below a Kafka
@@ -127,8 +132,9 @@ class YearState(YearCore):
             setattr(self, name, value)
 
     def new_live(self) -> Any:
-        """An empty client map of the kind this year keeps (a C table or a dict)."""
-        return Int64toInt64Map() if type(self.clients_consult) is Int64toInt64Map else {}
+        """An empty client map of the kind this year keeps (``maps``'s, or a dict)."""
+        maps = self.maps
+        return {} if maps is None else maps()
 
     def _fields(self) -> tuple[Any, ...]:
         """The compared fields, client maps as dicts (C tables compare by identity)."""
@@ -152,12 +158,17 @@ class YearState(YearCore):
         return f"YearState({shown})"
 
     def __deepcopy__(self, memo: dict[int, Any]) -> YearState:
-        out = YearState(dept_live=_copy_live(self.dept_live))
+        # the copy's client maps come from the same factory, filled pair by pair: tables
+        # of int64 (C or off-heap) have no deepcopy
+        out = YearState(maps=self.maps)
+        if self.dept_live is not None:
+            live = out.new_live() if out.dept_live is None else out.dept_live
+            out.dept_live = _fill(live, self.dept_live.items())
         for name in _FIELDS:
             if name in CLIENT_MAPS:
-                setattr(out, name, _copy_live(getattr(self, name)))
+                _fill(getattr(out, name), getattr(self, name).items())
             elif name == "adhd":
-                out.adhd = {q: _copy_live(m) for q, m in self.adhd.items()}
+                out.adhd = {q: _filled(out, m.items()) for q, m in self.adhd.items()}
             else:
                 setattr(out, name, copy.deepcopy(getattr(self, name), memo))
         out.band_low, out.band_high = self.band_low, self.band_high
@@ -303,14 +314,15 @@ class YearState(YearCore):
         return by_quarter
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any], dept_live: Any = None) -> YearState:
+    def from_json(cls, raw: dict[str, Any], maps: Callable[[], Any] | None = None) -> YearState:
         """Read ``to_json``'s record (its client maps empty when it was written
-        without them). A tally it lacks starts at 0: right for a rule
+        without them) into client maps from ``maps`` (see ``__init__``). A tally it
+        lacks starts at 0: right for a rule
         added before the state held lines it would count, and wrong otherwise (those
         lines are not counted until the state is rebuilt by replay)."""
-        if dept_live is None and DEPT_LIVE in raw:  # a persisted state's, read alone
-            dept_live = {}
-        state = cls(dept_live=dept_live)
+        state = cls(maps=maps)
+        if maps is None and DEPT_LIVE in raw:  # a persisted state's, read alone: in dicts
+            state.dept_live = {}
         for name in _COUNTERS:
             setattr(state, name, int(raw[name]))
         by_month = [int(c) for c in raw["by_month"]]
@@ -322,38 +334,30 @@ class YearState(YearCore):
         else:  # written without its client maps (``to_json(clients=False)``)
             state.adhd = {int(q): state.new_live() for q in raw["adhd_quarters"]}
         for name in CLIENT_MAPS:
-            setattr(state, name, _filled(state, raw.get(name, ())))
+            _fill(getattr(state, name), raw.get(name, ()))
         state.mismatch_ids = {key: str(line_id) for key, line_id in raw["mismatch_ids"]}
         state.tallies = {str(name): int(n) for name, n in raw.get("tallies", {}).items()}
         state.dept_cells = {
-            int(row[0]): [*(int(n) for n in row[1:5]), {} if dept_live is None else None]
+            int(row[0]): [*(int(n) for n in row[1:5]), {} if state.dept_live is None else None]
             for row in raw["dept_cells"]
         }
-        maps = {f"{DEPT_MAP}{key}": pairs for key, pairs in raw.get("dept_clients", {}).items()}
+        dept = {f"{DEPT_MAP}{key}": pairs for key, pairs in raw.get("dept_clients", {}).items()}
         if DEPT_LIVE in raw:
-            maps[DEPT_LIVE] = raw[DEPT_LIVE]
-        for name, pairs in maps.items():
-            live = state.client_map(name)
-            for client, n in pairs:
-                live[client] = n
+            dept[DEPT_LIVE] = raw[DEPT_LIVE]
+        for name, pairs in dept.items():
+            _fill(state.client_map(name), pairs)
         return state
 
 
 def _filled(ys: YearState, pairs: Iterable[tuple[Any, int]]) -> Any:
-    live = ys.new_live()
+    """A new client map of ``ys``'s kind holding ``pairs``."""
+    return _fill(ys.new_live(), pairs)
+
+
+def _fill(live: Any, pairs: Iterable[tuple[Any, int]]) -> Any:
     for client, n in pairs:
         live[client] = n
     return live
-
-
-def _copy_live(live: Any) -> Any:
-    """A copy of a client map (a C table has no deepcopy)."""
-    if type(live) is Int64toInt64Map:
-        out = Int64toInt64Map()
-        for client, n in live.items():
-            out[client] = n
-        return out
-    return copy.deepcopy(live)
 
 
 # ``ProviderState.dept_of``: a department id above STAY_BITS bits of stay days.
@@ -410,7 +414,8 @@ _COUNTERS = (
     "mismatch",
 )
 # Every compared field (``YearState.__eq__``): not the band (the engine's cache) nor
-# ``dept_live`` (the cells' clients, kept apart in a C table when persisted).
+# ``dept_live`` (the cells' clients, kept apart in one table when persisted) nor
+# ``maps`` (where the client maps live, not what they hold).
 _FIELDS = (
     *_COUNTERS,
     "by_month",

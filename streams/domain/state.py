@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import MutableMapping, MutableSet
+from collections.abc import Callable, MutableMapping, MutableSet
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -103,9 +103,13 @@ def _shared(triple: Dims) -> Dims:
 
 class Tables(Protocol):
     """Where a hashed state keeps its per-year tables, when not in cykhash tables on
-    the heap (``ProviderState.tables``). A table may also offer ``arrays()`` (keys and,
-    for a map, values as int64 arrays in one order) and ``fill(keys[, values])`` (bulk
-    ``update`` from such arrays), which checkpoints then use."""
+    the heap (``ProviderState.tables``): line index, clients and event ids, and the
+    years' distinct-client maps (``live_maps``). A table may also offer ``arrays()``
+    (keys and, for a map, values as int64 arrays in one order) and ``fill(keys[,
+    values])`` (bulk ``update`` from such arrays), which checkpoints then use; a map
+    may offer ``count(key, sign)`` (``YearState.apply``'s read-modify-write of a
+    client's live lines, returning how the number of keys moved: -1, 0 or 1), which
+    the kernel then calls once per update instead of two or three item operations."""
 
     def new_map(self) -> Index: ...
 
@@ -333,7 +337,7 @@ class ProviderState(StateCore):
             # no credit can reach a closed year: its department counts are final
             if year < open_from:
                 if ys.dept_live is not None:
-                    ys.dept_live = self.new_dept_live()
+                    ys.dept_live = ys.new_live()
                 for cell in ys.dept_cells.values():
                     if cell[4]:
                         cell[4] = {}
@@ -458,13 +462,17 @@ class ProviderState(StateCore):
         return ys
 
     def new_year(self) -> YearState:
-        """An empty provider-year whose department clients sit in a C table when
-        the state is persisted (a dict of pairs offline)."""
-        return YearState(dept_live=self.new_dept_live())
+        """An empty provider-year whose distinct-client maps are ``live_maps``'s."""
+        return YearState(maps=self.live_maps())
 
-    def new_dept_live(self) -> Any:
-        """``YearState.dept_live`` of a new year: a C table when persisted."""
-        return Int64toInt64Map() if self.hashed else None
+    def live_maps(self) -> Callable[[], Any] | None:
+        """What makes a year's distinct-client maps (``YearState.maps``): the same
+        kind of table as the line index's in a hashed state (C tables, or the
+        ``tables`` factory's), None (dicts) in one keyed by identifiers."""
+        if not self.hashed:
+            return None
+        tables = self.tables
+        return Int64toInt64Map if tables is None else tables.new_map
 
     def year_tables(self, year: int) -> tuple[Index, Clients, Events]:
         """The index, clients and event ids of service ``year``, made when missing."""

@@ -2,7 +2,8 @@
 """The storage and per-line arithmetic of ``YearState`` (streams/domain/indicators.py).
 
 ``YearCore.apply`` is the body of ``YearState.apply``, typed: C integers for the
-line's facts and the counters, the CPython dict API for the client counts. What it
+line's facts and the counters, cykhash's C methods or the CPython dict API for the
+client counts (a map of any other kind, one Python call an update: ``_count``). What it
 counts and why is documented on ``YearState``, which subclasses this type; the flag
 bits and field layouts are the domain's (``configure`` takes them at import, so they
 have one source: streams/domain/model.py and indicators.py).
@@ -91,11 +92,15 @@ cdef inline int _count_c(Int64toInt64Map live, int64_t client, int sign) except?
     return 0
 
 
-cdef inline void _count(object table, object client, int sign) except *:
-    """One more (sign 1) or one fewer (-1) live line of ``client``; at none it leaves."""
+cdef inline int _count(object table, object client, int sign) except? -9:
+    """One more (sign 1) or one fewer (-1) live line of ``client``; at none it leaves.
+    Returns how the number of clients in the map moved (-1, 0, 1). A C table through
+    its C methods, a dict through the dict API, any other map (the RocksDB worker's
+    off-heap tables) in one Python call."""
     if type(table) is Int64toInt64Map:
-        _count_c(<Int64toInt64Map>table, <int64_t>client, sign)
-        return
+        return _count_c(<Int64toInt64Map>table, <int64_t>client, sign)
+    if type(table) is not dict:
+        return _count_other(table, client, sign)
     cdef dict clients = <dict>table
     cdef PyObject* found = PyDict_GetItem(clients, client)
     cdef int64_t live = sign
@@ -103,8 +108,32 @@ cdef inline void _count(object table, object client, int sign) except *:
         live += <int64_t><object>found
     if live > 0:
         PyDict_SetItem(clients, client, live)
-    elif found is not NULL:
+        return 0 if found is not NULL else 1
+    if found is not NULL:
         PyDict_DelItem(clients, client)
+        return -1
+    return 0
+
+
+cdef int _count_other(object table, object client, int sign) except? -9:
+    """``_count`` in a map that is neither a C table nor a dict: its ``count(key,
+    sign)`` (``OffHeapMap.count``: one lookup where ``in``, ``[]`` and ``[]=`` would
+    each be a Python call), else through the mapping protocol."""
+    count = getattr(table, "count", None)
+    if count is not None:
+        return count(client, sign)
+    cdef int64_t n
+    if client in table:
+        n = table[client] + sign
+        if n > 0:
+            table[client] = n
+            return 0
+        del table[client]
+        return -1
+    if sign > 0:
+        table[client] = 1
+        return 1
+    return 0
 
 
 cdef inline int64_t _item(list cell, Py_ssize_t at):
@@ -117,7 +146,8 @@ cdef class YearCore:
     cdef public int64_t net_cents, lines, consults, group_consults, group_ge4, group_over2
     cdef public int64_t digital, detox_clinical, detox_ambulant, mismatch
     cdef int64_t months[12]
-    # client maps: dicts, or C tables (Int64toInt64Map) in a state keyed by 60-bit keys
+    # client maps: dicts, or tables of int64 in a state keyed by 60-bit keys (C tables,
+    # Int64toInt64Map, or the RocksDB worker's off-heap ones; YearState.maps)
     cdef public dict adhd
     cdef public object clients_detox, clients_clinical, clients_consult, clients_digital
     cdef public dict dept_cells
@@ -163,7 +193,7 @@ cdef class YearCore:
         cdef list cell
         cdef PyObject* found
         cdef object live, k, pykey
-        cdef int quarter
+        cdef int quarter, moved
         if not _configured:
             raise RuntimeError("streams.native.kernel.configure was not called")
         self.net_cents += cents
@@ -190,19 +220,10 @@ cdef class YearCore:
                     k = <int64_t>(<uint64_t><int64_t>client ^ (<uint64_t>(key + 1) * MIX & KEY_MASK))
                 if type(live) is Int64toInt64Map:
                     cell[0] = _item(cell, 0) + _count_c(<Int64toInt64Map>live, <int64_t>k, sign)
-                elif sign > 0:
-                    if k in live:
-                        live[k] += 1
-                    else:
-                        live[k] = 1
-                        cell[0] = _item(cell, 0) + 1
-                elif k in live:
-                    n = live[k] - 1
-                    if n:
-                        live[k] = n
-                    else:
-                        del live[k]
-                        cell[0] = _item(cell, 0) - 1
+                else:
+                    moved = _count(live, k, sign)
+                    if moved:
+                        cell[0] = _item(cell, 0) + moved
         if flags & CONSULT:
             self.consults += sign
             if client is not None:
@@ -231,8 +252,8 @@ cdef class YearCore:
         if flags & ADHD and client is not None:
             quarter = (month + 2) // 3
             found = PyDict_GetItem(self.adhd, quarter)
-            if found is NULL:  # a map of the kind the others are
-                by_quarter = Int64toInt64Map() if type(self.clients_consult) is Int64toInt64Map else {}
+            if found is NULL:  # a map of the kind the others are (once a quarter)
+                by_quarter = self.new_live()
                 PyDict_SetItem(self.adhd, quarter, by_quarter)
             else:
                 by_quarter = <object>found

@@ -424,12 +424,7 @@ def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
         st.dims_live = dims_live
     for kind, at in (("lines", 0), ("clients", 1)):
         for y, part in chunk[kind].items():
-            keys, values = _pairs(part, kind, y)
-            table: Any = st.year_tables(int(y))[at]
-            if hasattr(table, "fill"):
-                table.fill(keys, values)
-            else:
-                table.update(Int64toInt64Map_from_buffers(keys, values))
+            _fill(st.year_tables(int(y))[at], *_pairs(part, kind, y))
     for y, part in chunk["events"].items():
         events: Any = st.year_tables(int(y))[2]
         keys = _unb64(part["keys"])
@@ -443,24 +438,30 @@ def restore_checkpoint(st: ProviderState, chunk: Mapping[str, Any]) -> None:
         ys = st.years.get(int(y))
         if ys is None:  # before the chunk with the year's counters
             ys = st.years[int(y)] = st.new_year()
-        live = ys.client_map(name)
-        if isinstance(live, dict):
-            live.update(zip(keys.tolist(), values.tolist(), strict=True))
-        else:  # a C table (a department cell's)
-            live.update(Int64toInt64Map_from_buffers(keys, values))
+        _fill(ys.client_map(name), keys, values)
+
+
+def _fill(table: Any, keys: array[int], values: array[int]) -> None:
+    """``table.update`` from a map's key and value arrays, without an object per pair
+    where the table takes arrays (off-heap: ``fill``) or a C table (from buffers)."""
+    if hasattr(table, "fill"):
+        table.fill(keys, values)
+    elif isinstance(table, dict):
+        table.update(zip(keys.tolist(), values.tolist(), strict=True))
+    else:
+        table.update(Int64toInt64Map_from_buffers(keys, values))
 
 
 def _restore_years(st: ProviderState, years: Mapping[str, Any]) -> None:
     """The first chunk's counters of every year, keeping the client maps of a year
     that a chunk read before it filled."""
     for y, raw in years.items():
-        restored = YearState.from_json(raw, st.new_dept_live())  # a C table, as the state's
+        restored = YearState.from_json(raw, st.live_maps())  # its maps of the state's kind
         earlier = st.years.get(int(y))
         if earlier is not None:
             for name, live in earlier.client_maps():
-                target = restored.client_map(name)
-                for k, v in live.items():
-                    target[k] = v
+                if live:
+                    _fill(restored.client_map(name), *_map_arrays(live))
         st.years[int(y)] = restored
 
 

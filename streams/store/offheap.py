@@ -1,8 +1,10 @@
 """The line index of a RocksDB worker, off the Python heap.
 
 With ``CLAIMWATCH_STORE=rocksdb://`` the worker keeps each provider's per-year line
-index, ADHD clients and event ids (``ProviderState.lines``/``clients``/``events``)
-here instead of in cykhash tables, so its RSS does not grow with the state.
+index, line clients and event ids (``ProviderState.lines``/``clients``/``events``)
+and its years' distinct-client maps (``YearState``'s ADHD quarters, detox, consult,
+digital and department clients: ``ProviderState.live_maps``) here instead of in
+cykhash tables, so its RSS does not grow with the state.
 
 This is a *cache* of what the state table holds, not a second copy to keep
 consistent: one local RocksDB per worker process (``<data dir>/line-index``), wiped
@@ -15,7 +17,8 @@ Layout: one key space; a table (one service year of one kind of one provider) is
 range (``delete_range`` when the year is dropped or the state let go). Map values
 are 8-byte little-endian int64, set members have an empty value.
 
-Cost per operation matters (a line does two lookups and two or three writes). New
+Cost per operation matters (a line does two lookups and two or three writes, and a
+read-modify-write, ``OffHeapMap.count``, per distinct-client map it counts in). New
 writes go to a small cykhash *front* per table, spilled to RocksDB in one
 ``WriteBatch`` once the worker's fronts hold ``FRONT_ENTRIES`` keys together. A
 lookup asks the front, then the table's Bloom filter in Python (new line ids and
@@ -273,9 +276,55 @@ class _Table:
 
 
 class OffHeapMap(_Table, MutableMapping[int, int]):
-    """int64 → int64, as ``Int64toInt64Map``."""
+    """int64 → int64, as ``Int64toInt64Map``: a year's line index or line clients,
+    or one of its distinct-client maps (client → live lines, updated by ``count``)."""
 
     __slots__ = ()
+
+    def count(self, key: int, sign: int) -> int:
+        """One more (sign 1) or one fewer (-1) live line of client ``key``, which leaves
+        at none: how the number of keys moved (-1, 0, 1). ``YearState.apply``'s update
+        of a distinct-client map (streams/native/kernel.pyx ``_count``), one Python call
+        and at most one database read where ``in``, ``[]`` and ``[]=`` take three."""
+        front = self._front
+        if key in front:
+            n = front[key] + sign
+            if n > 0:
+                front[key] = n
+                return 0
+            self._drop(key)
+            return -1
+        raw = self._stored(key)
+        if raw is None:
+            if sign <= 0:
+                return 0
+            self._n += 1
+            self._mark()  # the key ``_stored`` just found absent
+            self._to_front(key, 1)
+            return 1
+        n = _VALUE.unpack(raw)[0] + sign
+        if n > 0:
+            self._to_front(key, n)
+            return 0
+        self._drop(key)
+        return -1
+
+    def _to_front(self, key: int, value: int) -> None:
+        """Set a key the front does not hold yet (``_n`` already counts it)."""
+        self._front[key] = value
+        self._mk = _NOTHING  # the database no longer has the last word on it
+        tables = self._tables
+        tables._dirty[self.id] = self  # noqa: SLF001
+        tables.pending += 1
+        if tables.pending >= tables.front_entries:
+            tables.flush()
+
+    def _drop(self, key: int) -> None:
+        """Delete a key held (from the front, the database or both)."""
+        self._front.discard(key)
+        self._db.delete(_KEY.pack(self.id, key))
+        self._mk = _NOTHING
+        self._n -= 1
 
     def _new_front(self) -> Any:
         return Int64toInt64Map()
@@ -313,10 +362,7 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
     def __delitem__(self, key: int) -> None:
         if key not in self:
             raise KeyError(key)
-        self._front.discard(key)
-        self._db.delete(_KEY.pack(self.id, key))
-        self._mk = _NOTHING
-        self._n -= 1
+        self._drop(key)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.arrays()[0])

@@ -93,7 +93,7 @@ def test_a_bad_or_renamed_pace_key_is_one_error_naming_it(tmp_path, old, new, er
         load_policy(path)
 
 
-MONTHS = hs.lists(hs.integers(-10**9, 10**10), min_size=12, max_size=12)
+MONTHS = hs.lists(hs.integers(-(10**9), 10**10), min_size=12, max_size=12)
 
 
 @given(MONTHS, MONTHS, hs.integers(1, 12), hs.sampled_from([1, 10**7]))

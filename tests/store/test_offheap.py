@@ -2,8 +2,8 @@
 
 The tables are checked against a dict and a set under random operations (with a tiny
 front, so keys move to RocksDB between operations), and a provider state over them
-against one over cykhash tables: same outcomes, snapshot, tables and checkpoint, and
-a checkpoint of either restores into the other.
+against one over cykhash tables: same outcomes, snapshot, tables, distinct-client
+maps and checkpoint, and a checkpoint of either restores into the other.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from typing import Any
 
 import orjson
 import pytest
+from cykhash import Int64toInt64Map
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.domain.indicators import YearState
 from streams.domain.state import ProviderState
 from streams.store import codec
+from streams.store.layout import StateTable, encoded
 from streams.store.offheap import OffHeapMap, OffHeapSet, OffHeapTables
-from tests.domain.histories import Builder, encode, new_engine, op
+from tests.domain.histories import PROVIDERS, Builder, encode, new_engine, op
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 SMALL = st.integers(-3, 40)  # keys that repeat
@@ -45,8 +48,19 @@ map_op = st.one_of(
     st.tuples(st.just("get"), KEYS),
     st.tuples(st.just("del"), KEYS),
     st.tuples(st.just("fill"), st.lists(st.tuples(KEYS, INT64), max_size=8)),
+    st.tuples(st.just("count"), SMALL, st.sampled_from([1, 1, -1])),
     st.tuples(st.just("flush")),
 )
+
+
+def count(model: dict[int, int], key: int, sign: int) -> int:
+    """``OffHeapMap.count`` in a dict: a client's live lines, gone at none."""
+    n = model.get(key, 0) + sign
+    if n > 0:
+        moved = 0 if key in model else 1
+        model[key] = n
+        return moved
+    return -1 if model.pop(key, None) is not None else 0
 
 
 @HYPOTHESIS
@@ -73,6 +87,8 @@ def test_an_off_heap_map_behaves_as_a_dict(tables, ops):
             keys, values = array("q", [k for k, _ in o[1]]), array("q", [v for _, v in o[1]])
             table.fill(keys, values)
             model.update(o[1])
+        elif kind == "count":
+            assert table.count(o[1], o[2]) == count(model, o[1], o[2])
         else:
             tables.flush()
         assert len(table) == len(model)
@@ -177,7 +193,7 @@ def canonical(chunks: list[dict[str, Any]]) -> Any:
     tables: dict[tuple[str, str], dict[int, int | None]] = {}
     for chunk in chunks:
         years.update(chunk.get("years", {}))
-        for kind in ("lines", "clients", "events"):
+        for kind in ("lines", "clients", "events", "distinct"):
             for y, raw in chunk[kind].items():
                 into = tables.setdefault((kind, y), {})
                 if kind == "events":
@@ -201,6 +217,22 @@ def plain(state: ProviderState) -> Any:
     )
 
 
+def maps_of(ys: YearState) -> dict[str, dict[int, int]]:
+    """A year's distinct-client maps as dicts, ``dept_live`` too (``__eq__`` leaves
+    it out: the counts in its cells are compared)."""
+    return {name: dict(live.items()) for name, live in ys.client_maps()}
+
+
+def assert_years_off_the_heap(off: ProviderState, heap: ProviderState) -> None:
+    """Every distinct-client map of ``off`` is off the heap and holds what ``heap``'s do."""
+    assert off.years.keys() == heap.years.keys()
+    for y, ys in off.years.items():
+        kinds = {type(live) for _, live in ys.client_maps()}
+        assert kinds == {OffHeapMap}, kinds
+        assert ys == heap.years[y]
+        assert maps_of(ys) == maps_of(heap.years[y])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=1, max_size=60), chunk=st.sampled_from([1, 5, 10_000]))
 def test_a_state_off_the_heap_gives_the_snapshot_and_checkpoint_of_one_in_c_tables(
@@ -220,6 +252,7 @@ def test_a_state_off_the_heap_gives_the_snapshot_and_checkpoint_of_one_in_c_tabl
             b = off.providers[agb]
             assert all(isinstance(t, OffHeapMap) for t in b.lines.values())
             assert plain(b) == plain(a)
+            assert_years_off_the_heap(b, a)
             assert b.index_entries() == a.index_entries()
             checkpoint = codec.checkpoint(b, chunk)
             assert canonical(checkpoint) == canonical(codec.checkpoint(a, chunk))
@@ -229,10 +262,139 @@ def test_a_state_off_the_heap_gives_the_snapshot_and_checkpoint_of_one_in_c_tabl
             for part in checkpoint:
                 codec.restore_checkpoint(back, orjson.loads(orjson.dumps(part)))
             assert plain(back) == plain(a)
+            assert back.years == a.years
+            assert {y: maps_of(ys) for y, ys in back.years.items()} == {
+                y: maps_of(ys) for y, ys in a.years.items()
+            }
             into = ProviderState(agb, tables=tables)
             for part in codec.checkpoint(a, chunk):
                 codec.restore_checkpoint(into, orjson.loads(orjson.dumps(part)))
             assert plain(into) == plain(a) and into.index_entries() == a.index_entries()
             assert all(isinstance(t, OffHeapSet) for t in into.events.values())
+            assert_years_off_the_heap(into, a)
     finally:
         tables.close()
+
+
+# -- the years' distinct-client maps off the heap (issue #21) ----------------------------
+
+AGB = PROVIDERS[0]
+# k1's one line counts in every distinct-client map of 2026 (ADHD Q1, consult, digital,
+# detox, clinical detox, the ward's February); the others' lines overlap in some.
+K1 = {
+    "provider": AGB,
+    "date": "2026-02-10",
+    "activity": "consult",
+    "mode": "individual",
+    "practitioners": 1,
+    "digital": True,
+    "detox": "clinical",
+    "zvt": 3,
+    "setting": 5,
+    "diagnosis": "adhd",
+    "client": "k1",
+    "amount": 10_000,
+    "department": "ward",
+    "stay": 1,
+}
+OTHERS = [
+    {"client": "k2"},
+    {"client": "k2", "date": "2026-05-10", "detox": "ambulant", "digital": False},
+    {"client": "k3", "activity": "stay", "detox": None, "department": "crisis", "stay": 30},
+    {"client": "k4", "diagnosis": "depression", "detox": "ambulant"},
+    {"client": "k3", "date": "2025-05-10", "department": None},
+]
+
+
+def client_history() -> tuple[Builder, list[dict[str, Any]]]:
+    """Debits of four clients over two years, then a credit of k2's May line."""
+    b = Builder()
+    events = [b.debit(K1), *(b.debit({**K1, **other}) for other in OTHERS)]
+    events.append(b.credit(events[2]))
+    return b, events
+
+
+def test_a_state_off_the_heap_counts_distinct_clients_in_off_heap_maps(tables):
+    _, events = client_history()
+    heap, off = new_engine(journal=True), new_engine(journal=True)
+    off.tables = tables
+    for raw in encode(events):
+        heap.process(raw, None)
+        off.process(raw, None)
+    a, b = heap.providers[AGB], off.providers[AGB]
+    assert_years_off_the_heap(b, a)
+    for ys in a.years.values():  # the same history in C tables, without off-heap tables
+        assert {type(live) for _, live in ys.client_maps()} == {Int64toInt64Map}
+    ys = b.years[2026]
+    # k2's May line is credited: k2 leaves the maps it counted in only there
+    assert {name: len(live) for name, live in ys.client_maps()} == {
+        "adhd1": 3,  # k1, k2, k3 (a stay of an ADHD client too; k4's is no ADHD line)
+        "adhd2": 0,  # k2's line went: the quarter stays, empty
+        "clients_detox": 3,  # k1, k2 (its February line), k4
+        "clients_clinical": 2,  # k1, k2
+        "clients_consult": 3,  # k1, k2, k4 (k3's lines are stays)
+        "clients_digital": 3,  # k1, k2, k4
+        "dept_live": 4,  # the ward's February: k1, k2, k4; the crisis's: k3
+    }
+    # the front holds three keys at most: most of these counts were read from RocksDB
+    assert len(list(tables.db.keys())) > 0
+
+
+def test_a_client_leaves_the_off_heap_counts_when_its_last_line_is_credited(tables):
+    b, events = client_history()
+    engine = new_engine(journal=True)
+    engine.tables = tables
+    for raw in encode(events):
+        engine.process(raw, None)
+    st_ = engine.providers[AGB]
+    ys = st_.years[2026]
+    before = {name: dict(live.items()) for name, live in ys.client_maps()}
+    cells = {key: cell[0] for key, cell in ys.dept_cells.items()}
+    engine.process(encode([b.credit(events[0])])[0], None)  # k1's only line
+    after = {name: dict(live.items()) for name, live in ys.client_maps()}
+    # k1 leaves every map it counted in (all but the second quarter's), the others stay
+    dropped = {name: len(before[name]) - len(after[name]) for name in before}
+    assert dropped == {**dict.fromkeys(before, 1), "adhd2": 0}
+    for name in before:
+        assert after[name].items() <= before[name].items()
+    (ward_february,) = [k for k, n in cells.items() if ys.dept_cells[k][0] != n]
+    assert ys.dept_cells[ward_february][0] == cells[ward_february] - 1 == 2
+    assert all(type(live) is OffHeapMap for _, live in ys.client_maps())
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 10_000])
+def test_off_heap_client_maps_survive_a_checkpoint_and_recovery_into_off_heap_tables(
+    tmp_path, chunk
+):
+    b, events = client_history()
+    events += [b.credit(events[0]), b.debit({**K1, "client": "k5", "date": "2026-11-30"})]
+    heap = new_engine(journal=True)
+    off_tables = OffHeapTables(tmp_path / "off", front_entries=3)
+    into_tables = OffHeapTables(tmp_path / "into", front_entries=3)
+    try:
+        off = new_engine(journal=True)
+        off.tables = off_tables
+        table: dict[str, bytes] = {}
+        writer = StateTable(table)
+        writer.checkpoint_chunk, writer.checkpoint_tail_ratio = chunk, 1_000
+        for n, raw in enumerate(encode(events)):
+            heap.process(raw, None)
+            off.process(raw, None)
+            # a checkpoint after the fifth message, journal segments before and after it
+            writer.checkpoint_segments = 1 if n == 4 else 1_000
+            for key, value in encoded(writer.persist(off.providers[AGB], 0)):
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
+        # recovery reads a checkpoint, then the journal segments written after it
+        assert {key[:2] for key in table} == {"h:", "k:", "j:"}
+        loaded = StateTable(table).load(AGB, lambda agb: ProviderState(agb, tables=into_tables))
+        assert loaded is not None
+        recovered, a = loaded[0], heap.providers[AGB]
+        assert_years_off_the_heap(recovered, a)
+        assert plain(recovered) == plain(a)
+        assert all(type(t) is OffHeapMap for t in recovered.lines.values())
+    finally:
+        off_tables.close()
+        into_tables.close()
