@@ -267,6 +267,23 @@ class _Table:
             hi = _KEY.pack(self.id + 1, 0)[:4] if self.id + 1 < _TABLE_IDS else b"\xff" * 5
             self._db.delete_range(self._lo, hi)
 
+    def _entered(self) -> None:
+        """A key entered the front: the table has something to spill, and the
+        fronts of all tables are spilled once they hold ``front_entries`` keys."""
+        self._mk = _NOTHING  # the database no longer has the last word on it
+        tables = self._tables
+        tables._dirty[self.id] = self  # noqa: SLF001
+        tables.pending += 1
+        if tables.pending >= tables.front_entries:
+            tables.flush()
+
+    def _drop(self, key: int) -> None:
+        """Delete a key held (from the front, the database or both)."""
+        self._front.discard(key)
+        self._db.delete(_KEY.pack(self.id, key))
+        self._mk = _NOTHING
+        self._n -= 1
+
     def __del__(self) -> None:
         # A table is let go when its year is dropped (retention) or its state is
         # (rebalance, recovery): its keys go with it. Tables in a front are still
@@ -312,19 +329,7 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
     def _to_front(self, key: int, value: int) -> None:
         """Set a key the front does not hold yet (``_n`` already counts it)."""
         self._front[key] = value
-        self._mk = _NOTHING  # the database no longer has the last word on it
-        tables = self._tables
-        tables._dirty[self.id] = self  # noqa: SLF001
-        tables.pending += 1
-        if tables.pending >= tables.front_entries:
-            tables.flush()
-
-    def _drop(self, key: int) -> None:
-        """Delete a key held (from the front, the database or both)."""
-        self._front.discard(key)
-        self._db.delete(_KEY.pack(self.id, key))
-        self._mk = _NOTHING
-        self._n -= 1
+        self._entered()
 
     def _new_front(self) -> Any:
         return Int64toInt64Map()
@@ -350,12 +355,7 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
                 self._n += 1
                 self._mark()
             front[key] = value
-            self._mk = _NOTHING  # the database no longer has the last word on it
-            tables = self._tables
-            tables._dirty[self.id] = self  # noqa: SLF001
-            tables.pending += 1
-            if tables.pending >= tables.front_entries:
-                tables.flush()
+            self._entered()
         else:
             front[key] = value
 
@@ -442,20 +442,12 @@ class OffHeapSet(_Table, MutableSet[int]):
         self._n += 1
         self._mark()
         front.add(key)
-        self._mk = _NOTHING
-        tables = self._tables
-        tables._dirty[self.id] = self  # noqa: SLF001
-        tables.pending += 1
-        if tables.pending >= tables.front_entries:
-            tables.flush()
+        self._entered()
 
     def discard(self, key: int) -> None:
         if key not in self:
             return
-        self._front.discard(key)
-        self._db.delete(_KEY.pack(self.id, key))
-        self._mk = _NOTHING
-        self._n -= 1
+        self._drop(key)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.arrays())
