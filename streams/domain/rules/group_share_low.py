@@ -8,7 +8,6 @@ status book, the snapshot and the metrics all call it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,13 +42,20 @@ def peer_mean(pairs: Iterable[tuple[int, int]], min_consults: int) -> tuple[Frac
     return (total / n if n else None), n
 
 
-@functools.lru_cache(maxsize=256)
+# The last (peer mean, factor, bound, bound as a float): every provider-year of one
+# month is judged against the same mean object, whose denominator runs to hundreds of
+# digits (hashing it for a cache would cost what the product does).
+_last: list[Any] = [None, None, None, None]
+
+
 def _bound(factor: float, mean: Fraction) -> tuple[Fraction, float]:
-    """factor × the peer mean, exactly and as a float: one product per peer mean,
-    not one per provider-year and month (the mean's denominator runs to hundreds of
-    digits)."""
-    bound = exact(factor) * mean
-    return bound, float(bound)
+    """factor × the peer mean, exactly and as a float: one product per peer mean, not
+    one per provider-year and month."""
+    last = _last
+    if last[0] is not mean or last[1] != factor:
+        bound = exact(factor) * mean
+        last[:] = [mean, factor, bound, float(bound)]
+    return last[2], last[3]
 
 
 def evaluate(ys: YearState, tick: Tick, gs: GroupSharePolicy) -> Found:

@@ -46,3 +46,22 @@ def test_group_share_low_resolves_when_the_share_recovers(eng, line, send):
     send(eng, *consults(line, 67, consult_mode="group", digital=True))  # 67/267 = 0.2509
     assert tick_ids(eng, peers=HALF) == [(f"group_share_low:{AGB}:2026", "resolved")]
     assert tick_ids(eng, peers=HALF) == []
+
+
+def test_group_share_low_judges_one_peer_mean_under_each_policys_factor() -> None:
+    # the bound factor x mean is kept per mean object: two policies judging against
+    # the same mean (an operator's changed factor, the offline replay and a worker in
+    # one process) must each get their own
+    from fractions import Fraction
+
+    from streams.domain.indicators import YearState
+    from streams.domain.rules.base import Tick
+    from streams.domain.rules.group_share_low import GroupSharePolicy, evaluate
+
+    ys = YearState()
+    ys.consults, ys.group_consults = 200, 40  # 0.2
+    mean = Fraction(1, 2)
+    tick = Tick(2026, None, mean)
+    for factor, low in ((0.5, True), (0.3, False), (0.5, True)):
+        ((finding, _),) = evaluate(ys, tick, GroupSharePolicy(factor, 100, "warning"))
+        assert finding.fire is low and finding.threshold == factor * 0.5
