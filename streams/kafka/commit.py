@@ -16,16 +16,11 @@ Per message, ``Commit.process`` (the ingest agent calls it for every message):
    whose offset its state already applied (the applied offsets in each provider's
    header, the ledger offset of a partition), then, in this order:
    a. re-keyed lines are sent to the control topic and acknowledged,
-   b. alerts (each transition once: ``Published``) and dead letters are sent,
-   c. the table writes are made once those are acknowledged (their changelog records
-      queued in the producer; checkpoint chunks drained one at a time),
+   b. alerts (each transition once: ``Published``) and dead letters are sent and
+      acknowledged,
+   c. the table writes are made (their changelog records queued in the producer;
+      checkpoint chunks drained one at a time),
    so a crash between any two of them re-sends results rather than loses them.
-   The agent does not wait for step b's acknowledgements (a broker round trip, a few
-   ms on tansu, for a third of the messages): ``WriteBehind`` holds the message's
-   writes until they come, while the agent goes on, and makes every message's
-   writes in message order. A message with a checkpoint first waits for all held
-   writes and its own acknowledgements (its chunks are encoded as they are written,
-   from the state as it is then).
 3. **Stop on failure.** A message whose effects could not all be made stops the
    worker (``stop_unprocessed``): raised out of the agent, Faust would acknowledge it.
 4. **Done.** ``DeliveryGuard.done``: the partition's next offset moves past it; Faust
@@ -36,9 +31,7 @@ Faust's commit loop calls every second, at a rebalance and on the way out):
 
 5. **Hold.** The offsets Faust asks for, each guarded partition held to the next
    offset the agent has to process (``DeliveryGuard.committable``): Faust counts
-   skipped offsets as acknowledged. Then the held writes of those messages are made
-   (``WriteBehind.release``: their acknowledgements awaited); one refused stops the
-   worker, committing nothing.
+   skipped offsets as acknowledged.
 6. **Flush.** The producer drained: every record queued or in hand handed to
    aiokafka (``DrainingBuffer.flush``; Faust's returns with one still in hand), then
    aiokafka's flush, which waits for the broker's answers.
@@ -47,10 +40,6 @@ Faust's commit loop calls every second, at a rebalance and on the way out):
 8. **Commit.** Faust's own commit of the held offsets.
 
 At a rebalance (``Worker.on_assigned``, ``Worker.on_revoked``, ``Worker.recovered``):
-every held write is made and the producer flushed before the revoked partitions'
-state is let go (a partition's next owner recovers from the changelog once this
-worker has rejoined the group; Faust may not have committed the last message, whose
-state is then on the changelog with its applied offset, so the next owner skips it);
 the guard forgets the partitions that come or go; at recovery the alerts topic tells
 which transitions are out already (``Published.reload``), and a state that cannot be
 rebuilt from the changelog stops the worker.
@@ -58,15 +47,11 @@ rebuilt from the changelog stops the worker.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import orjson
-from faust.streams import current_event
 
 from streams.kafka.delivery import DeliveryGuard
 from streams.kafka.offsets import read_all
@@ -78,95 +63,12 @@ log = logging.getLogger("claimwatch.commit")
 CommitOffsets = Callable[..., Awaitable[bool]]
 
 
-# Messages whose writes may wait for their acknowledgements at once; beyond this the
-# agent waits for the oldest (a held message keeps its encoded writes, tens of KB).
-HELD_MAX = 64
-
-
-class _Held(NamedTuple):
-    acks: Sequence[Awaitable[Any]]
-    write: Callable[[], None]
-    context: contextvars.Context
-    event: Any  # Faust's event of the message, kept alive (see ``WriteBehind``)
-
-
-class WriteBehind:
-    """Step 2c after step 2b's acknowledgements, without the agent waiting for them.
-
-    ``hold`` takes a message's acknowledgements and a function making its table
-    writes; the writes are made, in the order messages were held, once their own
-    and every earlier message's acknowledgements are in: at the next ``hold`` or
-    ``release_done`` that finds them in, or in ``release``, which waits. A write runs
-    in the context the message was handled in: a Faust table sends a key's changelog
-    record to the partition of the event being handled (``current_event()``), the
-    message's own, not the one the agent handles when the write is made. Faust keeps
-    that event in its context variable as a weak reference (faust/streams.py,
-    ``current_event``; 0.15.3): the held entry keeps the event itself, or the write
-    would find it gone ("Cannot modify table key from outside of stream iteration").
-
-    An acknowledgement that failed (the broker refused an alert or dead letter)
-    raises out of the call that finds it: the caller stops the worker without
-    committing (``stop_unprocessed``), so nothing of that message is written.
-    """
-
-    def __init__(self, limit: int = HELD_MAX) -> None:
-        self.limit = limit
-        self._held: deque[_Held] = deque()
-        self.held = 0  # messages held so far
-        self.written = 0  # of those, written
-
-    def __len__(self) -> int:
-        return len(self._held)
-
-    async def hold(self, acks: Sequence[Awaitable[Any]], write: Callable[[], None]) -> None:
-        """Queue a message's writes behind its acknowledgements and the messages
-        held before it; make what can be made; wait only when ``limit`` are held."""
-        self._held.append(_Held(acks, write, contextvars.copy_context(), current_event()))
-        self.held += 1
-        self.release_done()
-        if len(self._held) > self.limit:
-            await self.release(self.written + len(self._held) - self.limit)
-
-    def release_done(self) -> None:
-        """Make the writes of the oldest held messages whose acknowledgements are in."""
-        held = self._held
-        while held and all(_settled(a) for a in held[0].acks):
-            self._write(held[0])
-            held.popleft()  # only once written: a refused one stays, so no commit passes it
-
-    async def release(self, upto: int | None = None) -> None:
-        """Wait for the acknowledgements of the messages held so far (or of the first
-        ``upto`` ever held) and make their writes, in order."""
-        target = self.held if upto is None else upto
-        held = self._held
-        while held and self.written < target:
-            head = held[0]
-            for ack in head.acks:
-                await ack
-            if held and held[0] is head:  # not made meanwhile by release_done
-                self._write(head)
-                held.popleft()
-
-    def _write(self, entry: _Held) -> None:
-        for ack in entry.acks:
-            if isinstance(ack, asyncio.Future):
-                ack.result()  # raises what the broker answered
-        entry.context.run(entry.write)
-        self.written += 1
-
-
-def _settled(ack: Awaitable[Any]) -> bool:
-    # the producer's acknowledgements are futures; anything else is awaited in release
-    return isinstance(ack, asyncio.Future) and ack.done()
-
-
 class Commit:
     """The steps above for one worker's Faust app and delivery guard."""
 
-    def __init__(self, app: Any, guard: DeliveryGuard, behind: WriteBehind | None = None) -> None:
+    def __init__(self, app: Any, guard: DeliveryGuard) -> None:
         self.app = app
         self.guard = guard
-        self.behind = behind if behind is not None else WriteBehind()
         self._commit_offsets: CommitOffsets | None = None
 
     def install(self) -> None:
@@ -198,10 +100,6 @@ class Commit:
     # -- per commit: steps 5-8 -------------------------------------------------------
     async def commit(self, offsets: Mapping[Any, int], *args: Any, **kwargs: Any) -> bool:
         held = self.guard.committable(offsets)  # 5
-        try:  # every message in ``held`` was held (if at all) before this point
-            await self.behind.release(self.behind.held)
-        except Exception:  # noqa: BLE001 - a result the broker refused: commit nothing
-            stop_unprocessed("a message's alerts or dead letters were not acknowledged")
         producer = self.app.producer
         await producer.flush()  # 6
         buffer = producer.buffer

@@ -198,19 +198,8 @@ class Worker:
         # copy a counted duplicate, never a loss.
         await self._rekey(msg, out)
         if not out.skipped:
-            acks, sent = await self.send_results(out)
-            if any(isinstance(v, Chunk) for v in out.writes.values()):
-                # a checkpoint's chunks are encoded as they are written, from the
-                # state as it is now: everything before it first, then its own
-                await self.commit.behind.release()
-                for ack in acks:
-                    await ack
-                self.metrics.record(out, sent)
-                await self.write(out)
-            else:
-                # written once acknowledged, in message order, while the agent goes
-                # on (streams/kafka/commit.py, WriteBehind)
-                await self.commit.behind.hold(acks, lambda: self._recorded_writes(out, sent))
+            await self.publish(out)
+            await self.write(out)
         if out.flush:  # a tick or a status flush: the statuses out, acknowledged
             await self.statuses.publish()
         if out.tick is not None:
@@ -257,14 +246,6 @@ class Worker:
         """Send a message's alerts (each transition once) and dead letters and wait
         for the broker: before the state that records them is written, so a crash in
         between re-sends (same alert_id + sequence) rather than loses them."""
-        acks, sent = await self.send_results(out)
-        for ack in acks:
-            await ack
-        self.metrics.record(out, sent)
-
-    async def send_results(self, out: Output) -> tuple[list[Any], list[dict[str, Any]]]:
-        """Send a message's alerts (each transition once) and dead letters: their
-        acknowledgements, and the alerts sent."""
         futures = []
         send = self.outbox.send
         sent = []
@@ -281,28 +262,27 @@ class Worker:
                 payload = payload[:DEAD_LETTER_MAX_BYTES]
             key = letter.key.encode() if letter.key else None
             futures.append(await send(self.settings.topic_rejected, key, payload, headers))
-        return futures, sent
-
-    def _recorded_writes(self, out: Output, sent: list[dict[str, Any]]) -> None:
-        """A held message's writes, once its results are acknowledged (no checkpoint
-        chunk: those are never held)."""
+        for fut in futures:
+            await fut
         self.metrics.record(out, sent)
-        state = self.state
-        for k, v in out.writes.items():
-            _put(state, k, v)
 
     async def write(self, out: Output) -> None:
         """Make a message's table writes, in order."""
         state = self.state
         for k, v in out.writes.items():
-            if isinstance(v, Chunk):
+            if v is None:  # superseded by a checkpoint: a changelog tombstone
+                # not pop(): it reads the value and Faust JSON-decodes it (the table
+                # has no value type), a whole checkpoint chunk parsed to be dropped
+                if k in state:
+                    del state[k]
+            elif isinstance(v, Chunk):
                 # A checkpoint goes out one chunk at a time: encoded now, and
                 # delivered before the next is made, so a large provider's
                 # checkpoint is never in memory whole.
                 state[k] = v.encode()
                 await self.outbox.drain()
             else:
-                _put(state, k, v)
+                state[k] = v
 
     async def _send_status(self, key: bytes, value: bytes) -> Any:
         return await self.outbox.send(self.settings.topic_provider_status, key, value)
@@ -380,13 +360,6 @@ class Worker:
             await app.add_runtime_dependency(self.register.reader)
 
     async def on_revoked(self, app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
-        # Held writes on the changelog before the partitions go: their next owner
-        # recovers from it once this worker rejoins (streams/kafka/commit.py).
-        try:
-            await self.commit.behind.release()
-        except Exception:  # noqa: BLE001 - a result the broker refused: commit nothing
-            stop_unprocessed("a message's alerts or dead letters were not acknowledged")
-        await self.outbox.drain()
         self.state_ready = False
         self.delivery.reset(revoked)
         await self.statuses.settle()  # no summary of a departing provider sent after this
@@ -394,17 +367,6 @@ class Worker:
         gone = {tp.partition for tp in revoked if tp.topic == topic}
         if gone:
             self.processor.forget_partitions(gone)
-
-
-def _put(state: MutableMapping[str, Any], key: str, value: Any) -> None:
-    """One table write; None is a changelog tombstone (superseded by a checkpoint)."""
-    if value is None:
-        # not pop(): it reads the value and Faust JSON-decodes it (the table has no
-        # value type), a whole checkpoint chunk parsed to be dropped
-        if key in state:
-            del state[key]
-    else:
-        state[key] = value
 
 
 def dead_letter_headers(letter: DeadLetter) -> dict[str, bytes]:

@@ -124,93 +124,6 @@ async def test_a_message_that_cannot_be_applied_stops_the_worker_unprocessed(
     assert c.guard.next[P0] == 1
 
 
-async def test_held_writes_are_made_in_message_order_once_acknowledged() -> None:
-    """Step 2c without waiting (``WriteBehind``): a message's writes wait for its own
-    acknowledgements and every earlier message's writes, never for later ones."""
-    loop = asyncio.get_running_loop()
-    behind = commit_module.WriteBehind(limit=10)
-    written: list[str] = []
-    first, second = loop.create_future(), loop.create_future()
-    await behind.hold([first], lambda: written.append("a"))
-    await behind.hold([second], lambda: written.append("b"))
-    await behind.hold([], lambda: written.append("c"))  # nothing to wait for but "a", "b"
-    second.set_result(None)
-    behind.release_done()
-    assert written == []  # "b" is acknowledged, "a" is not: nothing may pass "a"
-    first.set_result(None)
-    behind.release_done()
-    assert written == ["a", "b", "c"] and len(behind) == 0 and behind.written == 3
-
-
-async def test_held_writes_beyond_the_limit_make_the_agent_wait() -> None:
-    loop = asyncio.get_running_loop()
-    behind = commit_module.WriteBehind(limit=1)
-    written: list[int] = []
-    acks = [loop.create_future() for _ in range(2)]
-    await behind.hold([acks[0]], lambda: written.append(0))
-    loop.call_later(0.01, acks[0].set_result, None)
-    await behind.hold([acks[1]], lambda: written.append(1))  # waits for the first
-    assert written == [0] and len(behind) == 1
-
-
-async def test_a_held_write_runs_with_its_own_faust_event(monkeypatch) -> None:
-    """Faust sends a table key's changelog record to the partition of
-    ``current_event()``, which its context variable holds as a weak reference
-    (faust/streams.py, 0.15.3): a write made after the agent moved on must still see
-    the message's own event, kept alive by the held entry."""
-    import gc
-    import weakref
-
-    from faust.streams import _current_event, current_event
-
-    class Event:
-        def __init__(self, partition: int) -> None:
-            self.partition = partition
-
-    loop = asyncio.get_running_loop()
-    behind = commit_module.WriteBehind(limit=10)
-    seen: list[int | None] = []
-
-    def write() -> None:
-        event = current_event()
-        seen.append(getattr(event, "partition", None))
-
-    async def handle(partition: int, ack: asyncio.Future[None]) -> None:
-        event = Event(partition)
-        _current_event.set(weakref.ref(event))  # as Faust's stream does, per event
-        await behind.hold([ack], write)
-
-    acks = [loop.create_future() for _ in range(2)]
-    await asyncio.create_task(handle(3, acks[0]))  # a task: a context of its own
-    await asyncio.create_task(handle(5, acks[1]))
-    gc.collect()  # the agent holds neither event any more
-    for ack in acks:
-        ack.set_result(None)
-    await behind.release()
-    assert seen == [3, 5]
-
-
-async def test_held_writes_are_made_before_offsets_are_committed(monkeypatch) -> None:
-    monkeypatch.setattr(commit_module, "stop_unprocessed", _stop)
-    events: list[str] = []
-    app, c = installed(events)
-    ack = asyncio.get_running_loop().create_future()
-    await c.behind.hold([ack], lambda: events.append("write"))
-    await done(c, app, Message(P0, 0))
-    asyncio.get_running_loop().call_later(0.01, ack.set_result, None)
-    await app.consumer._commit_offsets({P0: 1})
-    assert events == ["write", "flush", "commit"]
-    refused = asyncio.get_running_loop().create_future()
-    await c.behind.hold([refused], lambda: events.append("never"))
-    await done(c, app, Message(P0, 1))
-    refused.set_exception(RuntimeError("NotLeaderForPartition"))
-    with pytest.raises(RuntimeError):  # found by the agent: raised into Commit.process
-        c.behind.release_done()
-    with pytest.raises(Stopped, match="not acknowledged"):  # found by a commit
-        await app.consumer._commit_offsets({P0: 2})
-    assert "never" not in events and events.count("commit") == 1
-
-
 def test_each_alert_transition_is_published_once() -> None:
     published = Published()
     event = {"alert_id": "ceiling_utilisation:x:2026:70", "sequence": 1}
@@ -229,11 +142,10 @@ async def test_the_real_ingest_agent_stops_the_worker_when_a_messages_writes_fai
     stops: list[str] = []
     monkeypatch.setattr(commit_module, "stop_unprocessed", lambda what, **_: stops.append(what))
 
-    class FailingTable(dict):  # type: ignore[type-arg]
-        def __setitem__(self, key: str, value: Any) -> None:
-            raise OSError("table write failed")
+    async def failing_write(_out: Any) -> None:
+        raise OSError("table write failed")
 
-    monkeypatch.setattr(harness.worker, "state", FailingTable())
+    monkeypatch.setattr(harness.worker, "write", failing_write)
     topic = AGENTS.topic_declarations
     async with harness.app.agents["ingest"].test_context() as agent:
         await harness.put(agent, topic, batch(make_line()), AGB)
