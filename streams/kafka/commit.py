@@ -16,11 +16,17 @@ Per message, ``Commit.process`` (the ingest agent calls it for every message):
    whose offset its state already applied (the applied offsets in each provider's
    header, the ledger offset of a partition), then, in this order:
    a. re-keyed lines are sent to the control topic and acknowledged,
-   b. alerts (each transition once: ``Published``) and dead letters are sent and
-      acknowledged,
+   b. dead letters are sent and acknowledged; alerts (each transition once:
+      ``Published``) are sent, and those of the partition not yet acknowledged
+      (``Unacknowledged``) are written to the partition's alert outbox,
    c. the table writes are made (their changelog records queued in the producer;
       checkpoint chunks drained one at a time),
-   so a crash between any two of them re-sends results rather than loses them.
+   so a crash between any two of them re-sends results rather than loses them. An
+   alert is not waited for: the outbox record goes to the changelog partition the
+   message's state goes to, before it, and the producer keeps a partition's records
+   in order, so a state that records the alert comes back with an outbox that holds
+   it; recovery sends what of the outbox the alerts topic lacks. Dead letters carry
+   input bytes, which no state record may hold: they are waited for.
 3. **Stop on failure.** A message whose effects could not all be made stops the
    worker (``stop_unprocessed``): raised out of the agent, Faust would acknowledge it.
 4. **Done.** ``DeliveryGuard.done``: the partition's next offset moves past it; Faust
@@ -41,14 +47,15 @@ Faust's commit loop calls every second, at a rebalance and on the way out):
 
 At a rebalance (``Worker.on_assigned``, ``Worker.on_revoked``, ``Worker.recovered``):
 the guard forgets the partitions that come or go; at recovery the alerts topic tells
-which transitions are out already (``Published.reload``), and a state that cannot be
-rebuilt from the changelog stops the worker.
+which transitions are out already (``Published.reload``), the alert outboxes of the
+partitions assigned are sent where the topic lacks them (``Unacknowledged.unsent``),
+and a state that cannot be rebuilt from the changelog stops the worker.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -57,6 +64,7 @@ from streams.kafka.delivery import DeliveryGuard
 from streams.kafka.offsets import read_all
 from streams.kafka.producer import DrainingBuffer
 from streams.kafka.stop import stop_unprocessed
+from streams.store import codec
 
 log = logging.getLogger("claimwatch.commit")
 
@@ -112,8 +120,9 @@ class Commit:
 class Published:
     """Alert transitions (alert_id, sequence) known to be on the alerts topic.
 
-    Alerts are acknowledged before the state that records them is written (step 2),
-    so a crash in between re-sends them; the topic itself says which are out."""
+    A crash can come after an alert was sent and before its message's state was
+    written: the message is processed again and its transitions found here, read
+    from the topic at recovery, are not sent twice."""
 
     def __init__(self) -> None:
         self.marks: set[tuple[str, int]] = set()
@@ -135,3 +144,44 @@ class Published:
                 self.marks.add((event["alert_id"], event["sequence"]))
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
+
+
+class Unacknowledged:
+    """Alert transitions sent and not yet acknowledged, per input partition: what the
+    partition's alert outbox (``a:<partition>`` in the state table) has to hold.
+
+    The agent does not wait for an alert's acknowledgement before the next message
+    (a third of the messages with alerts spent about 3 ms there each). The outbox record
+    precedes the message's other writes in the changelog partition, so whatever state a
+    recovery finds, the alerts it recorded are either on the topic or in the outbox."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, list[tuple[Mapping[str, Any], Any]]] = {}
+
+    def outbox(self, partition: int, sent: Sequence[tuple[Mapping[str, Any], Any]]) -> bytes:
+        """The outbox value of ``partition`` once ``sent`` ((event, acknowledgement)
+        pairs) went out: those of its earlier alerts still unacknowledged, then these."""
+        still = [(e, ack) for e, ack in self.pending.get(partition, ()) if not acknowledged(ack)]
+        still += sent
+        self.pending[partition] = still
+        return codec.encode_outbox([e for e, _ in still])
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions gone (their records were flushed by the revocation's commit)."""
+        for p in partitions:
+            self.pending.pop(p, None)
+
+    @staticmethod
+    def unsent(value: Any, published: Published) -> list[dict[str, Any]]:
+        """The transitions of an outbox value the alerts topic does not hold, in order
+        (now counted as sent)."""
+        return [e for e in codec.decode_outbox(value) if published.first(e)]
+
+
+def acknowledged(ack: Any) -> bool:
+    """Whether a send's future completed without error (a refused record stays
+    pending: the commit's check stops the worker on it, step 7)."""
+    done = getattr(ack, "done", None)
+    if done is None or not done():
+        return False
+    return not ack.cancelled() and ack.exception() is None

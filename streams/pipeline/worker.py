@@ -13,7 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import faust
@@ -26,7 +26,7 @@ from streams.domain.contracts import ContractError, parse_contract
 from streams.domain.engine import Engine
 from streams.domain.model import PROCESSING_ERROR
 from streams.domain.policy import Policy
-from streams.kafka.commit import Commit, Published
+from streams.kafka.commit import Commit, Published, Unacknowledged
 from streams.kafka.delivery import DeliveryGuard
 from streams.kafka.limits import max_message_bytes
 from streams.kafka.sensor import ScrapedMonitor
@@ -49,6 +49,7 @@ from streams.pipeline.register import Register
 from streams.pipeline.register import check as check_register
 from streams.pipeline.settings import Settings
 from streams.pipeline.status import ProviderStatus
+from streams.store.layout import outbox_key
 from streams.store.offheap import OffHeapTables
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ class Worker:
         self.register = Register(settings, self.engine.departments)
         self.register_rejected = 0  # register records dead-lettered by this worker
         self.published = Published()
+        self.unacknowledged = Unacknowledged()
         self.regions = RegionJudge(
             settings,
             policy,
@@ -198,7 +200,7 @@ class Worker:
         # copy a counted duplicate, never a loss.
         await self._rekey(msg, out)
         if not out.skipped:
-            await self.publish(out)
+            await self.publish(msg.partition, out)
             await self.write(out)
         if out.flush:  # a tick or a status flush: the statuses out, acknowledged
             await self.statuses.publish()
@@ -242,18 +244,23 @@ class Worker:
         for sent in sends:
             await sent
 
-    async def publish(self, out: Output) -> None:
-        """Send a message's alerts (each transition once) and dead letters and wait
-        for the broker: before the state that records them is written, so a crash in
-        between re-sends (same alert_id + sequence) rather than loses them."""
+    async def publish(self, partition: int, out: Output) -> None:
+        """Send a message's alerts (each transition once) and dead letters, before
+        the state that records them is written, so a crash in between re-sends (same
+        alert_id + sequence) rather than loses them. The dead letters are waited
+        for; the alerts are written to the partition's outbox, before the state
+        (streams/kafka/commit.py, step 2)."""
         futures = []
         send = self.outbox.send
         sent = []
         for event in out.alerts:
             if self.published.first(event):
                 key = event["provider_agb"].encode()
-                futures.append(await send(self.settings.topic_alerts, key, orjson.dumps(event)))
-                sent.append(event)
+                sent.append(
+                    (event, await send(self.settings.topic_alerts, key, orjson.dumps(event)))
+                )
+        if sent:
+            self.state[outbox_key(partition)] = self.unacknowledged.outbox(partition, sent)
         for letter in out.dead_letters:
             headers = dead_letter_headers(letter)
             payload = letter.payload
@@ -264,7 +271,7 @@ class Worker:
             futures.append(await send(self.settings.topic_rejected, key, payload, headers))
         for fut in futures:
             await fut
-        self.metrics.record(out, sent)
+        self.metrics.record(out, [e for e, _ in sent])
 
     async def write(self, out: Output) -> None:
         """Make a message's table writes, in order."""
@@ -347,8 +354,24 @@ class Worker:
         except Exception:  # noqa: BLE001 - never run on a state that is not the table's
             stop_unprocessed("the state table could not be rebuilt")
         log.info("state recovered: %d providers rebuilt from the changelog", n)
+        await self.resend(self.active_partitions())
         self.state_ready = True
         self.heartbeat.beat()  # what waited during the recovery is not the agent's delay
+
+    async def resend(self, partitions: Iterable[int]) -> None:
+        """Send what the alert outboxes of ``partitions`` hold and the alerts topic
+        does not (a crash came before the broker acknowledged them), and wait for
+        the broker."""
+        acks = []
+        for p in partitions:
+            for event in Unacknowledged.unsent(self.state.get(outbox_key(p)), self.published):
+                value = orjson.dumps(event)
+                key = str(event["provider_agb"]).encode()
+                acks.append(await self.outbox.send(self.settings.topic_alerts, key, value))
+        for ack in acks:
+            await ack
+        if acks:
+            log.info("%d alert transitions sent again from the alert outboxes", len(acks))
 
     async def on_assigned(self, app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
         self.assigned_once = True
@@ -367,6 +390,7 @@ class Worker:
         gone = {tp.partition for tp in revoked if tp.topic == topic}
         if gone:
             self.processor.forget_partitions(gone)
+            self.unacknowledged.forget(gone)
 
 
 def dead_letter_headers(letter: DeadLetter) -> dict[str, bytes]:

@@ -554,6 +554,16 @@ def decode_ledger(value: Any) -> tuple[Counts, int]:
     return Counts.from_dict(raw["counts"]), int(raw["offset"])
 
 
+def encode_outbox(events: list[Mapping[str, Any]]) -> bytes:
+    """A partition's alert outbox: alert transitions as published (SPEC §5)."""
+    return orjson.dumps(events)
+
+
+def decode_outbox(value: Any) -> list[dict[str, Any]]:
+    events = decode(value)
+    return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+
+
 def encode_contract(contract: Contract) -> bytes:
     return orjson.dumps({name: getattr(contract, name) for name in _CONTRACT_FIELDS})
 

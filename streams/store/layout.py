@@ -10,6 +10,8 @@ that everything of a provider sits in the provider's partition (values: see
 ``k:<owner>:<g>:<i>``  chunk i of checkpoint g: line index, event ids, client maps, indicators
 ``c:<agb>:<year>``     the contract version in force
 ``l:<partition>``      ledger of a partition: rejections of messages without a key
+``a:<partition>``      alert outbox of a partition: the transitions sent and not yet
+                       known to be acknowledged (streams/kafka/commit.py, step 2)
 
 Only the changes of a message are written (one journal segment, one header), never
 the whole provider, so a write costs the size of the message, not of the state.
@@ -81,6 +83,10 @@ def contract_key(provider: str, year: int) -> str:
 
 def ledger_key(partition: int) -> str:
     return f"l:{partition}"
+
+
+def outbox_key(partition: int) -> str:
+    return f"a:{partition}"
 
 
 @dataclass(slots=True)

@@ -22,8 +22,10 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from streams.domain.model import format_time, parse_time
+from streams.kafka.topics import state_changelog
 from streams.local.cluster import Cluster
 from streams.pipeline.processor import MAX_MESSAGE_BYTES
 from streams.pipeline.worker import DEAD_LETTER_MAX_BYTES
@@ -103,6 +105,53 @@ def test_worker_sigkilled_at_random_points_recovers_without_loss_or_double_count
     online = finish(cluster, stats, policy)
     assert len(kills) == 3
     assert_equal_results(online, reference, f"kills: {kills}")
+
+
+def test_a_restarted_worker_sends_what_its_alert_outbox_holds_and_the_topic_lacks(
+    cluster,
+) -> None:
+    """The deterministic case of the kills above: a worker died after its state
+    recorded an alert and before the broker acknowledged the alert. The changelog then
+    holds the partition's alert outbox with the transition (planted here); the
+    restarted worker reads it at recovery and sends it, once."""
+    worker = cluster.add_worker()
+    cluster.wait_ready()
+    cluster.kill_worker(worker)
+    event = {
+        "schema": "ggz.alert/1",
+        "alert_id": "ceiling_utilisation:12345678:2026:70",
+        "rule": "ceiling_utilisation",
+        "state": "firing",
+        "sequence": 1,
+        "provider_agb": "12345678",
+        "year": 2026,
+    }
+    changelog = state_changelog(cluster.settings)
+
+    async def plant() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=cluster.settings.broker, **cluster.settings.kafka_client_kwargs()
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                changelog, orjson.dumps([event]), key=orjson.dumps("a:2"), partition=2
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(plant())
+    cluster.start_worker(worker)
+    cluster.wait_ready()
+    alerts_topic = cluster.settings.topic_alerts
+
+    def sent() -> list[dict[str, Any]]:
+        return [orjson.loads(v) for _k, v, _h in cluster.read_topic(alerts_topic, timeout=5.0)]
+
+    wait_until(lambda: event in sent(), 60, "the outbox's alert on the alerts topic")
+    cluster.restart_worker(worker)  # the topic has it now: not sent again
+    cluster.wait_ready()
+    assert sent() == [event]
 
 
 # -- b. broker outage ----------------------------------------------------------------

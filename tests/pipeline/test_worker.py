@@ -1,9 +1,12 @@
 """``Worker.handle`` (step 2 of streams/kafka/commit.py): a message's results are
-acknowledged before the state that records them is written, and an alert transition
-already on the alerts topic is not sent again."""
+sent before the state that records them is written (dead letters and re-keyed lines
+acknowledged; alerts not yet acknowledged written to the partition's outbox first, and
+sent again at recovery where the topic lacks them), and an alert transition already on
+the alerts topic is not sent again."""
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,85 @@ def test_a_transition_already_on_the_alerts_topic_is_not_sent_again(make_line):
     again.declarations(AGB, batch(*lines))
     assert again.alerts == []
     assert again.engine.snapshot()["providers"] == first.engine.snapshot()["providers"]
+
+
+class Unanswered(Recorder):
+    """An outbox whose broker has not acknowledged any alert yet."""
+
+    def __init__(self, alerts_topic: str) -> None:
+        super().__init__()
+        self.alerts_topic = alerts_topic
+        self.waiting: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, key: Any, value: bytes, headers: Any = None) -> Any:
+        done = await super().send(topic, key, value, headers)
+        if topic != self.alerts_topic:
+            return done
+        waiting = asyncio.get_running_loop().create_future()
+        self.waiting.append(waiting)
+        return waiting
+
+
+class Writes(dict[str, Any]):
+    """A state table that remembers the order of its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.order.append(key)
+        super().__setitem__(key, value)
+
+
+def unanswered() -> tuple[Feed, Unanswered]:
+    feed = Feed(load_policy(), partitions=1, store=Writes())
+    outbox = Unanswered(feed.settings.topic_alerts)
+    feed.outbox = feed.worker.outbox = outbox
+    return feed, outbox
+
+
+def test_an_unacknowledged_alert_is_in_the_outbox_written_before_the_state(make_line):
+    feed, outbox = unanswered()
+    feed.control(0, contract_control(contract(20_000)))
+    feed.declarations(AGB, batch(make_line()))  # 50 %: no alert yet
+    assert "a:0" not in feed.store
+    writes = len(feed.store.order)
+    feed.declarations(AGB, batch(make_line()))  # 100 %: 70, 90 and 100 % fire
+    order = feed.store.order[writes:]
+    assert order.index("a:0") < order.index(f"h:{AGB}")
+    outboxed = orjson.loads(feed.store["a:0"])
+    assert [a["alert_id"] for a in outboxed] == [a["alert_id"] for a in feed.alerts]
+    assert len(outboxed) == 3
+
+
+def test_the_outbox_keeps_only_what_is_still_unacknowledged(make_line):
+    feed, outbox = unanswered()
+    feed.control(0, contract_control(contract(40_000)))
+    feed.declarations(AGB, batch(make_line(), make_line()))  # 50 %
+    feed.declarations(AGB, batch(make_line()))  # 75 %: 70 % fires
+    ids = [a["alert_id"] for a in orjson.loads(feed.store["a:0"])]
+    assert ids == [f"ceiling_utilisation:{AGB}:2026:70"]
+    outbox.waiting[0].set_result(None)  # the broker has the 70 % now
+    feed.declarations(AGB, batch(make_line()))  # 100 %: 90 and 100 % fire
+    ids = [a["alert_id"] for a in orjson.loads(feed.store["a:0"])]
+    assert ids == [f"ceiling_utilisation:{AGB}:2026:{t}" for t in (90, 100)]
+
+
+def test_recovery_sends_what_the_outbox_holds_and_the_alerts_topic_lacks(make_line):
+    crashed, _ = unanswered()
+    crashed.control(0, contract_control(contract(20_000)))
+    crashed.declarations(AGB, batch(make_line(), make_line()))  # 70, 90 and 100 % fire
+    sent = crashed.outbox.to(crashed.settings.topic_alerts)
+    # The worker died with its state written and only the 70 % acknowledged.
+    again = Feed(load_policy(), partitions=1, store=dict(crashed.store)).recover()
+    first = orjson.loads(sent[0].value)
+    again.worker.published.marks = {(first["alert_id"], first["sequence"])}
+    asyncio.run(again.worker.resend([0]))
+    resent = again.outbox.to(again.settings.topic_alerts)
+    assert [(s.key, s.value) for s in resent] == [(s.key, s.value) for s in sent[1:]]
+    asyncio.run(again.worker.resend([0]))  # now counted as sent: never twice
+    assert len(again.outbox.to(again.settings.topic_alerts)) == 2
 
 
 # -- month boundaries (SPEC §8.1): the worker and the offline replay alike ------------
