@@ -42,7 +42,8 @@ Faust's commit loop calls every second, at a rebalance and on the way out):
    aiokafka (``DrainingBuffer.flush``; Faust's returns with one still in hand), then
    aiokafka's flush, which waits for the broker's answers.
 7. **Check.** A record the broker refused stops the worker, committing nothing
-   (``DrainingBuffer.check_sent``; a refusal seen earlier stopped it at once).
+   (``DrainingBuffer.check_sent``, ``Unacknowledged.check`` for alerts; a refusal
+   seen earlier stopped it at once).
 8. **Commit.** Faust's own commit of the held offsets.
 
 At a rebalance (``Worker.on_assigned``, ``Worker.on_revoked``, ``Worker.recovered``):
@@ -54,6 +55,7 @@ and a state that cannot be rebuilt from the changelog stops the worker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -74,9 +76,12 @@ CommitOffsets = Callable[..., Awaitable[bool]]
 class Commit:
     """The steps above for one worker's Faust app and delivery guard."""
 
-    def __init__(self, app: Any, guard: DeliveryGuard) -> None:
+    def __init__(
+        self, app: Any, guard: DeliveryGuard, unacknowledged: Unacknowledged | None = None
+    ) -> None:
         self.app = app
         self.guard = guard
+        self.unacknowledged = unacknowledged
         self._commit_offsets: CommitOffsets | None = None
 
     def install(self) -> None:
@@ -113,6 +118,8 @@ class Commit:
         buffer = producer.buffer
         if isinstance(buffer, DrainingBuffer):
             buffer.check_sent()  # 7
+        if self.unacknowledged is not None:
+            self.unacknowledged.check()  # 7
         assert self._commit_offsets is not None, "install() first"
         return bool(await self._commit_offsets(held, *args, **kwargs))  # 8
 
@@ -150,10 +157,11 @@ class Unacknowledged:
     """Alert transitions sent and not yet acknowledged, per input partition: what the
     partition's alert outbox (``a:<partition>`` in the state table) has to hold.
 
-    The agent does not wait for an alert's acknowledgement before the next message
-    (a third of the messages with alerts spent about 3 ms there each). The outbox record
-    precedes the message's other writes in the changelog partition, so whatever state a
-    recovery finds, the alerts it recorded are either on the topic or in the outbox."""
+    The agent does not wait for an alert's acknowledgement before the next message:
+    a broker round trip for every message with an alert kept it idle for a large part
+    of its time. The outbox record precedes the message's other writes in the
+    changelog partition, so whatever state a recovery finds, the alerts it recorded
+    are either on the topic or in the outbox."""
 
     def __init__(self) -> None:
         self.pending: dict[int, list[tuple[Mapping[str, Any], Any]]] = {}
@@ -162,9 +170,19 @@ class Unacknowledged:
         """The outbox value of ``partition`` once ``sent`` ((event, acknowledgement)
         pairs) went out: those of its earlier alerts still unacknowledged, then these."""
         still = [(e, ack) for e, ack in self.pending.get(partition, ()) if not acknowledged(ack)]
+        for _e, ack in sent:
+            if isinstance(ack, asyncio.Future):
+                ack.add_done_callback(_settled)  # a refusal stops the worker at once
         still += sent
         self.pending[partition] = still
         return codec.encode_outbox([e for e, _ in still])
+
+    def check(self) -> None:
+        """Stop the worker if the broker refused an alert (step 7: the futures are
+        settled after the flush, their callbacks may not have run yet)."""
+        for entries in self.pending.values():
+            for _e, ack in entries:
+                _settled(ack)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions gone (their records were flushed by the revocation's commit)."""
@@ -176,6 +194,21 @@ class Unacknowledged:
         """The transitions of an outbox value the alerts topic does not hold, in order
         (now counted as sent)."""
         return [e for e in codec.decode_outbox(value) if published.first(e)]
+
+
+def _settled(ack: Any) -> None:
+    """Stop the worker on an alert the producer or the broker refused: it was not
+    waited for, and a commit must not pass its message (it would stay in the outbox
+    until the next recovery)."""
+    if not isinstance(ack, asyncio.Future) or not ack.done() or ack.cancelled():
+        return
+    exc = ack.exception()
+    if exc is not None:
+        stop_unprocessed(
+            f"an alert transition was refused ({type(exc).__name__}); the offsets "
+            "whose state records it must not be committed",
+            exc_info=False,
+        )
 
 
 def acknowledged(ack: Any) -> bool:

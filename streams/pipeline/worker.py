@@ -180,7 +180,7 @@ class Worker:
         self.delivery = DeliveryGuard(
             self.app, {settings.topic_declarations, settings.topic_control}
         )
-        self.commit = Commit(self.app, self.delivery)
+        self.commit = Commit(self.app, self.delivery, self.unacknowledged)
         agents.install(self)
         timers.install(self)
         views.install(self)
@@ -192,8 +192,9 @@ class Worker:
     # -- one message (step 2 of streams/kafka/commit.py) -----------------------------
     async def handle(self, msg: Any) -> Output:
         """Apply one message of the declarations or control topic: the processor's
-        output, then re-keyed lines, alerts and dead letters sent and acknowledged,
-        then the table writes, then the statuses when a tick or flush asks."""
+        output, then re-keyed lines and dead letters sent and acknowledged, alerts
+        sent (those unacknowledged written to the partition's outbox), then the
+        table writes, then the statuses when a tick or flush asks."""
         out = await self._process(msg)
         # Re-keyed lines are acknowledged before the ledger that records the message
         # is written: a crash in between re-sends them, and their event ids make the

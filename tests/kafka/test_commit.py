@@ -11,7 +11,7 @@ import pytest
 
 from streams.kafka import commit as commit_module
 from streams.kafka import producer as producer_module
-from streams.kafka.commit import Commit, Published
+from streams.kafka.commit import Commit, Published, Unacknowledged
 from streams.kafka.delivery import DeliveryGuard
 from streams.kafka.producer import DrainingBuffer
 from tests.conftest import AGB
@@ -106,6 +106,35 @@ async def test_a_refused_record_stops_the_worker_before_the_commit(monkeypatch) 
     with pytest.raises(Stopped, match="RuntimeError"):
         await app.consumer._commit_offsets({P0: 1})
     assert events == ["flush"] and app.consumer.commits == []
+
+
+async def test_a_refused_alert_stops_the_worker_before_the_commit(monkeypatch) -> None:
+    """An alert is not waited for (its partition's outbox holds it): a refusal stops
+    the worker at the next commit, or at once when its callback runs."""
+    monkeypatch.setattr(commit_module, "stop_unprocessed", _stop)
+    events: list[str] = []
+    app, c = installed(events)
+    unacknowledged = c.unacknowledged = Unacknowledged()
+    loop = asyncio.get_running_loop()
+    ok, refused = loop.create_future(), loop.create_future()
+    unacknowledged.outbox(0, [({"alert_id": "a", "sequence": 1}, ok)])
+    unacknowledged.outbox(1, [({"alert_id": "b", "sequence": 1}, refused)])
+    await done(c, app, Message(P0, 0))
+    ok.set_result(None)
+    await app.consumer._commit_offsets({P0: 1})  # nothing refused yet
+    assert app.consumer.commits == [{P0: 1}]
+    refused.set_exception(RuntimeError("NotLeaderForPartition"))  # not yet called back
+    await done(c, app, Message(P0, 1))
+    with pytest.raises(Stopped, match="alert transition was refused \\(RuntimeError"):
+        await app.consumer._commit_offsets({P0: 2})
+    assert app.consumer.commits == [{P0: 1}]
+    late = loop.create_future()
+    unacknowledged.outbox(2, [({"alert_id": "c", "sequence": 1}, late)])
+    late.set_exception(RuntimeError("refused"))
+    stops: list[str] = []
+    monkeypatch.setattr(commit_module, "stop_unprocessed", lambda what, **_: stops.append(what))
+    await asyncio.sleep(0)  # its callback: at once, no commit needed
+    assert len(stops) == 1
 
 
 async def test_a_message_that_cannot_be_applied_stops_the_worker_unprocessed(

@@ -42,7 +42,7 @@ def witnessed() -> tuple[Feed, Witness]:
     return feed, witness
 
 
-def test_an_alert_is_acknowledged_before_the_state_that_records_it_is_written(make_line):
+def test_an_alert_is_sent_before_the_state_that_records_it_is_written(make_line):
     feed, witness = witnessed()
     feed.control(0, contract_control(contract(20_000)))
     feed.declarations(AGB, batch(make_line()))  # 50 %: no alert yet
