@@ -78,21 +78,37 @@ def test_a_transition_already_on_the_alerts_topic_is_not_sent_again(make_line):
     assert again.engine.snapshot()["providers"] == first.engine.snapshot()["providers"]
 
 
+class Answer:
+    """A broker's answer to an alert, given when the test says (each ``Feed`` message
+    runs in an event loop of its own, so no asyncio future outlives it)."""
+
+    def __init__(self) -> None:
+        self.given = False
+
+    def done(self) -> bool:
+        return self.given
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> BaseException | None:
+        return None
+
+
 class Unanswered(Recorder):
     """An outbox whose broker has not acknowledged any alert yet."""
 
     def __init__(self, alerts_topic: str) -> None:
         super().__init__()
         self.alerts_topic = alerts_topic
-        self.waiting: list[asyncio.Future[Any]] = []
+        self.waiting: list[Answer] = []
 
     async def send(self, topic: str, key: Any, value: bytes, headers: Any = None) -> Any:
         done = await super().send(topic, key, value, headers)
         if topic != self.alerts_topic:
             return done
-        waiting = asyncio.get_running_loop().create_future()
-        self.waiting.append(waiting)
-        return waiting
+        self.waiting.append(Answer())
+        return self.waiting[-1]
 
 
 class Writes(dict[str, Any]):
@@ -135,7 +151,7 @@ def test_the_outbox_keeps_only_what_is_still_unacknowledged(make_line):
     feed.declarations(AGB, batch(make_line()))  # 75 %: 70 % fires
     ids = [a["alert_id"] for a in orjson.loads(feed.store["a:0"])]
     assert ids == [f"ceiling_utilisation:{AGB}:2026:70"]
-    outbox.waiting[0].set_result(None)  # the broker has the 70 % now
+    outbox.waiting[0].given = True  # the broker has the 70 % now
     feed.declarations(AGB, batch(make_line()))  # 100 %: 90 and 100 % fire
     ids = [a["alert_id"] for a in orjson.loads(feed.store["a:0"])]
     assert ids == [f"ceiling_utilisation:{AGB}:2026:{t}" for t in (90, 100)]
