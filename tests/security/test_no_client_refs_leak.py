@@ -67,11 +67,11 @@ BSN_IDS = (BSN_TRAJECTORY, BSN_LINE, BSN_EVENT, BSN_KEY)
 GARBAGE_KEYS = 40  # distinct message keys that are no AGB code
 
 # State keys (streams/pipeline/processor.py): header, journal segment, checkpoint chunk,
-# contract, partition ledger; owners are 8-digit AGB codes. Any other table or
+# contract, partition ledger, partition alert outbox; owners are 8-digit AGB codes. Any other table or
 # internal topic is keyed "<agb>" or "<agb>:<year>" (peers, SPEC §10 provider status).
 _AGB = "[0-9]{8}"
 STATE_KEY = re.compile(
-    rf"(h:{_AGB}|j:{_AGB}:[0-9]+|k:{_AGB}:[0-9]+:[0-9]+|c:{_AGB}:[0-9]{{4}}|l:[0-9]+)\Z"
+    rf"(h:{_AGB}|j:{_AGB}:[0-9]+|k:{_AGB}:[0-9]+:[0-9]+|c:{_AGB}:[0-9]{{4}}|l:[0-9]+|a:[0-9]+)\Z"
 )
 PROVIDER_KEY = re.compile(rf"{_AGB}(:[0-9]{{4}})?\Z")
 
