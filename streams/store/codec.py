@@ -13,13 +13,6 @@ Keys, line index entries, client keys and live-line counts travel as packed litt
 arrays in base64 (``_b64``): 8 bytes a key where JSON spends about 19 digits, and
 no Python object per entry when a large provider is written or read.
 
-Journal segments and checkpoint chunks are written deflated (``packed``): the JSON
-text through zlib's fastest level, in base64 inside a one-field object ``{"z": …}``,
-when that is shorter (about a fifth: base64 spends 8 bits on 6, client keys and
-entries repeat), else as they are. They are most of what the table holds, and a
-memory store holds them all in RAM. The values stay JSON because Faust's changelog
-reader JSON-decodes them; ``decode`` inflates what it finds packed.
-
 ``STATE_FORMAT`` names this layout. Every header records it; a table holding another
 format is refused (``check_format``), never guessed at: a change of any field here
 or in ``YearState.to_json`` raises it.
@@ -29,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import sys
-import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -57,9 +49,8 @@ from streams.native.kernel import JournalCore, table_arrays
 # 9: dims with stay days, the clients of department lines, YearState's department
 # cells ("dept_cells") and their clients (a distinct part "dept<cell key>" each);
 # 10: a journal segment's debits carry one client key a debit (-1: none) instead of
-# positions and keys, and their service year once when they share it;
-# 11: journal segments and checkpoint chunks deflated (``packed``)
-STATE_FORMAT = 11
+# positions and keys, and their service year once when they share it
+STATE_FORMAT = 10
 _LOG_FIELDS = ("end", "base", "generation", "chunks", "records")
 _CONTRACT_FIELDS = (
     "provider",
@@ -103,23 +94,10 @@ def _int64s(values: Iterable[Any]) -> array[int]:
 
 def decode(value: Any) -> Any:
     """A table value: bytes as written, or already JSON-decoded when Faust restored it
-    from the changelog (its changelog reader applies the app's json serializer);
-    inflated when it was ``packed``."""
+    from the changelog (its changelog reader applies the app's json serializer)."""
     if isinstance(value, bytes | bytearray | memoryview | str):
-        value = orjson.loads(value)
-    if type(value) is dict and len(value) == 1 and "z" in value:
-        return orjson.loads(zlib.decompress(base64.b64decode(value["z"])))
+        return orjson.loads(value)
     return value
-
-
-def packed(raw: bytes) -> bytes:
-    """A journal segment's or checkpoint chunk's JSON as the table holds it: deflated
-    and in base64 inside ``{"z": …}`` when that is shorter, else ``raw`` (so a chunk
-    sized for the changelog's record limit never grows)."""
-    deflated = base64.b64encode(zlib.compress(raw, 1))
-    if len(deflated) + 8 >= len(raw):
-        return raw
-    return b'{"z":"' + deflated + b'"}'
 
 
 # -- journal segments ---------------------------------------------------------------

@@ -270,14 +270,11 @@ class StateTable:
             # of a message are made before the next message is processed.
             entries = self.chunk_entries(st)
             n = codec.checkpoint_chunks(st, entries)
-            source = Chunk(
-                codec.packed(orjson.dumps(c)) for c in codec.iter_checkpoint(st, entries)
-            )
+            source = Chunk(orjson.dumps(c) for c in codec.iter_checkpoint(st, entries))
             writes += [(chunk_key(owner, log.generation, i), source) for i in range(n)]
             log.base, log.chunks, log.records = log.end, n, 0
         elif journal:
-            segment = codec.packed(orjson.dumps(journal.pack()))
-            writes.append((segment_key(owner, log.end), segment))
+            writes.append((segment_key(owner, log.end), orjson.dumps(journal.pack())))
             log.end += 1
         header = codec.header(st, log.fields(), partition)
         writes.append((header_key(owner), orjson.dumps(header)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import orjson
 
-from streams.store import codec
 from tests.conftest import AGB
 from tests.pipeline.test_agents import SETTINGS, batch, harness  # noqa: F401 - fixture
 
@@ -25,5 +24,5 @@ async def test_a_checkpoint_deletes_the_journal_segments_it_replaces(harness, ma
     assert harness.state_keys() == {f"h:{AGB}", f"k:{AGB}:1:0"}
     header = orjson.loads(harness.app.tables["state"][f"h:{AGB}"])
     assert header["log"] == {"end": 1, "base": 1, "generation": 1, "chunks": 1, "records": 0}
-    checkpoint = codec.decode(harness.app.tables["state"][f"k:{AGB}:1:0"])
+    checkpoint = orjson.loads(harness.app.tables["state"][f"k:{AGB}:1:0"])
     assert sum(len(index) for index in checkpoint["lines"].values()) == 2
