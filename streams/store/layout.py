@@ -270,14 +270,14 @@ class StateTable:
             # of a message are made before the next message is processed.
             entries = self.chunk_entries(st)
             n = codec.checkpoint_chunks(st, entries)
-            source = Chunk(orjson.dumps(c) for c in codec.iter_checkpoint(st, entries))
+            source = Chunk(codec.dumps(c) for c in codec.iter_checkpoint(st, entries))
             writes += [(chunk_key(owner, log.generation, i), source) for i in range(n)]
             log.base, log.chunks, log.records = log.end, n, 0
         elif journal:
-            writes.append((segment_key(owner, log.end), orjson.dumps(journal.pack())))
+            writes.append((segment_key(owner, log.end), codec.dumps(journal.pack())))
             log.end += 1
         header = codec.header(st, log.fields(), partition)
-        writes.append((header_key(owner), orjson.dumps(header)))
+        writes.append((header_key(owner), codec.dumps(header)))
         # only once the header no longer points at them
         writes += [(key, None) for key in tombstones]
         return writes

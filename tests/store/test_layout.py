@@ -25,6 +25,7 @@ from streams.store import codec
 from streams.store.codec import STATE_FORMAT
 from streams.store.layout import Chunk, JournalLog
 from tests.pipeline.feed import Feed
+from tests.store.test_codec import malloc_usable_size
 
 PROVIDERS = ("12345678", "23456789")
 
@@ -211,6 +212,9 @@ def test_the_table_holds_one_checkpoint_and_a_short_journal_per_provider():
             assert len(generations) <= 1
     header = orjson.loads(sim.store[f"h:{PROVIDERS[0]}"])
     assert header["format"] == STATE_FORMAT
+    # what the table holds sits in blocks of its own size (codec.dumps)
+    held = [v for v in sim.store.values() if len(v) > 1_000]
+    assert held and all(malloc_usable_size(v) < len(v) + 128 for v in held)
     log = header["log"]
     end, base, generation, chunks = log["end"], log["base"], log["generation"], log["chunks"]
     assert [k for k in sim.store if k.startswith(f"j:{PROVIDERS[0]}:")] == [
