@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,15 @@ class Witness(Recorder):
         return await super().send(topic, key, value, headers)
 
 
+def fed(outbox: Callable[[Feed], Any], store: dict[str, Any] | None = None) -> tuple[Feed, Any]:
+    """A one-partition feed whose worker sends to ``outbox(feed)``."""
+    feed = Feed(load_policy(), partitions=1, store=store)
+    feed.outbox = feed.worker.outbox = outbox(feed)
+    return feed, feed.outbox
+
+
 def witnessed() -> tuple[Feed, Witness]:
-    feed = Feed(load_policy(), partitions=1)
-    witness = Witness(feed.store)
-    feed.outbox = feed.worker.outbox = witness
-    return feed, witness
+    return fed(lambda feed: Witness(feed.store))
 
 
 def test_an_alert_is_sent_before_the_state_that_records_it_is_written(make_line):
@@ -124,10 +129,7 @@ class Writes(dict[str, Any]):
 
 
 def unanswered() -> tuple[Feed, Unanswered]:
-    feed = Feed(load_policy(), partitions=1, store=Writes())
-    outbox = Unanswered(feed.settings.topic_alerts)
-    feed.outbox = feed.worker.outbox = outbox
-    return feed, outbox
+    return fed(lambda feed: Unanswered(feed.settings.topic_alerts), Writes())
 
 
 def test_an_unacknowledged_alert_is_in_the_outbox_written_before_the_state(make_line):
