@@ -570,8 +570,22 @@ def encode_outbox(events: list[Mapping[str, Any]]) -> bytes:
 
 
 def decode_outbox(value: Any) -> list[dict[str, Any]]:
-    events = decode(value)
-    return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+    """The alert events of an outbox value; anything else in it (the table is ours,
+    but a changelog can be written by others) is passed over, never raised on."""
+    try:
+        events = decode(value) if value is not None else []
+    except (orjson.JSONDecodeError, TypeError):
+        return []
+    if not isinstance(events, list):
+        return []
+    return [
+        e
+        for e in events
+        if isinstance(e, dict)
+        and isinstance(e.get("alert_id"), str)
+        and isinstance(e.get("sequence"), int)
+        and isinstance(e.get("provider_agb"), str)
+    ]
 
 
 def encode_contract(contract: Contract) -> bytes:

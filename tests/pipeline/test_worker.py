@@ -175,6 +175,16 @@ def test_recovery_sends_what_the_outbox_holds_and_the_alerts_topic_lacks(make_li
     assert len(again.outbox.to(again.settings.topic_alerts)) == 2
 
 
+def test_an_outbox_that_holds_no_alert_events_sends_nothing_and_raises_nothing():
+    feed = Feed(load_policy(), partitions=3)
+    event = {"alert_id": "ceiling_utilisation:12345678:2026:70", "sequence": 1}
+    feed.store["a:0"] = b"not json"
+    feed.store["a:1"] = orjson.dumps({"alert_id": "x"})
+    feed.store["a:2"] = orjson.dumps([event, 7, {**event, "provider_agb": "12345678"}])
+    asyncio.run(feed.worker.resend([0, 1, 2]))
+    assert [a["provider_agb"] for a in feed.alerts] == ["12345678"]
+
+
 # -- month boundaries (SPEC §8.1): the worker and the offline replay alike ------------
 
 OTHER = "87654321"
