@@ -227,14 +227,23 @@ class DepartmentView:
     ``judge_year`` is the provider-year whose evaluation judges the departments:
     the year of the latest covered month, or the provider's last year before it
     when it has no state of that year yet (a provider whose departments all fell
-    silent); the findings carry the year of the latest covered month either way."""
+    silent); the findings carry the year of the latest covered month either way.
+    ``months`` is how many months up to the latest covered month ``history`` reads
+    (the rules need ``VIEW_MONTHS``, the region view seven)."""
 
-    __slots__ = ("_judged", "_months", "book", "judge_year", "latest", "st")
+    __slots__ = ("_judged", "_months", "book", "judge_year", "latest", "months", "st")
 
-    def __init__(self, st: ProviderState, book: DepartmentBook, latest: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        st: ProviderState,
+        book: DepartmentBook,
+        latest: tuple[int, int],
+        months: int = VIEW_MONTHS,
+    ) -> None:
         self.st = st
         self.book = book
         self.latest = latest
+        self.months = months
         held = [y for y in st.years if y <= latest[0]]
         self.judge_year = max(held) if held else None
         self._judged: list[tuple[str, str, int]] | None = None
@@ -253,34 +262,42 @@ class DepartmentView:
                     rows.append((name, category, dept_id))
         return rows
 
-    def clients_back(self, dept_id: int, back: int) -> int:
-        """Clients of a department ``back`` months before the latest covered month.
-        Both department rules ask up to 18 months of every department at every
-        evaluation: the months are read once per view."""
+    def history(self, dept_id: int) -> list[int]:
+        """Clients of a department in the ``months`` months up to the latest covered
+        month, latest first: ``history(d)[k]`` is ``clients_back(d, k)``. Both
+        department rules read up to 18 months of every department at every
+        evaluation: the months are read once per view, and a rule indexes the list."""
         row = self._months.get(dept_id)
         if row is None:
             row = self._months[dept_id] = self._history(dept_id)
+        return row
+
+    def clients_back(self, dept_id: int, back: int) -> int:
+        """Clients of a department ``back`` months before the latest covered month."""
+        row = self.history(dept_id)
         if back < len(row):
             return row[back]
         return clients(self.st, dept_id, *month_back(*self.latest, back))
 
     def _history(self, dept_id: int) -> list[int]:
-        """Clients of ``dept_id`` in the ``VIEW_MONTHS`` months up to the latest
-        covered month, latest first."""
         year, month = self.latest
         years = self.st.years
-        index = year * 12 + month - 1
+        first = dept_cell(dept_id, 1)  # a month's key is this | (month - 1)
         row: list[int] = []
-        cells: dict[int, list[Any]] | None = None
-        at_year = None
-        for back in range(VIEW_MONTHS):
-            y, m0 = divmod(index - back, 12)
-            if y != at_year:
-                at_year = y
-                ys = years.get(y)
-                cells = ys.dept_cells if ys is not None else None
-            found = cells.get(dept_cell(dept_id, m0 + 1)) if cells is not None else None
-            row.append(found[0] if found is not None else 0)
+        index = year * 12 + month - 1
+        stop = index - self.months
+        while index > stop:  # a service year at a time, its months latest first
+            y, m0 = divmod(index, 12)
+            ys = years.get(y)
+            n = min(m0 + 1, index - stop)
+            if ys is None or not ys.dept_cells:
+                row += [0] * n
+            else:
+                cells = ys.dept_cells
+                for m in range(m0, m0 - n, -1):
+                    found = cells.get(first | m)
+                    row.append(found[0] if found is not None else 0)
+            index -= n
         return row
 
 

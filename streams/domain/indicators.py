@@ -434,18 +434,24 @@ _FLAGS_SHIFT = 24  # state.pack_entry's layout (kernel.dims_cells reads the rest
 _CREDITED = 1 << 44  # state.CREDITED (state imports this module)
 
 
+def _subset_bits(subset: str) -> tuple[int, int]:
+    """(flag bits, months bit set) that put a line index entry in ``subset``."""
+    mask = _SUBSET_FLAGS.get(subset)
+    if mask is not None:
+        return mask << _FLAGS_SHIFT, 0
+    # adhd1..adhd4: the ADHD lines of a quarter's months (0-based)
+    first = 3 * (int(subset[4:]) - 1)
+    return ADHD << _FLAGS_SHIFT, 0b111 << first
+
+
 def dims_cells(index: Any, subset: str, n_dims: int) -> dict[int, list[int]]:
     """The uncredited entries of ``subset`` (``SUBSETS``) in a year's line index,
     summed by dims id (below ``n_dims``, the provider's) → [cents, lines]. One pass
     over the index (compiled: ``kernel.dims_cells``), at a transition only (never per
     line)."""
-    mask = _SUBSET_FLAGS.get(subset)
-    months = 0
-    if mask is None:  # adhd1..adhd4: the ADHD lines of a quarter's months (0-based)
-        mask, first = ADHD, 3 * (int(subset[4:]) - 1)
-        months = 0b111 << first
+    need, months = _subset_bits(subset)
     # every line but a credited one; of a subset, only those with one of its flags
-    return kernel.dims_cells(index, _CREDITED, mask << _FLAGS_SHIFT, months, n_dims)
+    return kernel.dims_cells(index, _CREDITED, need, months, n_dims)
 
 
 # Breakdown dimension → its place in a dims triple (``ProviderState.dims``).
@@ -461,24 +467,22 @@ def breakdown(
     most net cents (ties by key, a missing field last), each ``{"by", "key",
     "cents", "lines"}``, key None for a line without that field (SPEC §8.3).
 
-    Summed from the year's line index when asked (``dims_cells``, one pass):
-    net of credits, as a credited entry is marked. A year whose index the retention
-    policy dropped has no breakdown."""
+    Summed from the year's line index when asked (``kernel.dims_groups``: the pass
+    of ``dims_cells`` and the grouping in one call): net of credits, as a credited
+    entry is marked. A year whose index the retention policy dropped has no
+    breakdown."""
     if subset not in SUBSETS:
         raise ValueError(f"unknown subset {subset!r}; one of {', '.join(SUBSETS)}")
+    dimensions = tuple(dimensions)
     index = st.lines.get(year)
-    cells = dims_cells(index, subset, len(st.dims)) if index is not None else {}
+    places = tuple(DIMENSIONS[by] for by in dimensions)
+    if index is None:
+        groups: list[dict[Any, list[int]]] = [{} for _ in places]
+    else:  # one compiled pass; a falsy field (setting 0: the overflow dims) is None
+        need, months = _subset_bits(subset)
+        groups = kernel.dims_groups(index, _CREDITED, need, months, st.dims, places)
     out: list[dict[str, Any]] = []
-    for by in dimensions:
-        at = DIMENSIONS[by]
-        sums: dict[Any, list[int]] = {}
-        for dims, (cents, lines) in cells.items():
-            value = st.dims[dims][at] or None  # setting 0: the overflow triple, no setting
-            total = sums.get(value)
-            if total is None:
-                total = sums[value] = [0, 0]
-            total[0] += cents
-            total[1] += lines
+    for by, sums in zip(dimensions, groups, strict=True):
         ranked = sorted(sums.items(), key=lambda kv: (-kv[1][0], kv[0] is None, kv[0] or 0))
         out += [{"by": by, "key": k, "cents": c, "lines": n} for k, (c, n) in ranked[:TOP]]
     return out

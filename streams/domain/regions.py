@@ -67,12 +67,12 @@ def summaries(
         if not st.departments or st.watermark <= 0:
             continue
         latest = state_judged_month(st, latest_covered_month(st.watermark, lag_days))
-        view = DepartmentView(st, book, latest)
+        view = DepartmentView(st, book, latest, WINDOW + 1)
         fallback = _contract_region(contracts, st.provider, latest[0])
         for name, category, dept_id in view.judged():
             entry = book.get(st.provider, name)
             region = entry.region if entry is not None else fallback
-            clients = tuple(view.clients_back(dept_id, k) for k in range(WINDOW, -1, -1))
+            clients = tuple(reversed(view.history(dept_id)))
             out.append(DepartmentSummary(st.provider, name, category, region, latest, clients))
     return out
 

@@ -32,6 +32,9 @@ def table_arrays(table: Any) -> tuple[array[int], array[int]] | None: ...
 def dims_cells(
     index: Any, skip: int, need: int, months: int, n_dims: int
 ) -> dict[int, list[int]]: ...
+def dims_groups(
+    index: Any, skip: int, need: int, months: int, dims: list[Any], places: tuple[int, ...]
+) -> list[dict[Any, list[int]]]: ...
 
 class YearCore:
     net_cents: int

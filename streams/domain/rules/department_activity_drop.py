@@ -34,12 +34,15 @@ class DropPolicy:
 
 
 def evaluate(ys: YearState, tick: Tick, p: DropPolicy) -> Found:
+    factor = exact(p.drop_factor)  # now / mean < factor, in integers
+    minimum = WINDOW * max(p.min_clients, 1)
+
     def judge(view: Any, name: str, category: str, dept_id: int) -> tuple[Finding, dict]:
         year, month = view.latest
-        now = view.clients_back(dept_id, 0)
-        total = sum(view.clients_back(dept_id, k) for k in range(1, WINDOW + 1))
-        level = total >= WINDOW * max(p.min_clients, 1)
-        factor = exact(p.drop_factor)  # now / mean < factor, in integers
+        row = view.history(dept_id)  # clients, latest first
+        now = row[0]
+        total = sum(row[1 : WINDOW + 1])
+        level = total >= minimum
         dropped = level and now * WINDOW * factor.denominator < factor.numerator * total
         value = now * WINDOW / total if total else None
         finding = holds(RULE.name, year, name, dropped, value, p.drop_factor, p.severity)

@@ -30,14 +30,17 @@ class StoppedPolicy:
 
 
 def evaluate(ys: YearState, tick: Tick, p: StoppedPolicy) -> Found:
+    minimum = WINDOW * max(p.min_clients, 1)
+
     def judge(view: Any, name: str, category: str, dept_id: int) -> tuple[Finding, dict]:
         year, month = view.latest
-        silent = not any(view.clients_back(dept_id, k) for k in range(p.months))
-        total = sum(view.clients_back(dept_id, k) for k in range(p.months, p.months + WINDOW))
-        stopped = silent and total >= WINDOW * max(p.min_clients, 1)
+        row = view.history(dept_id)  # clients, latest first (months + WINDOW <= VIEW_MONTHS)
+        silent = not any(row[: p.months])
+        total = sum(row[p.months : p.months + WINDOW])
+        stopped = silent and total >= minimum
         finding = holds(RULE.name, year, name, stopped, 0.0, 0.0, p.severity)
         ctx = {
-            "numerator": view.clients_back(dept_id, 0),
+            "numerator": row[0],
             "denominator": six_month_mean(total),
             "department": name,
             "category": category,
