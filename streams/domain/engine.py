@@ -556,15 +556,21 @@ class Engine:
         lag, pace_policy = self._lag_days, self.policy.pace
         judged = state_judged_month(st, latest_covered_month(at, lag))
         view = DepartmentView(st, self.departments, judged)
+        provider, states = st.provider, st.alerts.states
         for year in sorted(st.years):
             ys, previous = st.years[year], st.years.get(year - 1)
             month = covered_month(year, at, lag)
-            contract = self._contract((st.provider, year))
+            contract = self._contract((provider, year))
             ceiling = contract.ceiling_cents if contract is not None else None
             pace = project(ys, previous, month, ceiling, pace_policy)
             tick = rules.Tick(year, previous, means.get(year), at, month, contract, pace, view)
             for evaluate, params in evaluated:
                 for finding, ctx in evaluate(ys, tick, params):
+                    if not finding.fire:  # most findings: only a firing alert can change
+                        aid = alert_id(finding.rule, provider, finding.year, finding.detail)
+                        known = states.get(aid)
+                        if known is None or not known.firing:
+                            continue
                     self._observe(st, finding, at, fx, ctx)
 
     def peer_pairs(self) -> dict[int, list[tuple[int, int]]]:

@@ -15,6 +15,7 @@ the policy's ``[pace]`` section, shared with the snapshot and ``ceiling_underrun
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,16 +48,25 @@ def pace_finding(
         value = projected / ceiling  # float(Fraction(projected, ceiling)): both correctly rounded
         if tick.covered_month >= min_months:
             # projected / ceiling against the exact fractions, in integers (ceiling > 0)
-            t, m = exact(threshold), exact(margin)
+            t_num, t_den, c_num, c_den = _bounds(threshold, margin, high)
             if ceiling < 0:  # never in a valid contract; the comparison flips
                 projected, ceiling = -projected, -ceiling
-            at_t = projected * t.denominator - t.numerator * ceiling  # sign of ratio - t
-            low = t - m if high else t + m
-            at_m = projected * low.denominator - low.numerator * ceiling
+            at_t = projected * t_den - t_num * ceiling  # sign of ratio - t
+            at_m = projected * c_den - c_num * ceiling  # of ratio - the clearing bound
             fire = at_t >= 0 if high else at_t <= 0
             clear = at_m < 0 if high else at_m > 0
     finding = Finding(rule, tick.year, None, fire, clear, value, threshold, sev)
     return finding, context(tick)
+
+
+@functools.lru_cache(maxsize=64)
+def _bounds(threshold: float, margin: float, high: bool) -> tuple[int, int, int, int]:
+    """The exact threshold and clearing bound (threshold ∓ margin) of a pace rule as
+    (numerator, denominator) pairs: Fraction arithmetic once per policy, not at every
+    provider-year and month."""
+    t, m = exact(threshold), exact(margin)
+    bound = t - m if high else t + m
+    return t.numerator, t.denominator, bound.numerator, bound.denominator
 
 
 def context(tick: Tick) -> dict[str, Any]:
