@@ -552,7 +552,12 @@ class Engine:
         at: float,
         fx: Effects,
     ) -> None:
-        """The ``evaluated`` rules for every provider-year of ``st``, at event time ``at``."""
+        """The ``evaluated`` rules for every provider-year of ``st``, at event time ``at``.
+
+        A year is judged again only when something its rules read differs from the
+        last time (``settled``): what they find is a function of it, and the same
+        findings again change no alert. Most of a provider's earlier years are
+        settled at most of its month boundaries."""
         lag, pace_policy = self._lag_days, self.policy.pace
         judged = state_judged_month(st, latest_covered_month(at, lag))
         view = DepartmentView(st, self.departments, judged)
@@ -561,9 +566,14 @@ class Engine:
             ys, previous = st.years[year], st.years.get(year - 1)
             month = covered_month(year, at, lag)
             contract = self._contract((provider, year))
+            mean = means.get(year)
+            settled = _inputs(evaluated, ys, previous, month, contract, mean, view, year)
+            if settled is not None and settled == ys.settled:
+                continue
+            ys.settled = settled
             ceiling = contract.ceiling_cents if contract is not None else None
             pace = project(ys, previous, month, ceiling, pace_policy)
-            tick = rules.Tick(year, previous, means.get(year), at, month, contract, pace, view)
+            tick = rules.Tick(year, previous, mean, at, month, contract, pace, view)
             for evaluate, params in evaluated:
                 for finding, ctx in evaluate(ys, tick, params):
                     if not finding.fire:  # most findings: only a firing alert can change
@@ -637,6 +647,39 @@ class Engine:
         return build_snapshot(
             self.providers.values(), self.contracts, [self.counts()], self.policy, self.departments
         )
+
+
+def _inputs(
+    evaluated: list[tuple[Any, Any]],
+    ys: Any,
+    previous: Any,
+    month: int,
+    contract: Contract | None,
+    mean: Fraction | None,
+    view: DepartmentView,
+    year: int,
+) -> tuple[Any, ...] | None:
+    """All that the ``evaluated`` rules read of provider-year ``year`` at an evaluation
+    (``rules.Tick`` less its time, which no rule reads), as a value that is equal
+    only when it is the same: the rules, the year's and the previous year's states
+    and how many lines each has taken (``changes``, either sign), the covered month,
+    the contract version, the peer mean, and for the department rules whether they
+    close the year's alerts and over which departments. None (always judged) for
+    the year in which the department rules judge the departments: their months
+    move with every boundary."""
+    if year == view.judge_year:
+        return None
+    closing = year < view.latest[0]  # department_activity_drop.closed
+    return (
+        evaluated,
+        ys.changes,
+        previous,
+        previous.changes if previous is not None else -1,
+        month,
+        contract,
+        mean,
+        tuple(view.judged()) if closing else None,
+    )
 
 
 class ContractFeed:

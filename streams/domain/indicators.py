@@ -103,7 +103,7 @@ class YearState(YearCore):
     line with sign 1 and later with sign -1 returns every field to what it was.
     """
 
-    __slots__ = ("maps", "mismatch_ids", "tallies", "band_low", "band_high")
+    __slots__ = ("maps", "mismatch_ids", "tallies", "band_low", "band_high", "settled")
 
     def __init__(self, maps: Callable[[], Any] | None = None, **fields: Any) -> None:
         # What makes this year's client maps (``new_live``): in a persisted state every
@@ -126,6 +126,9 @@ class YearState(YearCore):
         # engine first computes it, so the first line takes the full check.
         self.band_low = math.inf
         self.band_high = -math.inf
+        # The engine's cache too: what the structural rules last judged this year on
+        # (Engine._evaluate); None until they first do.
+        self.settled: tuple[Any, ...] | None = None
         for name, value in fields.items():
             if name not in _FIELDS:
                 raise TypeError(f"YearState has no field {name!r}")

@@ -47,6 +47,7 @@ class YearCore:
     detox_clinical: int
     detox_ambulant: int
     mismatch: int
+    changes: int
     by_month: list[int]
     adhd: dict[int, Any]
     clients_detox: Any

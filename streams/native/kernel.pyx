@@ -145,6 +145,9 @@ cdef class YearCore:
 
     cdef public int64_t net_cents, lines, consults, group_consults, group_ge4, group_over2
     cdef public int64_t digital, detox_clinical, detox_ambulant, mismatch
+    # Lines applied (either sign) since the object was made: the engine's test of
+    # whether the year changed since it last evaluated it (Engine._evaluate).
+    cdef public int64_t changes
     cdef int64_t months[12]
     # client maps: dicts, or tables of int64 in a state keyed by 60-bit keys (C tables,
     # Int64toInt64Map, or the RocksDB worker's off-heap ones; YearState.maps)
@@ -196,6 +199,7 @@ cdef class YearCore:
         cdef int quarter, moved
         if not _configured:
             raise RuntimeError("streams.native.kernel.configure was not called")
+        self.changes += 1
         self.net_cents += cents
         self.lines += sign
         self.months[month - 1] += cents

@@ -14,10 +14,11 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.domain.contracts import parse_contract
 from streams.domain.engine import Effects, Engine
 from streams.domain.model import parse_time
 from streams.domain.policy import load_policy
-from tests.conftest import AGB
+from tests.conftest import AGB, make_contract
 from tests.domain.histories import (
     PROVIDERS,
     SETTINGS,
@@ -226,3 +227,104 @@ def test_offline_month_boundaries_compute_the_peer_means_once_a_month(monkeypatc
     for agb, month in (("1", "02"), ("2", "03"), ("3", "02"), ("1", "03"), ("3", "03")):
         line(agb * 8, month)
     assert len(calls) == 2  # February's and March's
+
+
+def _judged_years(make_line):
+    """An engine whose structural rules are a witness of the provider-years judged,
+    and a function sending one line submitted at ``at`` for ``service_date``."""
+    seen: list[tuple[str, int, int]] = []
+
+    def witness(ys, tick, params):
+        seen.append((params, tick.year, tick.covered_month))
+        return []
+
+    eng = Engine(load_policy())
+    eng._structural = [(witness, "all")]  # the rules, replaced by a witness
+    eng._peer_rules = [(witness, "peers")]
+
+    def send(at: str, service_date: str, **fields: object) -> None:
+        line = make_line(service_date=service_date, submitted_at=at, **fields)
+        eng.process(orjson.dumps(line), None)
+
+    return eng, seen, send
+
+
+def test_a_settled_year_is_judged_again_only_once_a_line_changes_it(make_line):
+    """An earlier year judged on the same state, covered month and contract finds
+    what it found: it is passed over at later boundaries until a line (a debit, or a
+    credit of its debit) changes it."""
+    eng, seen, send = _judged_years(make_line)
+    send("2025-12-01T10:00:00Z", "2025-11-03")
+    send("2026-03-20T10:00:00Z", "2026-03-02")  # 2025 still judges the departments
+    send("2026-05-10T10:00:00Z", "2026-03-03")  # 2026 does: 2025 is judged, then settled
+    assert [year for _, year, _ in seen] == [2025, 2025, 2026]
+    send("2026-06-10T10:00:00Z", "2026-04-01")
+    assert seen[3:] == [("all", 2026, 4)]  # 2025 passed over
+    send("2026-06-15T10:00:00Z", "2025-12-01", line_id="late")  # late, same month
+    send("2026-07-10T10:00:00Z", "2026-05-01")
+    assert seen[4:] == [("all", 2025, 12), ("all", 2026, 5)]
+    credit = make_line(
+        service_date="2025-12-01", submitted_at="2026-07-11T10:00:00Z", line_id="late"
+    )
+    eng.process(orjson.dumps({**credit, "kind": "credit", "event_id": "credit-late"}), None)
+    send("2026-08-10T10:00:00Z", "2026-06-01")
+    assert seen[6:] == [("all", 2025, 12), ("all", 2026, 6)]
+    send("2026-09-10T10:00:00Z", "2026-07-01")
+    assert seen[8:] == [("all", 2026, 7)]
+
+
+def test_a_settled_year_is_judged_again_when_its_contract_peers_or_previous_year_change(
+    make_line,
+):
+    eng, seen, send = _judged_years(make_line)
+    send("2025-01-20T10:00:00Z", "2024-12-02")
+    send("2025-12-01T10:00:00Z", "2025-11-03")
+    send("2026-05-10T10:00:00Z", "2026-03-03")
+    send("2026-06-10T10:00:00Z", "2026-04-01")
+    assert seen[-1:] == [("all", 2026, 4)]  # 2024 and 2025 settled
+    eng.apply_contract(parse_contract(make_contract(year=2025, updated_at="2026-06-11T00:00:00Z")))
+    send("2026-07-10T10:00:00Z", "2026-05-01")
+    assert [year for _, year, _ in seen[-2:]] == [2025, 2026]
+    send("2026-07-12T10:00:00Z", "2024-12-03", line_id="late-2024")  # 2025's previous year
+    send("2026-08-10T10:00:00Z", "2026-06-01")
+    assert [year for _, year, _ in seen[-3:]] == [2024, 2025, 2026]
+    eng.peers = lambda: {2025: Fraction(1, 3)}  # a streaming worker's cluster-wide means
+    send("2026-09-10T10:00:00Z", "2026-07-01")
+    assert [year for _, year, _ in seen[-2:]] == [2025, 2026]
+    send("2026-10-10T10:00:00Z", "2026-08-01")
+    assert [year for _, year, _ in seen[-1:]] == [2026]
+    eng.peers = lambda: {2025: Fraction(1, 4)}
+    send("2026-11-10T10:00:00Z", "2026-09-01")
+    assert [year for _, year, _ in seen[-2:]] == [2025, 2026]
+
+
+def test_a_year_settled_by_the_peer_rules_alone_is_judged_by_all_rules_at_a_boundary(
+    make_line,
+):
+    eng, seen, send = _judged_years(make_line)
+    send("2025-12-01T10:00:00Z", "2025-11-03")
+    send("2026-05-10T10:00:00Z", "2026-03-03")
+    eng.tick(peers={}, only_peers=True)  # the wall clock: the peer rules of 2025 and 2026
+    assert [(rules, year) for rules, year, _ in seen[-2:]] == [("peers", 2025), ("peers", 2026)]
+    send("2026-06-10T10:00:00Z", "2026-04-01")
+    assert [(rules, year) for rules, year, _ in seen[-2:]] == [("all", 2025), ("all", 2026)]
+
+
+def test_a_late_line_that_tips_a_settled_year_fires_at_the_next_boundary(make_line):
+    """With the real rules: 2025's clinical detox share is 10 of 21 clients (under
+    0.5) when 2025 is settled; a late clinical line (11 of 22) fires the alert at the
+    next month boundary, not only at the end of the input."""
+    eng = Engine(load_policy())
+
+    def send(at: str, service_date: str, **fields: object) -> list[str]:
+        line = make_line(service_date=service_date, submitted_at=at, **fields)
+        return [a["alert_id"] for a in eng.process(orjson.dumps(line), None).alerts]
+
+    for n in range(21):
+        detox = "clinical" if n < 10 else "ambulant"
+        send("2025-12-01T10:00:00Z", "2025-11-03", detox=detox, client_ref=f"d{n}")
+    send("2026-03-20T10:00:00Z", "2026-03-02")
+    send("2026-05-10T10:00:00Z", "2026-03-03")  # 2025 judged, then settled
+    send("2026-06-10T10:00:00Z", "2026-04-01")
+    assert send("2026-06-11T10:00:00Z", "2025-12-01", detox="clinical", client_ref="d21") == []
+    assert f"clinical_detox_high:{AGB}:2025" in send("2026-07-10T10:00:00Z", "2026-05-01")

@@ -607,3 +607,47 @@ def test_a_bad_register_line_stops_the_replay_with_one_line(tmp_path, make_line)
     write_ndjson(register, [_register("bw", "ward", "Twente", "2026-03-01T00:00:00Z")])
     with pytest.raises(InputError, match=r"departments.ndjson:1: schema: category"):
         replay(tmp_path, [make_line()], departments=register)
+
+
+def test_passing_over_settled_years_changes_no_alert_and_no_figure(tmp_path, monkeypatch):
+    """The engine judges an earlier year again only when something its rules read
+    changed (engine._inputs): on a generated history with plants, credits,
+    departments and two service years, the replay gives the same alerts and snapshot
+    as one that judges every year at every month boundary, with fewer years judged.
+    (What makes a settled year be judged again: tests/domain/test_engine.py.)"""
+    from streams.domain import engine as engine_module
+    from streams.synth.generate import GenerateOptions, generate
+
+    made = generate(tmp_path / "history", GenerateOptions(providers=12, lines=20_000, seed=7))
+    judged: dict[str, int] = {}
+    real_project = engine_module.project
+
+    def run(name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        judged[name] = 0
+
+        def counted(*args: Any) -> Any:
+            judged[name] += 1
+            return real_project(*args)
+
+        monkeypatch.setattr(engine_module, "project", counted)  # once per year judged
+        out = tmp_path / name
+        out.mkdir()
+        replay_offline(
+            [made.declarations_path],
+            load_policy(),
+            contracts=made.contracts_path,
+            departments=made.departments_path,
+            alerts_out=out / "alerts.ndjson",
+            snapshot_out=out / "snapshot.json",
+        )
+        alerts = [orjson.loads(raw) for raw in (out / "alerts.ndjson").read_bytes().splitlines()]
+        for alert in alerts:
+            del alert["detected_at"]  # the wall clock
+        return alerts, orjson.loads((out / "snapshot.json").read_bytes())
+
+    settled = run("settled")
+    monkeypatch.setattr(engine_module, "_inputs", lambda *args: None)  # every year, always
+    every = run("every")
+    assert settled == every
+    assert len(settled[0]) > 50
+    assert judged["settled"] < judged["every"] * 0.9
