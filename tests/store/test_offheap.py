@@ -24,7 +24,7 @@ from streams.domain.indicators import YearState
 from streams.domain.state import ProviderState
 from streams.store import codec
 from streams.store.layout import StateTable, encoded
-from streams.store.offheap import OffHeapMap, OffHeapSet, OffHeapTables
+from streams.store.offheap import FILTER_BITS_PER_KEY, OffHeapMap, OffHeapSet, OffHeapTables
 from tests.domain.histories import PROVIDERS, Builder, encode, new_engine, op
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -133,9 +133,9 @@ def test_an_off_heap_set_behaves_as_a_set(tables, ops):
 
 
 def test_lookups_stay_exact_as_tables_grow_past_their_filters(tmp_path):
-    # Each table's filter starts at 64 keys and is rebuilt 4x as large when full,
-    # from the keys in RocksDB and in the front; a key it missed would read absent. It
-    # holds at most 32 bits a key once grown (an 8x growth held 51 here).
+    # Each table's filter starts small and is rebuilt 4x as large when full, from the
+    # keys in RocksDB and in the front; a key it missed would read absent. It holds at
+    # most 4 x FILTER_BITS_PER_KEY bits a key once grown (an 8x growth held 6.4x).
     tables = OffHeapTables(tmp_path / "index", front_entries=97)
     try:
         rng = random.Random(5)
@@ -155,7 +155,7 @@ def test_lookups_stay_exact_as_tables_grow_past_their_filters(tmp_path):
             assert not any(key in table for key in absent)
         assert all(index[key] == n and bulk[key] == n for n, key in enumerate(held))
         for table in (index, events):
-            assert len(table._bits) * 64 <= 32 * len(table)  # noqa: SLF001
+            assert len(table._bits) * 64 <= 4 * FILTER_BITS_PER_KEY * len(table)  # noqa: SLF001
     finally:
         tables.close()
 
