@@ -41,8 +41,10 @@ ROCKSDB_OPTIONS = {
 }
 # Messages fetched and waiting for the agent. Faust's default (stream_buffer_maxsize,
 # 4,096) is sized for small messages: of 500-line batches (~250 KB each) it let a
-# worker that fell behind a fast producer hold over 100 MB of input.
-STREAM_BUFFER_MESSAGES = 128
+# worker that fell behind a fast producer hold over 100 MB of input. 32 (about 8 MB)
+# keeps the agent fed between fetches as well as 128 did (bench figure 2), and the
+# peaks of a worker that falls behind lower (figure 4).
+STREAM_BUFFER_MESSAGES = 32
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def test_the_table_recovers_with_fetched_highwaters() -> None:
 def test_only_the_ingest_channel_has_the_small_stream_buffer() -> None:
     app = build_app(SETTINGS)
     channels = build_channels(app, SETTINGS)
-    assert channels.ingest.maxsize == STREAM_BUFFER_MESSAGES == 128
+    assert channels.ingest.maxsize == STREAM_BUFFER_MESSAGES == 32
     assert set(channels.ingest.topics) == {SETTINGS.topic_declarations, SETTINGS.topic_control}
     for other in (channels.control, channels.contracts, channels.alerts, channels.status):
         assert other.maxsize != STREAM_BUFFER_MESSAGES, other.topics
