@@ -109,9 +109,12 @@ class Tables(Protocol):
     values])`` (bulk ``update`` from such arrays), which checkpoints then use; a map
     may offer ``count(key, sign)`` (``YearState.apply``'s read-modify-write of a
     client's live lines, returning how the number of keys moved: -1, 0 or 1), which
-    the kernel then calls once per update instead of two or three item operations."""
+    the kernel then calls once per update instead of two or three item operations.
+    A year's line clients are made with ``filtered=False`` and their new keys set
+    with ``insert(key, value)`` (a key known absent: its debit was just found new in
+    the index), so their table needs no filter of the keys it holds."""
 
-    def new_map(self) -> Index: ...
+    def new_map(self, filtered: bool = True) -> Index: ...
 
     def new_set(self) -> Events: ...
 
@@ -482,7 +485,7 @@ class ProviderState(StateCore):
         clients = self.clients.get(year)
         if clients is None:
             # a map of keys to keys: the same tables as the index (client keys are ints)
-            clients = self.clients[year] = cast(Clients, self._new_map())
+            clients = self.clients[year] = cast(Clients, self._new_map(filtered=False))
         events = self.events.get(year)
         if events is None:
             tables = self.tables
@@ -495,11 +498,11 @@ class ProviderState(StateCore):
             self.events[year] = events
         return index, clients, events
 
-    def _new_map(self) -> Index:
+    def _new_map(self, filtered: bool = True) -> Index:
         if not self.hashed:
             return {}
         tables = self.tables
-        return Int64toInt64Map() if tables is None else tables.new_map()
+        return Int64toInt64Map() if tables is None else tables.new_map(filtered)
 
     def reload(self) -> None:
         """Tables or year states are being replaced from outside (a store restoring

@@ -328,6 +328,17 @@ cdef inline void _put(object table, object key, int64_t value) except *:
         table[key] = value
 
 
+cdef inline void _insert(object table, object key, int64_t value) except *:
+    """``_put`` of a key the caller knows is absent (a debit's line client): the
+    off-heap map then skips its lookup (``OffHeapMap.insert``)."""
+    if type(table) is Int64toInt64Map:
+        (<Int64toInt64Map>table).cput(<int64_t>key, value)
+    elif type(table) is dict:
+        table[key] = value
+    else:
+        table.insert(key, value)
+
+
 def table_arrays(object table):
     """(keys, values) of a C map as int64 arrays in one order (bucket order); None for
     anything else (the caller iterates it)."""
@@ -528,8 +539,8 @@ cdef class StateCore:
                 ck = _key(<str>client)
             else:
                 ck = CLIENT_KEY(client)
-            if hashed:
-                _put(self._cc, key, <int64_t>ck)
+            if hashed:  # a new debit's key: the index did not hold it, so neither do they
+                _insert(self._cc, key, <int64_t>ck)
             else:
                 self._cc[key] = ck
         if self._cys is None:

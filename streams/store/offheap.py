@@ -70,6 +70,7 @@ _KEY = struct.Struct(">Iq")  # table id, key
 _VALUE = struct.Struct("<q")
 _NOTHING = object()  # no key remembered
 _TABLE_IDS = 1 << 32
+_UNFILTERED = 1 << 62  # the capacity of a table without a filter: never grown
 
 
 def _malloc_trim() -> Any:
@@ -116,8 +117,11 @@ class OffHeapTables:
         self._dirty: dict[int, _Table] = {}  # tables with a non-empty front
         self._next_id = 0
 
-    def new_map(self) -> OffHeapMap:
-        return OffHeapMap(self, self._take_id())
+    def new_map(self, filtered: bool = True) -> OffHeapMap:
+        """A map; ``filtered=False`` for one whose lookups mostly find their key or
+        whose new keys come through ``insert`` (a year's line clients): it keeps
+        no filter, and every lookup the front cannot answer reads RocksDB."""
+        return OffHeapMap(self, self._take_id(), filtered)
 
     def new_set(self) -> OffHeapSet:
         return OffHeapSet(self, self._take_id())
@@ -173,7 +177,7 @@ class _Table:
         "id",
     )
 
-    def __init__(self, tables: OffHeapTables, table_id: int) -> None:
+    def __init__(self, tables: OffHeapTables, table_id: int, filtered: bool = True) -> None:
         self._tables = tables
         self._db = tables.db
         self.id = table_id
@@ -185,13 +189,20 @@ class _Table:
         self._front: Any = self._new_front()
         # A blocked Bloom filter of the keys ever held (front and database): three
         # bits in one 64-bit word per key. A key it has not seen, the usual lookup
-        # (new line ids and event ids), is answered without asking RocksDB.
-        self._bits = array("Q", bytes(8 * _FILTER_WORDS))
-        self._wmask = _FILTER_WORDS - 1
-        self._cap = _FILTER_WORDS * 64 // FILTER_BITS_PER_KEY
+        # (new line ids and event ids), is answered without asking RocksDB. None in a
+        # table made without one (``OffHeapTables.new_map``).
+        self._bits: array[int] | None = None
+        self._wmask = 0
+        self._cap = _UNFILTERED
+        if filtered:
+            self._bits = array("Q", bytes(8 * _FILTER_WORDS))
+            self._wmask = _FILTER_WORDS - 1
+            self._cap = _FILTER_WORDS * 64 // FILTER_BITS_PER_KEY
 
     def _mark(self) -> None:
         """Add the key ``_stored`` just found absent to the filter (growing it when full)."""
+        if self._bits is None:
+            return
         if self._n > self._cap:
             self._grow()  # from the keys held, which do not include this one yet
             self._mw = (self._mk * _MIX & _M64) & self._wmask
@@ -222,13 +233,17 @@ class _Table:
         """The database's value of ``key`` (None: absent), remembered."""
         if key == self._mk:
             return self._mv
-        h = key * _MIX & _M64
-        w = h & self._wmask
-        m = 1 << (h >> 58) | 1 << (h >> 52 & 63) | 1 << (h >> 46 & 63)
-        self._mk, self._mw, self._mm = key, w, m
-        if self._bits[w] & m != m:  # never held
-            self._mv = None
-            return None
+        bits = self._bits
+        if bits is None:
+            self._mk = key
+        else:
+            h = key * _MIX & _M64
+            w = h & self._wmask
+            m = 1 << (h >> 58) | 1 << (h >> 52 & 63) | 1 << (h >> 46 & 63)
+            self._mk, self._mw, self._mm = key, w, m
+            if bits[w] & m != m:  # never held
+                self._mv = None
+                return None
         raw: bytes | None = self._db.get(_KEY.pack(self.id, key))
         self._mv = raw
         return raw
@@ -329,6 +344,22 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
         self._drop(key)
         return -1
 
+    def insert(self, key: int, value: int) -> None:
+        """Set a key the caller knows the map does not hold, without looking it up: a
+        year's line client, written once, when its debit was just found new in the
+        line index (the kernel's accept). A key it does hold would be counted twice."""
+        self._n += 1
+        if self._bits is not None:
+            h = key * _MIX & _M64
+            self._mk = _NOTHING
+            self._mw = h & self._wmask
+            self._mm = 1 << (h >> 58) | 1 << (h >> 52 & 63) | 1 << (h >> 46 & 63)
+            if self._n > self._cap:  # _mark grows from ``_mk``'s hash: mark after
+                self._grow()
+                self._mw = h & self._wmask
+            self._bits[self._mw] |= self._mm
+        self._to_front(key, value)
+
     def _to_front(self, key: int, value: int) -> None:
         """Set a key the front does not hold yet (``_n`` already counts it)."""
         self._front[key] = value
@@ -410,6 +441,8 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
             for raw, value in zip(raw_keys, values, strict=True):
                 batch.put(raw, pack(value))
         db.write(batch)
+        if self._bits is None:
+            return
         if self._n > self._cap:
             self._grow()
         else:

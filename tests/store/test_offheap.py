@@ -49,6 +49,7 @@ map_op = st.one_of(
     st.tuples(st.just("del"), KEYS),
     st.tuples(st.just("fill"), st.lists(st.tuples(KEYS, INT64), max_size=8)),
     st.tuples(st.just("count"), SMALL, st.sampled_from([1, 1, -1])),
+    st.tuples(st.just("insert"), KEYS, INT64),  # of a key not held (else a set)
     st.tuples(st.just("flush")),
 )
 
@@ -64,13 +65,17 @@ def count(model: dict[int, int], key: int, sign: int) -> int:
 
 
 @HYPOTHESIS
-@given(ops=st.lists(map_op, max_size=60))
-def test_an_off_heap_map_behaves_as_a_dict(tables, ops):
-    table, model = tables.new_map(), {}
+@given(ops=st.lists(map_op, max_size=60), filtered=st.booleans())
+def test_an_off_heap_map_behaves_as_a_dict(tables, ops, filtered):
+    """With its filter of the keys held, or without one (a year's line clients)."""
+    table, model = tables.new_map(filtered), {}
     for o in ops:
         kind = o[0]
-        if kind == "set":
+        if kind == "set" or (kind == "insert" and o[1] in model):
             table[o[1]] = model[o[1]] = o[2]
+        elif kind == "insert":
+            table.insert(o[1], o[2])
+            model[o[1]] = o[2]
         elif kind == "contains_set":
             assert (o[1] in table) == (o[1] in model)
             table[o[1]] = model[o[1]] = o[2]
@@ -398,3 +403,37 @@ def test_off_heap_client_maps_survive_a_checkpoint_and_recovery_into_off_heap_ta
     finally:
         off_tables.close()
         into_tables.close()
+
+
+def test_a_states_line_clients_keep_no_filter_and_a_debit_writes_its_client_unread(
+    tables, monkeypatch
+):
+    """A debit's line is new to the index, so its client is new to the line clients:
+    the kernel inserts it without a lookup, and the table keeps no filter of its keys
+    (one fewer per line of the worker's heap). A credit still finds its client."""
+    b = Builder()
+    debits = [b.debit({**K1, "client": f"k{n}"}) for n in range(40)]
+    engine = new_engine(journal=True)
+    engine.tables = tables
+    looked_up: list[int] = []
+    real = OffHeapMap._stored
+
+    def spy(self: OffHeapMap, key: int) -> bytes | None:
+        looked_up.append(self.id)
+        return real(self, key)
+
+    monkeypatch.setattr(OffHeapMap, "_stored", spy)
+    for raw in encode(debits):
+        engine.process(raw, None)
+    st = engine.providers[AGB]
+    clients, index = st.clients[2026], st.lines[2026]
+    assert clients._bits is None and index._bits is not None  # noqa: SLF001
+    assert len(clients) == 40 and clients.id not in looked_up
+    assert index.id in looked_up  # the index is asked whether each line is new
+    heap = new_engine(journal=True)
+    credits = [b.credit(debits[3]), b.credit(debits[30])]
+    for raw in encode(debits + credits):
+        heap.process(raw, None)
+    for raw in encode(credits):
+        engine.process(raw, None)
+    assert_years_off_the_heap(st, heap.providers[AGB])
