@@ -22,7 +22,10 @@ read-modify-write, ``OffHeapMap.count``, per distinct-client map it counts in). 
 writes go to a small cykhash *front* per table, spilled to RocksDB in one
 ``WriteBatch`` once the worker's fronts hold ``FRONT_ENTRIES`` keys together. A
 lookup asks the front, then the table's Bloom filter in Python (new line ids and
-event ids, the usual lookup, end there), then RocksDB. ``in`` followed by ``[]``,
+event ids, the usual lookup, end there), then RocksDB. A year's line clients keep no
+filter: a debit's client is new to them (its line was just found new in the index)
+and is ``insert``-ed without a lookup, and a credit's lookup finds its key, which a
+filter would have let through to RocksDB anyway. ``in`` followed by ``[]``,
 ``[]=`` or ``add`` of the same key, the pattern of ``ProviderState.accept``, reads
 RocksDB once: the last answer is kept. Still, every operation is a Python method
 where cykhash's are C: the worker is slower with this store (bench/RESULTS.md).
