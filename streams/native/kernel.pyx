@@ -15,7 +15,6 @@ from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
 from cpython cimport array
 from cykhash.khashmaps cimport Int64toInt64Map, kh_exist_int64toint64map
-from libc.stdlib cimport calloc, free
 import array as _array
 
 
@@ -400,27 +399,29 @@ cdef int _sum_cells(object index, int64_t skip, int64_t need, int64_t months,
     return 0
 
 
+cdef tuple _summed(object index, int64_t skip, int64_t need, int64_t months,
+                   Py_ssize_t n_dims):
+    """(cents, lines) by dims id below ``n_dims``: int64 arrays, zeroed, then summed by
+    ``_sum_cells``."""
+    cdef array.array cents = array.clone(_array.array("q"), n_dims + 1, True)
+    cdef array.array lines = array.clone(_array.array("q"), n_dims + 1, True)
+    _sum_cells(index, skip, need, months, <int64_t*>cents.data.as_longlongs,
+               <int64_t*>lines.data.as_longlongs, n_dims)
+    return cents, lines
+
+
 def dims_cells(object index, int64_t skip, int64_t need, int64_t months, Py_ssize_t n_dims):
     """``indicators.dims_cells``'s pass over a year's line index: dims id → [cents,
     lines] of the entries without a ``skip`` bit, with a ``need`` bit (0: any), in a
     month of the ``months`` bit set (0: any); dims ids below ``n_dims``."""
-    cdef int64_t* cents = <int64_t*>calloc(n_dims + 1, sizeof(int64_t))
-    cdef int64_t* lines = <int64_t*>calloc(n_dims + 1, sizeof(int64_t))
+    cdef array.array cents, lines
     cdef Py_ssize_t i
     cdef dict out = {}
-    if cents is NULL or lines is NULL:
-        free(cents)
-        free(lines)
-        raise MemoryError()
-    try:
-        _sum_cells(index, skip, need, months, cents, lines, n_dims)
-        for i in range(n_dims):
-            if lines[i]:
-                out[i] = [cents[i], lines[i]]
-        return out
-    finally:
-        free(cents)
-        free(lines)
+    cents, lines = _summed(index, skip, need, months, n_dims)
+    for i in range(n_dims):
+        if lines.data.as_longlongs[i]:
+            out[i] = [cents.data.as_longlongs[i], lines.data.as_longlongs[i]]
+    return out
 
 
 def dims_groups(object index, int64_t skip, int64_t need, int64_t months, list dims,
@@ -429,36 +430,31 @@ def dims_groups(object index, int64_t skip, int64_t need, int64_t months, list d
     position in a dims tuple), {field → [cents, lines]}, a falsy field (setting 0, no
     department) under None. ``indicators.breakdown``'s sums, in one call."""
     cdef Py_ssize_t n_dims = len(dims)
-    cdef int64_t* cents = <int64_t*>calloc(n_dims + 1, sizeof(int64_t))
-    cdef int64_t* lines = <int64_t*>calloc(n_dims + 1, sizeof(int64_t))
+    cdef array.array cents_a, lines_a
+    cdef int64_t* cents
+    cdef int64_t* lines
     cdef Py_ssize_t i, at
     cdef dict sums
     cdef list out = [], total
     cdef PyObject* found
-    if cents is NULL or lines is NULL:
-        free(cents)
-        free(lines)
-        raise MemoryError()
-    try:
-        _sum_cells(index, skip, need, months, cents, lines, n_dims)
-        for place in places:
-            at = place
-            sums = {}
-            for i in range(n_dims):
-                if lines[i]:
-                    key = dims[i][at] or None
-                    found = PyDict_GetItem(sums, key)
-                    if found is NULL:
-                        sums[key] = [cents[i], lines[i]]
-                    else:
-                        total = <list>found
-                        total[0] = _item(total, 0) + cents[i]
-                        total[1] = _item(total, 1) + lines[i]
-            out.append(sums)
-        return out
-    finally:
-        free(cents)
-        free(lines)
+    cents_a, lines_a = _summed(index, skip, need, months, n_dims)
+    cents = <int64_t*>cents_a.data.as_longlongs
+    lines = <int64_t*>lines_a.data.as_longlongs
+    for place in places:
+        at = place
+        sums = {}
+        for i in range(n_dims):
+            if lines[i]:
+                key = dims[i][at] or None
+                found = PyDict_GetItem(sums, key)
+                if found is NULL:
+                    sums[key] = [cents[i], lines[i]]
+                else:
+                    total = <list>found
+                    total[0] = _item(total, 0) + cents[i]
+                    total[1] = _item(total, 1) + lines[i]
+        out.append(sums)
+    return out
 
 
 cdef class StateCore:
