@@ -134,7 +134,9 @@ class Tick(NamedTuple):
     previous: YearState | None  # the provider's state of the year before, if any
     peer_mean: Fraction | None  # mean group share of the year's peers (group_share_low)
     # The evaluation's event time (SPEC §8.1): the submitted_at of the line that crossed
-    # a month boundary, or at the end of input the provider's watermark.
+    # a month boundary, or at the end of input the provider's watermark. No rule reads
+    # it: the engine passes over a year whose other inputs are as they were at its last
+    # evaluation (engine._inputs, which must learn of anything else a rule reads).
     at: float = 0.0
     # The covered month M of ``year`` at ``at`` (months.covered_month), 0..12.
     covered_month: int = 0
