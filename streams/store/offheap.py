@@ -352,16 +352,12 @@ class OffHeapMap(_Table, MutableMapping[int, int]):
         year's line client, written once, when its debit was just found new in the
         line index (the kernel's accept). A key it does hold would be counted twice."""
         self._n += 1
-        if self._bits is not None:
+        if self._bits is not None:  # what ``_stored`` would have left ``_mark``
             h = key * _MIX & _M64
-            self._mk = _NOTHING
-            self._mw = h & self._wmask
+            self._mk, self._mw = key, h & self._wmask
             self._mm = 1 << (h >> 58) | 1 << (h >> 52 & 63) | 1 << (h >> 46 & 63)
-            if self._n > self._cap:  # _mark grows from ``_mk``'s hash: mark after
-                self._grow()
-                self._mw = h & self._wmask
-            self._bits[self._mw] |= self._mm
-        self._to_front(key, value)
+            self._mark()
+        self._to_front(key, value)  # and forgets ``_mk``: the front holds the key now
 
     def _to_front(self, key: int, value: int) -> None:
         """Set a key the front does not hold yet (``_n`` already counts it)."""

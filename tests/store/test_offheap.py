@@ -146,20 +146,21 @@ def test_lookups_stay_exact_as_tables_grow_past_their_filters(tmp_path):
         rng = random.Random(5)
         held = [rng.getrandbits(60) for _ in range(5_000)] + list(range(-50, 50))
         absent = [rng.getrandbits(60) for _ in range(5_000)]
-        index, events = tables.new_map(), tables.new_set()
+        index, events, inserted = tables.new_map(), tables.new_set(), tables.new_map()
         for n, key in enumerate(held):
             assert key not in index and key not in events
             index[key] = n
             events.add(key)
+            inserted.insert(key, n)  # marks the filter as a set does
         bulk = tables.new_map()
         bulk.fill(array("q", held[:3_000]), array("q", range(3_000)))
         bulk.fill(array("q", held[3_000:]), array("q", range(3_000, len(held))))
-        for table in (index, events, bulk):
+        for table in (index, events, bulk, inserted):
             assert len(table) == len(held)
             assert all(key in table for key in held)
             assert not any(key in table for key in absent)
-        assert all(index[key] == n and bulk[key] == n for n, key in enumerate(held))
-        for table in (index, events):
+        assert all(index[key] == n == bulk[key] == inserted[key] for n, key in enumerate(held))
+        for table in (index, events, inserted):
             assert len(table._bits) * 64 <= 4 * FILTER_BITS_PER_KEY * len(table)  # noqa: SLF001
     finally:
         tables.close()
